@@ -1,0 +1,47 @@
+"""A small typed actor runtime on pykka: supervision, typed ask/tell, keyed per-entity actors.
+
+Users import from here::
+
+    from actors import Actor, Ask, Message, Supervisor, ChildSpec, KeyedActors, ask, tell
+"""
+
+from actors._actor import Actor, ActorExit, UnhandledMessage, spawn
+from actors._ask import ask, ask_async, tell
+from actors._errors import (
+    ActorDead,
+    ActorError,
+    AskTimeout,
+    RestartIntensityExceeded,
+    SelfAsk,
+    StartFailed,
+)
+from actors._keyed import KeyedActors
+from actors._message import Ask, Message
+from actors._metrics import Metrics, metrics
+from actors._supervisor import ChildSpec, Restart, Strategy, Supervisor, WhichChildren
+
+__all__ = [
+    "Actor",
+    "ActorDead",
+    "ActorError",
+    "ActorExit",
+    "Ask",
+    "AskTimeout",
+    "ChildSpec",
+    "KeyedActors",
+    "Message",
+    "Metrics",
+    "Restart",
+    "RestartIntensityExceeded",
+    "SelfAsk",
+    "StartFailed",
+    "Strategy",
+    "Supervisor",
+    "UnhandledMessage",
+    "WhichChildren",
+    "ask",
+    "ask_async",
+    "metrics",
+    "spawn",
+    "tell",
+]

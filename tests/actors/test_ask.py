@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from actors import (
+    Actor,
+    ActorDead,
+    Ask,
+    AskTimeout,
+    KeyedActors,
+    Message,
+    SelfAsk,
+    ask,
+    ask_async,
+    spawn,
+)
+
+
+class Wait(Ask[str]):
+    """Blocks the actor until the test releases it."""
+
+
+class Fail(Ask[str]):
+    pass
+
+
+class AskMyself(Ask[str]):
+    pass
+
+
+class Double(Ask[int]):
+    value: int
+
+
+class Worker(Actor):
+    def __init__(self, release: threading.Event | None = None) -> None:
+        super().__init__()
+        self._release = release or threading.Event()
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case Wait():
+                self._release.wait(10)
+                return "released"
+            case Fail():
+                raise KeyError("no such thing")
+            case AskMyself():
+                return ask(self.actor_ref, Double(value=1), timeout=5)
+            case Double(value=value):
+                return value * 2
+        return super().handle(message)
+
+
+def test_ask_times_out_with_a_typed_error() -> None:
+    release = threading.Event()
+    ref = spawn(lambda: Worker(release))
+    try:
+        with pytest.raises(AskTimeout, match="Wait"):
+            ask(ref, Wait(), timeout=0.05)
+    finally:
+        release.set()
+        ref.stop(block=True)
+
+
+def test_ask_to_a_stopped_actor_raises_actor_dead() -> None:
+    ref = spawn(Worker)
+    ref.stop(block=True)
+    with pytest.raises(ActorDead):
+        ask(ref, Double(value=2), timeout=1)
+
+
+def test_error_while_answering_goes_to_the_asker_and_the_actor_lives() -> None:
+    ref = spawn(Worker)
+    try:
+        with pytest.raises(KeyError, match="no such thing"):
+            ask(ref, Fail(), timeout=1)
+        assert ask(ref, Double(value=21), timeout=1) == 42
+    finally:
+        ref.stop(block=True)
+
+
+def test_an_actor_asking_itself_fails_at_once() -> None:
+    ref = spawn(Worker)
+    try:
+        with pytest.raises(SelfAsk):
+            ask(ref, AskMyself(), timeout=5)
+    finally:
+        ref.stop(block=True)
+
+
+def test_ask_async_does_not_block_the_event_loop() -> None:
+    release = threading.Event()
+    ref = spawn(lambda: Worker(release))
+
+    async def scenario() -> tuple[str, int]:
+        waiting = asyncio.ensure_future(ask_async(ref, Wait(), timeout=5))
+        ticks = 0
+        while not waiting.done():  # the loop keeps running while the actor is busy
+            ticks += 1
+            if ticks == 5:
+                release.set()
+            await asyncio.sleep(0.01)
+        return await waiting, ticks
+
+    try:
+        reply, ticks = asyncio.run(scenario())
+    finally:
+        release.set()
+        ref.stop(block=True)
+    assert reply == "released"
+    assert ticks >= 5
+
+
+def test_ask_async_times_out_and_returns_errors() -> None:
+    release = threading.Event()
+    ref = spawn(lambda: Worker(release))
+
+    async def scenario() -> None:
+        with pytest.raises(KeyError):
+            await ask_async(ref, Fail(), timeout=1)
+        with pytest.raises(AskTimeout):
+            await ask_async(ref, Wait(), timeout=0.05)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+        ref.stop(block=True)
+
+
+def test_keyed_actors_start_one_actor_per_key_on_first_use() -> None:
+    created: list[int] = []
+
+    def factory(key: int) -> Worker:
+        created.append(key)
+        return Worker()
+
+    keyed: KeyedActors[int, Worker] = KeyedActors("workers", factory)
+    try:
+        assert keyed.ask(1, Double(value=1), timeout=1) == 2
+        assert keyed.ask(1, Double(value=2), timeout=1) == 4
+        assert keyed.ask(2, Double(value=3), timeout=1) == 6
+        assert created == [1, 2]
+        assert len(keyed) == 2
+    finally:
+        keyed.stop_all()
+    assert len(keyed) == 0
+
+
+class Record(Message):
+    value: int
+
+
+class GetLog(Ask[tuple[int, ...]]):
+    pass
+
+
+class Recorder(Actor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    def handle(self, message: Any) -> Any:
+        match message:
+            case Record(value=value):
+                self.seen.append(value)
+                return None
+            case GetLog():
+                return tuple(self.seen)
+        return super().handle(message)
+
+
+def test_messages_for_one_key_are_handled_in_send_order() -> None:
+    keyed: KeyedActors[int, Recorder] = KeyedActors("recorders", lambda _key: Recorder())
+    try:
+        for value in range(500):
+            keyed.tell(value % 5, Record(value=value))
+        for key in range(5):
+            assert keyed.ask(key, GetLog(), timeout=5) == tuple(range(key, 500, 5))
+    finally:
+        keyed.stop_all()

@@ -1,0 +1,76 @@
+"""Fixtures shared by the whole suite: settings on temporary data, real servers where present."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.processes import clean_env
+from yabot.settings import Settings, load_settings
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+POSTGRES_TEST_URL = os.environ.get(
+    "POSTGRES_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SettingsFactory:
+    """``make_settings(**env)`` → Settings read from exactly ``env`` (no stray .env files)."""
+    monkeypatch.chdir(tmp_path)
+
+    def build(**env: str) -> Settings:
+        base = {"YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+                "JWT_SECRET": TEST_JWT_SECRET}
+        for name in list(os.environ):
+            monkeypatch.delenv(name)
+        for name, value in clean_env({**base, **env}).items():
+            monkeypatch.setenv(name, value)
+        return load_settings()
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def fake_telegram() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL server, dropped afterwards; skip if none."""
+    admin = sqlalchemy.create_engine(POSTGRES_TEST_URL)
+    try:
+        with admin.connect():
+            pass
+    except sqlalchemy.exc.OperationalError as exc:
+        pytest.skip(
+            f"PostgreSQL is not reachable at {POSTGRES_TEST_URL} ({type(exc).__name__}); "
+            "start it or set POSTGRES_TEST_URL"
+        )
+    schema = f"yabot_test_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    url = sqlalchemy.engine.make_url(POSTGRES_TEST_URL).update_query_dict(
+        {"options": f"-csearch_path={schema}"}
+    )
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as conn:
+        conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()

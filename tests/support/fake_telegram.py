@@ -1,0 +1,171 @@
+"""A fake Telegram Bot API server on 127.0.0.1: records what the bot sends, serves updates.
+
+It speaks the Bot API's HTTP shapes (``/bot<token>/<method>``, ``{"ok": true, "result": …}``)
+so the real aiogram client talks to it unchanged through ``TELEGRAM_API_URL``.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_USER = {"id": 100000, "is_bot": True, "first_name": "YabotTest", "username": "yabot_test_bot"}
+LONG_POLL_CAP = 0.5  # seconds a getUpdates waits at most, whatever the bot asks
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    params: dict[str, Any]
+
+
+class FakeTelegram:
+    """Start with `start()`, stop with `stop()`; ``url`` is the TELEGRAM_API_URL to use."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1)
+        self._changed = threading.Condition()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeTelegram:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- what tests do -------------------------------------------------------------------
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue an update for getUpdates; returns its update_id."""
+        with self._changed:
+            update_id = next(self._update_ids)
+            self._updates.append({"update_id": update_id, **update})
+            self._changed.notify_all()
+        return update_id
+
+    def push_message(self, user_id: int, text: str, language_code: str = "en") -> int:
+        sender = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}",
+                  "language_code": language_code}
+        return self.push_update({"message": {
+            "message_id": next(self._message_ids), "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": sender["first_name"]},
+            "from": sender, "text": text,
+            **({"entities": [{"type": "bot_command", "offset": 0,
+                               "length": len(text.split()[0])}]} if text.startswith("/") else {}),
+        }})
+
+    def sent(self, method: str = "sendMessage", chat_id: int | None = None) -> list[Call]:
+        with self._changed:
+            return [c for c in self.calls if c.method == method and (
+                chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+    # -- the server ----------------------------------------------------------------------
+
+    def _answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": self._get_updates(params)}
+        with self._changed:
+            self.calls.append(Call(method, params))
+            self._changed.notify_all()
+        if method == "getMe":
+            return 200, {"ok": True, "result": BOT_USER}
+        if method in ("deleteWebhook", "setWebhook", "answerCallbackQuery", "setMyCommands"):
+            return 200, {"ok": True, "result": True}
+        if method in ("sendMessage", "editMessageText"):
+            chat_id = int(params.get("chat_id", 0))
+            return 200, {"ok": True, "result": {
+                "message_id": int(params.get("message_id") or next(self._message_ids)),
+                "date": int(time.time()), "text": params.get("text", ""),
+                "chat": {"id": chat_id, "type": "private"}, "from": BOT_USER,
+            }}
+        return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
+
+    def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        wait = min(float(params.get("timeout") or 0), LONG_POLL_CAP)
+        deadline = time.monotonic() + wait
+        with self._changed:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            while not self._updates and time.monotonic() < deadline:
+                self._changed.wait(deadline - time.monotonic())
+            return list(self._updates)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                method = self.path.rstrip("/").rsplit("/", 1)[-1]
+                length = int(self.headers.get("Content-Length") or 0)
+                params = _parse_body(self.headers.get("Content-Type", ""), self.rfile.read(length))
+                status, body = fake._answer(method, params)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
+    """aiogram sends form fields (urlencoded or multipart); complex values are JSON strings."""
+    if content_type.startswith("application/json"):
+        parsed: dict[str, Any] = json.loads(body or b"{}")
+        return parsed
+    if content_type.startswith("multipart/form-data"):
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+        )
+        fields = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            fields[str(name)] = part.get_content()
+        return {k: _maybe_json(v) for k, v in fields.items()}
+    return {k: _maybe_json(v) for k, v in parse_qsl(body.decode())}
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

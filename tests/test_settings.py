@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SettingsFactory
+from tests.support.processes import REPO, clean_env
+from yabot.errors import ConfigError
+
+
+def test_defaults_need_no_server(make_settings: SettingsFactory, tmp_path: Path) -> None:
+    settings = make_settings()
+    assert settings.mongo.uri is None
+    assert settings.redis.url is None
+    assert settings.sql_url == f"sqlite:///{tmp_path / 'var' / 'yabot.sqlite3'}"
+    assert (settings.api.host, settings.api.port) == ("127.0.0.1", 8000)
+
+
+def test_database_url_overrides_the_sqlite_path(make_settings: SettingsFactory) -> None:
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    settings = make_settings(DATABASE_URL=url, SQLITE_DATABASE_PATH="/tmp/ignored.db")
+    assert settings.sql_url == url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("API_PORT", "eighty", "valid integer"),
+        ("API_PORT", "70000", "less than or equal to 65535"),
+        ("YABOT_ENV", "staging", "development"),
+        ("JWT_SECRET", "short", "at least 32 bytes"),
+        ("TELEGRAM_API_URL", "not a url", "URL"),
+    ],
+)
+def test_invalid_value_names_the_variable(
+    make_settings: SettingsFactory, variable: str, value: str, complaint: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_settings(**{variable: value})
+    message = str(caught.value)
+    assert f"{variable}:" in message
+    assert complaint in message
+
+
+def test_secrets_are_not_echoed_in_errors(make_settings: SettingsFactory) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_settings(JWT_SECRET="hunter2-is-my-password")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_production_requires_a_jwt_secret(make_settings: SettingsFactory) -> None:
+    with pytest.raises(ConfigError, match="JWT_SECRET: required"):
+        make_settings(YABOT_ENV="production", JWT_SECRET="")
+
+
+def test_development_keeps_a_generated_secret_across_loads(make_settings: SettingsFactory) -> None:
+    first = make_settings(JWT_SECRET="").jwt_secret()
+    assert len(first) >= 32
+    assert make_settings(JWT_SECRET="").jwt_secret() == first
+
+
+def test_env_example_lists_every_variable() -> None:
+    from yabot.settings import Settings
+
+    listed = {
+        line.split("=", 1)[0].lstrip("# ").strip()
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if "=" in line
+    }
+    for section in Settings._SECTIONS.values():
+        prefix = str(section.model_config.get("env_prefix", ""))
+        for field in section.model_fields:
+            assert (prefix + field).upper() in listed
+
+
+def test_yabot_run_refuses_an_invalid_value_and_names_it(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "yabot", "run"],
+        env=clean_env({"API_PORT": "not-a-port", "YABOT_DATA_DIR": str(tmp_path)}),
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert "API_PORT" in result.stderr

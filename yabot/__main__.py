@@ -1,0 +1,5 @@
+import sys
+
+from yabot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""The `yabot` command: run the service, mint service tokens."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from yabot.errors import ConfigError
+from yabot.settings import load_settings
+
+_DURATION = re.compile(r"^(\d+)([smhd]?)$")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """``90``, ``90s``, ``15m``, ``1h``, ``7d`` → seconds."""
+    match = _DURATION.match(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 3600, 15m, 1h)")
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def _run(_: argparse.Namespace) -> int:
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    from yabot.logs import configure_logging
+    from yabot.serving import application, gunicorn_config
+
+    settings = load_settings()
+    configure_logging(settings)
+    options = gunicorn_config(settings)
+
+    class Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key != "wsgi_app":
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return application
+
+    Server().run()
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from yabot.api.auth import mint_token
+
+    settings = load_settings()
+    scopes = [scope for group in args.scope for scope in group.split(",") if scope]
+    print(mint_token(settings, args.sub, scopes, args.ttl))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yabot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="serve the API (and the bot, if configured)")
+    run.set_defaults(handler=_run)
+    token = commands.add_parser("token", help="mint a JWT for an internal service")
+    token.add_argument("--sub", required=True, help="the calling service's name")
+    token.add_argument("--scope", action="append", default=[], help="scope(s), repeatable")
+    token.add_argument("--ttl", type=parse_duration, default=3600, help="lifetime, e.g. 1h")
+    token.set_defaults(handler=_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"yabot: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

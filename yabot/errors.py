@@ -1,0 +1,71 @@
+"""The one exception hierarchy of the application.
+
+Each error is mapped once to an HTTP status (`yabot.api.problems`) and once to a user-facing
+bot reply (`yabot.bot.texts`). Messages of these errors may be shown to API clients: they never
+contain secrets, tokens or stack traces.
+"""
+
+from __future__ import annotations
+
+
+class YabotError(Exception):
+    """Base of every error the application raises on purpose."""
+
+    #: Stable machine-readable identifier, used in problem-JSON ``type`` and bot catalogue keys.
+    code = "internal"
+
+
+class ConfigError(YabotError):
+    """Settings are missing or invalid; the message names each variable and what is wrong."""
+
+    code = "config"
+
+
+class InvalidInput(YabotError):
+    """A request or message carries a value the domain does not accept."""
+
+    code = "invalid-input"
+
+
+class NotFound(YabotError):
+    code = "not-found"
+
+
+class UserNotFound(NotFound):
+    code = "user-not-found"
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"user {user_id} does not exist")
+        self.user_id = user_id
+
+
+class Unauthorized(YabotError):
+    """No valid credentials."""
+
+    code = "unauthorized"
+
+
+class Forbidden(YabotError):
+    """Valid credentials, but not allowed to do this."""
+
+    code = "forbidden"
+
+
+class Conflict(YabotError):
+    code = "conflict"
+
+
+class Unavailable(YabotError):
+    """A dependency (store, bus) cannot serve right now; retrying later may work."""
+
+    code = "unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    code = "store-unavailable"
+
+
+class TimedOut(YabotError):
+    """An internal request took longer than its deadline."""
+
+    code = "timeout"

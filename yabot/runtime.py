@@ -1,0 +1,95 @@
+"""Runtime: the whole application in one process — the supervisor tree, then the bot.
+
+Start order: stores → sessions → bot; stop order is the reverse. Used by the gunicorn worker
+(`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
+threads are not daemons and would keep the process alive.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pykka
+import structlog
+from pymongo import MongoClient
+
+from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
+from yabot.bot.runner import BotRunner
+from yabot.services.users import UserService
+from yabot.sessions.session import UserSession
+from yabot.settings import Settings
+from yabot.stores.actors import MongoClientFactory, stores_supervisor
+from yabot.stores.handles import Stores
+
+log = structlog.get_logger("yabot.runtime")
+
+ROOT_STOP_TIMEOUT = 30.0
+
+
+class Runtime:
+    """Builds, starts and stops the actor tree and the Telegram runner for ``settings``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        mongo_client_factory: MongoClientFactory = MongoClient,
+        on_fatal: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stores = Stores()
+        self.sessions: KeyedActors[int, UserSession] = KeyedActors(
+            "sessions", lambda user_id: UserSession(user_id, UserService(self.stores))
+        )
+        self._mongo_client_factory = mongo_client_factory
+        self._on_fatal = on_fatal
+        self._root: pykka.ActorRef[Supervisor] | None = None
+        self._bot: BotRunner | None = None
+        self.failed = threading.Event()
+
+    def start(self) -> None:
+        def build_root() -> Supervisor:
+            return Supervisor(
+                "root",
+                [
+                    ChildSpec("stores", self._stores_supervisor),
+                    self.sessions.child_spec(),
+                ],
+            )
+
+        self._root = spawn(build_root, on_exit=self._root_exited)
+        log.info("actor tree started")
+        if self.settings.bot.telegram_bot_token is not None:
+            self._bot = BotRunner(self.settings, self.sessions)
+            self._bot.start()
+        else:
+            log.info(
+                "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates "
+                "(and TELEGRAM_API_URL for a self-hosted Bot API server)"
+            )
+
+    def _stores_supervisor(self) -> Supervisor:
+        return stores_supervisor(self.settings, self.stores, self._mongo_client_factory)
+
+    def stop(self) -> None:
+        """Stop the bot, then the tree (children in reverse start order). Idempotent."""
+        if self._bot is not None:
+            self._bot.stop()
+            self._bot = None
+        root, self._root = self._root, None
+        if root is not None:
+            root.stop(block=True, timeout=ROOT_STOP_TIMEOUT)
+            log.info("actor tree stopped")
+
+    @property
+    def running(self) -> bool:
+        return self._root is not None and self._root.is_alive()
+
+    def _root_exited(self, exit_: ActorExit) -> None:
+        if not exit_.failed:
+            return
+        log.critical("root supervisor gave up; shutting down", error=repr(exit_.error))
+        self.failed.set()
+        if self._on_fatal is not None:
+            self._on_fatal()

@@ -1,0 +1,34 @@
+"""UserService: creating users across both stores and reading their merged state."""
+
+from __future__ import annotations
+
+from yabot.domain.users import TelegramIdentity, UserDocument, UserProfile
+from yabot.errors import UserNotFound
+from yabot.sessions.messages import UserState
+from yabot.stores.handles import Stores
+
+
+class UserService:
+    """Plain class, called inside a user's session actor (so one user's calls are serial)."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+
+    def create_user(self, identity: TelegramIdentity) -> bool:
+        """Create the user in both stores unless present; True when the document is new.
+
+        Both writes are idempotent, so a crash between them is repaired by calling again.
+        """
+        _, created = self._stores.documents.users.create_if_absent(
+            UserDocument(user_id=identity.user_id, language=identity.language)
+        )
+        self._stores.relational.profiles.create_if_absent(UserProfile.from_identity(identity))
+        return created
+
+    def get_user_context(self, user_id: int) -> UserState:
+        """The merged state; `UserNotFound` when the user has no document."""
+        document = self._stores.documents.users.get(user_id)
+        if document is None:
+            raise UserNotFound(user_id)
+        profile = self._stores.relational.profiles.get(user_id)
+        return UserState(document=document, profile=profile)

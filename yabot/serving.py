@@ -1,0 +1,88 @@
+"""Serving the API with gunicorn: one gthread worker that owns the actor tree.
+
+The tree starts in ``post_worker_init`` (inside the worker, after fork) and stops in
+``worker_exit``. Nothing starts at import time, so ``preload_app`` cannot strand actors in the
+master. `config/gunicorn.conf.py` and `yabot run` both take their settings from
+`gunicorn_config`, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import structlog
+
+from yabot.api.app import create_app
+from yabot.api.bridge import ApiBridge
+from yabot.api.problems import PROBLEM_JSON
+from yabot.logs import configure_logging
+from yabot.runtime import Runtime
+from yabot.settings import Settings, load_settings
+
+log = structlog.get_logger("yabot.serving")
+
+StartResponse = Callable[..., Any]
+
+_NOT_READY = b'{"type":"/problems/unavailable","title":"Service Unavailable","status":503}'
+
+
+class WorkerApp:
+    """The WSGI entry point. Answers 503 until the worker's runtime is bound."""
+
+    def __init__(self) -> None:
+        self._app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None
+        self.runtime: Runtime | None = None
+
+    def bind(self, settings: Settings, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._app = create_app(settings, ApiBridge(runtime.sessions, settings.actors.ask_timeout))
+
+    def shutdown(self) -> None:
+        runtime, self.runtime, self._app = self.runtime, None, None
+        if runtime is not None:
+            runtime.stop()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        app = self._app
+        if app is None:
+            start_response("503 Service Unavailable", [("Content-Type", PROBLEM_JSON)])
+            return [_NOT_READY]
+        return app(environ, start_response)
+
+
+application = WorkerApp()
+
+
+def post_worker_init(worker: Any) -> None:
+    settings = load_settings()
+    configure_logging(settings)
+    runtime = Runtime(settings, on_fatal=lambda: setattr(worker, "alive", False))
+    runtime.start()
+    application.bind(settings, runtime)
+    log.info("worker ready", pid=os.getpid(), bind=f"{settings.api.host}:{settings.api.port}")
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    if os.getpid() == worker.pid:  # the hook also runs in the master for dead workers
+        application.shutdown()
+
+
+def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
+    """gunicorn settings derived from ours; the hooks above included."""
+    settings = settings or load_settings()
+    return {
+        "wsgi_app": "yabot.serving:application",
+        "bind": [f"{settings.api.host}:{settings.api.port}"],
+        "workers": 1,  # per-user ordering holds within one process (see README)
+        "worker_class": "gthread",
+        "threads": settings.api.threads,
+        "graceful_timeout": settings.api.graceful_timeout,
+        "timeout": 60,
+        "preload_app": False,
+        "control_socket_disable": True,  # gunicorn >= 25.1 shares one socket path per user
+        "accesslog": None,
+        "post_worker_init": post_worker_init,
+        "worker_exit": worker_exit,
+    }

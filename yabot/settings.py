@@ -1,0 +1,203 @@
+"""All configuration, read once from the environment and `.env` into one immutable tree.
+
+Every variable is listed in `.env.example`. Nothing else in the application reads the
+environment. An invalid value raises `ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from yabot.errors import ConfigError
+
+ENV_FILE = ".env"
+MIN_JWT_SECRET_BYTES = 32  # PyJWT's enforce_minimum_key_length floor for HS256
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+def _config(prefix: str = "") -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix, env_file=ENV_FILE, extra="ignore", frozen=True, env_ignore_empty=True,
+        case_sensitive=False,
+    )
+
+
+class AppSettings(BaseSettings):
+    model_config = _config()
+
+    yabot_env: Environment = Environment.DEVELOPMENT
+    yabot_data_dir: Path = Path("./var")
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+
+class MongoSettings(BaseSettings):
+    model_config = _config("MONGODB_")
+
+    uri: SecretStr | None = None
+    database: str = "yabot"
+
+
+class SqlSettings(BaseSettings):
+    model_config = _config()
+
+    database_url: SecretStr | None = None
+    sqlite_database_path: Path | None = None
+
+
+class RedisSettings(BaseSettings):
+    model_config = _config("REDIS_")
+
+    url: SecretStr | None = None
+
+
+class ApiSettings(BaseSettings):
+    model_config = _config("API_")
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    threads: Annotated[int, Field(ge=1, le=256)] = 8
+    graceful_timeout: Annotated[int, Field(ge=1, le=3600)] = 20
+
+
+class JwtSettings(BaseSettings):
+    model_config = _config("JWT_")
+
+    secret: SecretStr | None = None
+    issuer: str = "yabot"
+    audience: str = "yabot-api"
+    leeway_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes long")
+        return value
+
+
+class BotSettings(BaseSettings):
+    model_config = _config()
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    bot_webhook_url: AnyHttpUrl | None = None
+    bot_webhook_secret: SecretStr | None = None
+
+
+class ActorSettings(BaseSettings):
+    model_config = _config("ACTORS_")
+
+    ask_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+
+
+class Settings(BaseModel):
+    """The whole configuration tree. Build it with `load_settings`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    app: AppSettings
+    mongo: MongoSettings
+    sql: SqlSettings
+    redis: RedisSettings
+    api: ApiSettings
+    jwt: JwtSettings
+    bot: BotSettings
+    actors: ActorSettings
+
+    _SECTIONS: ClassVar[dict[str, type[BaseSettings]]] = {
+        "app": AppSettings, "mongo": MongoSettings, "sql": SqlSettings, "redis": RedisSettings,
+        "api": ApiSettings, "jwt": JwtSettings, "bot": BotSettings, "actors": ActorSettings,
+    }
+
+    @property
+    def is_production(self) -> bool:
+        return self.app.yabot_env is Environment.PRODUCTION
+
+    @property
+    def data_dir(self) -> Path:
+        return self.app.yabot_data_dir
+
+    @property
+    def sql_url(self) -> str:
+        """`DATABASE_URL` if set, else the SQLite file (default ``<data dir>/yabot.sqlite3``)."""
+        if self.sql.database_url is not None:
+            return self.sql.database_url.get_secret_value()
+        path = self.sql.sqlite_database_path or self.data_dir / "yabot.sqlite3"
+        return f"sqlite:///{path}"
+
+    def jwt_secret(self) -> str:
+        """`JWT_SECRET`; outside production a random one kept in the data dir when unset.
+
+        Keeping it in a file (mode 0600) lets `yabot token` mint tokens the server accepts.
+        """
+        if self.jwt.secret is not None:
+            return self.jwt.secret.get_secret_value()
+        path = self.data_dir / "jwt_secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read every section from the environment (and `.env`); raise `ConfigError` on bad values.
+
+    ``overrides`` replaces whole sections, e.g. ``load_settings(api=ApiSettings(port=0))``.
+    """
+    sections: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, section in Settings._SECTIONS.items():
+        if name in overrides:
+            sections[name] = overrides[name]
+            continue
+        try:
+            sections[name] = section()
+        except ValidationError as exc:
+            prefix = str(section.model_config.get("env_prefix", ""))
+            for error in exc.errors():
+                variable = (prefix + str(error["loc"][0])).upper() if error["loc"] else prefix
+                problems.append(f"{variable}: {error['msg']} (got {_shown(error)})")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    settings = Settings(**sections)
+    if settings.is_production and settings.jwt.secret is None:
+        raise ConfigError(
+            "invalid configuration:\n  JWT_SECRET: required when YABOT_ENV=production"
+        )
+    return settings
+
+
+def _shown(error: Any) -> str:
+    """The offending input, unless the field holds a secret."""
+    loc = " ".join(str(part) for part in error.get("loc", ()))
+    if any(word in loc for word in ("secret", "token", "uri", "url")):
+        return "a value that is not shown"
+    return repr(error.get("input"))
