@@ -48,7 +48,8 @@ def run(quick: bool = False) -> Report:
     by_name = {m.name: m for m in report.measurements}
     baseline = by_name["raw pykka ask"].median_us
     keyed_median = by_name["KeyedActors.ask"].median_us
-    assert baseline and keyed_median
+    assert baseline is not None
+    assert keyed_median is not None
     ratio = keyed_median / baseline
     report.checks.append(
         Check("keyed ask median / raw pykka ask median", round(ratio, 3), "<= 1.5", ratio <= 1.5)

@@ -16,6 +16,7 @@ from pymongo import MongoClient
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
 from yabot.bot.runner import BotRunner
+from yabot.health import HealthRegistry
 from yabot.services.users import UserService
 from yabot.sessions.session import UserSession
 from yabot.settings import Settings
@@ -38,6 +39,7 @@ class Runtime:
         on_fatal: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.health = HealthRegistry()
         self.stores = Stores()
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions", lambda user_id: UserSession(user_id, UserService(self.stores))
