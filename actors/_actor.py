@@ -71,8 +71,10 @@ class Actor(pykka.ThreadingActor):
     - An exception while answering an ask is returned to the asker and the actor lives on.
       An exception while handling a tell kills the actor (a *failure*); so does an exception
       in `pre_start`, which `spawn` reports by raising `StartFailed`.
-    - Exit listeners are told exactly once when a started actor ends, from the actor's own
-      thread, with ``failed`` saying whether an exception ended it.
+    - Exit listeners are told exactly once when an actor ends, from the actor's own thread,
+      with ``failed`` saying whether an exception ended it (in `pre_start` included).
+    - A `BaseException` that is not an `Exception` (KeyboardInterrupt, SystemExit) in a
+      handler makes pykka stop every actor in the process: never raise one on purpose.
 
     Subclasses implement `handle` and may override `pre_start` / `post_stop`; they must not
     override pykka's `on_start`, `on_stop`, `on_failure` or `on_receive`.
@@ -83,6 +85,9 @@ class Actor(pykka.ThreadingActor):
         self._exit_listeners: list[ExitListener] = []
         self._started = threading.Event()
         self._start_error: BaseException | None = None
+        self._start_after: threading.Event | None = None
+        self._start_timeout = DEFAULT_START_TIMEOUT
+        self._after_message: Callable[[], None] | None = None
         self._class_name = type(self).__name__
 
     # -- hooks for subclasses -------------------------------------------------------------
@@ -101,33 +106,46 @@ class Actor(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         _current.urn = self.actor_urn
+        metrics.started(self._class_name)
         try:
+            if self._start_after is not None and not self._start_after.wait(self._start_timeout):
+                raise StartFailed(
+                    f"{self._class_name}: the previous incarnation did not stop within "
+                    f"{self._start_timeout}s"
+                )
             self.pre_start()
         except BaseException as exc:
             self._start_error = exc
             self._started.set()
+            self._exit(ActorExit(self.actor_urn, self._class_name, True, exc))
             raise
-        metrics.started(self._class_name)
         self._started.set()
 
     def on_receive(self, message: Any) -> Any:
-        if not isinstance(message, _Envelope):  # sent with plain pykka
-            result = self.handle(message)
-            metrics.handled(self._class_name)
-            return result
-        if message.deliver is None:
-            result = message.context.run(self.handle, message.message)
-            metrics.handled(self._class_name)
-            return result
+        # `_after_message` runs before the reply is released, so an asker that has its answer
+        # sees the message as handled (KeyedActors counts pending messages with it).
+        if not isinstance(message, _Envelope) or message.deliver is None:
+            try:
+                if isinstance(message, _Envelope):
+                    return message.context.run(self.handle, message.message)
+                return self.handle(message)  # sent with plain pykka
+            finally:
+                self._message_done()
+        error: Exception | None = None
+        result: Any = None
         try:
             result = message.context.run(self.handle, message.message)
         except Exception as exc:  # returned to the asker, like pykka's own ask
-            metrics.handled(self._class_name)
-            message.deliver(None, exc)
-            return None
-        metrics.handled(self._class_name)
-        message.deliver(result, None)
+            error = exc
+        finally:
+            self._message_done()
+        message.deliver(result, error)
         return None
+
+    def _message_done(self) -> None:
+        metrics.handled(self._class_name)
+        if self._after_message is not None:
+            self._after_message()
 
     def on_stop(self) -> None:
         try:
@@ -162,20 +180,32 @@ def spawn(
     *,
     on_exit: ExitListener | None = None,
     start_timeout: float = DEFAULT_START_TIMEOUT,
+    wait: bool = True,
+    after: threading.Event | None = None,
 ) -> pykka.ActorRef[A]:
-    """Create an actor with ``factory``, start it, and wait until `pre_start` has finished.
+    """Create an actor with ``factory`` and start it.
 
-    ``on_exit`` is attached before the actor starts, so no exit can be missed. Raises
-    `StartFailed` when `pre_start` raises or takes longer than ``start_timeout``; the
-    listener is not called for a failed start (pykka runs no hook then, and the caller
-    already knows from the exception).
+    ``on_exit`` is attached before the actor starts, so no exit can be missed; it is also
+    told of a failed start (``failed=True``).
+
+    With ``wait`` (the default) this returns once `pre_start` has finished and raises
+    `StartFailed` when it raised or took longer than ``start_timeout``. Without ``wait`` it
+    returns at once: messages sent meanwhile queue and are handled after `pre_start`, or fail
+    with `ActorDead` if the start fails.
+
+    ``after``: the actor's thread waits (at most ``start_timeout``) for this event before
+    `pre_start` — a new incarnation waits until the previous one has stopped.
     """
     actor = factory()
     if on_exit is not None:
         actor._exit_listeners.append(on_exit)
+    actor._start_after = after
+    actor._start_timeout = start_timeout
     ref = actor.actor_ref
     pykka.ActorRegistry.register(ref)
     actor._start_actor_loop()
+    if not wait:
+        return ref
     if not actor._started.wait(start_timeout):
         ref.stop(block=False)
         raise StartFailed(f"{type(actor).__name__} did not start within {start_timeout}s")

@@ -25,3 +25,7 @@ class StartFailed(ActorError):
 
 class RestartIntensityExceeded(ActorError):
     """A supervisor restarted children more often than its intensity allows and gave up."""
+
+
+class Overloaded(ActorError):
+    """A capped `KeyedActors` had no room for another key's actor within its start timeout."""

@@ -7,11 +7,13 @@ uncontended lock acquisition per message, which is small next to a queue hand-of
 from __future__ import annotations
 
 import bisect
+import queue
 import threading
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import pykka
 
 # Upper bounds in seconds: from a fast in-process ask (~50 µs) to a slow store round trip.
 ASK_LATENCY_BUCKETS: tuple[float, ...] = (
@@ -35,14 +37,13 @@ class _ClassStats:
 class Metrics:
     """Runtime metrics keyed by actor class name.
 
-    ``mailbox_depth`` is sampled on read through registered probes, so sending a message costs
-    nothing extra.
+    ``mailbox_depth`` is sampled on read from the inboxes of the actors in pykka's registry
+    (every actor `spawn` starts), so sending a message costs nothing extra.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stats: dict[str, _ClassStats] = defaultdict(_ClassStats)
-        self._depth_probes: dict[str, Callable[[], int]] = {}
 
     def handled(self, actor_class: str) -> None:
         with self._lock:
@@ -73,20 +74,10 @@ class Metrics:
             if index < len(ASK_LATENCY_BUCKETS):
                 stats.ask_buckets[index] += 1
 
-    def register_mailbox_probe(self, key: str, probe: Callable[[], int]) -> None:
-        """Report ``probe()`` as the mailbox depth of ``key`` (an actor class name) on read."""
-        with self._lock:
-            self._depth_probes[key] = probe
-
-    def unregister_mailbox_probe(self, key: str) -> None:
-        with self._lock:
-            self._depth_probes.pop(key, None)
-
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """A consistent copy: ``{actor_class: {"handled": n, ..., "ask_latency": {...}}}``."""
         with self._lock:
             stats = {name: _copy(s) for name, s in self._stats.items()}
-            probes = dict(self._depth_probes)
         result: dict[str, dict[str, Any]] = {}
         for name, s in stats.items():
             cumulative, running = [], 0
@@ -105,8 +96,12 @@ class Metrics:
                     "buckets": dict(zip(ASK_LATENCY_BUCKETS, cumulative, strict=True)),
                 },
             }
-        for name, probe in probes.items():
-            result.setdefault(name, _empty())["mailbox_depth"] = probe()
+        for ref in pykka.ActorRegistry.get_all():
+            inbox = ref.actor_inbox  # a queue.Queue for ThreadingActor; typed as a Protocol
+            depth = inbox.qsize() if isinstance(inbox, queue.Queue) else 0
+            if depth:
+                name = ref.actor_class.__name__
+                result.setdefault(name, _empty())["mailbox_depth"] += depth
         return result
 
     def prometheus_text(self, prefix: str = "actors") -> str:

@@ -11,8 +11,6 @@ from actors import (
     ActorDead,
     Ask,
     AskTimeout,
-    KeyedActors,
-    Message,
     SelfAsk,
     ask,
     ask_async,
@@ -130,56 +128,3 @@ def test_ask_async_times_out_and_returns_errors() -> None:
     finally:
         release.set()
         ref.stop(block=True)
-
-
-def test_keyed_actors_start_one_actor_per_key_on_first_use() -> None:
-    created: list[int] = []
-
-    def factory(key: int) -> Worker:
-        created.append(key)
-        return Worker()
-
-    keyed: KeyedActors[int, Worker] = KeyedActors("workers", factory)
-    try:
-        assert keyed.ask(1, Double(value=1), timeout=1) == 2
-        assert keyed.ask(1, Double(value=2), timeout=1) == 4
-        assert keyed.ask(2, Double(value=3), timeout=1) == 6
-        assert created == [1, 2]
-        assert len(keyed) == 2
-    finally:
-        keyed.stop_all()
-    assert len(keyed) == 0
-
-
-class Record(Message):
-    value: int
-
-
-class GetLog(Ask[tuple[int, ...]]):
-    pass
-
-
-class Recorder(Actor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[int] = []
-
-    def handle(self, message: Any) -> Any:
-        match message:
-            case Record(value=value):
-                self.seen.append(value)
-                return None
-            case GetLog():
-                return tuple(self.seen)
-        return super().handle(message)
-
-
-def test_messages_for_one_key_are_handled_in_send_order() -> None:
-    keyed: KeyedActors[int, Recorder] = KeyedActors("recorders", lambda _key: Recorder())
-    try:
-        for value in range(500):
-            keyed.tell(value % 5, Record(value=value))
-        for key in range(5):
-            assert keyed.ask(key, GetLog(), timeout=5) == tuple(range(key, 500, 5))
-    finally:
-        keyed.stop_all()
