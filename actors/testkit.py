@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pykka
 
 from actors._actor import Actor, ActorExit, spawn
+from actors._ask import tell
 from actors._message import Message
 
 A = TypeVar("A", bound=Actor)
@@ -122,6 +123,15 @@ def crash_on(message_type: type[Message], factory: Callable[[], A]) -> Callable[
         return actor
 
     return build
+
+
+class Poison(Message):
+    """A message no actor's protocol includes: told, `Actor.handle`'s default raises on it."""
+
+
+def crash(ref: pykka.ActorRef[Any]) -> None:
+    """Fail a running actor from outside, as an exception in a told message would."""
+    tell(ref, Poison())
 
 
 class ExitWatch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pykka
 import structlog
@@ -47,20 +48,20 @@ class Runtime:
         self._mongo_client_factory = mongo_client_factory
         self._on_fatal = on_fatal
         self._root: pykka.ActorRef[Supervisor] | None = None
+        self._supervisor: Supervisor | None = None
         self._bot: BotRunner | None = None
         self.failed = threading.Event()
 
     def start(self) -> None:
-        def build_root() -> Supervisor:
-            return Supervisor(
-                "root",
-                [
-                    ChildSpec("stores", self._stores_supervisor),
-                    self.sessions.child_spec(),
-                ],
-            )
-
-        self._root = spawn(build_root, on_exit=self._root_exited)
+        root = Supervisor(
+            "root",
+            [
+                ChildSpec("stores", self._stores_supervisor),
+                self.sessions.child_spec(),
+            ],
+        )
+        self._root = spawn(lambda: root, on_exit=self._root_exited)
+        self._supervisor = root
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
             self._bot = BotRunner(self.settings, self.sessions)
@@ -83,6 +84,13 @@ class Runtime:
         if root is not None:
             root.stop(block=True, timeout=ROOT_STOP_TIMEOUT)
             log.info("actor tree stopped")
+
+    def find(self, path: str) -> pykka.ActorRef[Any] | None:
+        """A running actor of the tree by path, e.g. ``"stores/sql"``; None while it is down."""
+        root = self._root
+        if root is None or not root.is_alive():
+            return None
+        return self._supervisor.find(path) if self._supervisor is not None else None
 
     @property
     def running(self) -> bool:

@@ -64,9 +64,20 @@ def post_worker_init(worker: Any) -> None:
     log.info("worker ready", pid=os.getpid(), bind=f"{settings.api.host}:{settings.api.port}")
 
 
+# A worker exiting with gunicorn's WORKER_BOOT_ERROR makes the arbiter halt with that code
+# instead of forking a fresh worker: the process ends non-zero and the operator's supervisor
+# (systemd, the platform running the Procfile) sees the failure.
+WORKER_GAVE_UP = 3
+
+
 def worker_exit(server: Any, worker: Any) -> None:
-    if os.getpid() == worker.pid:  # the hook also runs in the master for dead workers
-        application.shutdown()
+    if os.getpid() != worker.pid:  # the hook also runs in the master for dead workers
+        return
+    runtime = application.runtime
+    application.shutdown()
+    if runtime is not None and runtime.failed.is_set():
+        log.critical("worker exits because its actor tree gave up", exit_code=WORKER_GAVE_UP)
+        raise SystemExit(WORKER_GAVE_UP)  # replaces gunicorn's own exit(0) of the worker
 
 
 def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:

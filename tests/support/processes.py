@@ -40,13 +40,15 @@ def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
 class Gunicorn:
     """gunicorn with `config/gunicorn.conf.py`, as the Procfile runs it."""
 
-    def __init__(self, env: Mapping[str, str], cwd: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], cwd: Path, config: Path = REPO / "config" / "gunicorn.conf.py"
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / "gunicorn.log"
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "config" / "gunicorn.conf.py")],
+            [sys.executable, "-m", "gunicorn", "-c", str(config)],
             env=clean_env({**env, "API_PORT": str(self.port), "API_HOST": "127.0.0.1"}),
             cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
         )
@@ -64,6 +66,15 @@ class Gunicorn:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer /healthz in {START_TIMEOUT}s:\n{self.log()}")
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for gunicorn to exit on its own and return the exit code."""
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self._log.close()
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, wait, and return the exit code."""
