@@ -105,7 +105,7 @@ class KeyedActors(Generic[K, A]):
         with self._cond:
             return len(self._live) + len(self._stopping)
 
-    def keys(self) -> list[K]:
+    def live_keys(self) -> list[K]:
         """Keys with a running actor, least recently used (sent to) first."""
         with self._cond:
             return list(self._live)

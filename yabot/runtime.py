@@ -43,7 +43,10 @@ class Runtime:
         self.health = HealthRegistry()
         self.stores = Stores()
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
-            "sessions", lambda user_id: UserSession(user_id, UserService(self.stores))
+            "sessions",
+            lambda user_id: UserSession(user_id, UserService(self.stores)),
+            idle_timeout=settings.actors.session_idle_timeout,
+            max_live=settings.actors.max_sessions,
         )
         self._mongo_client_factory = mongo_client_factory
         self._on_fatal = on_fatal

@@ -115,6 +115,8 @@ class ActorSettings(BaseSettings):
     model_config = _config("ACTORS_")
 
     ask_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
+    session_idle_timeout: Annotated[float, Field(gt=0)] = 300.0
+    max_sessions: Annotated[int, Field(ge=1)] = 10_000
 
 
 class Settings(BaseModel):
