@@ -196,14 +196,8 @@ def spawn(
     ``after``: the actor's thread waits (at most ``start_timeout``) for this event before
     `pre_start` — a new incarnation waits until the previous one has stopped.
     """
-    actor = factory()
-    if on_exit is not None:
-        actor._exit_listeners.append(on_exit)
-    actor._start_after = after
-    actor._start_timeout = start_timeout
-    ref = actor.actor_ref
-    pykka.ActorRegistry.register(ref)
-    actor._start_actor_loop()
+    ref, start = prepare(factory, on_exit=on_exit, start_timeout=start_timeout, after=after)
+    actor = start()
     if not wait:
         return ref
     if not actor._started.wait(start_timeout):
@@ -212,6 +206,32 @@ def spawn(
     if actor._start_error is not None:
         raise StartFailed(f"{type(actor).__name__} failed to start") from actor._start_error
     return ref
+
+
+def prepare(
+    factory: Callable[[], A],
+    *,
+    on_exit: ExitListener | None = None,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    after: threading.Event | None = None,
+) -> tuple[pykka.ActorRef[A], Callable[[], A]]:
+    """The first half of `spawn(wait=False)`: a ref that already accepts messages (they queue
+    until the actor runs) and the function that starts its thread. Lets a caller hand out the
+    ref under a lock and start the thread (which waits for the new thread to run) outside it.
+    """
+    actor = factory()
+    if on_exit is not None:
+        actor._exit_listeners.append(on_exit)
+    actor._start_after = after
+    actor._start_timeout = start_timeout
+    ref = actor.actor_ref
+    pykka.ActorRegistry.register(ref)
+
+    def start() -> A:
+        actor._start_actor_loop()
+        return actor
+
+    return ref, start
 
 
 def current_actor_urn() -> str | None:

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 import pykka
 import structlog
 
-from actors._actor import DEFAULT_START_TIMEOUT, Actor, ActorExit, spawn
+from actors._actor import DEFAULT_START_TIMEOUT, Actor, ActorExit, prepare
 from actors._ask import await_reply, await_reply_async, post_ask, post_ask_async, tell
 from actors._errors import ActorDead, Overloaded, RestartIntensityExceeded
 from actors._message import Ask, Message
@@ -31,11 +31,30 @@ Clock = Callable[[], float]
 
 
 @dataclass
+class _Progress:
+    """Written only by the key's actor thread, read under the registry lock: no lock needed
+    on the actor's side, so handling a message never contends with senders."""
+
+    handled: int = 0
+    last_handled: float = float("-inf")
+
+
+@dataclass
 class _Live:
     ref: pykka.ActorRef[Any]
     last_sent: float  # the registry is ordered by this: least recently used first
-    last_active: float  # last send or last message handled, for the idle timeout
-    pending: int = 0  # messages enqueued and not yet handled
+    progress: _Progress
+    sent: int = 0
+
+    @property
+    def pending(self) -> int:
+        """Messages enqueued and not yet handled."""
+        return self.sent - self.progress.handled
+
+    @property
+    def last_active(self) -> float:
+        """Last send or last message handled, for the idle timeout."""
+        return max(self.last_sent, self.progress.last_handled)
 
 
 @dataclass
@@ -95,6 +114,7 @@ class KeyedActors(Generic[K, A]):
         self._live: OrderedDict[K, _Live] = OrderedDict()  # least recently active first
         self._stopping: dict[K, _Stopping] = {}
         self._failures: deque[float] = deque()
+        self._room_waiters = 0  # callers waiting for a live actor to go
         self._closed = False
         self._ticker: threading.Thread | None = None
         self._ticker_stop = threading.Event()
@@ -131,13 +151,20 @@ class KeyedActors(Generic[K, A]):
     def _send(
         self, key: K, post: Callable[[pykka.ActorRef[Any]], T]
     ) -> tuple[pykka.ActorRef[Any], T]:
-        with self._cond:
-            live = self._live_for(key)
-            posted = post(live.ref)
-            live.pending += 1
-            live.last_sent = live.last_active = self._clock()
-            self._live.move_to_end(key)
-            return live.ref, posted
+        start: Callable[[], Any] | None = None
+        try:
+            with self._cond:
+                live, start = self._live_for(key)
+                posted = post(live.ref)
+                live.sent += 1
+                live.last_sent = self._clock()
+                self._live.move_to_end(key)
+        finally:
+            if start is not None:
+                # Outside the lock: starting a thread waits until it runs, which under load
+                # can take a GIL switch interval or more; its messages are already queued.
+                start()
+        return live.ref, posted
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -184,7 +211,8 @@ class KeyedActors(Generic[K, A]):
 
     # -- internals (call with the lock held unless said otherwise) ------------------------------
 
-    def _live_for(self, key: K) -> _Live:
+    def _live_for(self, key: K) -> tuple[_Live, Callable[[], Any] | None]:
+        """The key's live actor, and the function starting its thread if it is new."""
         deadline = time.monotonic() + self._start_timeout
         while True:
             if self._closed:
@@ -192,7 +220,7 @@ class KeyedActors(Generic[K, A]):
             live = self._live.get(key)
             if live is not None:
                 if live.ref.is_alive():
-                    return live
+                    return live, None
                 self._passivate(key)  # died; its exit has not been processed yet
             if self._max_live is None or len(self._live) + len(self._stopping) < self._max_live:
                 return self._spawn(key)
@@ -208,29 +236,38 @@ class KeyedActors(Generic[K, A]):
             raise Overloaded(
                 f"{self.name}: {self._max_live} live actors, none idle for {self._start_timeout}s"
             )
-        self._cond.wait(remaining)
+        self._room_waiters += 1
+        try:
+            self._cond.wait(remaining)
+        finally:
+            self._room_waiters -= 1
 
-    def _spawn(self, key: K) -> _Live:
+    def _spawn(self, key: K) -> tuple[_Live, Callable[[], Any]]:
         previous = self._stopping.get(key)
+        progress = _Progress()
+
+        def after_message() -> None:
+            progress.handled += 1
+            progress.last_handled = self._clock()
+            if self._room_waiters:
+                with self._cond:
+                    self._cond.notify_all()  # an idle actor can now be evicted
 
         def build() -> A:
             actor = self._factory(key)
-            urn = actor.actor_urn
-            actor._after_message = lambda: self._handled(key, urn)
+            actor._after_message = after_message
             return actor
 
-        ref = spawn(
+        ref, start = prepare(
             build,
             on_exit=lambda exit_: self._exited(key, exit_),
             start_timeout=self._start_timeout,
-            wait=False,
             after=previous.stopped if previous is not None else None,
         )
-        now = self._clock()
-        live = _Live(ref, now, now)
+        live = _Live(ref, self._clock(), progress)
         self._live[key] = live
         self._start_ticker()
-        return live
+        return live, start
 
     def _passivate(self, key: K) -> None:
         live = self._live.pop(key)
@@ -251,17 +288,6 @@ class KeyedActors(Generic[K, A]):
 
         self._ticker = threading.Thread(target=tick, name=f"{self.name}-passivation", daemon=True)
         self._ticker.start()
-
-    def _handled(self, key: K, urn: str) -> None:
-        """After each message, on the key's actor thread (takes the lock)."""
-        with self._cond:
-            live = self._live.get(key)
-            if live is None or live.ref.actor_urn != urn:
-                return
-            live.pending -= 1
-            live.last_active = self._clock()
-            if live.pending == 0 and self._max_live is not None:
-                self._cond.notify_all()  # an idle actor can now be evicted
 
     def _exited(self, key: K, exit_: ActorExit) -> None:
         """An incarnation ended (on its own thread, takes the lock)."""
