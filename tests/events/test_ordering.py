@@ -99,12 +99,12 @@ def test_seq_one_after_a_higher_seq_restarts_the_line() -> None:
     assert counters.get("ordering_restarts") == 1
 
 
-def test_the_same_held_seq_twice_is_passed_on_for_deduplication() -> None:
+def test_the_same_held_seq_twice_is_released_twice_in_place_for_deduplication() -> None:
     buf = buffer(Clock())
     buf.offer(1, 1, "a")
     assert buf.offer(1, 3, "c") == []
-    assert buf.offer(1, 3, "c-again") == ["c-again"]
-    assert buf.offer(1, 2, "b") == ["b", "c"]
+    assert buf.offer(1, 3, "c-again") == []
+    assert buf.offer(1, 2, "b") == ["b", "c", "c-again"]
 
 
 def test_idle_users_are_forgotten() -> None:

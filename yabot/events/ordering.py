@@ -21,7 +21,7 @@ class _Line(Generic[T]):
 
     expected: int
     last_seen: float
-    held: dict[int, T] = field(default_factory=dict)
+    held: dict[int, list[T]] = field(default_factory=dict)
     gap_since: float | None = None
 
 
@@ -60,7 +60,7 @@ class OrderingBuffer(Generic[T]):
 
     @property
     def held(self) -> int:
-        return sum(len(line.held) for line in self._lines.values())
+        return sum(len(items) for line in self._lines.values() for items in line.held.values())
 
     def offer(self, user_id: int, seq: int, item: T) -> list[T]:
         """Take ``item``; return the items released now, in the order to handle them."""
@@ -75,17 +75,15 @@ class OrderingBuffer(Generic[T]):
             released += self._follow_on(line, now)
             return released
         if seq > line.expected:
-            if seq in line.held:  # the same position twice: a redelivery, let dedup decide
-                self._counters.incr("ordering_late")
-                return [item]
-            line.held[seq] = item
+            # The same seq twice is a redelivery: both are released together, dedup decides.
+            line.held.setdefault(seq, []).append(item)
             if line.gap_since is None:
                 line.gap_since = now
             return []
         if seq == 1:
             log.info("sequence restarted", user_id=user_id, after=line.expected - 1)
             self._counters.incr("ordering_restarts")
-            released = [line.held[s] for s in sorted(line.held)]
+            released = [held for s in sorted(line.held) for held in line.held[s]]
             released.append(item)
             line.held.clear()
             line.expected = 2
@@ -116,7 +114,7 @@ class OrderingBuffer(Generic[T]):
     def _follow_on(self, line: _Line[T], now: float) -> list[T]:
         released = []
         while line.expected in line.held:
-            released.append(line.held.pop(line.expected))
+            released += line.held.pop(line.expected)
             line.expected += 1
         # A gap that remains is a new one (an earlier one was filled or skipped): time it anew.
         line.gap_since = now if line.held else None
