@@ -1,7 +1,7 @@
 """Runtime: the whole application in one process — the supervisor tree, then the bot.
 
-Start order: stores → sessions → bot; stop order is the reverse. Used by the gunicorn worker
-(`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
+Start order: stores → events → sessions → bot; stop order is the reverse. Used by the gunicorn
+worker (`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
 threads are not daemons and would keep the process alive.
 """
 
@@ -16,6 +16,9 @@ from pymongo import MongoClient
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
 from yabot.bot.runner import BotRunner
+from yabot.events.bus import Events
+from yabot.events.processor import Handlers
+from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
 from yabot.services.users import UserService
 from yabot.sessions.session import UserSession
@@ -41,8 +44,13 @@ class Runtime:
         self.settings = settings
         self.health = HealthRegistry()
         self.stores = Stores()
+        self.events = Events(settings, self.stores)
+        #: Event handlers by type; register them before `start`.
+        self.event_handlers = Handlers()
+        self.health.register("events", self.events.health)
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
-            "sessions", lambda user_id: UserSession(user_id, UserService(self.stores))
+            "sessions",
+            lambda user_id: UserSession(user_id, UserService(self.stores), self.events.publish),
         )
         self._mongo_client_factory = mongo_client_factory
         self._on_fatal = on_fatal
@@ -56,6 +64,7 @@ class Runtime:
                 "root",
                 [
                     ChildSpec("stores", self._stores_supervisor),
+                    ChildSpec("events", self._events_supervisor),
                     self.sessions.child_spec(),
                 ],
             )
@@ -73,6 +82,9 @@ class Runtime:
 
     def _stores_supervisor(self) -> Supervisor:
         return stores_supervisor(self.settings, self.stores, self._mongo_client_factory)
+
+    def _events_supervisor(self) -> Supervisor:
+        return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)
 
     def stop(self) -> None:
         """Stop the bot, then the tree (children in reverse start order). Idempotent."""
