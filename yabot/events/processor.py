@@ -111,6 +111,7 @@ class StreamConsumer:
         self._pending_cursor: bytes | None = b"0"  # read own pending entries first
         self._next_claim = clock()
         self._claim_cursor: str | bytes = "0-0"
+        self._acks: list[bytes] = []  # handled, not yet acked: one XACK per poll
 
     @property
     def stream(self) -> str:
@@ -145,14 +146,24 @@ class StreamConsumer:
         if not self._group_ready:
             self.ensure_group()
         entries = self._read()
-        for message_id, fields in entries:
-            self._accept(message_id, fields)
-        for event, message_id in self._buffer.expire():
-            self._process(event, message_id)
-        if self._clock() >= self._next_claim:
-            self._next_claim = self._clock() + self._settings.claim_interval
-            self._claim()
+        try:
+            for message_id, fields in entries:
+                self._accept(message_id, fields)
+            for event, message_id in self._buffer.expire():
+                self._process(event, message_id)
+            if self._clock() >= self._next_claim:
+                self._next_claim = self._clock() + self._settings.claim_interval
+                self._claim()
+        finally:
+            self._flush_acks()
         return len(entries)
+
+    def _flush_acks(self) -> None:
+        """XACK what was handled. If Redis is gone, the entries are redelivered later and
+        ``processed_events`` turns them into duplicates: nothing runs twice."""
+        acks, self._acks = self._acks, []
+        if acks:
+            self._client.xack(self.stream, self._settings.consumer_group, *acks)
 
     def ensure_group(self) -> None:
         """Create the group at the stream's start (``0``): a new group handles what the bus
@@ -244,7 +255,7 @@ class StreamConsumer:
                                   attempts=attempts)
                 return
             self._counters.incr("handled" if handled else "duplicates")
-            self._client.xack(self.stream, self._settings.consumer_group, message_id)
+            self._acks.append(message_id)
             return
 
     def _handle(self, event: Event) -> bool:
@@ -280,7 +291,7 @@ class StreamConsumer:
              "group": group, "message_id": message_id},
             maxlen=self._settings.stream_max_length, approximate=True,
         )
-        self._client.xack(self.stream, group, message_id)
+        self._acks.append(message_id)
         self._counters.incr("dead_lettered")
         log.error("event dead-lettered", event_id=event_id, attempts=attempts, error=text)
 
