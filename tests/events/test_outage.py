@@ -5,20 +5,22 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
-from actors import spawn
+from actors import ask, spawn
 from tests.conftest import SettingsFactory
 from tests.events.support import eventually, record_effect, recorded, test_metadata
 from tests.support.redis_server import RedisServer
-from yabot.events.bus import Events
+from yabot.events.bus import EventBus, Events, GetBusHealth, ReplayOutbox
 from yabot.events.counters import event_counters
 from yabot.events.models import UserInteraction
 from yabot.events.outbox import SqlOutbox
-from yabot.events.processor import Handlers
+from yabot.events.processor import Handler, Handlers
 from yabot.events.supervisor import events_supervisor
+from yabot.health import HealthStatus
 from yabot.settings import Settings
 from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.sql import SqlUserProfiles
@@ -108,3 +110,58 @@ def test_bus_started_while_redis_is_down_keeps_events_and_sends_them_later(
     redis_server.start()
     eventually(lambda: recorded(engine) == [(1, s) for s in range(1, 6)], "5 events handled")
     eventually(lambda: SqlOutbox(lambda: engine).count() == 0, "the outbox drained")
+
+
+def test_bus_actor_answers_health_and_replays_on_request(
+    make_settings: SettingsFactory, redis_server: RedisServer, stores: Stores, engine: Engine
+) -> None:
+    settings = make_settings(REDIS_URL=redis_server.url, EVENTS_REPLAY_INTERVAL="600",
+                             EVENTS_RETRY_BASE_DELAY="0.001")
+    events = Events(settings, stores)
+    bus = spawn(lambda: EventBus(settings, stores, events))
+    try:
+        assert ask(bus, GetBusHealth(), timeout=10).status is HealthStatus.PASS
+        redis_server.kill()
+        events.publish(UserInteraction(user_id=1, seq=1, action="tap"))
+        assert ask(bus, GetBusHealth(), timeout=10).status is HealthStatus.WARN
+        redis_server.start()
+        assert ask(bus, ReplayOutbox(), timeout=10) == 1
+        assert SqlOutbox(lambda: engine).count() == 0
+    finally:
+        bus.stop(block=True)
+    # Stopped: the handle keeps events in the outbox for the next bus.
+    events.publish(UserInteraction(user_id=1, seq=2, action="tap"))
+    assert SqlOutbox(lambda: engine).count() == 1
+
+
+class CrashingOnce(Handlers):
+    """Fails the consumer loop itself (not a handler) once: a bug, not a bad event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crashed = False
+
+    def for_event(self, event: Any) -> list[Handler]:
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("bug in the consumer loop")
+        return super().for_event(event)
+
+
+def test_a_dead_consumer_loop_fails_the_processor_and_its_supervisor_restarts_it(
+    make_settings: SettingsFactory, redis_server: RedisServer, stores: Stores, engine: Engine
+) -> None:
+    settings = fast_settings(make_settings, redis_server.url)
+    events = Events(settings, stores)
+    handlers = CrashingOnce()
+    handlers.on(UserInteraction, record_effect)
+    supervisor = events_supervisor(settings, stores, events, handlers)
+    tree = spawn(lambda: supervisor)
+    try:
+        first = supervisor.child("processor")
+        events.publish(UserInteraction(user_id=1, seq=1, action="tap"))
+        eventually(lambda: recorded(engine) == [(1, 1)], "handled by the restarted processor")
+        assert handlers.crashed
+        assert supervisor.child("processor") is not first
+    finally:
+        tree.stop(block=True, timeout=30)

@@ -130,7 +130,9 @@ class StreamConsumer:
             try:
                 self.poll_once()
                 failures = 0
-            except INFRASTRUCTURE as exc:
+            except (*INFRASTRUCTURE, redis.exceptions.ResponseError) as exc:
+                # A ResponseError (e.g. WRONGTYPE: the stream key holds something else) needs
+                # an operator, not a restart loop that would end in escalation to the root.
                 failures += 1
                 self._counters.incr("consumer_errors")
                 log.warning("event consumer waits for its stores", error=repr(exc),
