@@ -16,7 +16,7 @@ from tests.events.support import eventually, record_effect, recorded, test_metad
 from tests.support.redis_server import RedisServer
 from yabot.events.bus import EventBus, Events, GetBusHealth, ReplayOutbox
 from yabot.events.counters import event_counters
-from yabot.events.models import UserInteraction
+from yabot.events.models import UserInteraction, parse_event
 from yabot.events.outbox import SqlOutbox
 from yabot.events.processor import Handler, Handlers
 from yabot.events.supervisor import events_supervisor
@@ -28,6 +28,7 @@ from yabot.stores.tables import dead_letters
 
 USERS = 10
 PER_USER = 100
+STREAM = "yabot:events"  # the default; each test has its own redis-server
 
 
 @pytest.fixture
@@ -43,6 +44,21 @@ def fast_settings(make_settings: SettingsFactory, redis_url: str) -> Settings:
         REDIS_URL=redis_url, EVENTS_REPLAY_INTERVAL="0.05", EVENTS_READ_BLOCK_MS="50",
         EVENTS_RETRY_BASE_DELAY="0.001", EVENTS_RETRY_MAX_DELAY="0.05",
         EVENTS_REDIS_TIMEOUT="1", EVENTS_ORDERING_GAP_TIMEOUT="30",
+    )
+
+
+def diagnose(engine: Engine, redis_server: RedisServer) -> str:
+    """Which events are missing, and whether each reached the stream (for a failing run)."""
+    handled = set(recorded(engine))
+    missing = sorted({(u, s) for u in range(1, USERS + 1) for s in range(1, PER_USER + 1)}
+                     - handled)
+    client = redis_server.client()
+    in_stream = {(e.user_id, e.seq) for e in (parse_event(f[b"body"])
+                                             for _, f in client.xrange(STREAM))}
+    return (
+        f"{len(missing)} events not handled: {missing[:20]}; of those in the stream: "
+        f"{sorted(set(missing) & in_stream)[:20]}; outbox: {SqlOutbox(lambda: engine).count()}; "
+        f"counters: {event_counters.snapshot()}"
     )
 
 
@@ -65,11 +81,16 @@ def test_redis_killed_mid_publish_and_restarted_loses_nothing_and_keeps_order(
     published = 0
     published_lock = threading.Lock()
     outboxed_before = event_counters.get("outboxed")
+    killed = threading.Event()
 
     def user_publishes(user_id: int) -> None:
         nonlocal published
         pause = threading.Event()
         for seq in range(1, PER_USER + 1):
+            if user_id % 2 and seq == PER_USER // 2:
+                # Half the users are surely mid-sequence at the crash, however the threads
+                # get scheduled on a loaded machine; the other half run freely through it.
+                killed.wait(60)
             running.publish(UserInteraction(user_id=user_id, seq=seq, action="tap"))
             with published_lock:
                 published += 1
@@ -80,6 +101,7 @@ def test_redis_killed_mid_publish_and_restarted_loses_nothing_and_keeps_order(
         thread.start()
     eventually(lambda: published >= 300, "300 events published before the crash")
     redis_server.kill()
+    killed.set()
     for thread in threads:
         thread.join(60)
     assert published == USERS * PER_USER
@@ -88,7 +110,10 @@ def test_redis_killed_mid_publish_and_restarted_loses_nothing_and_keeps_order(
 
     redis_server.start()
 
-    eventually(lambda: len(recorded(engine)) >= USERS * PER_USER, "all 1,000 events handled")
+    try:
+        eventually(lambda: len(recorded(engine)) >= USERS * PER_USER, "all 1,000 events handled")
+    except AssertionError:
+        raise AssertionError(diagnose(engine, redis_server)) from None
     eventually(lambda: SqlOutbox(lambda: engine).count() == 0, "the outbox drained")
     effects = recorded(engine)
     assert len(effects) == USERS * PER_USER  # exactly once: no effect twice
