@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from tests.support.processes import free_port
 from tests.support.redis_server import RedisServer, no_retry
@@ -154,3 +155,29 @@ def test_backoff_grows_exponentially_under_its_cap_with_jitter(attempt: int) -> 
     ceiling = min(1.0, 0.1 * 2 ** (attempt - 1))
     assert backoff.delay(attempt, rng=lambda: 1.0) == pytest.approx(ceiling)
     assert backoff.delay(attempt, rng=lambda: 0.0) == 0.0
+
+
+class LockedOnce(SqlOutbox):
+    """SQLite's "database is locked" once, as under a long competing write."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(lambda: engine)
+        self.failed = False
+
+    def append(self, event_id: str, stream: str, body: str) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        super().append(event_id, stream, body)
+
+
+def test_a_locked_outbox_is_retried_before_the_event_counts_as_lost(engine: Engine) -> None:
+    counters = EventCounters()
+    settings = event_settings("events")
+    publisher = StreamPublisher(connect_redis(dead_url(), settings), LockedOnce(engine),
+                                settings, counters=counters)
+
+    assert publisher.publish(events(1, 1)[0]) is Outcome.OUTBOX
+    assert counters.get("outbox_retries") == 1
+    assert counters.get("lost") == 0
+    assert SqlOutbox(lambda: engine).count() == 1

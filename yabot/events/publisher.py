@@ -16,6 +16,7 @@ import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
+from sqlalchemy.exc import OperationalError
 
 from yabot.events.backoff import Backoff
 from yabot.events.counters import EventCounters, event_counters
@@ -141,10 +142,25 @@ class StreamPublisher:
                 else:
                     self._counters.incr("published")
                     return Outcome.SENT
-            self._outbox.append(event_id, self._settings.stream, body)
+            self._append_with_retry(event_id, body)
             self._backlog = True
             self._counters.incr("outboxed")
             return Outcome.OUTBOX
+
+    def _append_with_retry(self, event_id: str, body: str) -> None:
+        """The outbox is the last resort: a transient SQL error (SQLite's "database is
+        locked" after its busy timeout) is retried like a Redis one before giving up."""
+        attempt = 0
+        while True:
+            try:
+                self._outbox.append(event_id, self._settings.stream, body)
+                return
+            except OperationalError:
+                attempt += 1
+                if attempt > self._settings.publish_retries:
+                    raise
+                self._counters.incr("outbox_retries")
+                self._sleep(self._backoff.delay(attempt))
 
     def _send_with_retry(self, client: redis.Redis, event_id: str, body: str) -> None:
         attempt = 0
