@@ -69,3 +69,9 @@ class TimedOut(YabotError):
     """An internal request took longer than its deadline."""
 
     code = "timeout"
+
+
+class InvalidEvent(InvalidInput):
+    """Bytes that are not a known event: bad JSON, an unknown ``type``, or an invalid field."""
+
+    code = "invalid-event"

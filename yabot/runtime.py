@@ -1,7 +1,7 @@
 """Runtime: the whole application in one process — the supervisor tree, then the bot.
 
-Start order: stores → sessions → bot; stop order is the reverse. Used by the gunicorn worker
-(`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
+Start order: stores → events → sessions → bot; stop order is the reverse. Used by the gunicorn
+worker (`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
 threads are not daemons and would keep the process alive.
 """
 
@@ -17,6 +17,9 @@ from pymongo import MongoClient
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
 from yabot.bot.runner import BotRunner
+from yabot.events.bus import Events
+from yabot.events.processor import Handlers
+from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
 from yabot.services.users import UserService
 from yabot.sessions.session import UserSession
@@ -42,9 +45,13 @@ class Runtime:
         self.settings = settings
         self.health = HealthRegistry()
         self.stores = Stores()
+        self.events = Events(settings, self.stores)
+        #: Event handlers by type; register them before `start`.
+        self.event_handlers = Handlers()
+        self.health.register("events", self.events.health)
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",
-            lambda user_id: UserSession(user_id, UserService(self.stores)),
+            lambda user_id: UserSession(user_id, UserService(self.stores), self.events.publish),
             idle_timeout=settings.actors.session_idle_timeout,
             max_live=settings.actors.max_sessions,
         )
@@ -60,6 +67,7 @@ class Runtime:
             "root",
             [
                 ChildSpec("stores", self._stores_supervisor),
+                ChildSpec("events", self._events_supervisor),
                 self.sessions.child_spec(),
             ],
         )
@@ -77,6 +85,9 @@ class Runtime:
 
     def _stores_supervisor(self) -> Supervisor:
         return stores_supervisor(self.settings, self.stores, self._mongo_client_factory)
+
+    def _events_supervisor(self) -> Supervisor:
+        return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)
 
     def stop(self) -> None:
         """Stop the bot, then the tree (children in reverse start order). Idempotent."""

@@ -119,6 +119,29 @@ class ActorSettings(BaseSettings):
     max_sessions: Annotated[int, Field(ge=1)] = 10_000
 
 
+class EventSettings(BaseSettings):
+    """The event bus (Redis Streams + SQL outbox) and the event processor."""
+
+    model_config = _config("EVENTS_")
+
+    stream: Annotated[str, Field(min_length=1, max_length=100)] = "yabot:events"
+    stream_max_length: Annotated[int, Field(ge=1000)] = 100_000
+    consumer_group: Annotated[str, Field(min_length=1, max_length=128)] = "yabot"
+    consumer_name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    redis_timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
+    publish_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    retry_base_delay: Annotated[float, Field(gt=0, le=10)] = 0.05
+    retry_max_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
+    replay_interval: Annotated[float, Field(gt=0, le=600)] = 1.0
+    replay_batch: Annotated[int, Field(ge=1, le=10_000)] = 200
+    read_block_ms: Annotated[int, Field(ge=10, le=10_000)] = 500
+    read_count: Annotated[int, Field(ge=1, le=10_000)] = 100
+    handler_retries: Annotated[int, Field(ge=0, le=20)] = 3
+    claim_min_idle: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    claim_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    ordering_gap_timeout: Annotated[float, Field(gt=0, le=3600)] = 5.0
+
+
 class Settings(BaseModel):
     """The whole configuration tree. Build it with `load_settings`."""
 
@@ -132,10 +155,12 @@ class Settings(BaseModel):
     jwt: JwtSettings
     bot: BotSettings
     actors: ActorSettings
+    events: EventSettings = Field(default_factory=EventSettings)
 
     _SECTIONS: ClassVar[dict[str, type[BaseSettings]]] = {
         "app": AppSettings, "mongo": MongoSettings, "sql": SqlSettings, "redis": RedisSettings,
         "api": ApiSettings, "jwt": JwtSettings, "bot": BotSettings, "actors": ActorSettings,
+        "events": EventSettings,
     }
 
     @property

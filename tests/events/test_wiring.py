@@ -1,0 +1,127 @@
+"""The events subtree in the real runtime: /start publishes, and never fails because of it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection
+
+from actors import WhichChildren, ask, spawn
+from tests.conftest import SettingsFactory
+from tests.events.support import eventually
+from tests.support.processes import free_port
+from yabot.domain.users import TelegramIdentity
+from yabot.events.counters import event_counters
+from yabot.events.models import BaseEvent, UserInteraction
+from yabot.events.outbox import SqlOutbox
+from yabot.health import HealthStatus
+from yabot.runtime import Runtime
+from yabot.services.users import UserService
+from yabot.sessions.messages import Start, Welcome
+from yabot.sessions.session import UserSession
+from yabot.settings import Settings
+
+ASK = 10.0
+
+
+@pytest.fixture
+def run() -> Iterator[list[Runtime]]:
+    started: list[Runtime] = []
+    yield started
+    for runtime in started:
+        runtime.stop()
+
+
+def start_runtime(settings: Settings, run: list[Runtime]) -> Runtime:
+    runtime = Runtime(settings)
+    run.append(runtime)
+    return runtime
+
+
+def start(runtime: Runtime, user_id: int = 42) -> Welcome:
+    identity = TelegramIdentity(user_id=user_id, first_name="Ana")
+    return runtime.sessions.ask(user_id, Start(identity=identity), timeout=ASK)
+
+
+def test_start_publishes_user_interactions_with_consecutive_seqs(
+    make_settings: SettingsFactory, local_redis: tuple[str, str], run: list[Runtime]
+) -> None:
+    url, prefix = local_redis
+    runtime = start_runtime(make_settings(REDIS_URL=url, EVENTS_STREAM=prefix + "events",
+                                          EVENTS_READ_BLOCK_MS="50"), run)
+    seen: list[UserInteraction] = []
+    lock = threading.Lock()
+
+    def remember(event: Any, conn: Connection) -> None:
+        with lock:
+            seen.append(event)
+
+    runtime.event_handlers.on(UserInteraction, remember)
+    runtime.start()
+
+    assert start(runtime).created
+    assert not start(runtime).created
+
+    eventually(lambda: len(seen) == 2, "both /start events handled")
+    assert [(e.user_id, e.seq, e.action, e.details["created"]) for e in seen] == [
+        (42, 1, "start", "true"), (42, 2, "start", "false"),
+    ]
+    eventually(lambda: runtime.events.health().status is HealthStatus.PASS, "events healthy")
+
+
+def test_without_redis_the_app_runs_and_events_are_dropped_and_counted(
+    settings: Settings, run: list[Runtime]
+) -> None:
+    runtime = start_runtime(settings, run)
+    runtime.start()
+    before = event_counters.get("dropped_no_redis")
+
+    assert start(runtime).created
+
+    assert event_counters.get("dropped_no_redis") == before + 1
+    health = runtime.events.health()
+    assert health.status is HealthStatus.PASS
+    assert health.output == "disabled: REDIS_URL is unset"
+    assert SqlOutbox(lambda: runtime.stores.relational.engine).count() == 0
+
+
+def test_with_redis_unreachable_start_succeeds_and_the_event_waits_in_the_outbox(
+    make_settings: SettingsFactory, run: list[Runtime]
+) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    runtime = start_runtime(make_settings(REDIS_URL=dead, EVENTS_RETRY_BASE_DELAY="0.001"), run)
+    runtime.start()
+
+    assert start(runtime).created
+
+    assert SqlOutbox(lambda: runtime.stores.relational.engine).count() == 1
+    assert runtime.events.health().status is HealthStatus.WARN
+
+
+def test_a_publisher_that_raises_does_not_fail_start(settings: Settings) -> None:
+    def broken(event: BaseEvent) -> None:
+        raise RuntimeError("bus on fire")
+
+    runtime = Runtime(settings)
+    runtime.start()
+    try:
+        session = spawn(lambda: UserSession(7, UserService(runtime.stores), broken))
+        before = event_counters.get("lost")
+        welcome = ask(session, Start(identity=TelegramIdentity(user_id=7)), timeout=ASK)
+        assert welcome.created
+        assert event_counters.get("lost") == before + 1
+        session.stop()
+    finally:
+        runtime.stop()
+
+
+def test_events_subtree_runs_in_the_root_after_stores(settings: Settings, run: list[Runtime]
+                                                       ) -> None:
+    runtime = start_runtime(settings, run)
+    runtime.start()
+    assert runtime._root is not None
+    assert ask(runtime._root, WhichChildren(), timeout=ASK) == ("stores", "events", "sessions")
+    assert runtime.events.publisher is not None

@@ -1,0 +1,69 @@
+"""Exponential backoff with full jitter, and a stoppable periodic thread."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+log = structlog.get_logger("yabot.events")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before retry ``attempt`` (1-based): uniform in [0, min(cap, base * 2**(attempt-1))].
+
+    Full jitter (AWS architecture blog, "Exponential Backoff And Jitter") spreads retries of
+    many callers so they do not hit a recovering server in step.
+    """
+
+    base: float
+    cap: float
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        ceiling = min(self.cap, self.base * 2 ** max(0, attempt - 1))
+        return float(ceiling * rng())
+
+
+class PeriodicThread:
+    """Calls ``action`` every ``interval`` seconds on a daemon thread until `stop`.
+
+    An exception from ``action`` is logged and the thread goes on; `stop` waits for the
+    current call to finish. Daemon, so a forgotten `stop` cannot keep the process alive —
+    but owners stop it in their ``post_stop``.
+    """
+
+    def __init__(self, name: str, interval: float, action: Callable[[], object]) -> None:
+        self._interval = interval
+        self._action = action
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> PeriodicThread:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """Run ``action`` now instead of at the end of the current interval."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._action()
+            except Exception:
+                log.exception("periodic action failed", thread=self._thread.name)
