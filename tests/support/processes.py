@@ -80,12 +80,7 @@ class Gunicorn:
         """SIGTERM, wait, and return the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-            self._log.close()
+        return self.wait(timeout)
 
     def log(self) -> str:
         if not self._log.closed:
