@@ -69,3 +69,14 @@ class TimedOut(YabotError):
     """An internal request took longer than its deadline."""
 
     code = "timeout"
+
+
+class InvalidRecord(InvalidInput):
+    """A store refused a write (a `$jsonSchema` validator, a CHECK or foreign-key constraint);
+    nothing was written. ``field`` names the offending field or constraint."""
+
+    code = "invalid-record"
+
+    def __init__(self, field: str, detail: str = "") -> None:
+        super().__init__(f"{field}: {detail}" if detail else f"{field}: rejected by the store")
+        self.field = field

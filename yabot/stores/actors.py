@@ -15,9 +15,9 @@ from sqlalchemy import Engine
 from actors import Actor, ChildSpec, Strategy, Supervisor
 from yabot.settings import Settings
 from yabot.stores.engine import make_engine
-from yabot.stores.handles import DocumentRepositories, RelationalRepositories, Stores
-from yabot.stores.mongo import Document, MongoUserDocuments, ensure_indexes
-from yabot.stores.sql import SqlUserDocuments, SqlUserProfiles
+from yabot.stores.handles import RelationalRepositories, Stores
+from yabot.stores.mongo import Document, ensure_indexes, mongo_documents
+from yabot.stores.sql import SqlUserProfiles, sql_documents
 from yabot.stores.tables import metadata
 
 log = structlog.get_logger("yabot.stores")
@@ -67,7 +67,7 @@ class DocStore(Actor):
         uri = self._settings.mongo.uri
         if uri is None:
             engine = self._stores.relational.engine
-            self._stores.attach_documents(DocumentRepositories("sql", SqlUserDocuments(engine)))
+            self._stores.attach_documents(sql_documents(engine))
             log.info("document store started", backend="sql")
             return
         client: MongoClient[Document] = self._client_factory(
@@ -76,7 +76,7 @@ class DocStore(Actor):
         db = client[self._settings.mongo.database]
         ensure_indexes(db)
         self._client = client
-        self._stores.attach_documents(DocumentRepositories("mongo", MongoUserDocuments(db)))
+        self._stores.attach_documents(mongo_documents(db))
         log.info("document store started", backend="mongo")
 
     def post_stop(self) -> None:

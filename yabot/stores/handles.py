@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from yabot.errors import StoreUnavailable
-from yabot.stores.repositories import UserDocuments, UserProfiles
+from yabot.stores.repositories import (
+    BesitosLedger,
+    ItemCatalogue,
+    NarrativeFragments,
+    UserDocuments,
+    UserProfiles,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,9 @@ class RelationalRepositories:
 class DocumentRepositories:
     backend: str  # "mongo" or "sql"
     users: UserDocuments
+    fragments: NarrativeFragments
+    items: ItemCatalogue
+    ledger: BesitosLedger
 
 
 class Stores:
