@@ -17,7 +17,7 @@ from yabot.settings import Settings
 from yabot.stores.engine import make_engine
 from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.mongo import Document, ensure_indexes, mongo_documents
-from yabot.stores.sql import SqlUserProfiles, sql_documents
+from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents
 from yabot.stores.tables import metadata
 
 log = structlog.get_logger("yabot.stores")
@@ -38,7 +38,9 @@ class SqlStore(Actor):
         engine = make_engine(self._settings.sql_url)
         metadata.create_all(engine)
         self._engine = engine
-        self._stores.attach_relational(RelationalRepositories(engine, SqlUserProfiles(engine)))
+        self._stores.attach_relational(RelationalRepositories(
+            engine, SqlUserProfiles(engine), SqlSubscriptions(engine)
+        ))
         log.info("sql store started", dialect=engine.dialect.name)
 
     def post_stop(self) -> None:

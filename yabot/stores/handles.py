@@ -11,6 +11,7 @@ from yabot.stores.repositories import (
     BesitosLedger,
     ItemCatalogue,
     NarrativeFragments,
+    Subscriptions,
     UserDocuments,
     UserProfiles,
 )
@@ -20,6 +21,7 @@ from yabot.stores.repositories import (
 class RelationalRepositories:
     engine: Engine
     profiles: UserProfiles
+    subscriptions: Subscriptions
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ the circuit breaker open) and `InvalidRecord` when the store refuses a write.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from yabot.domain.besitos import BalanceChange, LedgerEntry
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
+from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import UserDocument, UserProfile
 
 
@@ -73,3 +75,24 @@ class BesitosLedger(Protocol):
 
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
         """The user's applied changes, newest first."""
+
+
+class Subscriptions(Protocol):
+    """The ``subscriptions`` rows; a user has at most one ``active`` subscription."""
+
+    def start(self, subscription: Subscription) -> Subscription:
+        """Store ``subscription`` as the user's active one, cancelling the previous active one
+        in the same transaction; return it with its id. `InvalidRecord` if the user has no
+        profile or a constraint refuses it (nothing is written then)."""
+
+    def current(self, user_id: int) -> Subscription | None:
+        """The user's active subscription, or None."""
+
+    def set_status(self, subscription_id: int, status: SubscriptionStatus) -> Subscription | None:
+        """Change a subscription's status; None if there is no such subscription."""
+
+    def expire_due(self, now: datetime) -> int:
+        """Mark every active subscription that ended by ``now`` expired; how many were."""
+
+    def history(self, user_id: int) -> list[Subscription]:
+        """All of the user's subscriptions, newest first."""

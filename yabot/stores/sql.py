@@ -6,16 +6,18 @@ whole on transient errors, so a retry never applies half of anything.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select, update
+from sqlalchemy import Connection, Engine, Table, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
-from yabot.domain.users import UserDocument, UserProfile
+from yabot.domain.subscriptions import Subscription, SubscriptionStatus
+from yabot.domain.users import UserDocument, UserProfile, utcnow
 from yabot.errors import InvalidRecord, UserNotFound
 from yabot.stores.guard import StoreGuard
 from yabot.stores.handles import DocumentRepositories
@@ -23,6 +25,7 @@ from yabot.stores.tables import (
     besitos_ledger,
     items,
     narrative_fragments,
+    subscriptions,
     user_documents,
     user_profiles,
 )
@@ -40,15 +43,15 @@ def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> 
     RETURNING, not rowcount: psycopg 3 reports -1 for this statement.
     """
     dialect = conn.dialect.name
-    insert: Any
+    dialect_insert: Any
     if dialect == "sqlite":
-        insert = sqlite.insert
+        dialect_insert = sqlite.insert
     elif dialect == "postgresql":
-        insert = postgresql.insert
+        dialect_insert = postgresql.insert
     else:
         raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")
     statement = (
-        insert(table).values(**values).on_conflict_do_nothing()
+        dialect_insert(table).values(**values).on_conflict_do_nothing()
         .returning(*table.primary_key.columns)
     )
     return conn.execute(statement).first() is not None
@@ -56,8 +59,8 @@ def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> 
 
 def upsert(conn: Connection, table: Table, values: dict[str, Any]) -> None:
     """``INSERT … ON CONFLICT (pk) DO UPDATE``: the row ends up holding ``values``."""
-    insert: Any = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    statement = insert(table).values(**values)
+    dialect_insert: Any = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    statement = dialect_insert(table).values(**values)
     keys = [column.name for column in table.primary_key.columns]
     statement = statement.on_conflict_do_update(
         index_elements=keys,
@@ -66,14 +69,27 @@ def upsert(conn: Connection, table: Table, values: dict[str, Any]) -> None:
     conn.execute(statement)
 
 
+# The field each named constraint protects, for error messages.
+CONSTRAINT_FIELDS = {
+    "ck_subscriptions_ends_after_start": "ends_at",
+    "ck_subscriptions_subscription_plan": "plan",
+    "ck_subscriptions_subscription_status": "status",
+    "fk_subscriptions_user_id_user_profiles": "user_id",
+    "ck_user_documents_besitos_not_negative": "besitos",
+    "ck_besitos_ledger_amount_not_zero": "amount",
+    "ck_besitos_ledger_balance_after_not_negative": "balance_after",
+}
+
+
 def constraint_error(error: sa_exc.IntegrityError) -> InvalidRecord:
-    """Name the violated constraint (they are all named, see `tables.metadata`)."""
+    """`InvalidRecord` naming the field whose constraint the write violated."""
     message = str(error.orig)
-    diag = getattr(error.orig, "diag", None)
-    name = getattr(diag, "constraint_name", None)
-    if name is None:  # SQLite: "CHECK constraint failed: ck_…" / "FOREIGN KEY constraint failed"
-        name = message.rsplit(":", 1)[-1].strip() if ":" in message else message
-    return InvalidRecord(str(name), "constraint violated")
+    name = getattr(getattr(error.orig, "diag", None), "constraint_name", None)  # PostgreSQL
+    if name is None and "FOREIGN KEY" in message:  # SQLite does not name a failed foreign key
+        return InvalidRecord("user_id", "refers to no existing row")
+    if name is None:  # SQLite: "CHECK constraint failed: ck_…"
+        name = message.rsplit(":", 1)[-1].strip()
+    return InvalidRecord(CONSTRAINT_FIELDS.get(str(name), str(name)), f"violates {name}")
 
 
 class SqlUserProfiles:
@@ -261,6 +277,97 @@ class SqlBesitosLedger:
             return [LedgerEntry.model_validate(dict(row)) for row in rows]
 
         return self._guard.run(read, "ledger entries")
+
+
+class SqlSubscriptions:
+    """`Subscriptions` on the ``subscriptions`` table."""
+
+    def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
+        self._engine = engine
+        self._guard = guard or sql_guard()
+
+    def _write(self, operation: Any, what: str) -> Any:
+        try:
+            return self._guard.run(operation, what)
+        except sa_exc.IntegrityError as exc:
+            raise constraint_error(exc) from exc
+
+    def start(self, subscription: Subscription) -> Subscription:
+        values = subscription.model_dump(exclude={"id"})
+        values["status"] = SubscriptionStatus.ACTIVE.value
+        values["plan"] = subscription.plan.value
+
+        def write() -> int:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.user_id == subscription.user_id,
+                           subscriptions.c.status == SubscriptionStatus.ACTIVE.value)
+                    .values(status=SubscriptionStatus.CANCELLED.value,
+                            updated_at=subscription.updated_at)
+                )
+                new_id: int = conn.execute(
+                    insert(subscriptions).values(**values).returning(subscriptions.c.id)
+                ).scalar_one()
+                return new_id
+
+        new_id = self._write(write, "start subscription")
+        return subscription.model_copy(update={"id": new_id,
+                                               "status": SubscriptionStatus.ACTIVE})
+
+    def current(self, user_id: int) -> Subscription | None:
+        found = self._read(
+            select(subscriptions).where(subscriptions.c.user_id == user_id,
+                                        subscriptions.c.status == SubscriptionStatus.ACTIVE.value)
+            .order_by(subscriptions.c.id.desc()).limit(1),
+            "current subscription",
+        )
+        return found[0] if found else None
+
+    def history(self, user_id: int) -> list[Subscription]:
+        return self._read(
+            select(subscriptions).where(subscriptions.c.user_id == user_id)
+            .order_by(subscriptions.c.id.desc()),
+            "subscription history",
+        )
+
+    def set_status(self, subscription_id: int, status: SubscriptionStatus) -> Subscription | None:
+        def write() -> int | None:
+            with self._engine.begin() as conn:
+                changed: int | None = conn.execute(
+                    update(subscriptions).where(subscriptions.c.id == subscription_id)
+                    .values(status=status.value, updated_at=utcnow())
+                    .returning(subscriptions.c.id)
+                ).scalar_one_or_none()
+                return changed
+
+        if self._write(write, "set subscription status") is None:
+            return None
+        found = self._read(select(subscriptions).where(subscriptions.c.id == subscription_id),
+                           "get subscription")
+        return found[0] if found else None
+
+    def expire_due(self, now: datetime) -> int:
+        def write() -> int:
+            with self._engine.begin() as conn:
+                return len(conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.status == SubscriptionStatus.ACTIVE.value,
+                           subscriptions.c.ends_at <= now)
+                    .values(status=SubscriptionStatus.EXPIRED.value, updated_at=utcnow())
+                    .returning(subscriptions.c.id)
+                ).all())
+
+        expired: int = self._write(write, "expire subscriptions")
+        return expired
+
+    def _read(self, statement: Any, what: str) -> list[Subscription]:
+        def read() -> list[Subscription]:
+            with self._engine.connect() as conn:
+                rows = conn.execute(statement).mappings().all()
+            return [Subscription.model_validate(dict(row)) for row in rows]
+
+        return self._guard.run(read, what)
 
 
 def sql_documents(engine: Engine, guard: StoreGuard | None = None) -> DocumentRepositories:
