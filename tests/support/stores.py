@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import mongomock
 import pymongo
 import pytest
 from pymongo.database import Database
 from sqlalchemy import Engine
 
+from tests.support import mongomock_gaps
 from yabot.stores.engine import make_engine
 from yabot.stores.tables import metadata
 
@@ -48,7 +48,7 @@ def sql_engine(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Ite
 
 def mongo_client(kind: str) -> pymongo.MongoClient[Document]:
     if kind == "mongomock":
-        client: pymongo.MongoClient[Document] = mongomock.MongoClient(tz_aware=True)
+        client: pymongo.MongoClient[Document] = mongomock_gaps.client()
         return client
     uri = os.environ.get("MONGODB_TEST_URI")
     if not uri:
