@@ -80,3 +80,10 @@ class InvalidRecord(InvalidInput):
     def __init__(self, field: str, detail: str = "") -> None:
         super().__init__(f"{field}: {detail}" if detail else f"{field}: rejected by the store")
         self.field = field
+
+
+class SchemaMismatch(YabotError):
+    """A store's schema is not the one this code needs (pending migrations, or a database
+    migrated by newer code); the message says which revisions and what to run."""
+
+    code = "schema-mismatch"

@@ -72,7 +72,9 @@ class Runtime:
             )
 
     def _stores_supervisor(self) -> Supervisor:
-        return stores_supervisor(self.settings, self.stores, self._mongo_client_factory)
+        return stores_supervisor(
+            self.settings, self.stores, self._mongo_client_factory, health=self.health
+        )
 
     def stop(self) -> None:
         """Stop the bot, then the tree (children in reverse start order). Idempotent."""

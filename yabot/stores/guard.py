@@ -44,11 +44,16 @@ class StoreGuard:
         self._sleep = sleep
         self._rng = rng
 
-    def run(self, operation: Callable[[], T], what: str = "store operation") -> T:
+    def run(
+        self, operation: Callable[[], T], what: str = "store operation", *, retry: bool = True
+    ) -> T:
+        """Run ``operation`` as described on the class; ``retry=False`` makes one attempt
+        (health probes: they must be quick, and they are repeated anyway)."""
         self.breaker.before_call()
+        policy = self.policy if retry else RetryPolicy(attempts=1)
         try:
             result = retry_call(
-                operation, is_transient=self.is_transient, policy=self.policy,
+                operation, is_transient=self.is_transient, policy=policy,
                 sleep=self._sleep, rng=self._rng, what=f"{self.name}: {what}",
             )
         except Exception as exc:

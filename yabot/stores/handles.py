@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from yabot.errors import StoreUnavailable
+from yabot.stores.guard import StoreGuard
 from yabot.stores.repositories import (
     BesitosLedger,
     ItemCatalogue,
@@ -22,6 +23,7 @@ class RelationalRepositories:
     engine: Engine
     profiles: UserProfiles
     subscriptions: Subscriptions
+    guard: StoreGuard | None = None  # shared with the `sql` document backend
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pymongo.database import Database
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from yabot.errors import SchemaMismatch
+from yabot.stores.mongo_migrations import mongo_current, mongo_head, mongo_pending, mongo_upgrade
 from yabot.stores.tables import metadata
 
 log = structlog.get_logger("yabot.stores.migrate")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+Document = dict[str, Any]
 
 
 def alembic_config(connection: Any = None) -> Config:
@@ -138,6 +142,46 @@ def _describe(diff: Any) -> str:
         elif isinstance(part, str):
             names.append(part)
     return f"{kind}: {'.'.join(names)}"
+
+
+def ensure_sql_schema(engine: Engine, *, auto_migrate: bool) -> None:
+    """Bring the schema to head (``auto_migrate``) or refuse with `SchemaMismatch` saying what
+    to run. A database at a revision this code does not ship is always refused."""
+    current = sql_current(engine)
+    if not sql_is_known(current):
+        raise SchemaMismatch(
+            f"the SQL database is at revision {current}, unknown to this version of yabot "
+            f"(head {sql_head()}): it was migrated by newer code; deploy that code or run "
+            "`yabot migrate --to REV` with the newer code first"
+        )
+    pending = sql_pending(engine)
+    if not pending:
+        return
+    if not auto_migrate:
+        raise SchemaMismatch(
+            f"the SQL database is at revision {current or 'base'}, this code needs "
+            f"{sql_head()} (pending: {', '.join(pending)}): run `yabot migrate`"
+        )
+    sql_upgrade(engine)
+
+
+def ensure_mongo_schema(db: Database[Document], *, auto_migrate: bool) -> None:
+    """The same for MongoDB's numbered steps."""
+    current = mongo_current(db)
+    if current > mongo_head():
+        raise SchemaMismatch(
+            f"the MongoDB database is at migration {current}, newer than this code's "
+            f"{mongo_head()}: it was migrated by newer code"
+        )
+    pending = mongo_pending(db)
+    if not pending:
+        return
+    if not auto_migrate:
+        raise SchemaMismatch(
+            f"the MongoDB database is at migration {current}, this code needs {mongo_head()} "
+            f"(pending: {', '.join(map(str, pending))}): run `yabot migrate`"
+        )
+    mongo_upgrade(db)
 
 
 @dataclass(frozen=True)
