@@ -7,6 +7,7 @@ with SQLite's online backup API so a running reader does not corrupt the copy.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from yabot.stores.mongo_migrations import mongo_current, mongo_head, mongo_pendi
 from yabot.stores.tables import metadata
 
 log = structlog.get_logger("yabot.stores.migrate")
+# Alembic logs every context it configures at INFO; our own lines say what was applied.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 Document = dict[str, Any]
@@ -107,14 +110,25 @@ def sql_upgrade(engine: Engine, to: str = "head") -> list[str]:
     return pending
 
 
-def sql_downgrade(engine: Engine, to: str) -> list[str]:
-    """Revert revisions down to ``to`` (a revision id, or ``base``); return what was reverted."""
+def sql_reverts(engine: Engine, to: str) -> list[str]:
+    """Revisions a downgrade to ``to`` would revert, newest first (empty: nothing to undo)."""
     current = sql_current(engine)
     if current is None or current == to:
         return []
     scripts = script_directory()
-    reverted = [f"{rev.revision} {rev.doc}"
-                for rev in scripts.iterate_revisions(current, to) if rev.revision != to]
+    if to != "base" and to not in {rev.revision for rev in scripts.iterate_revisions(
+            current, "base")}:
+        return []  # ``to`` is not below the current revision
+    return [f"{rev.revision} {rev.doc}"
+            for rev in scripts.iterate_revisions(current, to) if rev.revision != to]
+
+
+def sql_downgrade(engine: Engine, to: str) -> list[str]:
+    """Revert revisions down to ``to`` (a revision id, or ``base``); return what was reverted."""
+    reverted = sql_reverts(engine, to)
+    if not reverted:
+        return []
+    current = sql_current(engine)
     backup_sqlite(engine, f"before-{current}")
     with engine.begin() as conn:
         command.downgrade(alembic_config(conn), to)
