@@ -169,7 +169,8 @@ def test_store_refuses_a_database_migrated_by_newer_code(sql_settings: Settings)
         ensure_sql_schema(engine, auto_migrate=True)
     assert run(sql_settings)[0] == 1
     with engine.begin() as conn:
-        conn.execute(text(f"UPDATE alembic_version SET version_num = '{sql_head()}'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = :head"),
+                     {"head": sql_head()})
     engine.dispose()
 
 
