@@ -1,51 +1,50 @@
-"""Store health: breaker state plus a ping, in the `yabot.health` shape."""
+"""Store health: the breaker's state plus a ping, in the `yabot.health` shape."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from yabot.errors import StoreUnavailable
 from yabot.health import ComponentHealth, HealthCheck, HealthStatus
 from yabot.stores.breaker import BreakerState
 from yabot.stores.guard import StoreGuard
 
-_STATUS = {
-    BreakerState.CLOSED: HealthStatus.PASS,
-    BreakerState.HALF_OPEN: HealthStatus.WARN,
-    BreakerState.OPEN: HealthStatus.FAIL,
-}
-
 
 def store_check(name: str, backend: str, guard: StoreGuard,
                 ping: Callable[[], object]) -> HealthCheck:
-    """A check that pings through ``guard`` with one attempt (so a half-open breaker's probe
-    may be the health check itself) and reports latency and the breaker's state.
+    """A passive check: it reads the breaker and pings, and changes neither.
 
-    An open breaker fails without touching the store; a failed ping fails and counts against
-    the breaker like any query.
+    - breaker open → ``fail`` without touching the store ("circuit open");
+    - half-open → ``warn`` (the next query is the probe) with the ping's latency;
+    - closed → ``pass`` if the ping answers, else ``fail`` naming the error type.
+
+    Passive, so polling ``/readyz`` neither opens a breaker nor uses up a half-open probe.
     """
 
     def check() -> ComponentHealth:
-        details: dict[str, str | int | float | bool] = {"backend": backend}
-        started = time.perf_counter()
-        output = None
-        try:
-            guard.run(ping, "ping", retry=False)
-            ping_ok = True
-        except StoreUnavailable as exc:
-            ping_ok, output = False, str(exc)
-        except Exception as exc:  # the store answered, but not as a ping should
-            ping_ok, output = False, f"ping failed: {type(exc).__name__}"
-        elapsed_ms = (time.perf_counter() - started) * 1000
         state = guard.breaker.state
-        details["breaker"] = str(state)
-        details["consecutive_failures"] = guard.breaker.consecutive_failures
-        status = _STATUS[state] if ping_ok else HealthStatus.FAIL
-        if ping_ok and state is not BreakerState.CLOSED:
-            output = f"circuit {state}"
-        return ComponentHealth(name=name, status=status, observed_ms=round(elapsed_ms, 3),
-                               output=output, details=details)
+        details: dict[str, str | int | float | bool] = {
+            "backend": backend, "breaker": str(state),
+            "consecutive_failures": guard.breaker.consecutive_failures,
+        }
+        if state is BreakerState.OPEN:
+            return ComponentHealth(name=name, status=HealthStatus.FAIL, output="circuit open",
+                                   details=details)
+        started = time.perf_counter()
+        try:
+            ping()
+            failure = None
+        except Exception as exc:  # a check reports, it never raises
+            failure = f"ping failed: {type(exc).__name__}"
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        if failure is not None:
+            return ComponentHealth(name=name, status=HealthStatus.FAIL, observed_ms=elapsed_ms,
+                                   output=failure, details=details)
+        if state is BreakerState.HALF_OPEN:
+            return ComponentHealth(name=name, status=HealthStatus.WARN, observed_ms=elapsed_ms,
+                                   output="circuit half-open: probing", details=details)
+        return ComponentHealth(name=name, status=HealthStatus.PASS, observed_ms=elapsed_ms,
+                               details=details)
 
     return check
 
