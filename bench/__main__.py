@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.report import Report
 
-BENCHMARKS = ["runtime"]
+BENCHMARKS = ["runtime", "stores"]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -99,12 +99,12 @@ class SqlUserProfiles:
         self._engine = engine
         self._guard = guard or sql_guard()
 
+    _get = select(user_profiles).where(user_profiles.c.user_id == bindparam("uid"))
+
     def get(self, user_id: int) -> UserProfile | None:
         def read() -> UserProfile | None:
             with self._engine.connect() as conn:
-                row = conn.execute(
-                    select(user_profiles).where(user_profiles.c.user_id == user_id)
-                ).mappings().first()
+                row = conn.execute(self._get, {"uid": user_id}).mappings().first()
             return UserProfile.model_validate(dict(row)) if row is not None else None
 
         return self._guard.run(read, "get profile")
@@ -124,13 +124,14 @@ class SqlUserDocuments:
         self._engine = engine
         self._guard = guard or sql_guard()
 
+    _get = select(user_documents.c.document, user_documents.c.besitos).where(
+        user_documents.c.user_id == bindparam("uid")
+    )
+
     def get(self, user_id: int) -> UserDocument | None:
         def read() -> UserDocument | None:
             with self._engine.connect() as conn:
-                row = conn.execute(
-                    select(user_documents.c.document, user_documents.c.besitos)
-                    .where(user_documents.c.user_id == user_id)
-                ).first()
+                row = conn.execute(self._get, {"uid": user_id}).first()
             if row is None:
                 return None
             return UserDocument.model_validate({**row.document, "besitos": row.besitos})
@@ -226,6 +227,22 @@ class SqlBesitosLedger:
     def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
         self._engine = engine
         self._guard = guard or sql_guard()
+        # Built once with bound parameters: building statements per call cost more than the
+        # SQLite work itself (bench/stores.py).
+        balance = user_documents.c.besitos
+        credit = (
+            update(user_documents)
+            .where(user_documents.c.user_id == bindparam("uid"))
+            .values(besitos=balance + bindparam("delta"))
+            .returning(balance)
+        )
+        self._credit = credit
+        self._debit = credit.where(balance >= -bindparam("delta"))
+        dialect_insert: Any = (sqlite.insert if engine.dialect.name == "sqlite"
+                               else postgresql.insert)
+        self._record = (dialect_insert(besitos_ledger).on_conflict_do_nothing()
+                        .returning(besitos_ledger.c.id))
+        self._balance = select(balance).where(user_documents.c.user_id == bindparam("uid"))
 
     def debit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
         return self._change(user_id, -positive(amount), key, reason)
@@ -235,31 +252,22 @@ class SqlBesitosLedger:
 
     def _change(self, user_id: int, delta: int, key: str, reason: str) -> BalanceChange:
         # Validate before touching the store (raises pydantic's ValidationError on bad input).
-        LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0, reason=reason)
-        balance = user_documents.c.besitos
-        statement = (
-            update(user_documents)
-            .where(user_documents.c.user_id == user_id)
-            .values(besitos=balance + delta)
-            .returning(balance)
-        )
-        if delta < 0:
-            statement = statement.where(balance >= -delta)
+        entry = LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0,
+                            reason=reason).model_dump()
+        statement = self._debit if delta < 0 else self._credit
+        parameters = {"uid": user_id, "delta": delta}
 
         def apply() -> BalanceChange:
             with self._engine.connect() as conn:
                 transaction = conn.begin()
-                after = conn.execute(statement).scalar_one_or_none()
+                after = conn.execute(statement, parameters).scalar_one_or_none()
                 if after is not None:
-                    entry = LedgerEntry(key=key, user_id=user_id, amount=delta,
-                                        balance_after=after, reason=reason)
-                    if insert_if_absent(conn, besitos_ledger, entry.model_dump()):
+                    recorded = conn.execute(self._record, {**entry, "balance_after": after})
+                    if recorded.first() is not None:
                         transaction.commit()
                         return BalanceChange(applied=True, balance=after)
                 transaction.rollback()  # too poor, unknown user, or the key was used before
-                current = conn.execute(
-                    select(balance).where(user_documents.c.user_id == user_id)
-                ).scalar_one_or_none()
+                current = conn.execute(self._balance, {"uid": user_id}).scalar_one_or_none()
                 conn.rollback()
             if current is None:
                 raise UserNotFound(user_id)
@@ -315,13 +323,15 @@ class SqlSubscriptions:
         return subscription.model_copy(update={"id": new_id,
                                                "status": SubscriptionStatus.ACTIVE})
 
+    _current = (
+        select(subscriptions)
+        .where(subscriptions.c.user_id == bindparam("uid"),
+               subscriptions.c.status == SubscriptionStatus.ACTIVE.value)
+        .order_by(subscriptions.c.id.desc()).limit(1)
+    )
+
     def current(self, user_id: int) -> Subscription | None:
-        found = self._read(
-            select(subscriptions).where(subscriptions.c.user_id == user_id,
-                                        subscriptions.c.status == SubscriptionStatus.ACTIVE.value)
-            .order_by(subscriptions.c.id.desc()).limit(1),
-            "current subscription",
-        )
+        found = self._read(self._current, "current subscription", {"uid": user_id})
         return found[0] if found else None
 
     def history(self, user_id: int) -> list[Subscription]:
@@ -361,10 +371,11 @@ class SqlSubscriptions:
         expired: int = self._write(write, "expire subscriptions")
         return expired
 
-    def _read(self, statement: Any, what: str) -> list[Subscription]:
+    def _read(self, statement: Any, what: str,
+              parameters: dict[str, Any] | None = None) -> list[Subscription]:
         def read() -> list[Subscription]:
             with self._engine.connect() as conn:
-                rows = conn.execute(statement).mappings().all()
+                rows = conn.execute(statement, parameters).mappings().all()
             return [Subscription.model_validate(dict(row)) for row in rows]
 
         return self._guard.run(read, what)
