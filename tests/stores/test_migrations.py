@@ -160,6 +160,14 @@ def test_store_refuses_a_behind_schema_without_auto_migrate(sql_settings: Settin
     engine.dispose()
 
 
+def test_store_refuses_tables_created_without_migrations(sql_settings: Settings) -> None:
+    engine = engine_of(sql_settings)
+    metadata.create_all(engine)
+    with pytest.raises(SchemaMismatch, match="no Alembic revision"):
+        ensure_sql_schema(engine, auto_migrate=True)
+    engine.dispose()
+
+
 def test_store_refuses_a_database_migrated_by_newer_code(sql_settings: Settings) -> None:
     run(sql_settings)
     engine = engine_of(sql_settings)

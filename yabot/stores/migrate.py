@@ -21,7 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pymongo.database import Database
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
 
 from yabot.errors import SchemaMismatch
@@ -168,6 +168,14 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool) -> None:
             f"(head {sql_head()}): it was migrated by newer code; deploy that code or run "
             "`yabot migrate --to REV` with the newer code first"
         )
+    if current is None:
+        unmanaged = sorted(set(inspect(engine).get_table_names()) & set(metadata.tables))
+        if unmanaged:
+            raise SchemaMismatch(
+                f"the SQL database has yabot tables ({', '.join(unmanaged)}) but no Alembic "
+                "revision: it was created without migrations; move it away (for SQLite, the "
+                "file) and start again, or migrate its data by hand"
+            )
     pending = sql_pending(engine)
     if not pending:
         return
