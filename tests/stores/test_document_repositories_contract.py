@@ -122,3 +122,22 @@ def test_ledger_entries_are_newest_first(document_store: DocumentRepositories) -
     ]
     assert document_store.ledger.entries(1, limit=1)[0].key == "b"
     assert document_store.ledger.entries(2) == []
+
+
+@pytest.mark.mongodb
+def test_validator_rejection_names_the_field_on_real_mongodb() -> None:
+    """mongomock never enforces validators, so this runs on a real server only."""
+    from tests.support.stores import mongo_database
+    from yabot.errors import InvalidRecord
+    from yabot.stores.mongo import mongo_documents
+    from yabot.stores.mongo_migrations import mongo_upgrade
+
+    with mongo_database("mongodb") as db:
+        mongo_upgrade(db)
+        store = mongo_documents(db)
+        broken = Item.model_construct(sku="rose", name="A rose", description="",
+                                      price_besitos=-1, vip_only=False)
+        with pytest.raises(InvalidRecord) as caught:
+            store.items.put(broken)
+        assert caught.value.field == "price_besitos"
+        assert store.items.get("rose") is None
