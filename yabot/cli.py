@@ -1,4 +1,4 @@
-"""The `yabot` command: run the service, mint service tokens."""
+"""The `yabot` command: run the service, mint service tokens, migrate the stores."""
 
 from __future__ import annotations
 
@@ -55,6 +55,24 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from yabot.errors import YabotError
+    from yabot.logs import configure_logging
+    from yabot.stores.migration_command import MigrateOptions, migrate
+
+    settings = load_settings()
+    configure_logging(settings)
+    options = MigrateOptions(check=args.check, dry_run=args.dry_run, to=args.to,
+                             mongo_to=args.mongo_to)
+    try:
+        return migrate(settings, options)
+    except YabotError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"yabot migrate: {exc}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yabot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", action="append", default=[], help="scope(s), repeatable")
     token.add_argument("--ttl", type=parse_duration, default=3600, help="lifetime, e.g. 1h")
     token.set_defaults(handler=_token)
+    migrate = commands.add_parser(
+        "migrate", help="apply pending migrations to the SQL and MongoDB stores, then validate"
+    )
+    mode = migrate.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="list what is pending; exit 1 if anything is")
+    mode.add_argument("--dry-run", action="store_true", help="show what would run; change nothing")
+    migrate.add_argument("--to", metavar="REV",
+                         help="SQL revision to go to, up or down (`base` = empty); default head")
+    migrate.add_argument("--mongo-to", metavar="N", type=int,
+                         help="MongoDB step to go to, up or down (0 = none); default the last")
+    migrate.set_defaults(handler=_migrate)
     return parser
 
 

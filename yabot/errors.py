@@ -75,3 +75,21 @@ class InvalidEvent(InvalidInput):
     """Bytes that are not a known event: bad JSON, an unknown ``type``, or an invalid field."""
 
     code = "invalid-event"
+
+
+class InvalidRecord(InvalidInput):
+    """A store refused a write (a `$jsonSchema` validator, a CHECK or foreign-key constraint);
+    nothing was written. ``field`` names the offending field or constraint."""
+
+    code = "invalid-record"
+
+    def __init__(self, field: str, detail: str = "") -> None:
+        super().__init__(f"{field}: {detail}" if detail else f"{field}: rejected by the store")
+        self.field = field
+
+
+class SchemaMismatch(YabotError):
+    """A store's schema is not the one this code needs (pending migrations, or a database
+    migrated by newer code); the message says which revisions and what to run."""
+
+    code = "schema-mismatch"

@@ -84,7 +84,9 @@ class Runtime:
             )
 
     def _stores_supervisor(self) -> Supervisor:
-        return stores_supervisor(self.settings, self.stores, self._mongo_client_factory)
+        return stores_supervisor(
+            self.settings, self.stores, self._mongo_client_factory, health=self.health
+        )
 
     def _events_supervisor(self) -> Supervisor:
         return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)

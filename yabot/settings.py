@@ -62,6 +62,17 @@ class MongoSettings(BaseSettings):
 
     uri: SecretStr | None = None
     database: str = "yabot"
+    app_name: str = "yabot"
+    max_pool_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    connect_timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 5000
+    server_selection_timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 5000
+    socket_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 10_000
+    auto_migrate: bool = True
+    connect_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    retry_base_delay: Annotated[float, Field(ge=0, le=60)] = 0.05
+    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 class SqlSettings(BaseSettings):
@@ -69,6 +80,18 @@ class SqlSettings(BaseSettings):
 
     database_url: SecretStr | None = None
     sqlite_database_path: Path | None = None
+    sql_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    sql_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
+    sql_pool_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    sql_pool_recycle: Annotated[int, Field(ge=-1)] = 1800
+    sql_busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 5000
+    sql_connect_timeout: Annotated[int, Field(ge=1, le=600)] = 5
+    sql_auto_migrate: bool = True
+    sql_connect_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    sql_retry_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    sql_retry_base_delay: Annotated[float, Field(ge=0, le=60)] = 0.05
+    sql_breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    sql_breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 class RedisSettings(BaseSettings):

@@ -2,70 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-import mongomock
-import pymongo
 import pytest
 from sqlalchemy import Engine
 
 from yabot.domain.users import UserDocument, UserProfile
-from yabot.stores.engine import make_engine
-from yabot.stores.mongo import MongoUserDocuments, ensure_indexes
+from yabot.stores.handles import DocumentRepositories
 from yabot.stores.repositories import UserDocuments, UserProfiles
-from yabot.stores.sql import SqlUserDocuments, SqlUserProfiles
-from yabot.stores.tables import metadata
-
-SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+from yabot.stores.sql import SqlUserProfiles
 
 
-@contextmanager
-def sql_engine(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh schema on SQLite (a real file) or on the test PostgreSQL server."""
-    if kind == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'contract.sqlite3'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgres_url"))
-    metadata.drop_all(engine)
-    metadata.create_all(engine)
-    try:
-        yield engine
-    finally:
-        metadata.drop_all(engine)
-        engine.dispose()
+@pytest.fixture
+def documents(document_store: DocumentRepositories) -> UserDocuments:
+    return document_store.users
 
 
-@pytest.fixture(
-    params=[*SQL_BACKENDS, "mongomock", pytest.param("mongodb", marks=pytest.mark.mongodb)]
-)
-def documents(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UserDocuments]:
-    if request.param in ("sqlite", "postgresql"):
-        with sql_engine(request.param, request, tmp_path) as engine:
-            yield SqlUserDocuments(engine)
-        return
-    if request.param == "mongomock":
-        client: pymongo.MongoClient[dict[str, object]] = mongomock.MongoClient(tz_aware=True)
-    else:
-        uri = os.environ.get("MONGODB_TEST_URI")
-        if not uri:
-            pytest.skip("MONGODB_TEST_URI is not set: no real MongoDB server to test against")
-        client = pymongo.MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=3000)
-    db = client[f"yabot_test_{uuid.uuid4().hex[:8]}"]
-    ensure_indexes(db)
-    yield MongoUserDocuments(db)
-    client.drop_database(db.name)
-    client.close()
-
-
-@pytest.fixture(params=SQL_BACKENDS)
-def profiles(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UserProfiles]:
-    with sql_engine(request.param, request, tmp_path) as engine:
-        yield SqlUserProfiles(engine)
+@pytest.fixture
+def profiles(engine: Engine) -> UserProfiles:
+    return SqlUserProfiles(engine)
 
 
 def test_unknown_user_document_is_none(documents: UserDocuments) -> None:

@@ -19,11 +19,14 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str, **options: Any) -> Engine:
+def make_engine(
+    url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **options: Any
+) -> Engine:
     """An engine whose every SQLite connection runs in WAL mode with foreign keys on.
 
     WAL lets readers proceed during a write; ``busy_timeout`` makes a writer wait for the lock
-    instead of failing at once with "database is locked".
+    instead of failing at once with "database is locked". ``options`` go to `create_engine`
+    (pool settings are ignored for an in-memory SQLite database, which has no pool).
     """
     url = normalise_url(url)
     parsed = make_url(url)
@@ -31,13 +34,16 @@ def make_engine(url: str, **options: Any) -> Engine:
         return create_engine(url, pool_pre_ping=True, **options)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        options = {k: v for k, v in options.items() if not k.startswith("pool_")
+                   and k != "max_overflow"}
     engine = create_engine(url, **options)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -7,19 +7,32 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from yabot.errors import StoreUnavailable
-from yabot.stores.repositories import UserDocuments, UserProfiles
+from yabot.stores.guard import StoreGuard
+from yabot.stores.repositories import (
+    BesitosLedger,
+    ItemCatalogue,
+    NarrativeFragments,
+    Subscriptions,
+    UserDocuments,
+    UserProfiles,
+)
 
 
 @dataclass(frozen=True)
 class RelationalRepositories:
     engine: Engine
     profiles: UserProfiles
+    subscriptions: Subscriptions
+    guard: StoreGuard | None = None  # shared with the `sql` document backend
 
 
 @dataclass(frozen=True)
 class DocumentRepositories:
     backend: str  # "mongo" or "sql"
     users: UserDocuments
+    fragments: NarrativeFragments
+    items: ItemCatalogue
+    ledger: BesitosLedger
 
 
 class Stores:

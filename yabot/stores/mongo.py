@@ -1,48 +1,224 @@
 """Repositories on pymongo: the production document backend.
 
 Only pymongo's public API is used here; tests run this same code on mongomock.
+Every public method is one guarded unit of work (`StoreGuard`), retried on transient errors.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import DESCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
+from yabot.domain.items import Item
+from yabot.domain.narrative import Fragment
 from yabot.domain.users import UserDocument
+from yabot.errors import InvalidRecord, UserNotFound
+from yabot.stores.guard import StoreGuard
+from yabot.stores.handles import DocumentRepositories
+from yabot.stores.schemas import COLLECTIONS
+from yabot.stores.transient import is_transient_mongo
 
 Document = dict[str, Any]
 
+DOCUMENT_VALIDATION_FAILURE = 121  # MongoDB's error code for a `$jsonSchema` rejection
+# How many recent ledger keys a user document remembers (see `MongoBesitosLedger`).
+RECENT_LEDGER_KEYS = 64
+
+
+def mongo_guard(name: str = "mongo") -> StoreGuard:
+    """A guard with the default policy and breaker, for repositories built outside a store."""
+    return StoreGuard(name, is_transient=is_transient_mongo)
+
 
 def ensure_indexes(db: Database[Document]) -> None:
-    """Create the indexes the repositories rely on for uniqueness. Idempotent."""
-    db.users.create_index([("user_id", ASCENDING)], unique=True, name="user_id_unique")
+    """Create every declared index (`yabot.stores.schemas`). Idempotent."""
+    for schema in COLLECTIONS:
+        db[schema.name].create_indexes(schema.indexes)
 
 
-class MongoUserDocuments:
+def validation_error(error: OperationFailure) -> InvalidRecord:
+    """Name the first field a `$jsonSchema` validator rejected (MongoDB ≥ 5 explains why in
+    ``errInfo.details``); fall back to the collection-level message."""
+    details = (error.details or {}).get("errInfo", {}).get("details", {})
+    for rule in details.get("schemaRulesNotSatisfied", []):
+        for prop in rule.get("propertiesNotSatisfied", []):
+            return InvalidRecord(str(prop.get("propertyName")), "fails the schema")
+        for name in rule.get("missingProperties", []):
+            return InvalidRecord(str(name), "is required")
+    return InvalidRecord("document", "fails the collection's schema")
+
+
+def _without_id(document: Document) -> Document:
+    return {key: value for key, value in document.items() if key != "_id"}
+
+
+class _Repository:
+    def __init__(self, db: Database[Document], guard: StoreGuard | None) -> None:
+        self._db = db
+        self._guard = guard or mongo_guard()
+
+    def _write(self, operation: Any, what: str) -> Any:
+        try:
+            return self._guard.run(operation, what)
+        except DuplicateKeyError:
+            raise
+        except OperationFailure as exc:
+            if exc.code == DOCUMENT_VALIDATION_FAILURE:
+                raise validation_error(exc) from exc
+            raise
+
+
+class MongoUserDocuments(_Repository):
     """`UserDocuments` on the ``users`` collection."""
 
-    def __init__(self, db: Database[Document]) -> None:
+    def __init__(self, db: Database[Document], guard: StoreGuard | None = None) -> None:
+        super().__init__(db, guard)
         self._users: Collection[Document] = db.users
 
     def get(self, user_id: int) -> UserDocument | None:
-        found = self._users.find_one({"user_id": user_id}, projection={"_id": False})
+        found = self._guard.run(
+            lambda: self._users.find_one({"user_id": user_id}, projection={"_id": False}),
+            "get user",
+        )
         return UserDocument.model_validate(found) if found is not None else None
 
     def create_if_absent(self, document: UserDocument) -> tuple[UserDocument, bool]:
-        try:
-            before = self._users.find_one_and_update(
-                {"user_id": document.user_id},
-                {"$setOnInsert": document.model_dump()},
-                upsert=True,
-                projection={"_id": False},
-                return_document=ReturnDocument.BEFORE,
-            )
-        except DuplicateKeyError:  # a concurrent upsert inserted it first
-            before = self._users.find_one({"user_id": document.user_id}, {"_id": False})
+        def create() -> Document | None:
+            try:
+                found: Document | None = self._users.find_one_and_update(
+                    {"user_id": document.user_id},
+                    {"$setOnInsert": document.model_dump()},
+                    upsert=True,
+                    projection={"_id": False},
+                    return_document=ReturnDocument.BEFORE,
+                )
+            except DuplicateKeyError:  # a concurrent upsert inserted it first
+                found = self._users.find_one({"user_id": document.user_id}, {"_id": False})
+            return found
+
+        before = self._write(create, "create user")
         if before is None:
             return document, True
         return UserDocument.model_validate(before), False
+
+
+class MongoNarrativeFragments(_Repository):
+    """`NarrativeFragments` on the ``narrative_fragments`` collection."""
+
+    def get(self, fragment_id: str) -> Fragment | None:
+        found = self._guard.run(
+            lambda: self._db.narrative_fragments.find_one(
+                {"fragment_id": fragment_id}, projection={"_id": False}
+            ),
+            "get fragment",
+        )
+        return Fragment.model_validate(found) if found is not None else None
+
+    def put(self, fragment: Fragment) -> None:
+        self._write(
+            lambda: self._db.narrative_fragments.replace_one(
+                {"fragment_id": fragment.fragment_id}, fragment.model_dump(), upsert=True
+            ),
+            "put fragment",
+        )
+
+
+class MongoItemCatalogue(_Repository):
+    """`ItemCatalogue` on the ``items`` collection."""
+
+    def get(self, sku: str) -> Item | None:
+        found = self._guard.run(
+            lambda: self._db["items"].find_one({"sku": sku}, projection={"_id": False}),
+            "get item",
+        )
+        return Item.model_validate(found) if found is not None else None
+
+    def put(self, item: Item) -> None:
+        self._write(
+            lambda: self._db["items"].replace_one({"sku": item.sku}, item.model_dump(),
+                                                  upsert=True),
+            "put item",
+        )
+
+    def all(self) -> list[Item]:
+        found = self._guard.run(
+            lambda: list(self._db["items"].find({}, projection={"_id": False}).sort("sku")),
+            "list items",
+        )
+        return [Item.model_validate(document) for document in found]
+
+
+class MongoBesitosLedger(_Repository):
+    """`BesitosLedger` on ``users.besitos`` and the ``besitos_ledger`` collection.
+
+    Without a multi-document transaction the user document is the source of truth: one
+    ``find_one_and_update`` guarded by ``besitos >= n`` *and* "key not among the user's recent
+    ledger keys" changes the balance and remembers the key atomically; the ledger entry is
+    then written idempotently (upsert on the unique ``key``). A key older than the last
+    `RECENT_LEDGER_KEYS` of that user is still refused, by the ledger lookup done first.
+    """
+
+    def debit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
+        return self._change(user_id, -positive(amount), key, reason)
+
+    def credit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
+        return self._change(user_id, positive(amount), key, reason)
+
+    def _change(self, user_id: int, delta: int, key: str, reason: str) -> BalanceChange:
+        LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0, reason=reason)
+        users: Collection[Document] = self._db.users
+        ledger: Collection[Document] = self._db.besitos_ledger
+        guard: Document = {"user_id": user_id, "ledger_keys": {"$ne": key}}
+        if delta < 0:
+            guard["besitos"] = {"$gte": -delta}
+
+        def apply() -> BalanceChange:
+            if ledger.find_one({"key": key}, projection={"_id": True}) is None:
+                # No projection here: mongomock re-reads an AFTER document through the filter
+                # when a projection is given, and the filter no longer matches it.
+                after = users.find_one_and_update(
+                    guard,
+                    {"$inc": {"besitos": delta},
+                     "$push": {"ledger_keys": {"$each": [key], "$slice": -RECENT_LEDGER_KEYS}}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if after is not None:
+                    entry = LedgerEntry(key=key, user_id=user_id, amount=delta,
+                                        balance_after=after["besitos"], reason=reason)
+                    with suppress(DuplicateKeyError):  # a racing upsert of the same entry
+                        ledger.update_one({"key": key}, {"$setOnInsert": entry.model_dump()},
+                                          upsert=True)
+                    return BalanceChange(applied=True, balance=after["besitos"])
+            current = users.find_one({"user_id": user_id}, projection={"besitos": True})
+            if current is None:
+                raise UserNotFound(user_id)
+            return BalanceChange(applied=False, balance=current["besitos"])
+
+        result: BalanceChange = self._write(apply, "debit" if delta < 0 else "credit")
+        return result
+
+    def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
+        found = self._guard.run(
+            lambda: list(
+                self._db.besitos_ledger.find({"user_id": user_id}, projection={"_id": False})
+                .sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
+            ),
+            "ledger entries",
+        )
+        return [LedgerEntry.model_validate(document) for document in found]
+
+
+def mongo_documents(db: Database[Document], guard: StoreGuard | None = None
+                    ) -> DocumentRepositories:
+    """Every document repository of the `mongo` backend, sharing one guard."""
+    guard = guard or mongo_guard()
+    return DocumentRepositories(
+        "mongo", MongoUserDocuments(db, guard), MongoNarrativeFragments(db, guard),
+        MongoItemCatalogue(db, guard), MongoBesitosLedger(db, guard),
+    )

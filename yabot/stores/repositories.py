@@ -1,13 +1,20 @@
 """What the domain needs from storage, one small interface per aggregate.
 
 Every backend implements these exactly; `tests/stores` runs one contract suite against all.
-Methods run in the caller's thread: implementations hold only thread-safe pools.
+Methods run in the caller's thread: implementations hold only thread-safe pools. Every
+implementation raises `StoreUnavailable` when its store cannot answer (retries exhausted, or
+the circuit breaker open) and `InvalidRecord` when the store refuses a write.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
+from yabot.domain.besitos import BalanceChange, LedgerEntry
+from yabot.domain.items import Item
+from yabot.domain.narrative import Fragment
+from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import UserDocument, UserProfile
 
 
@@ -30,3 +37,62 @@ class UserProfiles(Protocol):
 
     def create_if_absent(self, profile: UserProfile) -> bool:
         """Insert ``profile`` unless a row exists; True when this call inserted it."""
+
+
+class NarrativeFragments(Protocol):
+    """The ``narrative_fragments`` documents (the story), keyed by fragment id."""
+
+    def get(self, fragment_id: str) -> Fragment | None:
+        """The fragment, or None."""
+
+    def put(self, fragment: Fragment) -> None:
+        """Store ``fragment``, replacing any fragment with its id (loading the story)."""
+
+
+class ItemCatalogue(Protocol):
+    """The ``items`` documents, keyed by sku."""
+
+    def get(self, sku: str) -> Item | None:
+        """The item, or None."""
+
+    def put(self, item: Item) -> None:
+        """Store ``item``, replacing any item with its sku."""
+
+    def all(self) -> list[Item]:
+        """Every item, by sku."""
+
+
+class BesitosLedger(Protocol):
+    """Users' balances (in their documents) and the ``besitos_ledger`` of applied changes."""
+
+    def debit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
+        """Take ``amount`` from the user's balance if it is at least ``amount`` and ``key`` was
+        never applied; record the change under ``key``. The balance never goes negative, and
+        a key applies at most once, even when callers race. `UserNotFound` if no user."""
+
+    def credit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
+        """Add ``amount`` unless ``key`` was applied before; record it under ``key``."""
+
+    def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
+        """The user's applied changes, newest first."""
+
+
+class Subscriptions(Protocol):
+    """The ``subscriptions`` rows; a user has at most one ``active`` subscription."""
+
+    def start(self, subscription: Subscription) -> Subscription:
+        """Store ``subscription`` as the user's active one, cancelling the previous active one
+        in the same transaction; return it with its id. `InvalidRecord` if the user has no
+        profile or a constraint refuses it (nothing is written then)."""
+
+    def current(self, user_id: int) -> Subscription | None:
+        """The user's active subscription, or None."""
+
+    def set_status(self, subscription_id: int, status: SubscriptionStatus) -> Subscription | None:
+        """Change a subscription's status; None if there is no such subscription."""
+
+    def expire_due(self, now: datetime) -> int:
+        """Mark every active subscription that ended by ``now`` expired; how many were."""
+
+    def history(self, user_id: int) -> list[Subscription]:
+        """All of the user's subscriptions, newest first."""

@@ -1,14 +1,40 @@
-"""Repositories on SQLAlchemy: the relational tables and the embedded `sql` document backend."""
+"""Repositories on SQLAlchemy: the relational tables and the embedded `sql` document backend.
+
+Every public method is one guarded unit of work (`StoreGuard`): one transaction, retried as a
+whole on transient errors, so a retry never applies half of anything.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from yabot.domain.users import UserDocument, UserProfile
-from yabot.stores.tables import user_documents, user_profiles
+from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
+from yabot.domain.items import Item
+from yabot.domain.narrative import Fragment
+from yabot.domain.subscriptions import Subscription, SubscriptionStatus
+from yabot.domain.users import UserDocument, UserProfile, utcnow
+from yabot.errors import InvalidRecord, UserNotFound
+from yabot.stores.guard import StoreGuard
+from yabot.stores.handles import DocumentRepositories
+from yabot.stores.tables import (
+    besitos_ledger,
+    items,
+    narrative_fragments,
+    subscriptions,
+    user_documents,
+    user_profiles,
+)
+from yabot.stores.transient import is_transient_sql
+
+
+def sql_guard(name: str = "sql") -> StoreGuard:
+    """A guard with the default policy and breaker, for repositories built outside a store."""
+    return StoreGuard(name, is_transient=is_transient_sql)
 
 
 def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
@@ -17,59 +43,348 @@ def insert_if_absent(conn: Connection, table: Table, values: dict[str, Any]) -> 
     RETURNING, not rowcount: psycopg 3 reports -1 for this statement.
     """
     dialect = conn.dialect.name
-    insert: Any
+    dialect_insert: Any
     if dialect == "sqlite":
-        insert = sqlite.insert
+        dialect_insert = sqlite.insert
     elif dialect == "postgresql":
-        insert = postgresql.insert
+        dialect_insert = postgresql.insert
     else:
         raise NotImplementedError(f"no conflict-ignoring insert for {dialect}")
     statement = (
-        insert(table).values(**values).on_conflict_do_nothing()
+        dialect_insert(table).values(**values).on_conflict_do_nothing()
         .returning(*table.primary_key.columns)
     )
     return conn.execute(statement).first() is not None
 
 
+def upsert(conn: Connection, table: Table, values: dict[str, Any]) -> None:
+    """``INSERT … ON CONFLICT (pk) DO UPDATE``: the row ends up holding ``values``."""
+    dialect_insert: Any = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+    statement = dialect_insert(table).values(**values)
+    keys = [column.name for column in table.primary_key.columns]
+    statement = statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: statement.excluded[name] for name in values if name not in keys},
+    )
+    conn.execute(statement)
+
+
+# The field each named constraint protects, for error messages.
+CONSTRAINT_FIELDS = {
+    "ck_subscriptions_ends_after_start": "ends_at",
+    "ck_subscriptions_subscription_plan": "plan",
+    "ck_subscriptions_subscription_status": "status",
+    "fk_subscriptions_user_id_user_profiles": "user_id",
+    "ck_user_documents_besitos_not_negative": "besitos",
+    "ck_besitos_ledger_amount_not_zero": "amount",
+    "ck_besitos_ledger_balance_after_not_negative": "balance_after",
+}
+
+
+def constraint_error(error: sa_exc.IntegrityError) -> InvalidRecord:
+    """`InvalidRecord` naming the field whose constraint the write violated."""
+    message = str(error.orig)
+    name = getattr(getattr(error.orig, "diag", None), "constraint_name", None)  # PostgreSQL
+    if name is None and "FOREIGN KEY" in message:  # SQLite does not name a failed foreign key
+        return InvalidRecord("user_id", "refers to no existing row")
+    if name is None:  # SQLite: "CHECK constraint failed: ck_…"
+        name = message.rsplit(":", 1)[-1].strip()
+    return InvalidRecord(CONSTRAINT_FIELDS.get(str(name), str(name)), f"violates {name}")
+
+
 class SqlUserProfiles:
     """`UserProfiles` on the ``user_profiles`` table."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
         self._engine = engine
+        self._guard = guard or sql_guard()
+
+    _get = select(user_profiles).where(user_profiles.c.user_id == bindparam("uid"))
 
     def get(self, user_id: int) -> UserProfile | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                select(user_profiles).where(user_profiles.c.user_id == user_id)
-            ).mappings().first()
-        return UserProfile.model_validate(dict(row)) if row is not None else None
+        def read() -> UserProfile | None:
+            with self._engine.connect() as conn:
+                row = conn.execute(self._get, {"uid": user_id}).mappings().first()
+            return UserProfile.model_validate(dict(row)) if row is not None else None
+
+        return self._guard.run(read, "get profile")
 
     def create_if_absent(self, profile: UserProfile) -> bool:
-        with self._engine.begin() as conn:
-            return insert_if_absent(conn, user_profiles, profile.model_dump())
+        def write() -> bool:
+            with self._engine.begin() as conn:
+                return insert_if_absent(conn, user_profiles, profile.model_dump())
+
+        return self._guard.run(write, "create profile")
 
 
 class SqlUserDocuments:
     """`UserDocuments` as JSON in the ``user_documents`` table (the embedded default)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
         self._engine = engine
+        self._guard = guard or sql_guard()
+
+    _get = select(user_documents.c.document, user_documents.c.besitos).where(
+        user_documents.c.user_id == bindparam("uid")
+    )
 
     def get(self, user_id: int) -> UserDocument | None:
-        with self._engine.connect() as conn:
-            body = conn.execute(
-                select(user_documents.c.document).where(user_documents.c.user_id == user_id)
-            ).scalar_one_or_none()
-        return UserDocument.model_validate(body) if body is not None else None
+        def read() -> UserDocument | None:
+            with self._engine.connect() as conn:
+                row = conn.execute(self._get, {"uid": user_id}).first()
+            if row is None:
+                return None
+            return UserDocument.model_validate({**row.document, "besitos": row.besitos})
+
+        return self._guard.run(read, "get user")
 
     def create_if_absent(self, document: UserDocument) -> tuple[UserDocument, bool]:
-        with self._engine.begin() as conn:
-            created = insert_if_absent(
-                conn, user_documents,
-                {"user_id": document.user_id, "document": document.model_dump(mode="json")},
-            )
-        if created:
+        def write() -> bool:
+            with self._engine.begin() as conn:
+                return insert_if_absent(
+                    conn, user_documents,
+                    {"user_id": document.user_id, "besitos": document.besitos,
+                     "document": document.model_dump(mode="json", exclude={"besitos"})},
+                )
+
+        if self._guard.run(write, "create user"):
             return document, True
         existing = self.get(document.user_id)
         assert existing is not None  # rows are never deleted
         return existing, False
+
+
+class SqlNarrativeFragments:
+    """`NarrativeFragments` as JSON in the ``narrative_fragments`` table."""
+
+    def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
+        self._engine = engine
+        self._guard = guard or sql_guard()
+
+    def get(self, fragment_id: str) -> Fragment | None:
+        def read() -> Fragment | None:
+            with self._engine.connect() as conn:
+                body = conn.execute(
+                    select(narrative_fragments.c.document)
+                    .where(narrative_fragments.c.fragment_id == fragment_id)
+                ).scalar_one_or_none()
+            return Fragment.model_validate(body) if body is not None else None
+
+        return self._guard.run(read, "get fragment")
+
+    def put(self, fragment: Fragment) -> None:
+        def write() -> None:
+            with self._engine.begin() as conn:
+                upsert(conn, narrative_fragments, {
+                    "fragment_id": fragment.fragment_id,
+                    "document": fragment.model_dump(mode="json"),
+                })
+
+        self._guard.run(write, "put fragment")
+
+
+class SqlItemCatalogue:
+    """`ItemCatalogue` as JSON in the ``items`` table."""
+
+    def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
+        self._engine = engine
+        self._guard = guard or sql_guard()
+
+    def get(self, sku: str) -> Item | None:
+        def read() -> Item | None:
+            with self._engine.connect() as conn:
+                body = conn.execute(
+                    select(items.c.document).where(items.c.sku == sku)
+                ).scalar_one_or_none()
+            return Item.model_validate(body) if body is not None else None
+
+        return self._guard.run(read, "get item")
+
+    def put(self, item: Item) -> None:
+        def write() -> None:
+            with self._engine.begin() as conn:
+                upsert(conn, items, {"sku": item.sku, "document": item.model_dump(mode="json")})
+
+        self._guard.run(write, "put item")
+
+    def all(self) -> list[Item]:
+        def read() -> list[Item]:
+            with self._engine.connect() as conn:
+                bodies = conn.execute(select(items.c.document).order_by(items.c.sku)).scalars()
+                return [Item.model_validate(body) for body in bodies]
+
+        return self._guard.run(read, "list items")
+
+
+class SqlBesitosLedger:
+    """`BesitosLedger` on ``user_documents.besitos`` and the ``besitos_ledger`` table.
+
+    A change is one transaction: the conditional ``UPDATE … WHERE besitos >= :n RETURNING``
+    (which row-locks the user on PostgreSQL and takes the write lock on SQLite), then the
+    ledger row; a key already in the ledger rolls the whole transaction back.
+    """
+
+    def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
+        self._engine = engine
+        self._guard = guard or sql_guard()
+        # Built once with bound parameters: building statements per call cost more than the
+        # SQLite work itself (bench/stores.py).
+        balance = user_documents.c.besitos
+        credit = (
+            update(user_documents)
+            .where(user_documents.c.user_id == bindparam("uid"))
+            .values(besitos=balance + bindparam("delta"))
+            .returning(balance)
+        )
+        self._credit = credit
+        self._debit = credit.where(balance >= -bindparam("delta"))
+        dialect_insert: Any = (sqlite.insert if engine.dialect.name == "sqlite"
+                               else postgresql.insert)
+        self._record = (dialect_insert(besitos_ledger).on_conflict_do_nothing()
+                        .returning(besitos_ledger.c.id))
+        self._balance = select(balance).where(user_documents.c.user_id == bindparam("uid"))
+
+    def debit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
+        return self._change(user_id, -positive(amount), key, reason)
+
+    def credit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
+        return self._change(user_id, positive(amount), key, reason)
+
+    def _change(self, user_id: int, delta: int, key: str, reason: str) -> BalanceChange:
+        # Validate before touching the store (raises pydantic's ValidationError on bad input).
+        entry = LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0,
+                            reason=reason).model_dump()
+        statement = self._debit if delta < 0 else self._credit
+        parameters = {"uid": user_id, "delta": delta}
+
+        def apply() -> BalanceChange:
+            with self._engine.connect() as conn:
+                transaction = conn.begin()
+                after = conn.execute(statement, parameters).scalar_one_or_none()
+                if after is not None:
+                    recorded = conn.execute(self._record, {**entry, "balance_after": after})
+                    if recorded.first() is not None:
+                        transaction.commit()
+                        return BalanceChange(applied=True, balance=after)
+                transaction.rollback()  # too poor, unknown user, or the key was used before
+                current = conn.execute(self._balance, {"uid": user_id}).scalar_one_or_none()
+                conn.rollback()
+            if current is None:
+                raise UserNotFound(user_id)
+            return BalanceChange(applied=False, balance=current)
+
+        return self._guard.run(apply, "debit" if delta < 0 else "credit")
+
+    def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
+        def read() -> list[LedgerEntry]:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(besitos_ledger).where(besitos_ledger.c.user_id == user_id)
+                    .order_by(besitos_ledger.c.id.desc()).limit(limit)
+                ).mappings().all()
+            return [LedgerEntry.model_validate(dict(row)) for row in rows]
+
+        return self._guard.run(read, "ledger entries")
+
+
+class SqlSubscriptions:
+    """`Subscriptions` on the ``subscriptions`` table."""
+
+    def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
+        self._engine = engine
+        self._guard = guard or sql_guard()
+
+    def _write(self, operation: Any, what: str) -> Any:
+        try:
+            return self._guard.run(operation, what)
+        except sa_exc.IntegrityError as exc:
+            raise constraint_error(exc) from exc
+
+    def start(self, subscription: Subscription) -> Subscription:
+        values = subscription.model_dump(exclude={"id"})
+        values["status"] = SubscriptionStatus.ACTIVE.value
+        values["plan"] = subscription.plan.value
+
+        def write() -> int:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.user_id == subscription.user_id,
+                           subscriptions.c.status == SubscriptionStatus.ACTIVE.value)
+                    .values(status=SubscriptionStatus.CANCELLED.value,
+                            updated_at=subscription.updated_at)
+                )
+                new_id: int = conn.execute(
+                    insert(subscriptions).values(**values).returning(subscriptions.c.id)
+                ).scalar_one()
+                return new_id
+
+        new_id = self._write(write, "start subscription")
+        return subscription.model_copy(update={"id": new_id,
+                                               "status": SubscriptionStatus.ACTIVE})
+
+    _current = (
+        select(subscriptions)
+        .where(subscriptions.c.user_id == bindparam("uid"),
+               subscriptions.c.status == SubscriptionStatus.ACTIVE.value)
+        .order_by(subscriptions.c.id.desc()).limit(1)
+    )
+
+    def current(self, user_id: int) -> Subscription | None:
+        found = self._read(self._current, "current subscription", {"uid": user_id})
+        return found[0] if found else None
+
+    def history(self, user_id: int) -> list[Subscription]:
+        return self._read(
+            select(subscriptions).where(subscriptions.c.user_id == user_id)
+            .order_by(subscriptions.c.id.desc()),
+            "subscription history",
+        )
+
+    def set_status(self, subscription_id: int, status: SubscriptionStatus) -> Subscription | None:
+        def write() -> int | None:
+            with self._engine.begin() as conn:
+                changed: int | None = conn.execute(
+                    update(subscriptions).where(subscriptions.c.id == subscription_id)
+                    .values(status=status.value, updated_at=utcnow())
+                    .returning(subscriptions.c.id)
+                ).scalar_one_or_none()
+                return changed
+
+        if self._write(write, "set subscription status") is None:
+            return None
+        found = self._read(select(subscriptions).where(subscriptions.c.id == subscription_id),
+                           "get subscription")
+        return found[0] if found else None
+
+    def expire_due(self, now: datetime) -> int:
+        def write() -> int:
+            with self._engine.begin() as conn:
+                return len(conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.status == SubscriptionStatus.ACTIVE.value,
+                           subscriptions.c.ends_at <= now)
+                    .values(status=SubscriptionStatus.EXPIRED.value, updated_at=utcnow())
+                    .returning(subscriptions.c.id)
+                ).all())
+
+        expired: int = self._write(write, "expire subscriptions")
+        return expired
+
+    def _read(self, statement: Any, what: str,
+              parameters: dict[str, Any] | None = None) -> list[Subscription]:
+        def read() -> list[Subscription]:
+            with self._engine.connect() as conn:
+                rows = conn.execute(statement, parameters).mappings().all()
+            return [Subscription.model_validate(dict(row)) for row in rows]
+
+        return self._guard.run(read, what)
+
+
+def sql_documents(engine: Engine, guard: StoreGuard | None = None) -> DocumentRepositories:
+    """Every document repository of the embedded `sql` backend, sharing one guard."""
+    guard = guard or sql_guard()
+    return DocumentRepositories(
+        "sql", SqlUserDocuments(engine, guard), SqlNarrativeFragments(engine, guard),
+        SqlItemCatalogue(engine, guard), SqlBesitosLedger(engine, guard),
+    )

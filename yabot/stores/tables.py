@@ -6,8 +6,12 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
+    Enum,
+    ForeignKey,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -16,7 +20,17 @@ from sqlalchemy import (
     Text,
 )
 
-metadata = MetaData()
+# Named constraints, so migrations and error messages can refer to them the same way on
+# every database (https://alembic.sqlalchemy.org/en/latest/naming.html).
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 user_profiles = Table(
     "user_profiles",
@@ -28,12 +42,46 @@ user_profiles = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# Documents of the embedded `sql` backend: one row per document, the body as JSON.
+# Documents of the embedded `sql` backend: one row per document, the body as JSON. The
+# balance is a column of its own (the JSON copy is ignored) so a debit is one conditional
+# UPDATE; the CHECK is the last line of defence against a negative balance.
 user_documents = Table(
     "user_documents",
     metadata,
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("document", JSON, nullable=False),
+    Column("besitos", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("besitos >= 0", name="besitos_not_negative"),
+)
+
+narrative_fragments = Table(
+    "narrative_fragments",
+    metadata,
+    Column("fragment_id", String(128), primary_key=True),
+    Column("document", JSON, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("document", JSON, nullable=False),
+)
+
+# Every applied balance change, once per idempotency key.
+besitos_ledger = Table(
+    "besitos_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(128), nullable=False, unique=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("reason", String(256), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("amount <> 0", name="amount_not_zero"),
+    CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+    Index(None, "user_id", "id"),
 )
 
 # Events that could not reach Redis yet. `position` is the publish order the replayer keeps.
@@ -69,4 +117,30 @@ dead_letters = Table(
     Column("error", Text, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("failed_at", DateTime(timezone=True), nullable=False),
+)
+
+# A user's plans over time; at most one is "active" at a time (the repository ensures it).
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "user_id", BigInteger,
+        ForeignKey("user_profiles.user_id", ondelete="CASCADE"), nullable=False,
+    ),
+    Column(
+        "plan", Enum("free", "vip", name="subscription_plan", native_enum=False,
+                     create_constraint=True, length=16),
+        nullable=False,
+    ),
+    Column(
+        "status", Enum("active", "expired", "cancelled", name="subscription_status",
+                       native_enum=False, create_constraint=True, length=16),
+        nullable=False,
+    ),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+    Index(None, "user_id", "status"),
 )

@@ -1,0 +1,79 @@
+"""Fill the mongomock gaps the production code runs into, in the tests only.
+
+mongomock 4.3 raises NotImplementedError for ``create_collection(validator=…)`` and for
+``list_collections()``, and its ``Database.command`` takes no positional value, so
+``db.command("collMod", name, validator=…)`` fails. Here collection options are remembered per
+database store (not enforced: mongomock never validates documents — validator rejections are
+tested on a real MongoDB only, via the ``mongodb`` marker).
+
+`install()` patches `mongomock.database.Database` once per process; it changes nothing for
+calls mongomock already supports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import mongomock
+from mongomock.database import Database
+from pymongo.errors import CollectionInvalid, OperationFailure
+
+_OPTIONS = "_yabot_collection_options"
+_installed = False
+
+
+def _options(db: Any) -> dict[str, dict[str, Any]]:
+    store = db._store
+    if not hasattr(store, _OPTIONS):
+        setattr(store, _OPTIONS, {})
+    found: dict[str, dict[str, Any]] = getattr(store, _OPTIONS)
+    return found
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    original_create = Database.create_collection
+    original_command = Database.command
+
+    def create_collection(self: Any, name: str, **kwargs: Any) -> Any:
+        if name in self.list_collection_names():
+            raise CollectionInvalid(f"collection {name} already exists")
+        collection = original_create(self, name)
+        _options(self)[name] = dict(kwargs)
+        return collection
+
+    def command(self: Any, command: Any, value: Any = None, **kwargs: Any) -> Any:
+        if command == "collMod":
+            if value not in self.list_collection_names():
+                raise OperationFailure(f"ns does not exist: {value}", code=26)
+            _options(self).setdefault(value, {}).update(kwargs)
+            return {"ok": 1.0}
+        return original_command(self, command, **kwargs)
+
+    def list_collections(self: Any, filter: Any = None, **_: Any) -> Iterator[dict[str, Any]]:
+        wanted = (filter or {}).get("name")
+        for name in self.list_collection_names():
+            if wanted is None or wanted == name:
+                yield {"name": name, "type": "collection",
+                       "options": dict(_options(self).get(name, {}))}
+
+    def drop_collection(self: Any, name_or_collection: Any, session: Any = None) -> None:
+        name = getattr(name_or_collection, "name", name_or_collection)
+        _options(self).pop(name, None)
+        original_drop(self, name_or_collection, session)
+
+    original_drop = Database.drop_collection
+    Database.create_collection = create_collection
+    Database.command = command
+    Database.list_collections = list_collections
+    Database.drop_collection = drop_collection
+
+
+def client() -> Any:
+    """A mongomock client with the gaps filled."""
+    install()
+    return mongomock.MongoClient(tz_aware=True)

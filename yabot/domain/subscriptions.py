@@ -1,0 +1,44 @@
+"""Subscriptions: which plan a user is on, and until when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from yabot.domain.users import UserId, UtcDatetime, utcnow
+
+
+class Plan(StrEnum):
+    FREE = "free"
+    VIP = "vip"
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Subscription(BaseModel):
+    """One period of a plan. ``id`` is None until stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None = None
+    user_id: UserId
+    plan: Plan
+    status: SubscriptionStatus = SubscriptionStatus.ACTIVE
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    updated_at: UtcDatetime = Field(default_factory=utcnow)
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> Subscription:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+    def is_active_at(self, moment: datetime) -> bool:
+        return self.status is SubscriptionStatus.ACTIVE and self.starts_at <= moment < self.ends_at

@@ -1,0 +1,107 @@
+"""Building pools from settings and reaching the servers on start, with retries."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from pymongo import MongoClient
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from yabot.errors import StoreUnavailable
+from yabot.settings import Settings
+from yabot.stores.breaker import CircuitBreaker
+from yabot.stores.engine import make_engine
+from yabot.stores.guard import StoreGuard
+from yabot.stores.retry import RetryPolicy, retry_call
+from yabot.stores.transient import is_transient_mongo, is_transient_sql
+
+log = structlog.get_logger("yabot.stores")
+
+Document = dict[str, Any]
+MongoClientFactory = Callable[..., MongoClient[Document]]
+CONNECT_MAX_DELAY = 5.0
+
+
+def sql_engine(settings: Settings) -> Engine:
+    """The engine for `Settings.sql_url` with the configured pool and timeouts."""
+    sql = settings.sql
+    options: dict[str, Any] = {
+        "pool_size": sql.sql_pool_size, "max_overflow": sql.sql_max_overflow,
+        "pool_timeout": sql.sql_pool_timeout, "pool_recycle": sql.sql_pool_recycle,
+    }
+    if make_url(settings.sql_url).get_backend_name() == "postgresql":
+        options["connect_args"] = {"connect_timeout": sql.sql_connect_timeout}
+    return make_engine(settings.sql_url, busy_timeout_ms=sql.sql_busy_timeout_ms, **options)
+
+
+def sql_store_guard(settings: Settings) -> StoreGuard:
+    sql = settings.sql
+    return StoreGuard(
+        "sql", is_transient=is_transient_sql,
+        policy=RetryPolicy(attempts=sql.sql_retry_attempts, base_delay=sql.sql_retry_base_delay),
+        breaker=CircuitBreaker("sql", failure_threshold=sql.sql_breaker_failures,
+                               cool_down=sql.sql_breaker_cool_down),
+    )
+
+
+def mongo_client(settings: Settings, factory: MongoClientFactory = MongoClient) -> MongoClient[
+    Document
+]:
+    """A `MongoClient` with the configured pool and timeouts; it connects lazily."""
+    mongo = settings.mongo
+    assert mongo.uri is not None
+    return factory(
+        mongo.uri.get_secret_value(), appname=mongo.app_name, tz_aware=True,
+        maxPoolSize=mongo.max_pool_size, connectTimeoutMS=mongo.connect_timeout_ms,
+        serverSelectionTimeoutMS=mongo.server_selection_timeout_ms,
+        socketTimeoutMS=mongo.socket_timeout_ms,
+    )
+
+
+def mongo_store_guard(settings: Settings) -> StoreGuard:
+    mongo = settings.mongo
+    return StoreGuard(
+        "mongo", is_transient=is_transient_mongo,
+        policy=RetryPolicy(attempts=mongo.retry_attempts, base_delay=mongo.retry_base_delay),
+        breaker=CircuitBreaker("mongo", failure_threshold=mongo.breaker_failures,
+                               cool_down=mongo.breaker_cool_down),
+    )
+
+
+def connect_with_retry(
+    name: str,
+    ping: Callable[[], object],
+    is_transient: Callable[[BaseException], bool],
+    attempts: int,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+) -> None:
+    """Call ``ping`` until it answers, backing off on transient errors; `StoreUnavailable`
+    naming the store when every attempt failed. Non-transient errors (bad credentials, a bad
+    URL) are raised at once: waiting would not fix them."""
+    policy = RetryPolicy(attempts=attempts, base_delay=0.2, max_delay=CONNECT_MAX_DELAY)
+    try:
+        retry_call(ping, is_transient=is_transient, policy=policy, sleep=sleep, rng=rng,
+                   what=f"connect to {name}")
+    except Exception as exc:
+        if is_transient(exc):
+            raise StoreUnavailable(
+                f"could not reach the {name} store after {attempts} attempts "
+                f"({type(exc).__name__})"
+            ) from exc
+        raise
+
+
+def sql_ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def mongo_ping(client: MongoClient[Document]) -> None:
+    client.admin.command("ping")
