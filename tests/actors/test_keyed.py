@@ -229,23 +229,20 @@ def test_a_crash_affects_only_its_key_and_the_next_message_starts_it_afresh(
 
 
 def test_keys_failing_too_often_fail_the_keeper_and_its_supervisor_restarts_it(
-    journal: Journal,
+    registries: list[KeyedActors[Any, Any]], journal: Journal
 ) -> None:
-    keyed: KeyedActors[int, Appender] = KeyedActors(
-        "fragile", lambda key: crash_on(Crash, lambda: Appender(key, journal))(),
-        max_failures=1, period=60,
-    )
+    keyed = appenders(registries, journal, max_failures=1, period=60)
     with ActorTestKit() as kit:
         sup = Supervisor("s", [keyed.child_spec()])
         kit.spawn(lambda: sup)
-        keeper = sup.child("fragile")
+        keeper = sup.child("appenders")
         keyed.tell(1, Append(value=1))
         keyed.tell(2, Append(value=2))
 
         keyed.tell(1, Crash())
         keyed.tell(2, Crash())  # the second failure within the period exceeds the intensity
 
-        eventually(lambda: sup.child("fragile") not in (None, keeper), what="keeper restarted")
+        eventually(lambda: sup.child("appenders") not in (None, keeper), what="keeper restarted")
         # The restart stopped every key and reopened the registry: it serves again.
         keyed.tell(3, Append(value=3))
         assert keyed.ask(3, Log(), timeout=2) == (3,)
