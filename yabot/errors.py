@@ -51,8 +51,44 @@ class Forbidden(YabotError):
     code = "forbidden"
 
 
+class VipRequired(Forbidden):
+    """VIP-only content or item for a user without an active VIP subscription."""
+
+    code = "vip-required"
+
+
+class ItemRequired(Forbidden):
+    """A choice that needs an item the user does not have."""
+
+    code = "item-required"
+
+
+class FragmentNotFound(NotFound):
+    code = "fragment-not-found"
+
+
+class ItemNotFound(NotFound):
+    code = "item-not-found"
+
+
 class Conflict(YabotError):
     code = "conflict"
+
+
+class StaleChoice(Conflict):
+    """A choice for a fragment the user has already left (an old button)."""
+
+    code = "stale-choice"
+
+
+class InsufficientBesitos(Conflict):
+    code = "insufficient-besitos"
+
+
+class IdempotencyConflict(Conflict):
+    """An idempotency key reused for a different request."""
+
+    code = "idempotency-conflict"
 
 
 class Unavailable(YabotError):
@@ -65,10 +101,46 @@ class StoreUnavailable(Unavailable):
     code = "store-unavailable"
 
 
+class RateLimited(YabotError):
+    """Too many requests from one caller; ``retry_after`` says when to try again (seconds)."""
+
+    code = "too-many-requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limit exceeded; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload-too-large"
+
+
+class LengthRequired(InvalidInput):
+    """A body without ``Content-Length`` (e.g. chunked), which the API does not read."""
+
+    code = "length-required"
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported-media-type"
+
+
 class TimedOut(YabotError):
     """An internal request took longer than its deadline."""
 
     code = "timeout"
+
+
+class InvalidChoice(InvalidInput):
+    """A choice the fragment does not offer."""
+
+    code = "invalid-choice"
+
+
+class InvalidStory(InvalidInput):
+    """Seed content that does not hold together (e.g. a choice pointing at no fragment)."""
+
+    code = "invalid-story"
 
 
 class InvalidEvent(InvalidInput):

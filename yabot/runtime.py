@@ -101,6 +101,10 @@ class Runtime:
             root.stop(block=True, timeout=ROOT_STOP_TIMEOUT)
             log.info("actor tree stopped")
 
+    def http_routes(self) -> dict[str, object]:
+        """Falcon resources the runtime's parts serve on the API app (path → resource)."""
+        return {}
+
     def find(self, path: str) -> pykka.ActorRef[Any] | None:
         """A running actor of the tree by path, e.g. ``"stores/sql"``; None while it is down."""
         root = self._root

@@ -37,7 +37,8 @@ class WorkerApp:
 
     def bind(self, settings: Settings, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._app = create_app(settings, ApiBridge(runtime.sessions, settings.actors.ask_timeout))
+        bridge = ApiBridge(runtime.sessions, settings.actors.ask_timeout)
+        self._app = create_app(settings, bridge, runtime.http_routes())
 
     def shutdown(self) -> None:
         runtime, self.runtime, self._app = self.runtime, None, None

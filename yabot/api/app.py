@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -43,7 +44,10 @@ class RequestContext:
         log.info("request", method=req.method, path=req.path, status=resp.status, ms=elapsed_ms)
 
 
-def create_app(settings: Settings, bridge: ApiBridge) -> falcon.App[Any, Any]:
+def create_app(
+    settings: Settings, bridge: ApiBridge, extra_routes: Mapping[str, object] | None = None
+) -> falcon.App[Any, Any]:
+    """The API; ``extra_routes`` are resources other parts add (the Telegram webhook)."""
     middleware: list[Any] = [RequestContext(), RequireToken(TokenVerifier(settings))]
     app: falcon.App[Any, Any] = falcon.App(middleware=middleware)
     app.resp_options.xml_error_serialization = False
@@ -51,4 +55,6 @@ def create_app(settings: Settings, bridge: ApiBridge) -> falcon.App[Any, Any]:
     app.add_error_handler(Exception, handle_error)
     app.add_route("/healthz", Liveness())
     app.add_route("/user/{user_id}/state", UserStateResource(bridge))
+    for path, resource in (extra_routes or {}).items():
+        app.add_route(path, resource)
     return app

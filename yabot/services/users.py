@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from yabot.domain.users import TelegramIdentity, UserDocument, UserProfile
+from yabot.domain.subscriptions import Plan, Subscription, SubscriptionStatus
+from yabot.domain.users import TelegramIdentity, UserDocument, UserProfile, utcnow
 from yabot.errors import UserNotFound
-from yabot.sessions.messages import UserState
+from yabot.sessions.messages import Preferences, SubscriptionView, UserState
 from yabot.stores.handles import Stores
 
 
@@ -31,4 +32,24 @@ class UserService:
         if document is None:
             raise UserNotFound(user_id)
         profile = self._stores.relational.profiles.get(user_id)
-        return UserState(document=document, profile=profile)
+        subscription = self._stores.relational.subscriptions.current(user_id)
+        return UserState(
+            document=document, profile=profile,
+            preferences=Preferences(language=document.language),
+            subscription=subscription_view(subscription),
+        )
+
+
+def subscription_view(subscription: Subscription | None) -> SubscriptionView:
+    """What ``subscription`` means now: a lapsed VIP reads as expired, not VIP."""
+    if subscription is None:
+        return SubscriptionView(plan=Plan.FREE)
+    now = utcnow()
+    status = subscription.status
+    if status is SubscriptionStatus.ACTIVE and subscription.ends_at <= now:
+        status = SubscriptionStatus.EXPIRED
+    return SubscriptionView(
+        plan=subscription.plan, status=status, starts_at=subscription.starts_at,
+        ends_at=subscription.ends_at,
+        vip=subscription.plan is Plan.VIP and subscription.is_active_at(now),
+    )

@@ -1,16 +1,120 @@
-"""The `UserSession` protocol: what edges (HTTP, Telegram) can ask a user's session."""
+"""The `UserSession` protocol: everything the edges (HTTP API, Telegram bot, console) can ask.
+
+Every user-facing operation is one ask on the user's session actor, so one user's bot
+updates and API calls are handled one at a time, in arrival order. Replies are views the
+edges render as they are (JSON, a Telegram message); texts are already in the user's
+language. Failures are `yabot.errors` exceptions raised in the asker (see each ask).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
 from actors import Ask, Message
-from yabot.domain.users import TelegramIdentity, UserDocument, UserProfile
+from yabot.domain.besitos import Amount, LedgerEntry, LedgerKey
+from yabot.domain.items import Item, Sku
+from yabot.domain.narrative import FragmentId
+from yabot.domain.subscriptions import Plan, SubscriptionStatus
+from yabot.domain.users import Language, TelegramIdentity, UserDocument, UserId, UserProfile
+
+
+class Preferences(Message):
+    """What a user may choose. `SetPreferences` replaces all of them at once."""
+
+    language: Language
+    notifications: bool = True
+
+
+class SubscriptionView(Message):
+    """The user's plan as of the moment of the ask: expiry is evaluated at access time, so a
+    VIP subscription whose ``ends_at`` has passed reads ``vip=False``, ``status="expired"``
+    even if no job has marked it yet. No subscription at all reads ``plan="free"``."""
+
+    plan: Plan
+    status: SubscriptionStatus | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    vip: bool = False
 
 
 class UserState(Message):
-    """Everything known about a user: the document and the relational profile."""
+    """Everything known about a user: the document (story position, besitos, inventory,
+    language), the relational profile, the preferences and the subscription."""
 
     document: UserDocument
     profile: UserProfile | None
+    preferences: Preferences
+    subscription: SubscriptionView
+
+
+class ChoiceView(Message):
+    """One choice of a fragment, as the user sees it. ``available`` is False when the user
+    cannot take it now (too few besitos, a missing item, VIP needed); ``why_not`` then names
+    the reason with an error code (``insufficient-besitos``, ``item-required``,
+    ``vip-required``)."""
+
+    choice_id: str
+    label: str
+    next_fragment: FragmentId
+    cost_besitos: int = 0
+    reward_besitos: int = 0
+    requires_item: Sku | None = None
+    requires_vip: bool = False
+    available: bool = True
+    why_not: str | None = None
+
+
+class FragmentView(Message):
+    """A fragment rendered for one user, in their language. No choices: an ending."""
+
+    fragment_id: FragmentId
+    title: str
+    text: str
+    vip_only: bool
+    choices: tuple[ChoiceView, ...]
+    ending: bool
+    balance: int
+
+
+class Wallet(Message):
+    balance: int
+    entries: tuple[LedgerEntry, ...]  # newest first
+
+
+class Shop(Message):
+    items: tuple[Item, ...]  # by sku
+    balance: int
+    inventory: tuple[Sku, ...]
+
+
+class Purchase(Message):
+    """``applied`` is False when the same idempotency key bought before (nothing changed)."""
+
+    item: Item
+    applied: bool
+    balance: int
+    inventory: tuple[Sku, ...]
+
+
+class TransactionResult(Message):
+    """``applied`` is False when the key had been applied before: a replay changes nothing
+    and answers with the current balance."""
+
+    key: LedgerKey
+    kind: Literal["earn", "spend", "transfer"]
+    amount: int
+    applied: bool
+    balance: int
+
+
+class ReactionReward(Message):
+    """``awarded`` is 0 once the user reached the daily cap or reacted to this message before."""
+
+    awarded: int
+    balance: int
 
 
 class Welcome(Message):
@@ -20,11 +124,89 @@ class Welcome(Message):
     created: bool
 
 
+# ---- asks ---------------------------------------------------------------------------------
+
+
 class Start(Ask[Welcome]):
-    """The user pressed /start: create them if new."""
+    """The user pressed /start: create them in both stores if new (both-or-neither)."""
 
     identity: TelegramIdentity
 
 
 class GetState(Ask[UserState]):
-    """Read the user's merged state; fails with `UserNotFound` for an unknown user."""
+    """The user's merged state. Raises `UserNotFound`."""
+
+
+class SetPreferences(Ask[UserState]):
+    """Replace the user's preferences. Raises `UserNotFound`."""
+
+    preferences: Preferences
+
+
+class ShowFragment(Ask[FragmentView]):
+    """The fragment ``fragment_id`` for this user, or their current one (the story's start
+    for a user who has not begun). Raises `UserNotFound`, `FragmentNotFound`, `VipRequired`."""
+
+    fragment_id: FragmentId | None = None
+
+
+class Choose(Ask[FragmentView]):
+    """Take ``choice_id`` of ``fragment_id`` (the fragment the button was shown for) and
+    answer with the next fragment. Raises `StaleChoice` when the user is no longer at
+    ``fragment_id``; `InvalidChoice` when that fragment offers no such choice;
+    `InsufficientBesitos`, `ItemRequired`, `VipRequired` when the user cannot take it."""
+
+    fragment_id: FragmentId
+    choice_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class GetWallet(Ask[Wallet]):
+    limit: Annotated[int, Field(ge=1, le=100)] = 10
+
+
+class GetShop(Ask[Shop]):
+    """The item catalogue with the user's balance and inventory."""
+
+
+class BuyItem(Ask[Purchase]):
+    """Buy ``sku`` with besitos. Raises `ItemNotFound`, `InsufficientBesitos`, `VipRequired`,
+    `IdempotencyConflict` (the key bought a different item)."""
+
+    sku: Sku
+    idempotency_key: LedgerKey
+
+
+class Transact(Ask[TransactionResult]):
+    """Earn, spend or transfer (to ``to_user_id``) besitos under an idempotency key.
+
+    Raises `InsufficientBesitos` (spend/transfer), `UserNotFound` (either user),
+    `IdempotencyConflict` (the key was used with a different kind, amount or recipient),
+    `InvalidInput` (a transfer to oneself, or ``to_user_id`` missing or given wrongly)."""
+
+    kind: Literal["earn", "spend", "transfer"]
+    amount: Amount
+    idempotency_key: LedgerKey
+    to_user_id: UserId | None = None
+    reason: Annotated[str, Field(max_length=256)] = ""
+
+
+class React(Ask[ReactionReward]):
+    """The user reacted to a message: earn besitos up to the daily cap, once per message."""
+
+    chat_id: int
+    message_id: int
+    reaction: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class GetSubscription(Ask[SubscriptionView]):
+    """Raises `UserNotFound`."""
+
+
+class ChangeSubscription(Ask[SubscriptionView]):
+    """Start a plan (``status="active"``, until ``ends_at``) or cancel the current one
+    (``status="cancelled"``). Raises `UserNotFound`, `InvalidInput` (``ends_at`` not in the
+    future for an active plan)."""
+
+    plan: Plan
+    status: Literal["active", "cancelled"] = "active"
+    ends_at: datetime | None = None
