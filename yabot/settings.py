@@ -6,6 +6,7 @@ environment. An invalid value raises `ConfigError` naming the variable.
 
 from __future__ import annotations
 
+import re
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -19,12 +20,14 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from yabot.errors import ConfigError
 
 ENV_FILE = ".env"
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 MIN_JWT_SECRET_BYTES = 32  # PyJWT's enforce_minimum_key_length floor for HS256
 
 
@@ -126,12 +129,44 @@ class JwtSettings(BaseSettings):
 
 
 class BotSettings(BaseSettings):
+    """The Telegram side: token, Bot API server, webhook or polling, retries, limits."""
+
     model_config = _config()
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
     bot_webhook_url: AnyHttpUrl | None = None
     bot_webhook_secret: SecretStr | None = None
+    #: Largest webhook body accepted (413 above). Real updates are a few KiB.
+    bot_webhook_max_body: Annotated[int, Field(ge=1024, le=50_000_000)] = 1_048_576
+    #: Most simultaneous webhook connections Telegram may open (setWebhook max_connections).
+    bot_webhook_max_connections: Annotated[int, Field(ge=1, le=100)] = 40
+    #: Updates accepted but not yet handled; above it the webhook answers 503 (Telegram retries).
+    bot_max_pending_updates: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    #: getUpdates long-poll seconds in polling mode.
+    bot_polling_timeout: Annotated[int, Field(ge=0, le=50)] = 25
+    #: Reconnect backoff when Telegram cannot be reached: first delay, then doubling up to max.
+    bot_retry_initial_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
+    bot_retry_max_delay: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    #: How many times one Bot API call is retried after a 429 (waiting its retry_after).
+    bot_flood_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    #: Seconds to wait for in-flight updates on shutdown.
+    bot_drain_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    #: Seconds a user's language (from their preferences) is remembered by the bot.
+    bot_language_ttl: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+
+    @field_validator("bot_webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z a-z 0-9 _ -")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> BotSettings:
+        if self.bot_webhook_url is not None and self.bot_webhook_secret is None:
+            raise ValueError("BOT_WEBHOOK_SECRET is required when BOT_WEBHOOK_URL is set")
+        return self
 
 
 class ActorSettings(BaseSettings):

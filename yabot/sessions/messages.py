@@ -210,3 +210,17 @@ class ChangeSubscription(Ask[SubscriptionView]):
     plan: Plan
     status: Literal["active", "cancelled"] = "active"
     ends_at: datetime | None = None
+
+
+# ---- tells --------------------------------------------------------------------------------
+
+
+class RecordUpdate(Message):
+    """Told (not asked) by the bot after it handled one Telegram update of this user: the
+    session publishes `UpdateReceived` and, when ``action`` is set, `UserInteraction` with
+    its own next ``seq``s, so the user's events stay gap-free. Never fails."""
+
+    update_id: int
+    update_kind: Annotated[str, Field(min_length=1, max_length=128)]
+    action: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    details: dict[str, str] = Field(default_factory=dict)

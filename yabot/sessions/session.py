@@ -9,9 +9,9 @@ import structlog
 
 from actors import Actor
 from yabot.events.counters import event_counters
-from yabot.events.models import BaseEvent, UserInteraction
+from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
 from yabot.services.users import UserService
-from yabot.sessions.messages import GetState, Start, Welcome
+from yabot.sessions.messages import GetState, RecordUpdate, Start, Welcome
 
 log = structlog.get_logger("yabot.sessions")
 
@@ -52,7 +52,22 @@ class UserSession(Actor):
                 return Welcome(state=self._users.get_user_context(self.user_id), created=created)
             case GetState():
                 return self._users.get_user_context(self.user_id)
+            case RecordUpdate():
+                self._record_update(message)
+                return None
         return super().handle(message)
+
+    def _record_update(self, message: RecordUpdate) -> None:
+        self._emit(lambda seq: UpdateReceived(
+            user_id=self.user_id, seq=seq, update_id=message.update_id,
+            update_kind=message.update_kind, correlation_id=_correlation_id(),
+        ))
+        if message.action is not None:
+            action = message.action
+            self._emit(lambda seq: UserInteraction(
+                user_id=self.user_id, seq=seq, action=action, details=dict(message.details),
+                correlation_id=_correlation_id(),
+            ))
 
     def _emit(self, build: Callable[[int], BaseEvent]) -> None:
         """Publish the event ``build(seq)`` with this user's next ``seq``; never raises."""

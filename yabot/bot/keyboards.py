@@ -1,0 +1,56 @@
+"""The bot's buttons: one `CallbackData` class per kind of press, never hand-split strings.
+
+Telegram limits callback data to 64 bytes; aiogram refuses to pack more (ValueError). Story
+and item ids are short slugs, so the packed forms stay well inside the limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from yabot.bot.texts import text
+from yabot.domain.users import Language
+
+MenuTarget = Literal["story", "wallet", "shop", "vip", "help"]
+MENU_TARGETS: tuple[MenuTarget, ...] = ("story", "wallet", "shop", "vip", "help")
+
+
+class MenuAction(CallbackData, prefix="m"):
+    """A main-menu button."""
+
+    target: MenuTarget
+
+
+class StoryChoice(CallbackData, prefix="c"):
+    """A choice button, tied to the fragment it was shown for (so an old button is stale)."""
+
+    fragment: str
+    choice: str
+
+
+class ShopPurchase(CallbackData, prefix="b"):
+    """A "buy" button in the shop."""
+
+    sku: str
+
+
+def markup(rows: Sequence[Sequence[tuple[str, CallbackData]]]) -> InlineKeyboardMarkup:
+    """An inline keyboard from rows of (label, callback data)."""
+    return InlineKeyboardMarkup(inline_keyboard=[
+        [InlineKeyboardButton(text=label, callback_data=data.pack()) for label, data in row]
+        for row in rows
+    ])
+
+
+def main_menu(language: Language) -> InlineKeyboardMarkup:
+    return markup([
+        [(text("menu_story", language), MenuAction(target="story"))],
+        [(text("menu_wallet", language), MenuAction(target="wallet")),
+         (text("menu_shop", language), MenuAction(target="shop"))],
+        [(text("menu_vip", language), MenuAction(target="vip")),
+         (text("menu_help", language), MenuAction(target="help"))],
+    ])

@@ -1,0 +1,109 @@
+"""Session replies → Telegram messages (text + inline keyboard). Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiogram.types import InlineKeyboardMarkup
+
+from yabot.bot.keyboards import ShopPurchase, StoryChoice, main_menu, markup
+from yabot.bot.texts import text
+from yabot.domain.users import Language
+from yabot.sessions.messages import (
+    ChoiceView,
+    FragmentView,
+    Purchase,
+    ReactionReward,
+    Shop,
+    SubscriptionView,
+    UserState,
+    Wallet,
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot sends: a text and, maybe, buttons."""
+
+    text: str
+    keyboard: InlineKeyboardMarkup | None = None
+
+
+def menu(state: UserState, language: Language) -> Reply:
+    return Reply(text("menu", language, balance=state.document.besitos), main_menu(language))
+
+
+def choice_label(choice: ChoiceView, language: Language) -> str:
+    label = choice.label
+    if choice.cost_besitos:
+        label = text("choice_cost", language, label=label, cost=choice.cost_besitos)
+    if not choice.available:
+        label = text("choice_locked", language, label=label)
+    return label
+
+
+def fragment(view: FragmentView, language: Language) -> Reply:
+    key = "fragment" if view.title else "fragment_untitled"
+    body = text(key, language, title=view.title, text=view.text, balance=view.balance)
+    if view.ending or not view.choices:
+        return Reply(f"{body}\n\n{text('ending', language)}")
+    # Unavailable choices stay visible (locked): pressing one explains why (VIP gate …).
+    rows = [[(choice_label(choice, language),
+              StoryChoice(fragment=view.fragment_id, choice=choice.choice_id))]
+            for choice in view.choices]
+    return Reply(body, markup(rows))
+
+
+def wallet(view: Wallet, language: Language) -> Reply:
+    lines = [text("wallet", language, balance=view.balance)]
+    if view.entries:
+        lines.append(text("wallet_recent", language))
+        lines += [
+            text("wallet_entry", language, sign="+" if entry.amount >= 0 else "−",
+                 amount=abs(entry.amount), balance_after=entry.balance_after,
+                 reason=entry.reason)
+            for entry in view.entries
+        ]
+    else:
+        lines.append(text("wallet_empty", language))
+    return Reply("\n".join(lines).rstrip())
+
+
+def shop(view: Shop, language: Language) -> Reply:
+    if not view.items:
+        return Reply(text("shop", language, balance=view.balance) + "\n"
+                     + text("shop_empty", language))
+    owned = set(view.inventory)
+    lines = [text("shop", language, balance=view.balance)]
+    rows = []
+    for item in view.items:
+        lines.append(text(
+            "shop_item", language, name=item.name, price=item.price_besitos,
+            vip=text("shop_item_vip", language) if item.vip_only else "",
+            owned=text("shop_item_owned", language) if item.sku in owned else "",
+            description=item.description,
+        ).rstrip())
+        rows.append([(text("shop_buy", language, name=item.name, price=item.price_besitos),
+                      ShopPurchase(sku=item.sku))])
+    return Reply("\n\n".join(lines), markup(rows))
+
+
+def purchase(view: Purchase, language: Language) -> Reply:
+    key = "purchased" if view.applied else "purchase_repeated"
+    return Reply(text(key, language, name=view.item.name, balance=view.balance))
+
+
+def subscription(view: SubscriptionView, language: Language) -> Reply:
+    ends_at = view.ends_at.date().isoformat() if view.ends_at is not None else ""
+    if view.vip:
+        return Reply(text("vip_active", language, ends_at=ends_at))
+    if view.status is not None and view.status.value == "expired" and ends_at:
+        return Reply(text("vip_expired", language, ends_at=ends_at))
+    return Reply(text("vip_none", language))
+
+
+def reaction_reward(view: ReactionReward, language: Language) -> Reply | None:
+    """Nothing to say when nothing was awarded (daily cap, or a second reaction)."""
+    if view.awarded <= 0:
+        return None
+    return Reply(text("reaction_reward", language, awarded=view.awarded, balance=view.balance))
