@@ -1,6 +1,7 @@
 """Runtime: the whole application in one process — the supervisor tree, then the bot.
 
-Start order: stores → events → sessions → bot; stop order is the reverse. Used by the gunicorn
+Start order: stores → events → sessions → bot (then the HTTP app, bound by `yabot.serving`);
+stop order is the reverse, and stopping the bot drains the updates it is handling. Used by the gunicorn
 worker (`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
 threads are not daemons and would keep the process alive.
 """
@@ -16,7 +17,8 @@ import structlog
 from pymongo import MongoClient
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
-from yabot.bot.runner import BotRunner
+from yabot.bot.runner import BotRunner, build_dispatcher
+from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.events.bus import Events
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
@@ -75,12 +77,14 @@ class Runtime:
         self._supervisor = root
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
-            self._bot = BotRunner(self.settings, self.sessions)
+            dispatcher = build_dispatcher(self.sessions, self.settings)
+            self._bot = BotRunner(self.settings, dispatcher)
             self._bot.start()
         else:
             log.info(
-                "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates "
-                "(and TELEGRAM_API_URL for a self-hosted Bot API server)"
+                "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates, "
+                "with BOT_WEBHOOK_URL for a webhook (and TELEGRAM_API_URL for a self-hosted "
+                "Bot API server); `yabot chat` talks to the bot in a terminal"
             )
 
     def _stores_supervisor(self) -> Supervisor:
@@ -102,8 +106,19 @@ class Runtime:
             log.info("actor tree stopped")
 
     def http_routes(self) -> dict[str, object]:
-        """Falcon resources the runtime's parts serve on the API app (path → resource)."""
-        return {}
+        """Falcon resources the runtime's parts serve on the API app (path → resource): the
+        Telegram webhook when the bot runs in webhook mode."""
+        bot, secret = self._bot, self.settings.bot.bot_webhook_secret
+        if bot is None or not bot.webhook or secret is None:
+            return {}
+        webhook = TelegramWebhook(bot, secret.get_secret_value(),
+                                  self.settings.bot.bot_webhook_max_body)
+        return {WEBHOOK_PATH: webhook}
+
+    @property
+    def bot(self) -> BotRunner | None:
+        """The Telegram runner, when TELEGRAM_BOT_TOKEN is set and the runtime started."""
+        return self._bot
 
     def find(self, path: str) -> pykka.ActorRef[Any] | None:
         """A running actor of the tree by path, e.g. ``"stores/sql"``; None while it is down."""

@@ -1,4 +1,15 @@
-"""Dispatcher middleware: correlation ids on every update, one friendly reply on any error."""
+"""Dispatcher middleware: who the update is from, what to log it under, what to do on error.
+
+`UpdateContext` wraps every update (outer middleware on ``update``, after aiogram's own, so
+``event_from_user`` is known): it binds the update id and a correlation id to every log line,
+injects ``user`` (a `UserHandle` on the sender's session) and ``note`` into handlers, turns an
+exception into one friendly reply in the user's language, and afterwards tells the session to
+record the update (`RecordUpdate` → `UpdateReceived` / `UserInteraction` with the session's
+gap-free ``seq``). Recording never breaks or delays the reply.
+
+`ActionFlag` (inner middleware, runs once a handler is chosen) copies the handler's
+``flags={"action": …}`` into the note.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +18,102 @@ from typing import Any
 
 import structlog
 from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, Update
+from aiogram.dispatcher.flags import get_flag
+from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
+from aiogram.types import TelegramObject, Update, User
 
-from yabot.bot.texts import error_text
+from actors import KeyedActors
+from yabot.bot.context import LanguageCache, UpdateNote, UserHandle
+from yabot.bot.texts import error_key, error_text
 from yabot.domain.users import TelegramIdentity
 from yabot.logs import bind_correlation_id
+from yabot.sessions.messages import RecordUpdate
 
 log = structlog.get_logger("yabot.bot")
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
+MAX_USER_ID = 2**53  # yabot.domain.users.UserId
+
+
+def identity_of(sender: User) -> TelegramIdentity:
+    return TelegramIdentity(
+        user_id=sender.id, first_name=sender.first_name, username=sender.username,
+        language_code=sender.language_code,
+    )
+
 
 class UpdateContext(BaseMiddleware):
-    """Binds a correlation id and the update id to every log line the update causes, and
-    turns a handler's exception into a reply in the user's language (the error is logged)."""
+    """Per-update context, error replies and recording (see the module docstring)."""
+
+    def __init__(
+        self, sessions: KeyedActors[int, Any], ask_timeout: float, languages: LanguageCache
+    ) -> None:
+        self._sessions = sessions
+        self._ask_timeout = ask_timeout
+        self._languages = languages
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
+        structlog.contextvars.clear_contextvars()  # this update's task has its own context
         structlog.contextvars.bind_contextvars(update_id=event.update_id)
         bind_correlation_id()
+        sender = data.get("event_from_user")
+        user: UserHandle | None = None
+        if isinstance(sender, User) and not sender.is_bot and 0 < sender.id < MAX_USER_ID:
+            user = UserHandle(self._sessions, identity_of(sender), self._ask_timeout,
+                              self._languages)
+        note = UpdateNote()
+        data["user"] = user
+        data["note"] = note
         try:
             return await handler(event, data)
+        except TelegramForbiddenError:
+            # 403: the user blocked the bot (or left the chat). Telegram's advice: stop
+            # sending to them; there is nobody to apologise to.
+            log.info("reply not delivered: the bot is blocked by the user")
+        except TelegramRetryAfter as exc:
+            # Already waited out `bot_flood_retries` times by the request middleware.
+            log.warning("reply dropped: Telegram flood control persists",
+                        retry_after=exc.retry_after)
         except Exception as exc:
-            log.exception("update handling failed", error_type=type(exc).__name__)
-            message = event.message
-            if message is not None and message.from_user is not None:
-                language = TelegramIdentity(
-                    user_id=message.from_user.id, language_code=message.from_user.language_code
-                ).language
-                await message.answer(error_text(exc, language))
-            return None
+            log.exception("update handling failed", error_type=type(exc).__name__,
+                          error_key=error_key(exc))
+            await _apologise(event, user, exc)
+        finally:
+            if user is not None:
+                self._record(event, user, note)
+        return None
+
+    def _record(self, event: Update, user: UserHandle, note: UpdateNote) -> None:
+        try:
+            self._sessions.tell(user.user_id, RecordUpdate(
+                update_id=event.update_id, update_kind=event.event_type, action=note.action,
+                details=note.details,
+            ))
+        except Exception:
+            log.warning("update not recorded", exc_info=True)
+
+
+async def _apologise(event: Update, user: UserHandle | None, error: Exception) -> None:
+    """One friendly reply where the user will see it; never raises."""
+    language = user.known_language() if user is not None else "en"
+    message = error_text(error, language)
+    try:
+        if event.callback_query is not None:
+            await event.callback_query.answer(message, show_alert=True)
+        elif event.message is not None:
+            await event.message.answer(message)
+    except Exception:
+        log.warning("error reply not delivered", exc_info=True)
+
+
+class ActionFlag(BaseMiddleware):
+    """Copies the chosen handler's ``action`` flag into the update's note."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        action = get_flag(data, "action")
+        note = data.get("note")
+        if isinstance(action, str) and isinstance(note, UpdateNote):
+            note.action = action
+        return await handler(event, data)

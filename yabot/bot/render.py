@@ -59,7 +59,7 @@ def wallet(view: Wallet, language: Language) -> Reply:
     if view.entries:
         lines.append(text("wallet_recent", language))
         lines += [
-            text("wallet_entry", language, sign="+" if entry.amount >= 0 else "−",
+            text("wallet_entry", language, sign="+" if entry.amount >= 0 else "-",
                  amount=abs(entry.amount), balance_after=entry.balance_after,
                  reason=entry.reason)
             for entry in view.entries

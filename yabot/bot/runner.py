@@ -1,82 +1,263 @@
-"""BotRunner: aiogram's Dispatcher on its own asyncio loop thread, fed by long polling."""
+"""BotRunner: aiogram's Dispatcher on its own asyncio loop thread, fed by webhook or polling.
+
+Mode is chosen by settings: with ``BOT_WEBHOOK_URL`` the runner registers the webhook
+(`setWebhook` with the secret and the allowed updates) and the Falcon route hands each update
+over with `accept`; without it, it deletes any webhook and long-polls `getUpdates`. Either
+way, when Telegram cannot be reached it logs one line per failed attempt and retries with
+growing delays, forever: the HTTP API keeps serving meanwhile.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import threading
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
+from aiogram.methods import GetUpdates
+from aiogram.types import Update
+from aiogram.types.update import UpdateTypeLookupError
+from pydantic import ValidationError
 
 from actors import KeyedActors
-from yabot.bot.middleware import UpdateContext
-from yabot.bot.routers import commands
+from yabot.bot.context import LanguageCache
+from yabot.bot.flood import RetryAfter
+from yabot.bot.lanes import Lanes
+from yabot.bot.middleware import ActionFlag, UpdateContext
+from yabot.bot.routers import all_routers
+from yabot.errors import InvalidInput
+from yabot.events.backoff import Backoff
 from yabot.settings import Settings
 
 log = structlog.get_logger("yabot.bot")
 
-STOP_TIMEOUT = 15.0
+T = TypeVar("T")
+
+#: Update kinds the bot handles; `setWebhook`/`getUpdates` ask Telegram for exactly these
+#: (``message_reaction`` is only sent when listed, and only to chat administrators).
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "message_reaction",
+                   "my_chat_member"]
+
+START_TIMEOUT = 10.0
 
 
-def build_dispatcher(sessions: KeyedActors[int, Any], settings: Settings) -> Dispatcher:
-    """The Dispatcher with every router; handlers get ``sessions`` and ``ask_timeout`` injected."""
-    dispatcher = Dispatcher(sessions=sessions, ask_timeout=settings.actors.ask_timeout)
-    dispatcher.update.outer_middleware(UpdateContext())
-    dispatcher.include_router(commands.router)
+def build_dispatcher(
+    sessions: KeyedActors[int, Any], settings: Settings, languages: LanguageCache | None = None
+) -> Dispatcher:
+    """The Dispatcher with every router and the middleware that gives handlers ``user``."""
+    languages = languages or LanguageCache(settings.bot.bot_language_ttl)
+    dispatcher = Dispatcher()
+    dispatcher.update.outer_middleware(
+        UpdateContext(sessions, settings.actors.ask_timeout, languages)
+    )
+    for observer in (dispatcher.message, dispatcher.callback_query,
+                     dispatcher.message_reaction, dispatcher.my_chat_member):
+        observer.middleware(ActionFlag())
+    for router in all_routers():
+        dispatcher.include_router(router)
     return dispatcher
+
+
+def build_bot(settings: Settings) -> Bot:
+    """aiogram's real client against ``TELEGRAM_API_URL``, with 429 handling."""
+    token = settings.bot.telegram_bot_token
+    if token is None:
+        raise ValueError("a Telegram bot needs TELEGRAM_BOT_TOKEN")
+    api = TelegramAPIServer.from_base(str(settings.bot.telegram_api_url).rstrip("/"))
+    bot = Bot(token.get_secret_value(), session=AiohttpSession(api=api))
+    bot.session.middleware(RetryAfter(settings.bot.bot_flood_retries))
+    return bot
+
+
+def lane_key(update: Update) -> int | None:
+    """Whose lane an update runs in: the sender's, else the chat's, else none."""
+    context = UserContextMiddleware.resolve_event_context(update)
+    if context.user is not None:
+        return context.user.id
+    return context.chat.id if context.chat is not None else None
+
+
+class Accepted(enum.Enum):
+    QUEUED = "queued"
+    IGNORED = "ignored"  # a valid update of a kind the bot does not handle
+    BUSY = "busy"  # too many updates pending
+    STOPPED = "stopped"  # the runner is not running
 
 
 class BotRunner:
     """Owns the Telegram side: a thread running an asyncio loop with the Dispatcher in it.
 
-    `start` returns once the loop runs; `stop` stops polling, closes the HTTP session and joins
-    the thread. Updates in flight when `stop` is called finish first (aiogram waits for them).
+    `start` returns once the loop runs (connecting to Telegram goes on in the background).
+    Updates of one user are handled one at a time in arrival order (`Lanes`). `stop` stops
+    taking updates, waits up to ``BOT_DRAIN_TIMEOUT`` for those in flight, closes the HTTP
+    session and joins the thread.
     """
 
-    def __init__(self, settings: Settings, sessions: KeyedActors[int, Any]) -> None:
-        token = settings.bot.telegram_bot_token
-        if token is None:
-            raise ValueError("BotRunner needs TELEGRAM_BOT_TOKEN")
-        self._token = token
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, bot: Bot | None = None) -> None:
         self._settings = settings
-        self._dispatcher = build_dispatcher(sessions, settings)
+        self._dispatcher = dispatcher
+        self.bot = bot or build_bot(settings)
+        self.webhook = settings.bot.bot_webhook_url is not None
         self._thread = threading.Thread(target=self._run, name="telegram", daemon=False)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
+        self._lanes: Lanes[Update] | None = None
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._backoff = Backoff(settings.bot.bot_retry_initial_delay,
+                                settings.bot.bot_retry_max_delay)
+        #: Set once Telegram acknowledged setWebhook / deleteWebhook (for tests and health).
+        self.connected = threading.Event()
+
+    # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
-        self._ready.wait()
+        if not self._ready.wait(START_TIMEOUT):
+            raise RuntimeError("the telegram loop thread did not start")
 
     def stop(self) -> None:
         loop, stopping = self._loop, self._stopping
         if loop is not None and stopping is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stopping.set)
-        self._thread.join(STOP_TIMEOUT)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(stopping.set)
+        self._thread.join(self._settings.bot.bot_drain_timeout + START_TIMEOUT)
         if self._thread.is_alive():
             log.error("telegram thread did not stop in time")
 
+    # -- webhook hand-off (called on HTTP threads) -----------------------------------------
+
+    def parse(self, data: object) -> Update:
+        """The update in ``data`` (decoded JSON); `InvalidInput` when it is not one."""
+        if not isinstance(data, dict):
+            raise InvalidInput("an update is a JSON object")
+        try:
+            return Update.model_validate(data, context={"bot": self.bot})
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+            raise InvalidInput(f"not a valid update ({fields})") from None
+
+    def accept(self, update: Update) -> Accepted:
+        """Hand ``update`` to the loop without waiting for it to be handled."""
+        try:
+            kind = update.event_type
+        except UpdateTypeLookupError:
+            log.info("update of an unknown kind ignored", update_id=update.update_id)
+            return Accepted.IGNORED
+        if kind not in ALLOWED_UPDATES:
+            log.info("update kind not handled", update_id=update.update_id, kind=kind)
+            return Accepted.IGNORED
+        loop, lanes = self._loop, self._lanes
+        if loop is None or lanes is None or loop.is_closed() or self._is_stopping():
+            return Accepted.STOPPED
+        with self._pending_lock:
+            if self._pending >= self._settings.bot.bot_max_pending_updates:
+                return Accepted.BUSY
+            self._pending += 1
+        try:
+            # call_soon_threadsafe keeps arrival order (callbacks run FIFO), which the lanes
+            # need; run_coroutine_threadsafe would too, but adds a task and a future per update.
+            loop.call_soon_threadsafe(lanes.submit, lane_key(update), update)
+        except RuntimeError:  # the loop closed between the check and the call
+            self._done()
+            return Accepted.STOPPED
+        return Accepted.QUEUED
+
+    def _is_stopping(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
+
+    def _done(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
+    # -- the loop thread -------------------------------------------------------------------
+
     def _run(self) -> None:
-        asyncio.run(self._main())
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            log.exception("telegram loop failed")
+        finally:
+            self._ready.set()
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._lanes = Lanes(self._handle)
         self._ready.set()
-        api = TelegramAPIServer.from_base(str(self._settings.bot.telegram_api_url))
-        bot = Bot(self._token.get_secret_value(), session=AiohttpSession(api=api))
-        log.info("telegram polling started", api=str(self._settings.bot.telegram_api_url))
-        polling = asyncio.create_task(
-            self._dispatcher.start_polling(bot, handle_signals=False, close_bot_session=True)
+        api = str(self._settings.bot.telegram_api_url)
+        log.info("telegram starting", mode="webhook" if self.webhook else "polling", api=api)
+        connection = asyncio.create_task(
+            self._register_webhook() if self.webhook else self._poll()
         )
-        stop_requested = asyncio.create_task(self._stopping.wait())
-        await asyncio.wait({polling, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
-        if not polling.done():
-            await self._dispatcher.stop_polling()
-        stop_requested.cancel()
-        await polling
-        log.info("telegram polling stopped")
+        await self._stopping.wait()
+        connection.cancel()
+        await asyncio.gather(connection, return_exceptions=True)
+        drained = await self._lanes.drain(self._settings.bot.bot_drain_timeout)
+        if not drained:
+            log.error("telegram updates still running at shutdown", pending=len(self._lanes))
+        await self.bot.session.close()
+        log.info("telegram stopped")
+
+    async def _handle(self, update: Update) -> None:
+        try:
+            await self._dispatcher.feed_update(self.bot, update)
+        finally:
+            if self.webhook:
+                self._done()
+
+    async def _retrying(self, what: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """``await attempt_once()`` until it succeeds; one log line per failure, then wait."""
+        attempt = 0
+        while True:
+            try:
+                return await attempt_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                delay = max(self._backoff.base / 2, self._backoff.delay(attempt))
+                log.warning("telegram unreachable; retrying", call=what, attempt=attempt,
+                            retry_in=round(delay, 2), error=type(exc).__name__,
+                            detail=str(exc)[:200])
+                await asyncio.sleep(delay)
+
+    async def _register_webhook(self) -> None:
+        url = self._settings.bot.bot_webhook_url
+        secret = self._settings.bot.bot_webhook_secret
+        assert url is not None  # BotSettings requires the secret with the URL
+        assert secret is not None
+        await self._retrying("setWebhook", lambda: self.bot.set_webhook(
+            url=str(url), secret_token=secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+            max_connections=self._settings.bot.bot_webhook_max_connections,
+        ))
+        self.connected.set()
+        log.info("telegram webhook registered", url=str(url))
+
+    def _get_updates_call(self, offset: int | None) -> Callable[[], Awaitable[list[Update]]]:
+        timeout = self._settings.bot.bot_polling_timeout
+        request = GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES)
+        return lambda: self.bot(request, request_timeout=int(self.bot.session.timeout + timeout))
+
+    async def _poll(self) -> None:
+        await self._retrying("deleteWebhook",
+                             lambda: self.bot.delete_webhook(drop_pending_updates=False))
+        self.connected.set()
+        log.info("telegram polling started")
+        offset: int | None = None
+        lanes = self._lanes
+        assert lanes is not None
+        while True:
+            updates = await self._retrying("getUpdates", self._get_updates_call(offset))
+            for update in updates:
+                offset = update.update_id + 1
+                lanes.submit(lane_key(update), update)

@@ -64,7 +64,7 @@ CATALOGUE: dict[str, dict[Language, str]] = {
         "en": "— The end. Send /menu to start something new. —",
         "es": "— Fin. Envía /menu para empezar algo nuevo. —",
     },
-    "choice_cost": {"en": "{label} (−{cost} 💋)", "es": "{label} (−{cost} 💋)"},
+    "choice_cost": {"en": "{label} (-{cost} 💋)", "es": "{label} (-{cost} 💋)"},
     "choice_locked": {"en": "🔒 {label}", "es": "🔒 {label}"},
     "stale_choice": {
         "en": "That choice belongs to an earlier part of the story.",

@@ -1,0 +1,48 @@
+"""Reactions: a user reacting to one of the bot's messages earns besitos (up to a daily cap).
+
+Telegram sends ``message_reaction`` only when it is listed in ``allowed_updates`` and the bot
+is an administrator of the chat; in a private chat with the bot it is sent as well.
+"""
+
+from __future__ import annotations
+
+from aiogram import Bot, Router
+from aiogram.types import MessageReactionUpdated, ReactionTypeCustomEmoji, ReactionTypeEmoji
+
+from yabot.bot import render
+from yabot.bot.context import UpdateNote, UserHandle
+from yabot.sessions.messages import React
+
+MAX_REACTION = 64  # React.reaction
+
+
+def _names(reactions: list[object]) -> list[str]:
+    names = []
+    for reaction in reactions:
+        if isinstance(reaction, ReactionTypeEmoji):
+            names.append(reaction.emoji)
+        elif isinstance(reaction, ReactionTypeCustomEmoji):
+            names.append(f"custom:{reaction.custom_emoji_id}")
+    return [name[:MAX_REACTION] for name in names if name]
+
+
+async def reacted(event: MessageReactionUpdated, user: UserHandle | None, note: UpdateNote,
+                  bot: Bot) -> None:
+    if user is None:  # an anonymous reaction (on behalf of a chat): nobody to reward
+        return
+    before = set(_names(list(event.old_reaction)))
+    added = [name for name in _names(list(event.new_reaction)) if name not in before]
+    if not added:  # a reaction taken back
+        return
+    note.details = {"reaction": added[0], "message_id": str(event.message_id)}
+    reward = await user.ask(React(chat_id=event.chat.id, message_id=event.message_id,
+                                  reaction=added[0]))
+    reply = render.reaction_reward(reward, await user.language())
+    if reply is not None:
+        await bot.send_message(event.chat.id, reply.text)
+
+
+def router() -> Router:
+    reactions = Router(name="reactions")
+    reactions.message_reaction.register(reacted, flags={"action": "reaction"})
+    return reactions

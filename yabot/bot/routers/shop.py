@@ -1,0 +1,35 @@
+"""The shop: a "buy" button spends besitos on an item."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Router
+from aiogram.types import CallbackQuery
+
+from yabot.bot import render
+from yabot.bot.context import UpdateNote, UserHandle
+from yabot.bot.keyboards import ShopPurchase
+from yabot.bot.texts import error_text
+from yabot.errors import Conflict, Forbidden, NotFound
+from yabot.sessions.messages import BuyItem
+
+
+async def buy(callback: CallbackQuery, callback_data: ShopPurchase, user: UserHandle,
+              note: UpdateNote, bot: Bot) -> None:
+    note.details = {"sku": callback_data.sku}
+    # The callback query id is unique per press and the same when Telegram redelivers the
+    # update: a redelivered press buys nothing twice.
+    key = f"tg-buy:{callback.id}"
+    try:
+        purchase = await user.ask(BuyItem(sku=callback_data.sku, idempotency_key=key))
+    except (Conflict, Forbidden, NotFound) as exc:  # too few besitos, VIP only, gone
+        await callback.answer(error_text(exc, user.known_language()), show_alert=True)
+        return
+    reply = render.purchase(purchase, await user.language())
+    await callback.answer()
+    await bot.send_message(user.user_id, reply.text)
+
+
+def router() -> Router:
+    shop = Router(name="shop")
+    shop.callback_query.register(buy, ShopPurchase.filter(), flags={"action": "buy"})
+    return shop

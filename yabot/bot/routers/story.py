@@ -1,0 +1,48 @@
+"""The story: a choice button takes the user on; the message becomes the next fragment."""
+
+from __future__ import annotations
+
+import structlog
+from aiogram import Bot, Router
+from aiogram.types import CallbackQuery, Message
+
+from yabot.bot import render
+from yabot.bot.context import UpdateNote, UserHandle
+from yabot.bot.keyboards import StoryChoice
+from yabot.bot.texts import error_text, text
+from yabot.errors import Conflict, Forbidden, InvalidChoice, StaleChoice, VipRequired
+from yabot.sessions.messages import Choose
+
+log = structlog.get_logger("yabot.bot")
+
+
+async def choose(callback: CallbackQuery, callback_data: StoryChoice, user: UserHandle,
+                 note: UpdateNote, bot: Bot) -> None:
+    note.details = {"fragment": callback_data.fragment, "choice": callback_data.choice}
+    try:
+        view = await user.ask(Choose(fragment_id=callback_data.fragment,
+                                     choice_id=callback_data.choice))
+    except StaleChoice:
+        # An old button: say so briefly instead of failing; the story is where it was.
+        await callback.answer(text("stale_choice", user.known_language()))
+        return
+    except VipRequired:
+        language = await user.language()
+        await callback.answer()
+        await bot.send_message(user.user_id, text("vip_gate", language))
+        return
+    except (Conflict, Forbidden, InvalidChoice) as exc:  # too few besitos, an item missing …
+        await callback.answer(error_text(exc, user.known_language()), show_alert=True)
+        return
+    reply = render.fragment(view, await user.language())
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(reply.text, reply_markup=reply.keyboard)
+    else:  # the button's message is too old to edit: send the fragment anew
+        await bot.send_message(user.user_id, reply.text, reply_markup=reply.keyboard)
+
+
+def router() -> Router:
+    story = Router(name="story")
+    story.callback_query.register(choose, StoryChoice.filter(), flags={"action": "choice"})
+    return story
