@@ -26,6 +26,17 @@ LONG_POLL_CAP = 0.5  # seconds a getUpdates waits at most, whatever the bot asks
 class Call:
     method: str
     params: dict[str, Any]
+    at: float = 0.0  # time.perf_counter() when the fake received it
+
+
+@dataclass
+class _Fault:
+    """Answer ``method`` (None: every method) with ``status``/``body`` ``times`` more times."""
+
+    method: str | None
+    status: int
+    body: dict[str, Any]
+    times: int
 
 
 class FakeTelegram:
@@ -37,6 +48,9 @@ class FakeTelegram:
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
         self._changed = threading.Condition()
+        self._faults: list[_Fault] = []
+        self._blocked: set[int] = set()
+        self.refused = 0  # calls answered with an injected error
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -75,6 +89,36 @@ class FakeTelegram:
                                "length": len(text.split()[0])}]} if text.startswith("/") else {}),
         }})
 
+    def outage(self, times: int = 1_000_000) -> None:
+        """Answer every call with 502 (as a proxy in front of a down Bot API would)."""
+        self._fault(None, 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"},
+                    times)
+
+    def recover(self) -> None:
+        with self._changed:
+            self._faults.clear()
+
+    def flood(self, method: str, retry_after: int = 1, times: int = 1) -> None:
+        """Answer ``method`` with 429 Too Many Requests and ``retry_after``, ``times`` times."""
+        self._fault(method, 429, {
+            "ok": False, "error_code": 429,
+            "description": f"Too Many Requests: retry after {retry_after}",
+            "parameters": {"retry_after": retry_after},
+        }, times)
+
+    def block(self, chat_id: int) -> None:
+        """The user ``chat_id`` blocked the bot: sending to them answers 403."""
+        with self._changed:
+            self._blocked.add(chat_id)
+
+    def _fault(self, method: str | None, status: int, body: dict[str, Any], times: int) -> None:
+        with self._changed:
+            self._faults.append(_Fault(method, status, body, times))
+
+    def calls_of(self, method: str) -> list[Call]:
+        with self._changed:
+            return [c for c in self.calls if c.method == method]
+
     def sent(self, method: str = "sendMessage", chat_id: int | None = None) -> list[Call]:
         with self._changed:
             return [c for c in self.calls if c.method == method and (
@@ -92,11 +136,32 @@ class FakeTelegram:
 
     # -- the server ----------------------------------------------------------------------
 
+    def _injected(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        with self._changed:
+            for fault in self._faults:
+                if fault.times > 0 and fault.method in (None, method):
+                    fault.times -= 1
+                    self.refused += 1
+                    self._changed.notify_all()
+                    return fault.status, fault.body
+            if method in ("sendMessage", "editMessageText") and int(
+                params.get("chat_id") or 0
+            ) in self._blocked:
+                self.refused += 1
+                return 403, {"ok": False, "error_code": 403,
+                             "description": "Forbidden: bot was blocked by the user"}
+        return None
+
     def _answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        injected = self._injected(method, params)
+        if injected is not None:
+            if method == "getUpdates":
+                time.sleep(0.05)  # a failing long poll does not spin the bot's retry loop
+            return injected
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
         with self._changed:
-            self.calls.append(Call(method, params))
+            self.calls.append(Call(method, params, time.perf_counter()))
             self._changed.notify_all()
         if method == "getMe":
             return 200, {"ok": True, "result": BOT_USER}

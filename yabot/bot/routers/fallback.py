@@ -12,7 +12,8 @@ from yabot.bot.texts import text
 async def not_understood(message: Message, user: UserHandle | None) -> None:
     if user is None:
         return
-    await message.answer(text("not_understood", await user.language()))
+    # A reply to that message: with several sent in a row, each answer says which it is about.
+    await message.reply(text("not_understood", await user.language()))
 
 
 def router() -> Router:

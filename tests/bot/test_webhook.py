@@ -1,0 +1,197 @@
+"""The webhook through every real layer: gunicorn, Falcon, the aiogram Dispatcher's loop, the
+user's session actor, SQLite, and replies through aiogram's client to the fake Bot API."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from tests.bot import updates
+from tests.conftest import TEST_JWT_SECRET
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.http import Response, bearer, request
+from tests.support.processes import Gunicorn
+from yabot.api.auth import mint_token
+from yabot.settings import JwtSettings, load_settings
+
+BOT_TOKEN = "123456:TEST-token-for-the-fake-bot-api"
+SECRET = "webhook-secret_0123456789"
+MAX_BODY = 4096
+WEBHOOK_URL = "https://bot.example.org/telegram/webhook"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeTelegram) -> Iterator[Gunicorn]:
+    tmp_path: Path = tmp_path_factory.mktemp("webhook")
+    gunicorn = Gunicorn(
+        {
+            "YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+            "JWT_SECRET": TEST_JWT_SECRET, "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+            "TELEGRAM_API_URL": fake.url, "BOT_WEBHOOK_URL": WEBHOOK_URL,
+            "BOT_WEBHOOK_SECRET": SECRET, "BOT_WEBHOOK_MAX_BODY": str(MAX_BODY),
+            "API_THREADS": "16",
+        },
+        cwd=tmp_path,
+    )
+    try:
+        gunicorn.wait_ready()
+        yield gunicorn
+    finally:
+        exit_code = gunicorn.terminate()
+    assert exit_code == 0, gunicorn.log()
+    log = gunicorn.log()
+    assert "telegram stopped" in log
+    assert "actor tree stopped" in log
+    assert log.index("telegram stopped") < log.index("actor tree stopped")  # reverse order
+    assert BOT_TOKEN not in log
+    assert SECRET not in log
+
+
+def post(server: Gunicorn, body: bytes, headers: dict[str, str | None] | None = None
+         ) -> Response:
+    """POST to the webhook with the right secret, unless ``headers`` say otherwise (None:
+    leave that header out)."""
+    merged: dict[str, str | None] = {
+        "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET,
+        **(headers or {}),
+    }
+    sent = {name: value for name, value in merged.items() if value is not None}
+    return request("POST", f"{server.base_url}/telegram/webhook", body=body, headers=sent)
+
+
+def post_update(server: Gunicorn, update: dict[str, Any]) -> Response:
+    return post(server, json.dumps(update).encode())
+
+
+def state_status(server: Gunicorn, user_id: int) -> int:
+    settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
+    token = mint_token(settings, "tests", ["users:read"])
+    return request("GET", f"{server.base_url}/user/{user_id}/state", headers=bearer(token)).status
+
+
+def test_start_registers_the_webhook_with_its_secret_and_the_reaction_updates(
+    server: Gunicorn, fake: FakeTelegram
+) -> None:
+    assert fake.wait_for(lambda: bool(fake.calls_of("setWebhook"))), server.log()
+    params = fake.calls_of("setWebhook")[0].params
+    assert params["url"] == WEBHOOK_URL
+    assert params["secret_token"] == SECRET
+    assert "message_reaction" in params["allowed_updates"]
+    assert "callback_query" in params["allowed_updates"]
+    assert not fake.calls_of("deleteWebhook")
+
+
+def test_a_valid_update_is_answered_at_once_and_replied_to_through_the_bot_api(
+    server: Gunicorn, fake: FakeTelegram
+) -> None:
+    response = post_update(server, updates.message(501, "/start", language="es", update_id=1))
+    assert response.status == 200
+    assert fake.wait_for(lambda: bool(fake.sent(chat_id=501))), server.log()
+    assert "Bienvenido" in fake.sent(chat_id=501)[0].params["text"]
+    assert state_status(server, 501) == 200
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "headers", "status"),
+    [
+        ("wrong secret", None, {"X-Telegram-Bot-Api-Secret-Token": "not-the-secret"}, 401),
+        ("no secret", None, {"X-Telegram-Bot-Api-Secret-Token": None}, 401),
+        ("empty secret", None, {"X-Telegram-Bot-Api-Secret-Token": ""}, 401),
+        ("secret differing in the last character", None,
+         {"X-Telegram-Bot-Api-Secret-Token": SECRET[:-1] + "X"}, 401),
+        ("invalid JSON", b'{"update_id": 7, "message": {', None, 400),
+        ("not UTF-8", b"\xff\xfe\x00{", None, 400),
+        ("JSON that is not an object", b"[1, 2, 3]", None, 400),
+        ("an update failing validation", json.dumps(updates.load("invalid_update")).encode(),
+         None, 400),
+        ("oversize body", b'{"update_id": 8, "pad": "' + b"x" * MAX_BODY + b'"}', None, 413),
+        ("an update kind the bot does not know", json.dumps(updates.load("unknown_kind")).encode(),
+         None, 200),
+    ],
+)
+def test_bad_webhook_input_gets_its_status_and_changes_nothing(
+    server: Gunicorn, fake: FakeTelegram, case: str, body: bytes | None,
+    headers: dict[str, str | None] | None, status: int,
+) -> None:
+    user_id = updates.FIXTURE_USER
+    valid = json.dumps(updates.load("message")).encode()  # /start from the fixture's user
+    calls_before = len(fake.calls)
+    response = post(server, body if body is not None else valid, headers)
+    assert response.status == status, (case, response.body)
+    if status >= 400:
+        assert response.headers["content-type"] == "application/problem+json"
+    assert state_status(server, user_id) == 404  # nothing stored
+    # Nothing was sent either; and the server still serves a valid update afterwards.
+    probe = 600 + status
+    assert post_update(server, updates.message(probe, "/start", update_id=probe)).status == 200
+    assert fake.wait_for(lambda: bool(fake.sent(chat_id=probe)))
+    assert not [c for c in fake.calls[calls_before:] if c.params.get("chat_id") in
+                (user_id, str(user_id))]
+    assert "Traceback" not in server.log()
+
+
+def test_a_chunked_body_without_length_is_refused(server: Gunicorn) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.putrequest("POST", "/telegram/webhook")
+        connection.putheader("X-Telegram-Bot-Api-Secret-Token", SECRET)
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        body = json.dumps(updates.load("message")).encode()
+        connection.send(f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+        response = connection.getresponse()
+        assert response.status == 411
+    finally:
+        connection.close()
+    assert state_status(server, updates.FIXTURE_USER) == 404
+
+
+def test_one_users_replies_come_in_the_order_sent_among_many_concurrent_users(
+    server: Gunicorn, fake: FakeTelegram
+) -> None:
+    user, others = 777, range(10_000, 11_000)
+    assert post_update(server, updates.message(user, "/start", update_id=2)).status == 200
+    assert fake.wait_for(lambda: bool(fake.sent(chat_id=user)))
+    mine = [updates.message(user, f"note {i}", update_id=100 + i, message_id=50_000 + i)
+            for i in range(100)]
+    theirs = [updates.message(uid, f"hello {uid}", update_id=1000 + n)
+              for n, uid in enumerate(others)]
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def send_mine() -> None:
+        for update in mine:  # one user sends in order: each after the previous was taken
+            status = post_update(server, update).status
+            with lock:
+                statuses.append(status)
+
+    def send_theirs(update: dict[str, Any]) -> None:
+        status = post_update(server, update).status
+        with lock:
+            statuses.append(status)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        mine_done = pool.submit(send_mine)
+        list(pool.map(send_theirs, theirs))
+        mine_done.result()
+    assert statuses == [200] * 1100
+    assert fake.wait_for(lambda: len(fake.sent(chat_id=user)) == 101, timeout=60), server.log()
+    answered = [c.params["reply_parameters"]["message_id"] for c in fake.sent(chat_id=user)[1:]]
+    assert answered == [50_000 + i for i in range(100)]
+    assert fake.wait_for(lambda: all(fake.sent(chat_id=uid) for uid in others), timeout=60)
