@@ -27,6 +27,18 @@ class Call:
     method: str
     params: dict[str, Any]
     at: float = 0.0  # time.perf_counter() when the fake received it
+    result: Any = None  # what the fake answered (the sent message, for sendMessage)
+
+    @property
+    def message_id(self) -> int:
+        """The id of the message this call sent or edited."""
+        return int(self.result["message_id"])
+
+    def buttons(self) -> list[tuple[str, str]]:
+        """(label, callback data) of every inline button, row by row."""
+        markup = self.params.get("reply_markup") or {}
+        return [(b["text"], b["callback_data"]) for row in markup.get("inline_keyboard", [])
+                for b in row]
 
 
 @dataclass
@@ -148,6 +160,7 @@ class FakeTelegram:
                 params.get("chat_id") or 0
             ) in self._blocked:
                 self.refused += 1
+                self._changed.notify_all()
                 return 403, {"ok": False, "error_code": 403,
                              "description": "Forbidden: bot was blocked by the user"}
         return None
@@ -160,9 +173,13 @@ class FakeTelegram:
             return injected
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
+        status, body = self._result(method, params)
         with self._changed:
-            self.calls.append(Call(method, params, time.perf_counter()))
+            self.calls.append(Call(method, params, time.perf_counter(), body.get("result")))
             self._changed.notify_all()
+        return status, body
+
+    def _result(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if method == "getMe":
             return 200, {"ok": True, "result": BOT_USER}
         if method in ("deleteWebhook", "setWebhook", "answerCallbackQuery", "setMyCommands"):
@@ -196,11 +213,14 @@ class FakeTelegram:
                 params = _parse_body(self.headers.get("Content-Type", ""), self.rfile.read(length))
                 status, body = fake._answer(method, params)
                 payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a long poll cancelled at shutdown)
 
             do_GET = do_POST
 

@@ -1,0 +1,187 @@
+"""The bot in-process: the real Dispatcher and actors, aiogram's client polling the fake
+Bot API on loopback."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from actors.testkit import eventually
+from tests.bot import updates
+from tests.bot.conftest import bot_env
+from tests.bot.conversation import Conversation
+from tests.bot.logs import captured_logs
+from tests.conftest import SettingsFactory
+from tests.support.fake_telegram import FakeTelegram
+from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
+from yabot.runtime import Runtime
+
+
+def test_replies_in_the_language_telegram_reports(
+    bot_runtime: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    lucia = Conversation(fake_telegram, 11, language="es-ES")
+    john = Conversation(fake_telegram, 12, language="en")
+    welcome = lucia.send("/start")
+    assert "Bienvenido" in welcome.params["text"]
+    assert "Historia" in welcome.buttons()[0][0]
+    assert "Te cuento una historia" in lucia.send("/help").params["text"]
+    assert "Welcome" in john.send("/start").params["text"]
+    assert "I tell you a story" in john.send("/help").params["text"]
+    assert "No te he entendido" in lucia.send("¿qué tal?").params["text"]
+
+
+def test_a_failing_handler_answers_kindly_in_the_users_language_and_logs_the_ids(
+    bot_runtime: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    stranger = Conversation(fake_telegram, 13, language="es")
+    with captured_logs() as logs:
+        reply = stranger.send("/menu")  # unknown user: the session raises UserNotFound
+    assert reply.params["text"] == "Aún no te conozco: envía /start primero."
+    failures = [e for e in logs if e["event"] == "update handling failed"]
+    assert len(failures) == 1
+    assert failures[0]["error_type"] == "UserNotFound"
+    assert isinstance(failures[0]["update_id"], int)
+    assert len(failures[0]["correlation_id"]) == 32
+
+
+def test_the_session_records_each_update_with_gap_free_seqs(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    published: list[BaseEvent] = []
+    lock = threading.Lock()
+
+    def record(event: BaseEvent) -> None:
+        with lock:
+            published.append(event)
+
+    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
+    runtime.events.publish = record  # type: ignore[method-assign]
+    runtime.start()
+    try:
+        user = Conversation(fake_telegram, 14)
+        user.send("/start")
+        user.send("/help")
+        user.send("/menu")
+        eventually(lambda: len(published) >= 6)
+    finally:
+        runtime.stop()
+    mine = [e for e in published if e.user_id == 14]
+    assert [e.seq for e in mine] == list(range(1, len(mine) + 1))
+    summary = [(type(e).__name__, getattr(e, "action", getattr(e, "update_kind", None)))
+               for e in mine]
+    assert summary == [
+        ("UserInteraction", "start"), ("UpdateReceived", "message"),
+        ("UpdateReceived", "message"), ("UserInteraction", "help"),
+        ("UpdateReceived", "message"), ("UserInteraction", "menu"),
+    ]
+    update_ids = [e.update_id for e in mine if isinstance(e, UpdateReceived)]
+    assert update_ids == sorted(update_ids)
+    interactions = [e for e in mine if isinstance(e, UserInteraction)]
+    assert all(e.correlation_id for e in interactions)
+
+
+def test_a_failing_event_bus_never_breaks_the_reply(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    def broken(event: BaseEvent) -> Any:
+        raise ConnectionError("bus down")
+
+    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
+    runtime.events.publish = broken  # type: ignore[method-assign]
+    runtime.start()
+    try:
+        user = Conversation(fake_telegram, 15)
+        assert "Welcome" in user.send("/start").params["text"]
+        assert "I tell you a story" in user.send("/help").params["text"]
+    finally:
+        runtime.stop()
+
+
+def test_flood_control_waits_retry_after_and_sends_again(
+    bot_runtime: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    fake_telegram.flood("sendMessage", retry_after=1, times=1)
+    user = Conversation(fake_telegram, 16)
+    with captured_logs() as logs:
+        assert "Welcome" in user.send("/start").params["text"]
+    assert fake_telegram.refused == 1
+    assert len(fake_telegram.sent(chat_id=16)) == 1
+    waits = [e for e in logs if e["event"] == "telegram flood control: waiting"]
+    assert [w["retry_after"] for w in waits] == [1]
+
+
+def test_a_user_who_blocked_the_bot_is_not_answered_and_nothing_breaks(
+    bot_runtime: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    fake_telegram.block(17)
+    with captured_logs() as logs:
+        fake_telegram.push_message(17, "/start")
+        assert fake_telegram.wait_for(lambda: fake_telegram.refused == 1)
+        assert "Welcome" in Conversation(fake_telegram, 18).send("/start").params["text"]
+    assert any(e["event"] == "reply not delivered: the bot is blocked by the user"
+               for e in logs)
+    assert not any(e["event"] == "update handling failed" for e in logs)
+
+
+def test_when_telegram_is_unreachable_the_bot_retries_with_backoff_until_it_returns(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    fake_telegram.outage()
+    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
+    with captured_logs() as logs:
+        runtime.start()  # returns although Telegram is down
+        try:
+            assert runtime.running
+            assert fake_telegram.wait_for(lambda: fake_telegram.refused >= 4)
+            assert runtime.bot is not None
+            assert not runtime.bot.connected.is_set()
+            fake_telegram.recover()
+            assert runtime.bot.connected.wait(5)
+            assert "Welcome" in Conversation(fake_telegram, 19).send("/start").params["text"]
+        finally:
+            runtime.stop()
+    retries = [e for e in logs if e["event"] == "telegram unreachable; retrying"]
+    assert len(retries) >= 3
+    assert [r["attempt"] for r in retries[:3]] == [1, 2, 3]  # one line per backoff step
+    assert all(r["call"] == "deleteWebhook" for r in retries)
+    assert all(0 < r["retry_in"] <= 0.4 for r in retries)
+
+
+def test_my_chat_member_kicked_is_recorded_and_not_answered(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    published: list[BaseEvent] = []
+    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
+    runtime.events.publish = published.append  # type: ignore[method-assign]
+    runtime.start()
+    try:
+        fake_telegram.push_update(updates.for_user(
+            {k: v for k, v in updates.load("my_chat_member").items() if k != "update_id"}, 20))
+        eventually(lambda: len(published) >= 2)
+    finally:
+        runtime.stop()
+    assert [(type(e).__name__, getattr(e, "action", None)) for e in published] == [
+        ("UpdateReceived", None), ("UserInteraction", "blocked")]
+    assert not fake_telegram.sent(chat_id=20)
+
+
+def test_an_edited_message_is_recorded_without_an_answer_or_an_error(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    published: list[BaseEvent] = []
+    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
+    runtime.events.publish = published.append  # type: ignore[method-assign]
+    with captured_logs() as logs:
+        runtime.start()
+        try:
+            fake_telegram.push_update(updates.for_user(
+                {k: v for k, v in updates.load("edited_message").items() if k != "update_id"},
+                21))
+            eventually(lambda: len(published) >= 1)
+        finally:
+            runtime.stop()
+    assert [(type(e).__name__, getattr(e, "update_kind", None)) for e in published] == [
+        ("UpdateReceived", "edited_message")]
+    assert not fake_telegram.sent(chat_id=21)
+    assert not [e for e in logs if e.get("log_level") in ("error", "critical")]
