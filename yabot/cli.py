@@ -1,4 +1,4 @@
-"""The `yabot` command: run the service, mint service tokens, migrate the stores."""
+"""The `yabot` command: run the service, mint service tokens, migrate the stores, chat."""
 
 from __future__ import annotations
 
@@ -73,6 +73,36 @@ def _migrate(args: argparse.Namespace) -> int:
         return 1
 
 
+def _chat(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from yabot.bot.console import Console
+    from yabot.bot.runner import build_dispatcher
+    from yabot.logs import configure_logging
+    from yabot.runtime import Runtime
+    from yabot.settings import BotSettings
+
+    # The console is the bot's only front end here: Telegram stays unconnected.
+    settings = load_settings(bot=BotSettings(telegram_bot_token=None, bot_webhook_url=None,
+                                             bot_webhook_secret=None))
+    configure_logging(settings)
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)
+    runtime = Runtime(settings)
+    runtime.start()
+    try:
+        console = Console(build_dispatcher(runtime.sessions, settings), sys.stdout,
+                          user_id=args.user_id, first_name=args.name, language=args.language)
+        interactive = sys.stdin.isatty()
+        if interactive:
+            print("Type a message or a /command; a number presses that button. Ctrl-D ends.")
+        asyncio.run(console.run(sys.stdin.readline, prompt="you> " if interactive else ""))
+    finally:
+        runtime.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yabot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--mongo-to", metavar="N", type=int,
                          help="MongoDB step to go to, up or down (0 = none); default the last")
     migrate.set_defaults(handler=_migrate)
+    chat = commands.add_parser(
+        "chat", help="talk to the bot in this terminal (real dispatcher and actors, no Telegram)"
+    )
+    chat.add_argument("--user-id", type=int, default=1, help="the console user's Telegram id")
+    chat.add_argument("--name", default="Console", help="the console user's first name")
+    chat.add_argument("--language", default="en", help="the user's Telegram language_code")
+    chat.add_argument("--verbose", action="store_true", help="show info logs on stderr")
+    chat.set_defaults(handler=_chat)
     return parser
 
 

@@ -1,9 +1,9 @@
 """Runtime: the whole application in one process — the supervisor tree, then the bot.
 
 Start order: stores → events → sessions → bot (then the HTTP app, bound by `yabot.serving`);
-stop order is the reverse, and stopping the bot drains the updates it is handling. Used by the gunicorn
-worker (`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
-threads are not daemons and would keep the process alive.
+stop order is the reverse, and stopping the bot drains the updates it is handling. Used by the
+gunicorn worker (`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``),
+because actor threads are not daemons and would keep the process alive.
 """
 
 from __future__ import annotations
