@@ -1,8 +1,8 @@
 """Runtime: the whole application in one process — the supervisor tree, then the bot.
 
-Start order: stores → events → coordinator → sessions → bot; stop order is the reverse. Used by the gunicorn
-worker (`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
-threads are not daemons and would keep the process alive.
+Start order: stores → events → coordinator → sessions → bot; stop order is the reverse. Used by
+the gunicorn worker (`yabot.serving`) and by the tests; `stop` must be called (in a
+``finally``), because actor threads are not daemons and would keep the process alive.
 """
 
 from __future__ import annotations
@@ -103,7 +103,10 @@ class Runtime:
         )
 
     def _coordinator(self) -> Coordinator:
-        return Coordinator(self.stores, on_start=lambda: seed_at_start(self.stores, self.settings))
+        def seed() -> None:
+            seed_at_start(self.stores, self.settings)
+
+        return Coordinator(self.stores, on_start=seed)
 
     def _events_supervisor(self) -> Supervisor:
         return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)

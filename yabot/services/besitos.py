@@ -10,7 +10,6 @@ calling actor's thread (the `Coordinator`'s, or a session's for one user's own c
 
 from __future__ import annotations
 
-
 import structlog
 
 from actors import Message
@@ -152,11 +151,10 @@ class BesitosService:
                     # The debit happened and the credit never did (a crash in between):
                     # this replay finishes the transfer.
                     log.warning("finishing an interrupted transfer", key=entry.key)
-                    finished = self._credit_recipient(
-                        entry.user_id, _updated(outcome, balance=self.balance(entry.user_id)),
-                        request,
+                    balance = self.balance(entry.user_id)
+                    return self._credit_recipient(
+                        entry.user_id, _updated(outcome, balance=balance), request
                     )
-                    return finished
             if refunded:
                 if not entry.compensated:
                     ledger.mark_compensated(entry.key)

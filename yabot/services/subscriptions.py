@@ -54,8 +54,9 @@ class SubscriptionService:
             return None
         return subscriptions.set_status(current.id, SubscriptionStatus.EXPIRED)
 
-    def update_subscription(self, user_id: int, plan: Plan, status: str,
-                            ends_at: datetime | None) -> tuple[SubscriptionView, Subscription | None]:
+    def update_subscription(
+        self, user_id: int, plan: Plan, status: str, ends_at: datetime | None
+    ) -> tuple[SubscriptionView, Subscription | None]:
         """Start ``plan`` until ``ends_at`` (``status="active"``) or cancel the current
         subscription (``status="cancelled"``). Returns the view and the subscription written
         (None when nothing changed). The user must have a profile (the caller ensures it).

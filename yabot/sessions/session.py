@@ -8,10 +8,10 @@ from typing import Any
 
 import structlog
 
-from actors import Message
-from actors import Actor
+from actors import Actor, Message
 from yabot.coordinator.client import Coordination, InlineCoordination
 from yabot.coordinator.messages import ProcessTransaction
+from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import UserDocument
 from yabot.events.counters import event_counters
 from yabot.events.models import (
@@ -47,7 +47,6 @@ from yabot.sessions.messages import (
     SubscriptionView,
     Transact,
     TransactionResult,
-    UserState,
     Wallet,
     Welcome,
 )
@@ -139,7 +138,7 @@ class UserSession(Actor):
 
     def handle(self, message: Any) -> Any:
         match message:
-            case Start(identity=identity):
+            case Start():
                 return self._start(message)
             case GetState():
                 return self._users.state_of(self._document())
@@ -289,7 +288,7 @@ class UserSession(Actor):
         subscriptions = self._services.subscriptions
         expired = subscriptions.expire_lapsed(self.user_id)
         if expired is not None:
-            self._subscription_event(expired.plan.value, "expired", expired)
+            self._subscription_event(expired.plan.value, SubscriptionStatus.EXPIRED, expired)
         return subscriptions.check_subscription_status(self.user_id)
 
     def _change_subscription(self, message: ChangeSubscription) -> SubscriptionView:
@@ -299,8 +298,8 @@ class UserSession(Actor):
             self.user_id, message.plan, message.status, message.ends_at
         )
         if written is not None:
-            self._subscription_event(written.plan.value,
-                                     (view.status or written.status).value, written)
+            self._subscription_event(written.plan.value, view.status or written.status,
+                                     written)
         return view
 
     # -- helpers ------------------------------------------------------------------------------
@@ -339,9 +338,10 @@ class UserSession(Actor):
             ledger_key=ledger_key, reason=reason, correlation_id=_correlation_id(),
         ))
 
-    def _subscription_event(self, plan: str, status: str, subscription: Any) -> None:
+    def _subscription_event(self, plan: str, status: SubscriptionStatus,
+                            subscription: Subscription) -> None:
         self._emit(lambda seq: SubscriptionChanged(
-            user_id=self.user_id, seq=seq, plan=plan, status=status,
+            user_id=self.user_id, seq=seq, plan=plan, status=status.value,
             expires_at=subscription.ends_at, correlation_id=_correlation_id(),
         ))
 
