@@ -40,7 +40,7 @@ def test_the_free_path_pays_its_way_to_the_dawn_ending(runtime: Runtime) -> None
     assert (view.fragment_id, view.balance) == ("balcony", 0)  # +5 -3 +2 -4
     end = walk(runtime, 1, ["stay"])
     assert end.fragment_id == "ending_dawn"
-    assert end.ending and end.choices == ()
+    assert (end.ending, end.choices) == (True, ())
 
 
 def test_the_item_path_buys_a_lantern_and_ends_in_the_fog(runtime: Runtime) -> None:
