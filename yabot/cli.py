@@ -1,4 +1,9 @@
+<<<<<<< HEAD
 """The `yabot` command: run the service, mint service tokens, migrate the stores, chat."""
+=======
+"""The `yabot` command: run the service, mint service tokens, migrate the stores, seed the
+story."""
+>>>>>>> issue-6
 
 from __future__ import annotations
 
@@ -73,6 +78,7 @@ def _migrate(args: argparse.Namespace) -> int:
         return 1
 
 
+<<<<<<< HEAD
 def _chat(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -101,6 +107,24 @@ def _chat(args: argparse.Namespace) -> int:
     finally:
         runtime.stop()
     return 0
+=======
+def _seed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from yabot.errors import YabotError
+    from yabot.logs import configure_logging
+    from yabot.seed import seed_command
+
+    settings = load_settings()
+    configure_logging(settings)
+    try:
+        return seed_command(settings, Path(args.path) if args.path else None, check=args.check)
+    except YabotError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"yabot seed: {exc}", file=sys.stderr)
+        return 1
+>>>>>>> issue-6
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--mongo-to", metavar="N", type=int,
                          help="MongoDB step to go to, up or down (0 = none); default the last")
     migrate.set_defaults(handler=_migrate)
+<<<<<<< HEAD
     chat = commands.add_parser(
         "chat", help="talk to the bot in this terminal (real dispatcher and actors, no Telegram)"
     )
@@ -133,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--language", default="en", help="the user's Telegram language_code")
     chat.add_argument("--verbose", action="store_true", help="show info logs on stderr")
     chat.set_defaults(handler=_chat)
+=======
+    seed = commands.add_parser(
+        "seed", help="check the story and shop in config/narrative and load them (idempotent)"
+    )
+    seed.add_argument("--path", metavar="DIR",
+                      help="folder with story.toml and items.toml (default: STORY_SEED_PATH, "
+                           "else config/narrative)")
+    seed.add_argument("--check", action="store_true",
+                      help="only check the story; touch no store")
+    seed.set_defaults(handler=_seed)
+>>>>>>> issue-6
     return parser
 
 
