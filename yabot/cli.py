@@ -1,9 +1,5 @@
-<<<<<<< HEAD
-"""The `yabot` command: run the service, mint service tokens, migrate the stores, chat."""
-=======
 """The `yabot` command: run the service, mint service tokens, migrate the stores, seed the
-story."""
->>>>>>> issue-6
+story, chat with the bot in a terminal."""
 
 from __future__ import annotations
 
@@ -78,7 +74,6 @@ def _migrate(args: argparse.Namespace) -> int:
         return 1
 
 
-<<<<<<< HEAD
 def _chat(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -107,7 +102,8 @@ def _chat(args: argparse.Namespace) -> int:
     finally:
         runtime.stop()
     return 0
-=======
+
+
 def _seed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -124,7 +120,6 @@ def _seed(args: argparse.Namespace) -> int:
             raise
         print(f"yabot seed: {exc}", file=sys.stderr)
         return 1
->>>>>>> issue-6
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,7 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--mongo-to", metavar="N", type=int,
                          help="MongoDB step to go to, up or down (0 = none); default the last")
     migrate.set_defaults(handler=_migrate)
-<<<<<<< HEAD
     chat = commands.add_parser(
         "chat", help="talk to the bot in this terminal (real dispatcher and actors, no Telegram)"
     )
@@ -158,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--language", default="en", help="the user's Telegram language_code")
     chat.add_argument("--verbose", action="store_true", help="show info logs on stderr")
     chat.set_defaults(handler=_chat)
-=======
+
     seed = commands.add_parser(
         "seed", help="check the story and shop in config/narrative and load them (idempotent)"
     )
@@ -168,7 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--check", action="store_true",
                       help="only check the story; touch no store")
     seed.set_defaults(handler=_seed)
->>>>>>> issue-6
     return parser
 
 
