@@ -48,13 +48,16 @@ class Conversation:
         messages = self.to_me()
         return (messages[before] if len(messages) > before else None), answer
 
-    def react(self, shown: Call, emoji: str = "❤") -> Call | None:
+    def react(self, shown: Call, emoji: str = "❤") -> Call:
+        """React to ``shown``; the bot's next message in the chat."""
         before = len(self.to_me())
+        self.push_reaction(shown, emoji)
+        return self._next(before)
+
+    def push_reaction(self, shown: Call, emoji: str) -> None:
+        """React to ``shown`` without waiting for anything."""
         self.fake.push_update(updates.reaction(self.user_id, shown.message_id, emoji,
                                                language=self.language))
-        self.fake.wait_for(lambda: len(self.to_me()) > before, timeout=5)
-        messages = self.to_me()
-        return messages[before] if len(messages) > before else None
 
     def _answer(self, callback_id: str) -> list[Call]:
         return [c for c in self.fake.calls_of("answerCallbackQuery")
