@@ -143,6 +143,8 @@ class BotSettings(BaseSettings):
     bot_webhook_max_connections: Annotated[int, Field(ge=1, le=100)] = 40
     #: Updates accepted but not yet handled; above it the webhook answers 503 (Telegram retries).
     bot_max_pending_updates: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    #: Updates handled at the same time (each waits on its user's session); more wait in line.
+    bot_max_concurrent_updates: Annotated[int, Field(ge=1, le=10_000)] = 64
     #: getUpdates long-poll seconds in polling mode.
     bot_polling_timeout: Annotated[int, Field(ge=0, le=50)] = 25
     #: Reconnect backoff when Telegram cannot be reached: first delay, then doubling up to max.

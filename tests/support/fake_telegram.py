@@ -22,6 +22,10 @@ BOT_USER = {"id": 100000, "is_bot": True, "first_name": "YabotTest", "username":
 LONG_POLL_CAP = 0.5  # seconds a getUpdates waits at most, whatever the bot asks
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default 5 drops connections under a burst of replies
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
@@ -63,7 +67,7 @@ class FakeTelegram:
         self._faults: list[_Fault] = []
         self._blocked: set[int] = set()
         self.refused = 0  # calls answered with an injected error
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -207,6 +211,7 @@ class FakeTelegram:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the real Bot API (aiohttp reuses)
             def do_POST(self) -> None:
                 method = self.path.rstrip("/").rsplit("/", 1)[-1]
                 length = int(self.headers.get("Content-Length") or 0)

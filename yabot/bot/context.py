@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from actors import Ask, KeyedActors
@@ -15,6 +19,19 @@ from yabot.sessions.messages import GetState, UserState
 R = TypeVar("R")
 
 LANGUAGE_CACHE_SIZE = 100_000
+FIRST_CONTACT_THREADS = 32
+
+_first_contact_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _first_contact() -> ThreadPoolExecutor:
+    global _first_contact_pool
+    with _pool_lock:
+        if _first_contact_pool is None:
+            _first_contact_pool = ThreadPoolExecutor(FIRST_CONTACT_THREADS,
+                                                     thread_name_prefix="first-contact")
+        return _first_contact_pool
 
 
 class LanguageCache:
@@ -74,7 +91,15 @@ class UserHandle:
         self._languages = languages
 
     async def ask(self, message: Ask[R]) -> R:
-        reply = await self._sessions.ask_async(self.user_id, message, timeout=self._timeout)
+        if self._languages.get(self.user_id) is None:
+            # Likely the first contact in a while: the session actor may have to start, and
+            # starting its thread blocks the caller for a GIL switch or more. Not on the
+            # event loop's thread, where it would hold up every other user's update.
+            reply = await asyncio.get_running_loop().run_in_executor(
+                _first_contact(), partial(self._sessions.ask, self.user_id, message,
+                                          timeout=self._timeout))
+        else:
+            reply = await self._sessions.ask_async(self.user_id, message, timeout=self._timeout)
         state = getattr(reply, "state", reply)
         if isinstance(state, UserState):
             self.remember(state.preferences.language)

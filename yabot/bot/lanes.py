@@ -20,14 +20,18 @@ T = TypeVar("T")
 
 
 class Lanes(Generic[T]):
-    """Runs ``run(item)`` for submitted items: serially per key, concurrently across keys.
+    """Runs ``run(item)`` for submitted items: serially per key, concurrently across keys (at
+    most ``concurrency`` at a time).
 
     `submit` must be called on the loop's thread, in arrival order (``call_soon_threadsafe``
     callbacks run in the order they were scheduled, so hand-offs from other threads keep it).
     """
 
-    def __init__(self, run: Callable[[T], Awaitable[object]]) -> None:
+    def __init__(self, run: Callable[[T], Awaitable[object]], concurrency: int) -> None:
         self._run = run
+        # At most this many items run at once: thousands of users arriving together would
+        # otherwise all contend for the stores at the same moment and each wait longer.
+        self._slots = asyncio.Semaphore(concurrency)
         self._tails: dict[int | None, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -48,10 +52,11 @@ class Lanes(Generic[T]):
     async def _after(self, previous: asyncio.Task[None] | None, item: T) -> None:
         if previous is not None:
             await asyncio.wait({previous})  # never raises: only its end matters
-        try:
-            await self._run(item)
-        except Exception:
-            log.exception("update task failed")
+        async with self._slots:
+            try:
+                await self._run(item)
+            except Exception:
+                log.exception("update task failed")
 
     def _release(self, key: int, task: asyncio.Task[None]) -> None:
         if self._tails.get(key) is task:

@@ -191,7 +191,7 @@ class BotRunner:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        self._lanes = Lanes(self._handle)
+        self._lanes = Lanes(self._handle, self._settings.bot.bot_max_concurrent_updates)
         self._ready.set()
         api = str(self._settings.bot.telegram_api_url)
         log.info("telegram starting", mode="webhook" if self.webhook else "polling", api=api)
