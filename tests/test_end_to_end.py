@@ -3,6 +3,7 @@ aiogram's HTTP client against a fake Bot API server on loopback."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
-from tests.support.processes import Gunicorn
+from tests.support.processes import Gunicorn, free_port
 from yabot.api.auth import mint_token
 from yabot.settings import load_settings
 
@@ -69,3 +70,26 @@ def test_token_secret_never_reaches_the_logs(server: Gunicorn, fake_telegram: Fa
     log = server.log()
     assert BOT_TOKEN not in log
     assert TEST_JWT_SECRET not in log
+
+
+def test_the_api_keeps_serving_while_telegram_is_unreachable(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there: every Bot API call is refused
+    gunicorn = Gunicorn(
+        {"YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+         "JWT_SECRET": TEST_JWT_SECRET, "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+         "TELEGRAM_API_URL": f"http://127.0.0.1:{closed}",
+         "BOT_RETRY_INITIAL_DELAY": "0.05", "BOT_RETRY_MAX_DELAY": "0.2"},
+        cwd=tmp_path,
+    )
+    try:
+        gunicorn.wait_ready()
+        deadline = time.monotonic() + 15
+        while gunicorn.log().count("telegram unreachable; retrying") < 3:
+            assert time.monotonic() < deadline, gunicorn.log()
+            time.sleep(0.05)
+        assert request("GET", f"{gunicorn.base_url}/healthz").status == 200
+        assert gunicorn.process.poll() is None
+    finally:
+        exit_code = gunicorn.terminate()
+    assert exit_code == 0, gunicorn.log()
+    assert BOT_TOKEN not in gunicorn.log()

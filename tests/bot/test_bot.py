@@ -15,6 +15,7 @@ from tests.conftest import SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
 from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
 from yabot.runtime import Runtime
+from yabot.sessions.messages import Preferences, SetPreferences
 
 
 def test_replies_in_the_language_telegram_reports(
@@ -185,3 +186,19 @@ def test_an_edited_message_is_recorded_without_an_answer_or_an_error(
         ("UpdateReceived", "edited_message")]
     assert not fake_telegram.sent(chat_id=21)
     assert not [e for e in logs if e.get("log_level") in ("error", "critical")]
+
+
+def test_the_users_language_preference_wins_over_telegrams(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    runtime = Runtime(make_settings(**bot_env(fake_telegram, BOT_LANGUAGE_TTL="0")))
+    runtime.start()
+    try:
+        user = Conversation(fake_telegram, 23, language="en")
+        assert "Welcome" in user.send("/start").params["text"]
+        runtime.sessions.ask(23, SetPreferences(preferences=Preferences(language="es")),
+                             timeout=5)
+        assert "Te cuento una historia" in user.send("/help").params["text"]
+        assert user.send("/story").params["text"].startswith("La invitación")
+    finally:
+        runtime.stop()
