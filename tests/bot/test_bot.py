@@ -202,3 +202,18 @@ def test_the_users_language_preference_wins_over_telegrams(
         assert user.send("/story").params["text"].startswith("La invitación")
     finally:
         runtime.stop()
+
+
+def test_stopping_waits_for_the_updates_in_flight(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
+    runtime.start()
+    try:
+        fake_telegram.delay("sendMessage", 1.0)
+        fake_telegram.push_message(24, "/help")
+        assert fake_telegram.wait_for(lambda: fake_telegram.in_progress == 1)
+    finally:
+        runtime.stop()  # the reply is on its way: stop waits for it, then closes the session
+    assert len(fake_telegram.sent(chat_id=24)) == 1
+    assert fake_telegram.in_progress == 0

@@ -67,6 +67,8 @@ class FakeTelegram:
         self._faults: list[_Fault] = []
         self._blocked: set[int] = set()
         self.refused = 0  # calls answered with an injected error
+        self.in_progress = 0  # calls received and not yet answered
+        self._delays: dict[str, float] = {}
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -121,6 +123,11 @@ class FakeTelegram:
             "description": f"Too Many Requests: retry after {retry_after}",
             "parameters": {"retry_after": retry_after},
         }, times)
+
+    def delay(self, method: str, seconds: float) -> None:
+        """Answer ``method`` only after ``seconds`` (a slow Bot API)."""
+        with self._changed:
+            self._delays[method] = seconds
 
     def block(self, chat_id: int) -> None:
         """The user ``chat_id`` blocked the bot: sending to them answers 403."""
@@ -177,6 +184,14 @@ class FakeTelegram:
             return injected
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
+        pause = self._delays.get(method, 0.0)
+        if pause:
+            with self._changed:
+                self.in_progress += 1
+                self._changed.notify_all()
+            time.sleep(pause)
+            with self._changed:
+                self.in_progress -= 1
         status, body = self._result(method, params)
         with self._changed:
             self.calls.append(Call(method, params, time.perf_counter(), body.get("result")))

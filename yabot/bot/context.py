@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections import OrderedDict
@@ -95,9 +96,12 @@ class UserHandle:
             # Likely the first contact in a while: the session actor may have to start, and
             # starting its thread blocks the caller for a GIL switch or more. Not on the
             # event loop's thread, where it would hold up every other user's update.
+            # The update's context (correlation id) travels with the ask, as asyncio.to_thread
+            # would carry it; run_in_executor alone does not.
+            context = contextvars.copy_context()
             reply = await asyncio.get_running_loop().run_in_executor(
-                _first_contact(), partial(self._sessions.ask, self.user_id, message,
-                                          timeout=self._timeout))
+                _first_contact(), partial(context.run, self._sessions.ask, self.user_id,
+                                          message, timeout=self._timeout))
         else:
             reply = await self._sessions.ask_async(self.user_id, message, timeout=self._timeout)
         state = getattr(reply, "state", reply)
@@ -119,7 +123,7 @@ class UserHandle:
         if known is not None:
             return known
         try:
-            await self.ask(GetState())
+            state = await self.ask(GetState())
         except UserNotFound:
             return self.identity.language
-        return self.known_language()
+        return state.preferences.language
