@@ -10,6 +10,9 @@ Cases:
   user, reading the stores) for the user's language and replies. The target applies here.
 - ``/start`` from new users: first contact, the session creates the user in both stores.
   Store-bound (SQLite writes); reported for what it is, with its ratio, not held to the target.
+- ``/help`` paced at ``PACED_RATE`` updates/s (below both bots' capacity): the latency of one
+  update when nothing queues. The unpaced cases post as fast as the webhook accepts (it
+  answers before handling), so their latencies are mostly time spent waiting in line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ SECRET = "bench-webhook-secret"  # noqa: S105 (a throwaway for loopback)
 TOKEN = "123456:bench-token"  # noqa: S105 (the fake accepts any)
 CLIENTS = 32
 TARGET_RATIO = 0.40
+PACED_RATE = 100.0
 BARE_CONFIG = Path(__file__).with_name("bot_bare_gunicorn.py")
 
 
@@ -40,11 +44,16 @@ def run(quick: bool = False) -> Report:
     fake = FakeTelegram().start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            bare = _measure("bare aiogram bot: reply at once", Path(tmp) / "bare", fake,
-                            [("/help", users, 10_000_000)], config=BARE_CONFIG)[0]
-            helps, starts = _measure(
+            paced_users = 500 if quick else 1_000
+            bare, bare_paced = _measure(
+                "bare aiogram bot: reply at once", Path(tmp) / "bare", fake,
+                [("/help", users, 10_000_000, None), ("/help", paced_users, 11_000_000,
+                                                      PACED_RATE)],
+                config=BARE_CONFIG)
+            helps, starts, paced = _measure(
                 "yabot", Path(tmp) / "yabot", fake,
-                [("/help", users, 20_000_000), ("/start", new_users, 30_000_000)],
+                [("/help", users, 20_000_000, None), ("/start", new_users, 30_000_000, None),
+                 ("/help", paced_users, 40_000_000, PACED_RATE)],
             )
     finally:
         fake.stop()
@@ -53,15 +62,16 @@ def run(quick: bool = False) -> Report:
     assert starts.per_second is not None
     start_ratio = round(starts.per_second / bare.per_second, 3)
     starts.extra["ratio_vs_bare"] = start_ratio
-    report.measurements += [bare, helps, starts]
+    report.measurements += [bare, helps, starts, bare_paced, paced]
     ratio = helps.per_second / bare.per_second
     report.checks.append(Check("yabot /help updates/s / bare aiogram updates/s", round(ratio, 3),
                                f">= {TARGET_RATIO}", ratio >= TARGET_RATIO))
     return report
 
 
-def _measure(name: str, workdir: Path, fake: FakeTelegram, cases: list[tuple[str, int, int]],
-             config: Path | None = None) -> list[Measurement]:
+def _measure(name: str, workdir: Path, fake: FakeTelegram,
+             cases: list[tuple[str, int, int, float | None]], config: Path | None = None
+             ) -> list[Measurement]:
     workdir.mkdir(parents=True)
     env = {
         "YABOT_ENV": "test", "YABOT_DATA_DIR": str(workdir / "var"), "LOG_LEVEL": "WARNING",
@@ -75,13 +85,15 @@ def _measure(name: str, workdir: Path, fake: FakeTelegram, cases: list[tuple[str
     results = []
     try:
         server.wait_ready()
-        _run_case(server.port, fake, "/help", list(range(1, 101)))  # warm-up
-        for text, users, base in cases:
+        _run_case(server.port, fake, "/help", list(range(1, 101)), None)  # warm-up
+        for text, users, base, rate in cases:
             ids = list(range(base, base + users))
-            sent_at, replied_at, elapsed, statuses = _run_case(server.port, fake, text, ids)
+            sent_at, replied_at, elapsed, statuses = _run_case(server.port, fake, text, ids,
+                                                               rate)
             latencies = [(replied_at[uid] - sent_at[uid]) * 1e6 for uid in ids
                          if uid in replied_at]
-            summary = summarise(f"{name}: {text}", latencies, users=users, clients=CLIENTS,
+            label = f"{name}: {text}" + (f" paced {rate:.0f}/s" if rate else "")
+            summary = summarise(label, latencies, users=users, clients=CLIENTS,
                                 non_200=sum(s != 200 for s in statuses),
                                 unanswered=users - len(latencies), seconds=round(elapsed, 2))
             results.append(Measurement(summary.name, summary.median_us, summary.p99_us,
@@ -94,15 +106,21 @@ def _measure(name: str, workdir: Path, fake: FakeTelegram, cases: list[tuple[str
     return results
 
 
-def _run_case(port: int, fake: FakeTelegram, text: str, ids: list[int]
+def _run_case(port: int, fake: FakeTelegram, text: str, ids: list[int], rate: float | None
               ) -> tuple[dict[int, float], dict[int, float], float, list[int]]:
+    """Post ``text`` once per user, as fast as possible or at ``rate`` per second."""
     sent_at: dict[int, float] = {}
     first_call = len(fake.calls)
     chunks = [ids[n::CLIENTS] for n in range(CLIENTS)]
     started = time.perf_counter()
+    interval = CLIENTS / rate if rate else 0.0
+
+    def client(n: int) -> list[int]:
+        offset = n / rate if rate else 0.0
+        return _post_all(port, text, chunks[n], sent_at, started + offset, interval)
+
     with ThreadPoolExecutor(CLIENTS) as pool:
-        statuses = [s for part in pool.map(lambda c: _post_all(port, text, c, sent_at), chunks)
-                    for s in part]
+        statuses = [s for part in pool.map(client, range(CLIENTS)) for s in part]
     replied_at = _wait_replies(fake, set(ids), first_call, timeout=120)
     elapsed = (max(replied_at.values()) if replied_at else time.perf_counter()) - started
     return sent_at, replied_at, elapsed, statuses
@@ -126,12 +144,20 @@ def _wait_replies(fake: FakeTelegram, wanted: set[int], seen: int, timeout: floa
 
 
 
-def _post_all(port: int, text: str, ids: list[int], sent_at: dict[int, float]) -> list[int]:
+def _post_all(port: int, text: str, ids: list[int], sent_at: dict[int, float], first: float,
+              interval: float) -> list[int]:
+    """One client on one keep-alive connection; with an ``interval``, the i-th post waits
+    until ``first + i * interval``."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    statuses = []
     try:
-        return [_post(connection, text, uid, sent_at) for uid in ids]
+        for i, uid in enumerate(ids):
+            if interval:
+                time.sleep(max(0.0, first + i * interval - time.perf_counter()))
+            statuses.append(_post(connection, text, uid, sent_at))
     finally:
         connection.close()
+    return statuses
 
 
 def _post(connection: http.client.HTTPConnection, text: str, user_id: int,
