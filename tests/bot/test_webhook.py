@@ -195,3 +195,26 @@ def test_one_users_replies_come_in_the_order_sent_among_many_concurrent_users(
     answered = [c.params["reply_parameters"]["message_id"] for c in fake.sent(chat_id=user)[1:]]
     assert answered == [50_000 + i for i in range(100)]
     assert fake.wait_for(lambda: all(fake.sent(chat_id=uid) for uid in others), timeout=60)
+
+
+def test_realistic_updates_of_every_kind_are_taken_and_handled(
+    server: Gunicorn, fake: FakeTelegram
+) -> None:
+    user = 901
+    kinds = ["message", "edited_message", "callback_query", "message_reaction",
+             "my_chat_member"]
+    for n, kind in enumerate(kinds):
+        update = updates.for_user(updates.load(kind), user, language="es")
+        update["update_id"] = 5_000 + n
+        assert post_update(server, update).status == 200, kind
+    # /start (message), nothing for the edit, the wallet (callback m:wallet), a reward for the
+    # reaction, nothing for "kicked": in the order sent.
+    assert fake.wait_for(lambda: len(fake.sent(chat_id=user)) == 3), server.log()
+    texts = [c.params["text"] for c in fake.sent(chat_id=user)]
+    assert texts[0].startswith("¡Bienvenido")
+    assert texts[1].startswith("💰 Saldo: 0 besitos")
+    assert texts[2].startswith("¡Gracias por reaccionar! +")
+    answered = [c for c in fake.calls_of("answerCallbackQuery")
+                if c.params.get("callback_query_id") == "4382bfdwdsb323b2d9"]
+    assert len(answered) == 1
+    assert "update handling failed" not in server.log()
