@@ -406,6 +406,15 @@ class SqlSubscriptions:
         found = self._read(self._current, "current subscription", {"uid": user_id})
         return found[0] if found else None
 
+    _latest = (
+        select(subscriptions).where(subscriptions.c.user_id == bindparam("uid"))
+        .order_by(subscriptions.c.id.desc()).limit(1)
+    )
+
+    def latest(self, user_id: int) -> Subscription | None:
+        found = self._read(self._latest, "latest subscription", {"uid": user_id})
+        return found[0] if found else None
+
     def history(self, user_id: int) -> list[Subscription]:
         return self._read(
             select(subscriptions).where(subscriptions.c.user_id == user_id)
