@@ -6,6 +6,7 @@ from yabot.domain.subscriptions import Plan, Subscription, SubscriptionStatus
 from yabot.domain.users import TelegramIdentity, UserDocument, UserProfile, utcnow
 from yabot.errors import UserNotFound
 from yabot.sessions.messages import Preferences, SubscriptionView, UserState
+from yabot.stores.context import read_user_context
 from yabot.stores.handles import Stores
 
 
@@ -28,15 +29,13 @@ class UserService:
 
     def get_user_context(self, user_id: int) -> UserState:
         """The merged state; `UserNotFound` when the user has no document."""
-        document = self._stores.documents.users.get(user_id)
-        if document is None:
+        context = read_user_context(self._stores, user_id)
+        if context.document is None:
             raise UserNotFound(user_id)
-        profile = self._stores.relational.profiles.get(user_id)
-        subscription = self._stores.relational.subscriptions.current(user_id)
         return UserState(
-            document=document, profile=profile,
-            preferences=Preferences(language=document.language),
-            subscription=subscription_view(subscription),
+            document=context.document, profile=context.profile,
+            preferences=Preferences(language=context.document.language),
+            subscription=subscription_view(context.subscription),
         )
 
 
