@@ -25,7 +25,8 @@ def test_the_shipped_story_has_what_the_issue_asks_for() -> None:
     assert any(choice.cost_besitos for choice in choices)
     assert any(choice.requires_item for choice in choices)
     for fragment in fragments:
-        assert fragment.text.es and fragment.text.en
+        assert fragment.text.es
+        assert fragment.text.en
         assert all(choice.label.es and choice.label.en for choice in fragment.choices)
     # A choice leading to a VIP fragment is marked VIP by the loader.
     door = story.fragments["hall"].choice("velvet_door")
