@@ -53,7 +53,10 @@ class ShopService:
         if existing is not None:
             if existing.request != request:
                 raise IdempotencyConflict(f"idempotency key {key!r} bought something else")
-            if not existing.compensated and sku not in document.inventory:
+            if existing.compensated:
+                raise IdempotencyConflict(f"the purchase under key {key!r} failed and was "
+                                          "refunded; retry with a new key")
+            if sku not in document.inventory:
                 document = documents.users.add_to_inventory(user_id, sku)
             return PurchaseOutcome(item, False, document, ledger_key)
         if item.vip_only and not is_vip():
