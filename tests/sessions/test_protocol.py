@@ -27,6 +27,7 @@ from yabot.sessions.messages import (
     GetState,
     GetSubscription,
     GetWallet,
+    GiftItem,
     Preferences,
     React,
     SetPreferences,
@@ -183,3 +184,16 @@ def test_a_session_repairs_a_user_half_created_by_a_crash(sessions: Sessions) ->
 
     assert state.profile is not None
     assert profiles.get(9) is not None
+
+
+def test_a_gift_publishes_on_both_sides(sessions: Sessions) -> None:
+    start(sessions, 1)
+    start(sessions, 2, language="es")
+    sessions.ask(1, Transact(kind="earn", amount=5, idempotency_key="e"))
+    given = sessions.ask(1, GiftItem(sku="rose", to_user_id=2, idempotency_key="g"))
+    assert (given.applied, given.balance, given.item.name) == (True, 3, "Red rose")
+    assert sessions.ask(2, GetShop()).inventory == ("rose",)
+    assert [e.action for e in sessions.of(2) if isinstance(e, UserInteraction)] == [
+        "start", "gift-received"]
+    spent = [(e.amount, e.reason) for e in sessions.of(1) if isinstance(e, BesitosTransferred)]
+    assert spent == [(5, "earn"), (-2, "gift")]

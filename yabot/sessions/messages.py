@@ -117,6 +117,16 @@ class ReactionReward(Message):
     balance: int
 
 
+class Gift(Message):
+    """Reply to `GiftItem`. ``applied`` is False when the key gifted before, or the recipient
+    owns the item already (nothing was charged); ``balance`` is the giver's."""
+
+    item: Item
+    to_user_id: UserId
+    applied: bool
+    balance: int
+
+
 class Welcome(Message):
     """Reply to `Start`."""
 
@@ -210,3 +220,14 @@ class ChangeSubscription(Ask[SubscriptionView]):
     plan: Plan
     status: Literal["active", "cancelled"] = "active"
     ends_at: datetime | None = None
+
+
+class GiftItem(Ask[Gift]):
+    """Buy ``sku`` with the asker's besitos for ``to_user_id``'s inventory (added by issue 6;
+    a workflow of the coordinator). Raises `ItemNotFound`, `UserNotFound` (either user),
+    `InsufficientBesitos`, `VipRequired` (a VIP-only item needs a VIP giver),
+    `IdempotencyConflict`, `InvalidInput` (a gift to oneself)."""
+
+    sku: Sku
+    to_user_id: UserId
+    idempotency_key: LedgerKey
