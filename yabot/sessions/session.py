@@ -150,7 +150,10 @@ class UserSession(Actor):
             case Start():
                 return self._start(message)
             case GetState():
-                return self._users.state_of(self._document())
+                # The hot read: one unit of work (`read_user_context`), repairing the profile.
+                state = self._users.get_user_context(self.user_id)
+                self._profile_checked = True
+                return state
             case SetPreferences(preferences=preferences):
                 self._document()
                 state = self._users.set_preferences(self.user_id, preferences)
