@@ -99,3 +99,16 @@ def test_vip_access_is_answered_for_a_free_user(coordinator: pykka.ActorRef[Coor
                                                 ) -> None:
     access = ask(coordinator, ValidateVipAccess(user_id=A), timeout=ASK)
     assert (access.vip, access.subscription.plan) == (False, "free")
+
+
+def test_a_key_of_the_longest_length_is_refunded_too(
+    stores: Stores, coordinator: pykka.ActorRef[Coordinator],
+) -> None:
+    key = "k" * 128
+    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_: user_id == B)
+    inject_documents(stores, ledger=ledger)
+    with pytest.raises(InjectedFault):
+        ask(coordinator, transfer(4, key), timeout=ASK)
+    assert balances(stores) == (10, 0)
+    with pytest.raises(IdempotencyConflict):
+        ask(coordinator, transfer(4, key), timeout=ASK)

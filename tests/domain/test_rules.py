@@ -13,6 +13,7 @@ from yabot.domain.besitos import (
     positive,
     reaction_award,
     request_fingerprint,
+    system_key,
     user_key,
 )
 from yabot.domain.choices import Reader, ensure_may_read, select_choice, why_not
@@ -150,3 +151,8 @@ def test_a_request_fingerprint_tells_requests_apart() -> None:
     assert request_fingerprint("spend", 3) != request_fingerprint("spend", 4)
     assert request_fingerprint("transfer", 3, 1) != request_fingerprint("transfer", 3, 2)
     assert len(request_fingerprint("buy", 0, None, "x" * 200)) <= 64
+
+
+def test_the_applications_keys_cannot_be_taken_by_a_caller() -> None:
+    assert system_key(7, "reaction:1:2") != user_key(7, "reaction:1:2")
+    assert len(system_key(7, "r" * 300)) <= MAX_KEY_LENGTH
