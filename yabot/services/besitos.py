@@ -125,7 +125,8 @@ class BesitosService:
         """Undo the debit under ``ledger_key``: credit ``amount`` back under
         ``<ledger_key>:refund`` (`derived_key`; once) and mark the debit compensated; return
         the balance. A failure here is logged loudly and re-raised: the debit then stays
-        unmarked, and a replay of the same key finishes the compensation."""
+        unmarked and unrefunded, and a replay of the same key finishes the workflow instead
+        (credits the recipient, delivers the item)."""
         ledger = self._stores.documents.ledger
         try:
             refund = ledger.credit(user_id, amount, derived_key(ledger_key, REFUND),
