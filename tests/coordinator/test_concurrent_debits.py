@@ -2,8 +2,8 @@
 
 Half the threads ask the user's session (`Transact`), half ask the coordinator
 (`ProcessTransaction`) directly, so two actor threads race on one balance and the store's
-conditional update is what keeps it right. Runs on the `sql` backend (a SQLite file), and
-on a real MongoDB when ``MONGODB_TEST_URI`` is set.
+conditional update is what keeps it right. Runs on the `sql` backend (a SQLite file and
+PostgreSQL), and on a real MongoDB when ``MONGODB_TEST_URI`` is set.
 """
 
 from __future__ import annotations
@@ -34,13 +34,16 @@ ASK = 30.0  # generous: 8 threads queue behind one session and one coordinator
 USER = 7
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mongodb", marks=pytest.mark.mongodb)])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
+                        pytest.param("mongodb", marks=pytest.mark.mongodb)])
 def runtime(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> Any:
-    """The app on a SQLite file, or with documents on a real MongoDB. Not on mongomock: its
-    find_one_and_update is not atomic across threads (DESIGN.md), so this race would only
-    measure mongomock."""
+    """The app on a SQLite file, on PostgreSQL (documents in the SQL database too), or with
+    documents on a real MongoDB. Not on mongomock: its find_one_and_update is not atomic
+    across threads (DESIGN.md), so this race would only measure mongomock."""
     if request.param == "sqlite":
         settings = make_settings()
+    elif request.param == "postgresql":
+        settings = make_settings(DATABASE_URL=request.getfixturevalue("fresh_postgres_url"))
     else:
         uri = os.environ.get("MONGODB_TEST_URI")
         if not uri:
