@@ -186,6 +186,17 @@ class BuyItem(Ask[Purchase]):
     idempotency_key: LedgerKey
 
 
+class GiftItem(Ask[Gift]):
+    """Buy ``sku`` with the asker's besitos for ``to_user_id``'s inventory (added by issue 6;
+    a workflow of the coordinator). Raises `ItemNotFound`, `UserNotFound` (either user),
+    `InsufficientBesitos`, `VipRequired` (a VIP-only item needs a VIP giver),
+    `IdempotencyConflict`, `InvalidInput` (a gift to oneself)."""
+
+    sku: Sku
+    to_user_id: UserId
+    idempotency_key: LedgerKey
+
+
 class Transact(Ask[TransactionResult]):
     """Earn, spend or transfer (to ``to_user_id``) besitos under an idempotency key.
 
@@ -220,14 +231,3 @@ class ChangeSubscription(Ask[SubscriptionView]):
     plan: Plan
     status: Literal["active", "cancelled"] = "active"
     ends_at: datetime | None = None
-
-
-class GiftItem(Ask[Gift]):
-    """Buy ``sku`` with the asker's besitos for ``to_user_id``'s inventory (added by issue 6;
-    a workflow of the coordinator). Raises `ItemNotFound`, `UserNotFound` (either user),
-    `InsufficientBesitos`, `VipRequired` (a VIP-only item needs a VIP giver),
-    `IdempotencyConflict`, `InvalidInput` (a gift to oneself)."""
-
-    sku: Sku
-    to_user_id: UserId
-    idempotency_key: LedgerKey
