@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,7 +61,7 @@ class Gunicorn:
                 with urllib.request.urlopen(self.base_url + "/healthz", timeout=1) as resp:  # noqa: S310
                     if resp.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # refused, reset, or a read timeout while the worker boots
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer /healthz in {START_TIMEOUT}s:\n{self.log()}")
