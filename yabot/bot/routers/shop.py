@@ -1,13 +1,14 @@
-"""The shop: a "buy" button spends besitos on an item."""
+"""The shop: /shop (or the menu) lists the items; a "buy" button spends besitos on one."""
 
 from __future__ import annotations
 
 from aiogram import Bot, Router
 from aiogram.types import CallbackQuery
 
-from yabot.bot import render
+from yabot.bot import render, screens
 from yabot.bot.context import UpdateNote, UserHandle
 from yabot.bot.keyboards import ShopPurchase
+from yabot.bot.routers.screens import register_screen
 from yabot.bot.texts import error_text
 from yabot.errors import Conflict, Forbidden, NotFound
 from yabot.sessions.messages import BuyItem
@@ -31,5 +32,6 @@ async def buy(callback: CallbackQuery, callback_data: ShopPurchase, user: UserHa
 
 def router() -> Router:
     shop = Router(name="shop")
+    register_screen(shop, "shop", screens.shop)
     shop.callback_query.register(buy, ShopPurchase.filter(), flags={"action": "buy"})
     return shop

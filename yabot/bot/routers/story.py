@@ -1,19 +1,18 @@
-"""The story: a choice button takes the user on; the message becomes the next fragment."""
+"""The story: /story (or the menu) shows where the user is; a choice button takes them on and
+the message becomes the next fragment."""
 
 from __future__ import annotations
 
-import structlog
 from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 
-from yabot.bot import render
+from yabot.bot import render, screens
 from yabot.bot.context import UpdateNote, UserHandle
 from yabot.bot.keyboards import StoryChoice
+from yabot.bot.routers.screens import register_screen
 from yabot.bot.texts import error_text, text
 from yabot.errors import Conflict, Forbidden, InvalidChoice, StaleChoice, VipRequired
 from yabot.sessions.messages import Choose
-
-log = structlog.get_logger("yabot.bot")
 
 
 async def choose(callback: CallbackQuery, callback_data: StoryChoice, user: UserHandle,
@@ -44,5 +43,6 @@ async def choose(callback: CallbackQuery, callback_data: StoryChoice, user: User
 
 def router() -> Router:
     story = Router(name="story")
+    register_screen(story, "story", screens.story)
     story.callback_query.register(choose, StoryChoice.filter(), flags={"action": "choice"})
     return story

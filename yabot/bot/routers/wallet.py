@@ -1,10 +1,14 @@
-"""The wallet has no buttons of its own: /wallet and the menu's button show it (commands).
-This router keeps the feature's place in the matching order for what comes next (transfers)."""
+"""The wallet: /wallet and the menu's button show the balance and the last movements."""
 
 from __future__ import annotations
 
 from aiogram import Router
 
+from yabot.bot import screens
+from yabot.bot.routers.screens import register_screen
+
 
 def router() -> Router:
-    return Router(name="wallet")
+    wallet = Router(name="wallet")
+    register_screen(wallet, "wallet", screens.wallet)
+    return wallet
