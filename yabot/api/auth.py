@@ -9,6 +9,7 @@ stays valid under its own id; an unknown ``kid`` is refused.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,7 +71,14 @@ def _read_key(path: Path) -> bytes:
 
 
 class TokenVerifier:
-    """Checks bearer tokens against the deployment's keys, issuer and audience."""
+    """Checks bearer tokens against the deployment's keys, issuer and audience.
+
+    A token that verified is remembered (up to ``CACHE_SIZE`` tokens) until its ``exp``, so a
+    service calling many times with one token pays for the signature check once. Only valid
+    tokens are remembered; a remembered token is still refused once it expires.
+    """
+
+    CACHE_SIZE = 4096
 
     def __init__(self, settings: Settings, keys: KeySet | None = None) -> None:
         self._keys = keys or KeySet.from_settings(settings)
@@ -78,9 +86,25 @@ class TokenVerifier:
         self._audience = settings.jwt.audience
         self._leeway = settings.jwt.leeway_seconds
         self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
+        self._verified: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims; `Unauthorized` (never quoting the token) otherwise."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() <= cached["exp"] + self._leeway:
+                return cached
+            raise Unauthorized("token expired")
+        claims = self._verify(token)
+        if isinstance(claims["exp"], int | float):
+            with self._lock:
+                if len(self._verified) >= self.CACHE_SIZE:
+                    self._verified.clear()
+                self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
