@@ -1,4 +1,5 @@
-"""The `yabot` command: run the service, mint service tokens, migrate the stores."""
+"""The `yabot` command: run the service, mint service tokens, migrate the stores, seed the
+story."""
 
 from __future__ import annotations
 
@@ -78,6 +79,24 @@ def _migrate(args: argparse.Namespace) -> int:
         return 1
 
 
+def _seed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from yabot.errors import YabotError
+    from yabot.logs import configure_logging
+    from yabot.seed import seed_command
+
+    settings = load_settings()
+    configure_logging(settings)
+    try:
+        return seed_command(settings, Path(args.path) if args.path else None, check=args.check)
+    except YabotError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"yabot seed: {exc}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yabot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--mongo-to", metavar="N", type=int,
                          help="MongoDB step to go to, up or down (0 = none); default the last")
     migrate.set_defaults(handler=_migrate)
+    seed = commands.add_parser(
+        "seed", help="check the story and shop in config/narrative and load them (idempotent)"
+    )
+    seed.add_argument("--path", metavar="DIR",
+                      help="folder with story.toml and items.toml (default: STORY_SEED_PATH, "
+                           "else config/narrative)")
+    seed.add_argument("--check", action="store_true",
+                      help="only check the story; touch no store")
+    seed.set_defaults(handler=_seed)
     return parser
 
 

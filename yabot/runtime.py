@@ -1,8 +1,8 @@
 """Runtime: the whole application in one process — the supervisor tree, then the bot.
 
-Start order: stores → events → sessions → bot; stop order is the reverse. Used by the gunicorn
-worker (`yabot.serving`) and by the tests; `stop` must be called (in a ``finally``), because actor
-threads are not daemons and would keep the process alive.
+Start order: stores → events → coordinator → sessions → bot; stop order is the reverse. Used by
+the gunicorn worker (`yabot.serving`) and by the tests; `stop` must be called (in a
+``finally``), because actor threads are not daemons and would keep the process alive.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from pymongo import MongoClient
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
 from yabot.bot.runner import BotRunner
+from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.events.bus import Events
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
-from yabot.services.users import UserService
-from yabot.sessions.session import UserSession
+from yabot.seed import seed_at_start
+from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
 from yabot.stores.handles import Stores
@@ -49,9 +50,21 @@ class Runtime:
         #: Event handlers by type; register them before `start`.
         self.event_handlers = Handlers()
         self.health.register("events", self.events.health)
+        # Sessions ask the coordinator (a little less patiently than the edges ask them, so
+        # the edge sees the coordinator's timeout, not its own); it never asks them back.
+        self.coordination = CoordinatorClient(lambda: self.find("coordinator"),
+                                              settings.actors.ask_timeout * 0.8)
+        self.session_services = SessionServices.build(
+            self.stores, start_fragment=settings.story.start_fragment,
+            reaction_reward=settings.besitos.reaction_reward,
+            reaction_daily_cap=settings.besitos.reaction_daily_cap,
+            coordination=self.coordination,
+            notify=lambda user_id, message: self.sessions.tell(user_id, message),
+        )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",
-            lambda user_id: UserSession(user_id, UserService(self.stores), self.events.publish),
+            lambda user_id: UserSession(user_id, self.session_services.users,
+                                        self.events.publish, self.session_services),
             idle_timeout=settings.actors.session_idle_timeout,
             max_live=settings.actors.max_sessions,
         )
@@ -68,6 +81,7 @@ class Runtime:
             [
                 ChildSpec("stores", self._stores_supervisor),
                 ChildSpec("events", self._events_supervisor),
+                ChildSpec("coordinator", self._coordinator),
                 self.sessions.child_spec(),
             ],
         )
@@ -87,6 +101,12 @@ class Runtime:
         return stores_supervisor(
             self.settings, self.stores, self._mongo_client_factory, health=self.health
         )
+
+    def _coordinator(self) -> Coordinator:
+        def seed() -> None:
+            seed_at_start(self.stores, self.settings)
+
+        return Coordinator(self.stores, on_start=seed)
 
     def _events_supervisor(self) -> Supervisor:
         return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)

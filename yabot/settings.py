@@ -225,6 +225,25 @@ class EventSettings(BaseSettings):
     ordering_gap_timeout: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
 
+class BesitosSettings(BaseSettings):
+    """The besitos economy: what reactions earn."""
+
+    model_config = _config("BESITOS_")
+
+    reaction_reward: Annotated[int, Field(ge=0, le=1_000_000)] = 1
+    reaction_daily_cap: Annotated[int, Field(ge=0, le=1_000_000)] = 10
+
+
+class StorySettings(BaseSettings):
+    """The narrative: where the seed story is and whether start-up loads it."""
+
+    model_config = _config("STORY_")
+
+    seed_path: Path | None = None
+    seed_on_start: bool = True
+    start_fragment: Annotated[str, Field(min_length=1, max_length=128)] = "start"
+
+
 class Settings(BaseModel):
     """The whole configuration tree. Build it with `load_settings`."""
 
@@ -240,11 +259,14 @@ class Settings(BaseModel):
     actors: ActorSettings
     events: EventSettings = Field(default_factory=EventSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    besitos: BesitosSettings = Field(default_factory=BesitosSettings)
+    story: StorySettings = Field(default_factory=StorySettings)
 
     _SECTIONS: ClassVar[dict[str, type[BaseSettings]]] = {
         "app": AppSettings, "mongo": MongoSettings, "sql": SqlSettings, "redis": RedisSettings,
         "api": ApiSettings, "jwt": JwtSettings, "bot": BotSettings, "actors": ActorSettings,
-        "events": EventSettings, "rate_limit": RateLimitSettings,
+        "events": EventSettings, "rate_limit": RateLimitSettings, "besitos": BesitosSettings,
+        "story": StorySettings,
     }
 
     @property

@@ -123,5 +123,6 @@ def test_events_subtree_runs_in_the_root_after_stores(settings: Settings, run: l
     runtime = start_runtime(settings, run)
     runtime.start()
     assert runtime._root is not None
-    assert ask(runtime._root, WhichChildren(), timeout=ASK) == ("stores", "events", "sessions")
+    assert ask(runtime._root, WhichChildren(), timeout=ASK) == ("stores", "events", "coordinator",
+                                                                "sessions")
     assert runtime.events.publisher is not None

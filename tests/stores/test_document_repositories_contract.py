@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from yabot.domain.items import Item
 from yabot.domain.narrative import Choice, Fragment
+from yabot.domain.texts import Localized
 from yabot.domain.users import UserDocument
 from yabot.errors import InvalidInput, UserNotFound
 from yabot.stores.handles import DocumentRepositories
@@ -14,9 +15,11 @@ from yabot.stores.handles import DocumentRepositories
 FOREST = Fragment(
     fragment_id="forest.1", title="The forest", text="Two paths.",
     choices=(
-        Choice(choice_id="left", text="Go left", next_fragment="forest.2"),
-        Choice(choice_id="right", text="Go right", next_fragment="forest.3", cost_besitos=5,
-               requires_vip=True),
+        Choice(choice_id="left", label="Go left", next_fragment="forest.2"),
+        Choice(choice_id="right", label=Localized(es="A la derecha", en="Go right"),
+               next_fragment="forest.3", cost_besitos=5, requires_vip=True),
+        Choice(choice_id="door", label="The door", next_fragment="forest.4", reward_besitos=2,
+               requires_item="key"),
     ),
 )
 
@@ -36,7 +39,7 @@ def test_fragment_reads_back_equal_with_its_choices(document_store: DocumentRepo
 
 def test_putting_a_fragment_again_replaces_it(document_store: DocumentRepositories) -> None:
     document_store.fragments.put(FOREST)
-    ending = FOREST.model_copy(update={"text": "The end.", "choices": ()})
+    ending = Fragment.model_validate({**FOREST.model_dump(), "text": "The end.", "choices": ()})
     document_store.fragments.put(ending)
     assert document_store.fragments.get("forest.1") == ending
 

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from yabot.domain.users import UserId, UtcDatetime, utcnow
-from yabot.errors import InvalidInput
+from yabot.errors import InsufficientBesitos, InvalidInput
 
 LedgerKey = Annotated[str, Field(min_length=1, max_length=128)]
 Amount = Annotated[int, Field(gt=0, lt=2**53)]
+TransactionKind = Literal["earn", "spend", "transfer"]
+
+#: Longest ledger key the stores hold (``besitos_ledger.key``).
+MAX_KEY_LENGTH = 128
 
 
 class LedgerEntry(BaseModel):
     """One applied balance change. ``key`` is the caller's idempotency key: a change with a
-    key already in the ledger is never applied again. ``amount`` is signed (debits < 0)."""
+    key already in the ledger is never applied again. ``amount`` is signed (debits < 0).
+
+    ``request`` fingerprints the request that made the change (`request_fingerprint`), so a
+    key reused for a different request is told apart from a replay; ``compensated`` marks a
+    change undone by a compensating entry (a transfer whose credit failed)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -24,6 +34,8 @@ class LedgerEntry(BaseModel):
     amount: int
     balance_after: Annotated[int, Field(ge=0)]
     reason: Annotated[str, Field(max_length=256)] = ""
+    request: Annotated[str, Field(max_length=64)] | None = None
+    compensated: bool = False
     created_at: UtcDatetime = Field(default_factory=utcnow)
 
 
@@ -42,3 +54,41 @@ def positive(amount: int) -> int:
     if not 0 < amount < 2**53:
         raise InvalidInput(f"amount: must be a positive number of besitos (got {amount})")
     return amount
+
+
+def ensure_affordable(balance: int, amount: int) -> None:
+    """`InsufficientBesitos` unless a balance of ``balance`` covers ``amount``."""
+    if amount > balance:
+        raise InsufficientBesitos(f"{amount} besitos needed, {balance} available")
+
+
+def user_key(user_id: int, key: str, suffix: str = "") -> str:
+    """The ledger key of a user's request ``key``: keys are the caller's per user, the ledger's
+    are global, so the user id is part of it. A key too long for the store is hashed."""
+    full = f"u{user_id}:{key}{suffix}"
+    if len(full) <= MAX_KEY_LENGTH:
+        return full
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"u{user_id}:#{digest}{suffix}"
+
+
+def request_fingerprint(kind: str, amount: int, counterpart: int | None = None,
+                        what: str = "") -> str:
+    """A short, stable text naming a request: same request, same fingerprint."""
+    text = f"{kind}:{amount}:{counterpart or ''}:{what}"
+    return text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
+
+
+def reaction_award(amount: int, daily_cap: int, earned_today: int) -> int:
+    """Besitos a reaction earns when ``earned_today`` were already earned by reactions today:
+    ``amount`` until the cap, then what is left under it, then 0."""
+    return max(0, min(amount, daily_cap - earned_today))
+
+
+def day_start(moment: datetime) -> datetime:
+    """The start of ``moment``'s UTC day (daily caps reset then)."""
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_day(moment: datetime) -> datetime:
+    return day_start(moment) + timedelta(days=1)

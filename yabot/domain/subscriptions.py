@@ -1,4 +1,4 @@
-"""Subscriptions: which plan a user is on, and until when."""
+"""Subscriptions: which plan a user is on, and until when. Expiry is decided at access time."""
 
 from __future__ import annotations
 
@@ -42,3 +42,17 @@ class Subscription(BaseModel):
 
     def is_active_at(self, moment: datetime) -> bool:
         return self.status is SubscriptionStatus.ACTIVE and self.starts_at <= moment < self.ends_at
+
+
+def status_at(subscription: Subscription, moment: datetime) -> SubscriptionStatus:
+    """The status ``subscription`` has at ``moment``: an active one whose end has passed is
+    expired, whether or not anything has marked it so."""
+    if subscription.status is SubscriptionStatus.ACTIVE and subscription.ends_at <= moment:
+        return SubscriptionStatus.EXPIRED
+    return subscription.status
+
+
+def is_vip_at(subscription: Subscription | None, moment: datetime) -> bool:
+    """VIP access at ``moment``: an active VIP subscription that has begun and not ended."""
+    return (subscription is not None and subscription.plan is Plan.VIP
+            and subscription.is_active_at(moment))

@@ -41,16 +41,34 @@ class TelegramIdentity(BaseModel):
 
 
 class UserDocument(BaseModel):
-    """The document-store half of a user: story position, wallet, inventory, preferences."""
+    """The document-store half of a user: story position, wallet, inventory, preferences.
+
+    ``current_fragment`` None: the user has not begun the story. ``inventory`` holds each sku
+    the user owns once. ``notifications``: whether the bot may message the user unasked.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     user_id: UserId
     language: Language = "en"
+    notifications: bool = True
     besitos: Annotated[int, Field(ge=0)] = 0
     current_fragment: str | None = None
     inventory: tuple[str, ...] = ()
     created_at: UtcDatetime = Field(default_factory=utcnow)
+
+
+class UserChanges(BaseModel):
+    """A partial update of a user document: only the fields given are written."""
+
+    model_config = ConfigDict(frozen=True)
+
+    language: Language | None = None
+    notifications: bool | None = None
+    current_fragment: str | None = None
+
+    def fields(self) -> dict[str, object]:
+        return self.model_dump(exclude_unset=True)
 
 
 class UserProfile(BaseModel):

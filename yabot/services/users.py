@@ -2,54 +2,85 @@
 
 from __future__ import annotations
 
-from yabot.domain.subscriptions import Plan, Subscription, SubscriptionStatus
-from yabot.domain.users import TelegramIdentity, UserDocument, UserProfile, utcnow
+import structlog
+
+from yabot.domain.users import TelegramIdentity, UserChanges, UserDocument, UserProfile
 from yabot.errors import UserNotFound
-from yabot.sessions.messages import Preferences, SubscriptionView, UserState
+from yabot.services.subscriptions import SubscriptionService, subscription_view
+from yabot.sessions.messages import Preferences, UserState
 from yabot.stores.handles import Stores
+
+log = structlog.get_logger("yabot.services.users")
+
+__all__ = ["UserService", "subscription_view"]
 
 
 class UserService:
-    """Plain class, called inside a user's session actor (so one user's calls are serial)."""
+    """Plain class, called inside a user's session actor (so one user's calls are serial).
+
+    A user is two records: the document (story, wallet) and the relational profile (which
+    subscriptions refer to). `create_user` writes the document, then the profile; both
+    writes are idempotent upserts. A crash between them leaves a document without a profile,
+    which `ensure_profile` (run on the next access) repairs: both, eventually, or neither.
+    """
 
     def __init__(self, stores: Stores) -> None:
         self._stores = stores
+        self._subscriptions = SubscriptionService(stores)
+
+    @property
+    def stores(self) -> Stores:
+        return self._stores
 
     def create_user(self, identity: TelegramIdentity) -> bool:
-        """Create the user in both stores unless present; True when the document is new.
-
-        Both writes are idempotent, so a crash between them is repaired by calling again.
-        """
-        _, created = self._stores.documents.users.create_if_absent(
+        """Create the user in both stores unless present; True when this call completed the
+        creation (the profile, written last, is new)."""
+        self._stores.documents.users.create_if_absent(
             UserDocument(user_id=identity.user_id, language=identity.language)
         )
-        self._stores.relational.profiles.create_if_absent(UserProfile.from_identity(identity))
-        return created
+        return self._stores.relational.profiles.create_if_absent(
+            UserProfile.from_identity(identity)
+        )
 
-    def get_user_context(self, user_id: int) -> UserState:
-        """The merged state; `UserNotFound` when the user has no document."""
+    def document(self, user_id: int) -> UserDocument:
+        """The user's document; `UserNotFound` when there is none."""
         document = self._stores.documents.users.get(user_id)
         if document is None:
             raise UserNotFound(user_id)
-        profile = self._stores.relational.profiles.get(user_id)
-        subscription = self._stores.relational.subscriptions.current(user_id)
+        return document
+
+    def ensure_profile(self, document: UserDocument) -> UserProfile:
+        """The user's profile, created from the document when a crash left it missing."""
+        profiles = self._stores.relational.profiles
+        profile = profiles.get(document.user_id)
+        if profile is not None:
+            return profile
+        repaired = UserProfile(user_id=document.user_id, language_code=document.language,
+                               created_at=document.created_at)
+        profiles.create_if_absent(repaired)
+        log.warning("user profile was missing; repaired", user_id=document.user_id)
+        return profiles.get(document.user_id) or repaired
+
+    def get_user_context(self, user_id: int) -> UserState:
+        """The merged state; `UserNotFound` when the user has no document."""
+        document = self.document(user_id)
+        return self.state_of(document)
+
+    def state_of(self, document: UserDocument) -> UserState:
+        profile = self.ensure_profile(document)
         return UserState(
             document=document, profile=profile,
-            preferences=Preferences(language=document.language),
-            subscription=subscription_view(subscription),
+            preferences=Preferences(language=document.language,
+                                    notifications=document.notifications),
+            subscription=self._subscriptions.check_subscription_status(document.user_id),
         )
 
+    def update_user_state(self, user_id: int, changes: UserChanges) -> UserDocument:
+        """Write ``changes`` to the user's document; `UserNotFound` if none."""
+        return self._stores.documents.users.update(user_id, changes)
 
-def subscription_view(subscription: Subscription | None) -> SubscriptionView:
-    """What ``subscription`` means now: a lapsed VIP reads as expired, not VIP."""
-    if subscription is None:
-        return SubscriptionView(plan=Plan.FREE)
-    now = utcnow()
-    status = subscription.status
-    if status is SubscriptionStatus.ACTIVE and subscription.ends_at <= now:
-        status = SubscriptionStatus.EXPIRED
-    return SubscriptionView(
-        plan=subscription.plan, status=status, starts_at=subscription.starts_at,
-        ends_at=subscription.ends_at,
-        vip=subscription.plan is Plan.VIP and subscription.is_active_at(now),
-    )
+    def set_preferences(self, user_id: int, preferences: Preferences) -> UserState:
+        document = self.update_user_state(user_id, UserChanges(
+            language=preferences.language, notifications=preferences.notifications,
+        ))
+        return self.state_of(document)

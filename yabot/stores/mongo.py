@@ -7,6 +7,7 @@ Every public method is one guarded unit of work (`StoreGuard`), retried on trans
 from __future__ import annotations
 
 from contextlib import suppress
+from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING, ReturnDocument
@@ -17,7 +18,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
-from yabot.domain.users import UserDocument
+from yabot.domain.users import UserChanges, UserDocument
 from yabot.errors import InvalidRecord, UserNotFound
 from yabot.stores.guard import StoreGuard
 from yabot.stores.handles import DocumentRepositories
@@ -107,6 +108,25 @@ class MongoUserDocuments(_Repository):
             return document, True
         return UserDocument.model_validate(before), False
 
+    def _modify(self, user_id: int, update: Document, what: str) -> UserDocument:
+        # No projection: mongomock re-reads an AFTER document through the filter when one is
+        # given (see `MongoBesitosLedger`).
+        after = self._write(
+            lambda: self._users.find_one_and_update(
+                {"user_id": user_id}, update, return_document=ReturnDocument.AFTER
+            ),
+            what,
+        )
+        if after is None:
+            raise UserNotFound(user_id)
+        return UserDocument.model_validate(_without_id(after))
+
+    def update(self, user_id: int, changes: UserChanges) -> UserDocument:
+        return self._modify(user_id, {"$set": changes.fields()}, "update user")
+
+    def add_to_inventory(self, user_id: int, sku: str) -> UserDocument:
+        return self._modify(user_id, {"$addToSet": {"inventory": sku}}, "add to inventory")
+
 
 class MongoNarrativeFragments(_Repository):
     """`NarrativeFragments` on the ``narrative_fragments`` collection."""
@@ -164,14 +184,18 @@ class MongoBesitosLedger(_Repository):
     `RECENT_LEDGER_KEYS` of that user is still refused, by the ledger lookup done first.
     """
 
-    def debit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
-        return self._change(user_id, -positive(amount), key, reason)
+    def debit(self, user_id: int, amount: int, key: str, reason: str = "",
+              request: str | None = None) -> BalanceChange:
+        return self._change(user_id, -positive(amount), key, reason, request)
 
-    def credit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
-        return self._change(user_id, positive(amount), key, reason)
+    def credit(self, user_id: int, amount: int, key: str, reason: str = "",
+               request: str | None = None) -> BalanceChange:
+        return self._change(user_id, positive(amount), key, reason, request)
 
-    def _change(self, user_id: int, delta: int, key: str, reason: str) -> BalanceChange:
-        LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0, reason=reason)
+    def _change(self, user_id: int, delta: int, key: str, reason: str,
+                request: str | None) -> BalanceChange:
+        LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0, reason=reason,
+                    request=request)
         users: Collection[Document] = self._db.users
         ledger: Collection[Document] = self._db.besitos_ledger
         guard: Document = {"user_id": user_id, "ledger_keys": {"$ne": key}}
@@ -190,7 +214,8 @@ class MongoBesitosLedger(_Repository):
                 )
                 if after is not None:
                     entry = LedgerEntry(key=key, user_id=user_id, amount=delta,
-                                        balance_after=after["besitos"], reason=reason)
+                                        balance_after=after["besitos"], reason=reason,
+                                        request=request)
                     with suppress(DuplicateKeyError):  # a racing upsert of the same entry
                         ledger.update_one({"key": key}, {"$setOnInsert": entry.model_dump()},
                                           upsert=True)
@@ -212,6 +237,32 @@ class MongoBesitosLedger(_Repository):
             "ledger entries",
         )
         return [LedgerEntry.model_validate(document) for document in found]
+
+    def get(self, key: str) -> LedgerEntry | None:
+        found = self._guard.run(
+            lambda: self._db.besitos_ledger.find_one({"key": key}, projection={"_id": False}),
+            "ledger entry",
+        )
+        return LedgerEntry.model_validate(found) if found is not None else None
+
+    def mark_compensated(self, key: str) -> bool:
+        result = self._write(
+            lambda: self._db.besitos_ledger.update_one({"key": key},
+                                                       {"$set": {"compensated": True}}),
+            "mark compensated",
+        )
+        return bool(result.matched_count)
+
+    def earned_since(self, user_id: int, reason: str, since: datetime) -> int:
+        found = self._guard.run(
+            lambda: list(self._db.besitos_ledger.find(
+                {"user_id": user_id, "reason": reason, "amount": {"$gt": 0},
+                 "created_at": {"$gte": since}},
+                projection={"amount": True, "_id": False},
+            )),
+            "earned since",
+        )
+        return sum(int(document["amount"]) for document in found)
 
 
 def mongo_documents(db: Database[Document], guard: StoreGuard | None = None

@@ -18,6 +18,7 @@ from pymongo.errors import OperationFailure
 
 from yabot.domain.users import utcnow
 from yabot.stores.schemas import COLLECTIONS
+from yabot.stores.schemas.history import VALIDATORS_V1
 
 log = structlog.get_logger("yabot.stores.mongo_migrations")
 
@@ -38,15 +39,19 @@ class MongoStep:
         return f"{self.number} {self.description}"
 
 
-def _set_validators(db: Database[Document]) -> None:
+def _set_validators(db: Database[Document], validators: dict[str, dict[str, Any]]) -> None:
     existing = set(db.list_collection_names())
-    for schema in COLLECTIONS:
-        options: dict[str, Any] = {"validator": schema.validator, "validationLevel": "strict",
+    for name, validator in validators.items():
+        options: dict[str, Any] = {"validator": validator, "validationLevel": "strict",
                                    "validationAction": "error"}
-        if schema.name in existing:
-            db.command("collMod", schema.name, **options)
+        if name in existing:
+            db.command("collMod", name, **options)
         else:
-            db.create_collection(schema.name, **options)
+            db.create_collection(name, **options)
+
+
+def _current_validators() -> dict[str, dict[str, Any]]:
+    return {schema.name: schema.validator for schema in COLLECTIONS}
 
 
 def _drop_validators(db: Database[Document]) -> None:
@@ -72,8 +77,13 @@ def _drop_indexes(db: Database[Document]) -> None:
 
 
 STEPS: tuple[MongoStep, ...] = (
-    MongoStep(1, "collections with $jsonSchema validators", _set_validators, _drop_validators),
+    MongoStep(1, "collections with $jsonSchema validators",
+              lambda db: _set_validators(db, VALIDATORS_V1), _drop_validators),
     MongoStep(2, "unique and lookup indexes", _create_indexes, _drop_indexes),
+    # Expand only: every document valid under step 1 is valid under these.
+    MongoStep(3, "validators: localized fragments, preferences, ledger request and mark",
+              lambda db: _set_validators(db, _current_validators()),
+              lambda db: _set_validators(db, VALIDATORS_V1)),
 )
 
 

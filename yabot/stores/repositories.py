@@ -15,7 +15,7 @@ from yabot.domain.besitos import BalanceChange, LedgerEntry
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
-from yabot.domain.users import UserDocument, UserProfile
+from yabot.domain.users import UserChanges, UserDocument, UserProfile
 
 
 class UserDocuments(Protocol):
@@ -27,6 +27,14 @@ class UserDocuments(Protocol):
     def create_if_absent(self, document: UserDocument) -> tuple[UserDocument, bool]:
         """Store ``document`` unless one exists for its user; return the stored one and
         whether this call created it. Idempotent and safe to race."""
+
+    def update(self, user_id: int, changes: UserChanges) -> UserDocument:
+        """Write the fields ``changes`` sets (nothing else); the document after it.
+        `UserNotFound` if no user."""
+
+    def add_to_inventory(self, user_id: int, sku: str) -> UserDocument:
+        """Put ``sku`` into the user's inventory unless it is there (idempotent); the document
+        after it. `UserNotFound` if no user."""
 
 
 class UserProfiles(Protocol):
@@ -65,16 +73,28 @@ class ItemCatalogue(Protocol):
 class BesitosLedger(Protocol):
     """Users' balances (in their documents) and the ``besitos_ledger`` of applied changes."""
 
-    def debit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
+    def debit(self, user_id: int, amount: int, key: str, reason: str = "",
+              request: str | None = None) -> BalanceChange:
         """Take ``amount`` from the user's balance if it is at least ``amount`` and ``key`` was
-        never applied; record the change under ``key``. The balance never goes negative, and
-        a key applies at most once, even when callers race. `UserNotFound` if no user."""
+        never applied; record the change under ``key`` (with the ``request`` fingerprint).
+        The balance never goes negative, and a key applies at most once, even when callers
+        race. `UserNotFound` if no user."""
 
-    def credit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
+    def credit(self, user_id: int, amount: int, key: str, reason: str = "",
+               request: str | None = None) -> BalanceChange:
         """Add ``amount`` unless ``key`` was applied before; record it under ``key``."""
 
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
         """The user's applied changes, newest first."""
+
+    def get(self, key: str) -> LedgerEntry | None:
+        """The change recorded under ``key``, or None."""
+
+    def mark_compensated(self, key: str) -> bool:
+        """Mark the change under ``key`` as undone by a compensating entry; False if none."""
+
+    def earned_since(self, user_id: int, reason: str, since: datetime) -> int:
+        """Besitos credited to the user with exactly ``reason`` at or after ``since``."""
 
 
 class Subscriptions(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -17,7 +17,7 @@ from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
-from yabot.domain.users import UserDocument, UserProfile, utcnow
+from yabot.domain.users import UserChanges, UserDocument, UserProfile, utcnow
 from yabot.errors import InvalidRecord, UserNotFound
 from yabot.stores.guard import StoreGuard
 from yabot.stores.handles import DocumentRepositories
@@ -153,6 +153,41 @@ class SqlUserDocuments:
         assert existing is not None  # rows are never deleted
         return existing, False
 
+    # Locks the row first (the write lock on SQLite, a row lock on PostgreSQL) and reads it,
+    # so the read-modify-write below never loses a concurrent change.
+    _lock = (
+        update(user_documents).where(user_documents.c.user_id == bindparam("uid"))
+        .values(besitos=user_documents.c.besitos)
+        .returning(user_documents.c.document, user_documents.c.besitos)
+    )
+
+    def _modify(self, user_id: int, change: Any, what: str) -> UserDocument:
+        def write() -> UserDocument | None:
+            with self._engine.begin() as conn:
+                row = conn.execute(self._lock, {"uid": user_id}).first()
+                if row is None:
+                    return None
+                body = change(dict(row.document))
+                conn.execute(update(user_documents)
+                             .where(user_documents.c.user_id == user_id).values(document=body))
+            return UserDocument.model_validate({**body, "besitos": row.besitos})
+
+        found: UserDocument | None = self._guard.run(write, what)
+        if found is None:
+            raise UserNotFound(user_id)
+        return found
+
+    def update(self, user_id: int, changes: UserChanges) -> UserDocument:
+        fields = changes.fields()
+        return self._modify(user_id, lambda body: {**body, **fields}, "update user")
+
+    def add_to_inventory(self, user_id: int, sku: str) -> UserDocument:
+        def add(body: dict[str, Any]) -> dict[str, Any]:
+            inventory = list(body.get("inventory", []))
+            return body if sku in inventory else {**body, "inventory": [*inventory, sku]}
+
+        return self._modify(user_id, add, "add to inventory")
+
 
 class SqlNarrativeFragments:
     """`NarrativeFragments` as JSON in the ``narrative_fragments`` table."""
@@ -244,16 +279,19 @@ class SqlBesitosLedger:
                         .returning(besitos_ledger.c.id))
         self._balance = select(balance).where(user_documents.c.user_id == bindparam("uid"))
 
-    def debit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
-        return self._change(user_id, -positive(amount), key, reason)
+    def debit(self, user_id: int, amount: int, key: str, reason: str = "",
+              request: str | None = None) -> BalanceChange:
+        return self._change(user_id, -positive(amount), key, reason, request)
 
-    def credit(self, user_id: int, amount: int, key: str, reason: str = "") -> BalanceChange:
-        return self._change(user_id, positive(amount), key, reason)
+    def credit(self, user_id: int, amount: int, key: str, reason: str = "",
+               request: str | None = None) -> BalanceChange:
+        return self._change(user_id, positive(amount), key, reason, request)
 
-    def _change(self, user_id: int, delta: int, key: str, reason: str) -> BalanceChange:
+    def _change(self, user_id: int, delta: int, key: str, reason: str,
+                request: str | None) -> BalanceChange:
         # Validate before touching the store (raises pydantic's ValidationError on bad input).
         entry = LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0,
-                            reason=reason).model_dump()
+                            reason=reason, request=request).model_dump()
         statement = self._debit if delta < 0 else self._credit
         parameters = {"uid": user_id, "delta": delta}
 
@@ -285,6 +323,40 @@ class SqlBesitosLedger:
             return [LedgerEntry.model_validate(dict(row)) for row in rows]
 
         return self._guard.run(read, "ledger entries")
+
+    _by_key = select(besitos_ledger).where(besitos_ledger.c.key == bindparam("key"))
+
+    def get(self, key: str) -> LedgerEntry | None:
+        def read() -> LedgerEntry | None:
+            with self._engine.connect() as conn:
+                row = conn.execute(self._by_key, {"key": key}).mappings().first()
+            return LedgerEntry.model_validate(dict(row)) if row is not None else None
+
+        return self._guard.run(read, "ledger entry")
+
+    def mark_compensated(self, key: str) -> bool:
+        def write() -> bool:
+            with self._engine.begin() as conn:
+                return conn.execute(
+                    update(besitos_ledger).where(besitos_ledger.c.key == key)
+                    .values(compensated=True).returning(besitos_ledger.c.id)
+                ).first() is not None
+
+        return self._guard.run(write, "mark compensated")
+
+    def earned_since(self, user_id: int, reason: str, since: datetime) -> int:
+        def read() -> int:
+            with self._engine.connect() as conn:
+                total = conn.execute(
+                    select(func.coalesce(func.sum(besitos_ledger.c.amount), 0))
+                    .where(besitos_ledger.c.user_id == user_id,
+                           besitos_ledger.c.reason == reason,
+                           besitos_ledger.c.amount > 0,
+                           besitos_ledger.c.created_at >= since)
+                ).scalar_one()
+            return int(total)
+
+        return self._guard.run(read, "earned since")
 
 
 class SqlSubscriptions:

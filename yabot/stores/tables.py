@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 # Named constraints, so migrations and error messages can refer to them the same way on
@@ -79,6 +81,10 @@ besitos_ledger = Table(
     Column("balance_after", BigInteger, nullable=False),
     Column("reason", String(256), nullable=False, server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Revision 0002: the request's fingerprint (a reused key for another request is a
+    # conflict, not a replay) and the mark of a change undone by a compensating entry.
+    Column("request", String(64)),
+    Column("compensated", Boolean, nullable=False, server_default=false()),
     CheckConstraint("amount <> 0", name="amount_not_zero"),
     CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
     Index(None, "user_id", "id"),

@@ -21,6 +21,14 @@ class CollectionSchema:
         return {str(index.document["name"]) for index in self.indexes}
 
 
+# A text in both languages (`yabot.domain.texts.Localized`), or a plain string as fragments
+# stored before migration step 3 have (the domain reads it as the same text in both).
+LOCALIZED: dict[str, Any] = {
+    "bsonType": ["object", "string"], "required": ["es", "en"],
+    "properties": {"es": {"bsonType": "string"}, "en": {"bsonType": "string"}},
+}
+
+
 def _schema(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
     return {"$jsonSchema": {"bsonType": "object", "required": required,
                             "properties": properties}}
@@ -34,6 +42,7 @@ USERS = CollectionSchema(
             "user_id": {"bsonType": INTEGER, "minimum": 1},
             "besitos": {"bsonType": INTEGER, "minimum": 0},
             "language": {"enum": ["es", "en"]},
+            "notifications": {"bsonType": "bool"},
             "current_fragment": {"bsonType": ["string", "null"]},
             "inventory": {"bsonType": "array", "items": {"bsonType": "string"}},
             "ledger_keys": {"bsonType": "array", "items": {"bsonType": "string"}},
@@ -49,19 +58,21 @@ NARRATIVE_FRAGMENTS = CollectionSchema(
         ["fragment_id", "text", "vip_only", "choices"],
         {
             "fragment_id": {"bsonType": "string", "minLength": 1},
-            "title": {"bsonType": "string"},
-            "text": {"bsonType": "string", "minLength": 1},
+            "title": LOCALIZED,
+            "text": LOCALIZED,
             "vip_only": {"bsonType": "bool"},
             "choices": {
                 "bsonType": "array",
                 "items": {
                     "bsonType": "object",
-                    "required": ["choice_id", "text", "next_fragment"],
+                    "required": ["choice_id", "next_fragment"],
                     "properties": {
                         "choice_id": {"bsonType": "string"},
-                        "text": {"bsonType": "string"},
+                        "label": LOCALIZED,
                         "next_fragment": {"bsonType": "string"},
                         "cost_besitos": {"bsonType": INTEGER, "minimum": 0},
+                        "reward_besitos": {"bsonType": INTEGER, "minimum": 0},
+                        "requires_item": {"bsonType": ["string", "null"]},
                         "requires_vip": {"bsonType": "bool"},
                     },
                 },
@@ -81,6 +92,8 @@ ITEMS = CollectionSchema(
             "description": {"bsonType": "string"},
             "price_besitos": {"bsonType": INTEGER, "minimum": 0},
             "vip_only": {"bsonType": "bool"},
+            "names": {"bsonType": ["object", "null"]},
+            "descriptions": {"bsonType": ["object", "null"]},
         },
     ),
     [IndexModel([("sku", ASCENDING)], unique=True, name="sku_unique")],
@@ -96,6 +109,8 @@ BESITOS_LEDGER = CollectionSchema(
             "amount": {"bsonType": INTEGER, "not": {"enum": [0]}},
             "balance_after": {"bsonType": INTEGER, "minimum": 0},
             "reason": {"bsonType": "string"},
+            "request": {"bsonType": ["string", "null"]},
+            "compensated": {"bsonType": "bool"},
             "created_at": {"bsonType": "date"},
         },
     ),

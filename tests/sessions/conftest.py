@@ -1,0 +1,30 @@
+"""The application's tree with the seed story loaded at start (SQLite file, no Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from yabot.domain.users import TelegramIdentity
+from yabot.runtime import Runtime
+from yabot.sessions.messages import Start
+from yabot.settings import Settings
+
+ASK = 5.0
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    runtime = Runtime(settings)
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def start_user(runtime: Runtime, user_id: int, language: str = "en") -> None:
+    identity = TelegramIdentity(user_id=user_id, first_name=f"user{user_id}",
+                                language_code=language)
+    runtime.sessions.ask(user_id, Start(identity=identity), timeout=ASK)

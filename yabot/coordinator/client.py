@@ -1,0 +1,63 @@
+"""How a session reaches the coordinator: by ask through the tree, or inline in tests/tools."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import pykka
+
+from actors import ask
+from yabot.coordinator.messages import ProcessTransaction, ValidateVipAccess, VipAccess
+from yabot.errors import Unavailable
+from yabot.services.besitos import BesitosService, TransactionOutcome
+from yabot.services.subscriptions import SubscriptionService
+from yabot.stores.handles import Stores
+
+
+class Coordination(Protocol):
+    """The coordinator's workflows as a session calls them."""
+
+    def validate_vip_access(self, user_id: int) -> VipAccess: ...
+
+    def process_transaction(self, request: ProcessTransaction) -> TransactionOutcome: ...
+
+
+class CoordinatorClient:
+    """Asks the running `Coordinator`, found through ``find`` on every call (a restart gives
+    it a new ref). `Unavailable` while it is down; ``timeout`` bounds each ask."""
+
+    def __init__(self, find: Callable[[], pykka.ActorRef[Any] | None], timeout: float) -> None:
+        self._find = find
+        self._timeout = timeout
+
+    def _ref(self) -> pykka.ActorRef[Any]:
+        ref = self._find()
+        if ref is None:
+            raise Unavailable("the coordinator is not running")
+        return ref
+
+    def validate_vip_access(self, user_id: int) -> VipAccess:
+        return ask(self._ref(), ValidateVipAccess(user_id=user_id), timeout=self._timeout)
+
+    def process_transaction(self, request: ProcessTransaction) -> TransactionOutcome:
+        return ask(self._ref(), request, timeout=self._timeout)
+
+
+class InlineCoordination:
+    """The same workflows run in the caller's thread: for sessions tested without the tree
+    and for command-line tools."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._besitos = BesitosService(stores)
+        self._subscriptions = SubscriptionService(stores)
+
+    def validate_vip_access(self, user_id: int) -> VipAccess:
+        view = self._subscriptions.check_subscription_status(user_id)
+        return VipAccess(user_id=user_id, vip=view.vip, subscription=view)
+
+    def process_transaction(self, request: ProcessTransaction) -> TransactionOutcome:
+        return self._besitos.process_transaction(
+            request.user_id, request.kind, request.amount, request.idempotency_key,
+            request.to_user_id, request.reason,
+        )

@@ -1,0 +1,166 @@
+"""BesitosService: earn, spend and transfer under idempotency keys, with compensation.
+
+Each step is one atomic store operation (`BesitosLedger`): a debit is one conditional update
+(the balance never goes negative) recorded under a unique ledger key. A workflow of several
+steps (a transfer: debit the sender, credit the recipient) undoes what it did when a later
+step fails: it credits the sender back under ``<key>:refund`` and marks the debit
+``compensated``, then raises the failure. Thread-safe: it holds no state, so it runs in the
+calling actor's thread (the `Coordinator`'s, or a session's for one user's own changes).
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from actors import Message
+from yabot.domain.besitos import (
+    LedgerEntry,
+    TransactionKind,
+    positive,
+    request_fingerprint,
+    user_key,
+)
+from yabot.errors import IdempotencyConflict, InsufficientBesitos, InvalidInput, UserNotFound
+from yabot.stores.handles import Stores
+
+log = structlog.get_logger("yabot.services.besitos")
+
+REFUND = ":refund"
+CREDIT = ":credit"
+
+
+class TransactionOutcome(Message):
+    """What `BesitosService.process_transaction` did. ``applied`` False: a replay, nothing
+    changed. For a transfer, the recipient's side (``credit_key`` None: not credited now)."""
+
+    kind: TransactionKind
+    key: str
+    ledger_key: str
+    amount: int
+    applied: bool
+    balance: int
+    reason: str
+    to_user_id: int | None = None
+    credit_key: str | None = None
+    recipient_balance: int | None = None
+
+
+def _updated(outcome: TransactionOutcome, **changes: object) -> TransactionOutcome:
+    return outcome.model_copy(update=changes)
+
+
+class BesitosService:
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+
+    def balance(self, user_id: int) -> int:
+        document = self._stores.documents.users.get(user_id)
+        if document is None:
+            raise UserNotFound(user_id)
+        return document.besitos
+
+    def process_transaction(
+        self, user_id: int, kind: TransactionKind, amount: int, key: str,
+        to_user_id: int | None = None, reason: str = "",
+    ) -> TransactionOutcome:
+        """Apply one request once. A replay (same key, same request) changes nothing and
+        answers ``applied=False``; the same key for another request is `IdempotencyConflict`.
+
+        Raises `InsufficientBesitos`, `UserNotFound` (either user), `InvalidInput`.
+        """
+        positive(amount)
+        if kind == "transfer":
+            if to_user_id is None:
+                raise InvalidInput("to_user_id: a transfer needs a recipient")
+            if to_user_id == user_id:
+                raise InvalidInput("to_user_id: a transfer to oneself is not a transfer")
+        elif to_user_id is not None:
+            raise InvalidInput(f"to_user_id: only a transfer has a recipient, not {kind}")
+        request = request_fingerprint(kind, amount, to_user_id)
+        ledger_key = user_key(user_id, key)
+        ledger = self._stores.documents.ledger
+        note = (f"{kind}: {reason}" if reason else kind)[:256]
+        outcome = TransactionOutcome(kind=kind, key=key, ledger_key=ledger_key, amount=amount,
+                                     applied=True, balance=0, reason=note,
+                                     to_user_id=to_user_id)
+
+        existing = ledger.get(ledger_key)
+        if existing is not None:
+            return self._replay(existing, request, outcome)
+        if kind == "earn":
+            change = ledger.credit(user_id, amount, ledger_key, note, request)
+        else:
+            if to_user_id is not None and self._stores.documents.users.get(to_user_id) is None:
+                raise UserNotFound(to_user_id)
+            change = ledger.debit(user_id, amount, ledger_key, note, request)
+        if not change.applied:
+            raced = ledger.get(ledger_key)  # a concurrent request with the same key won
+            if raced is not None:
+                return self._replay(raced, request, outcome)
+            raise InsufficientBesitos(f"{amount} besitos needed, {change.balance} available")
+        outcome = _updated(outcome, balance=change.balance)
+        if kind != "transfer":
+            return outcome
+        return self._credit_recipient(user_id, outcome, request)
+
+    def _credit_recipient(self, user_id: int, outcome: TransactionOutcome,
+                          request: str) -> TransactionOutcome:
+        assert outcome.to_user_id is not None
+        credit_key = user_key(user_id, outcome.key, CREDIT)
+        try:
+            credited = self._stores.documents.ledger.credit(
+                outcome.to_user_id, outcome.amount, credit_key,
+                f"transfer from {user_id}", request,
+            )
+        except Exception:
+            log.warning("transfer credit failed; compensating the sender", user_id=user_id,
+                        key=outcome.ledger_key, to_user_id=outcome.to_user_id)
+            self.compensate(user_id, outcome.amount, outcome.ledger_key, request)
+            raise
+        return _updated(outcome, credit_key=credit_key, recipient_balance=credited.balance)
+
+    def compensate(self, user_id: int, amount: int, ledger_key: str,
+                   request: str | None = None) -> int:
+        """Undo the debit under ``ledger_key``: credit ``amount`` back under
+        ``<ledger_key>:refund`` (once) and mark the debit compensated. Returns the balance.
+        A failure here is logged loudly and re-raised: the debit then stays unmarked, and a
+        replay of the same key finishes the compensation."""
+        ledger = self._stores.documents.ledger
+        try:
+            refund = ledger.credit(user_id, amount, ledger_key + REFUND,
+                                   f"refund of {ledger_key}"[:256], request)
+            ledger.mark_compensated(ledger_key)
+        except Exception:
+            log.critical("compensation failed: a debit is not refunded yet", user_id=user_id,
+                         key=ledger_key, amount=amount)
+            raise
+        return refund.balance
+
+    def _replay(self, entry: LedgerEntry, request: str,
+                outcome: TransactionOutcome) -> TransactionOutcome:
+        if entry.request != request:
+            raise IdempotencyConflict(
+                f"idempotency key {outcome.key!r} was used for a different request"
+            )
+        ledger = self._stores.documents.ledger
+        if outcome.kind == "transfer":
+            refunded = entry.compensated or ledger.get(entry.key + REFUND) is not None
+            if not refunded and outcome.to_user_id is not None:
+                credit_key = user_key(entry.user_id, outcome.key, CREDIT)
+                if ledger.get(credit_key) is None:
+                    # The debit happened and the credit never did (a crash in between):
+                    # this replay finishes the transfer.
+                    log.warning("finishing an interrupted transfer", key=entry.key)
+                    balance = self.balance(entry.user_id)
+                    return self._credit_recipient(
+                        entry.user_id, _updated(outcome, balance=balance), request
+                    )
+            if refunded:
+                if not entry.compensated:
+                    ledger.mark_compensated(entry.key)
+                raise IdempotencyConflict(
+                    f"the transfer under key {outcome.key!r} failed and was refunded; "
+                    "retry with a new key"
+                )
+        return _updated(outcome, applied=False, balance=self.balance(entry.user_id))
+

@@ -1,0 +1,156 @@
+"""NarrativeService: fragments, choices and the VIP gate, for one reader at a time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from yabot.domain.besitos import BalanceChange, user_key
+from yabot.domain.choices import Reader, ensure_may_read, select_choice, why_not
+from yabot.domain.narrative import Choice, Fragment
+from yabot.domain.users import UserChanges, UserDocument
+from yabot.errors import FragmentNotFound, InsufficientBesitos, StaleChoice
+from yabot.services.besitos import BesitosService
+from yabot.sessions.messages import ChoiceView, FragmentView
+from yabot.stores.handles import Stores
+
+log = structlog.get_logger("yabot.services.narrative")
+
+#: Ledger reasons of the story's besitos (events carry them too).
+CHOICE_COST = "choice"
+CHOICE_REWARD = "story reward"
+
+
+@dataclass(frozen=True)
+class ChoiceOutcome:
+    """What taking a choice did: where the reader is now and what it cost or paid."""
+
+    choice: Choice
+    fragment: Fragment
+    document: UserDocument
+    balance: int
+    cost: BalanceChange | None = None
+    cost_key: str | None = None
+    reward: BalanceChange | None = None
+    reward_key: str | None = None
+
+
+class NarrativeService:
+    """Plain class over the fragment, user and ledger repositories; holds no state.
+
+    Taking a choice spans two writes: the cost (a debit) and the move (the user's current
+    fragment). When the move fails after the debit, the debit is compensated (refunded and
+    marked) before the error goes back. A reward is paid once per user and choice (its ledger
+    key names both), so walking a loop of the story never farms besitos.
+    """
+
+    def __init__(self, stores: Stores, start_fragment: str = "start") -> None:
+        self._stores = stores
+        self.start_fragment = start_fragment
+        self._besitos = BesitosService(stores)
+
+    def get_fragment(self, fragment_id: str) -> Fragment:
+        fragment = self._stores.documents.fragments.get(fragment_id)
+        if fragment is None:
+            raise FragmentNotFound(f"no fragment {fragment_id!r}")
+        return fragment
+
+    def current_of(self, document: UserDocument) -> str:
+        return document.current_fragment or self.start_fragment
+
+    def validate_vip_access(self, fragment: Fragment, vip: bool) -> Fragment:
+        """``fragment`` if a reader with (``vip``) or without VIP may read it; `VipRequired`."""
+        ensure_may_read(fragment, vip)
+        return fragment
+
+    def begin(self, document: UserDocument) -> UserDocument:
+        """Place a reader who has not begun at the story's start."""
+        self.get_fragment(self.start_fragment)
+        return self._stores.documents.users.update(
+            document.user_id, UserChanges(current_fragment=self.start_fragment)
+        )
+
+    @staticmethod
+    def needs_vip(fragment: Fragment) -> bool:
+        """Whether showing ``fragment`` asks whether the reader is VIP."""
+        return fragment.vip_only or any(choice.requires_vip for choice in fragment.choices)
+
+    def process_choice(self, document: UserDocument, fragment_id: str, choice_id: str,
+                       is_vip: Callable[[], bool]) -> ChoiceOutcome:
+        """Take ``choice_id`` of ``fragment_id`` for the reader ``document``; ``is_vip`` is
+        called only when the choice or its target needs VIP.
+
+        Raises `StaleChoice`, `InvalidChoice`, `VipRequired`, `ItemRequired`,
+        `InsufficientBesitos` (`yabot.domain.choices`), `FragmentNotFound`.
+        """
+        current = self.current_of(document)
+        if fragment_id != current:
+            raise StaleChoice(f"you are no longer at {fragment_id}")
+        fragment = self.get_fragment(fragment_id)
+        offered = fragment.choice(choice_id)
+        target = self.get_fragment(offered.next_fragment) if offered is not None else None
+        needs_vip = offered is not None and (offered.requires_vip
+                                             or (target is not None and target.vip_only))
+        vip = is_vip() if needs_vip else False
+        reader = Reader(document.besitos, frozenset(document.inventory), vip)
+        choice = select_choice(fragment, current, choice_id, reader)
+        assert target is not None  # select_choice found the choice
+        self.validate_vip_access(target, vip)
+        user_id = document.user_id
+        ledger = self._stores.documents.ledger
+        cost: BalanceChange | None = None
+        cost_key: str | None = None
+        if choice.cost_besitos:
+            cost_key = user_key(user_id, f"choice:{uuid.uuid4().hex}")
+            cost = ledger.debit(user_id, choice.cost_besitos, cost_key,
+                                CHOICE_COST, f"choice:{fragment_id}:{choice_id}"[:64])
+            if not cost.applied:
+                raise InsufficientBesitos(
+                    f"choice {choice_id} costs {choice.cost_besitos} besitos, "
+                    f"{cost.balance} available"
+                )
+        try:
+            moved = self._stores.documents.users.update(
+                user_id, UserChanges(current_fragment=target.fragment_id)
+            )
+        except Exception:
+            if cost_key is not None:
+                log.warning("move failed after paying for a choice; refunding", user_id=user_id)
+                self._besitos.compensate(user_id, choice.cost_besitos, cost_key)
+            raise
+        balance = cost.balance if cost is not None else moved.besitos
+        reward: BalanceChange | None = None
+        reward_key: str | None = None
+        if choice.reward_besitos:
+            reward_key = user_key(user_id, f"reward:{fragment_id}:{choice_id}")
+            reward = ledger.credit(user_id, choice.reward_besitos, reward_key, CHOICE_REWARD)
+            balance = reward.balance
+        return ChoiceOutcome(choice=choice, fragment=target, document=moved, balance=balance,
+                             cost=cost, cost_key=cost_key, reward=reward, reward_key=reward_key)
+
+    def render(self, fragment: Fragment, document: UserDocument, is_vip: Callable[[], bool],
+               balance: int | None = None) -> FragmentView:
+        """``fragment`` as ``document``'s reader sees it, in their language (``is_vip`` is
+        called only when a choice needs VIP)."""
+        language = document.language
+        vip = is_vip() if any(choice.requires_vip for choice in fragment.choices) else False
+        reader = Reader(document.besitos if balance is None else balance,
+                        frozenset(document.inventory), vip)
+        choices = []
+        for choice in fragment.choices:
+            refusal = why_not(choice, reader)
+            choices.append(ChoiceView(
+                choice_id=choice.choice_id, label=choice.label.in_(language),
+                next_fragment=choice.next_fragment, cost_besitos=choice.cost_besitos,
+                reward_besitos=choice.reward_besitos, requires_item=choice.requires_item,
+                requires_vip=choice.requires_vip, available=refusal is None,
+                why_not=refusal.code if refusal is not None else None,
+            ))
+        return FragmentView(
+            fragment_id=fragment.fragment_id, title=fragment.title.in_(language),
+            text=fragment.text.in_(language), vip_only=fragment.vip_only,
+            choices=tuple(choices), ending=fragment.ending, balance=reader.besitos,
+        )

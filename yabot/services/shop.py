@@ -1,0 +1,79 @@
+"""ShopService: the item catalogue and purchases with besitos into the user's inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from yabot.domain.besitos import BalanceChange, request_fingerprint, user_key
+from yabot.domain.items import Item
+from yabot.domain.users import UserDocument
+from yabot.errors import IdempotencyConflict, InsufficientBesitos, ItemNotFound, VipRequired
+from yabot.services.besitos import BesitosService
+from yabot.stores.handles import Stores
+
+PURCHASE = "purchase"
+
+
+@dataclass(frozen=True)
+class PurchaseOutcome:
+    item: Item
+    applied: bool
+    document: UserDocument
+    ledger_key: str | None = None
+    charge: BalanceChange | None = None
+
+
+class ShopService:
+    """Plain class; a purchase is a debit under the caller's key, then the item into the
+    inventory (idempotent). If putting the item in fails, the debit is compensated. A replay
+    of a purchase whose item never arrived (a crash in between) puts it there."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+        self._besitos = BesitosService(stores)
+
+    def catalogue(self) -> list[Item]:
+        return self._stores.documents.items.all()
+
+    def buy(self, document: UserDocument, sku: str, key: str,
+            is_vip: Callable[[], bool]) -> PurchaseOutcome:
+        """Raises `ItemNotFound`, `VipRequired`, `InsufficientBesitos`, `IdempotencyConflict`.
+
+        ``applied`` is False for a replay of ``key`` and for an item the user owns already
+        (nothing is charged)."""
+        documents = self._stores.documents
+        item = documents.items.get(sku)
+        if item is None:
+            raise ItemNotFound(f"no item {sku!r}")
+        user_id = document.user_id
+        ledger_key = user_key(user_id, key)
+        request = request_fingerprint(PURCHASE, 0, None, sku)
+        existing = documents.ledger.get(ledger_key)
+        if existing is not None:
+            if existing.request != request:
+                raise IdempotencyConflict(f"idempotency key {key!r} bought something else")
+            if not existing.compensated and sku not in document.inventory:
+                document = documents.users.add_to_inventory(user_id, sku)
+            return PurchaseOutcome(item, False, document, ledger_key)
+        if item.vip_only and not is_vip():
+            raise VipRequired(f"item {sku} is for VIP members")
+        if sku in document.inventory:
+            return PurchaseOutcome(item, False, document)
+        charge: BalanceChange | None = None
+        if item.price_besitos:
+            charge = documents.ledger.debit(user_id, item.price_besitos, ledger_key, PURCHASE,
+                                            request)
+            if not charge.applied:
+                if documents.ledger.get(ledger_key) is not None:  # raced with itself
+                    return self.buy(document, sku, key, is_vip)
+                raise InsufficientBesitos(
+                    f"{item.name} costs {item.price_besitos} besitos, {charge.balance} available"
+                )
+        try:
+            after = documents.users.add_to_inventory(user_id, sku)
+        except Exception:
+            if charge is not None:
+                self._besitos.compensate(user_id, item.price_besitos, ledger_key, request)
+            raise
+        return PurchaseOutcome(item, True, after, ledger_key, charge)
