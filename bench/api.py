@@ -7,7 +7,9 @@ comes from a second process on 127.0.0.1 (``python -m bench.api load …``): kee
 connections on one asyncio loop, each sending its next request when the previous answer is
 complete (closed loop), for a fixed time. ``GET /user/{id}/state`` picks one of 10,000
 existing users at random per request, with a valid token: JWT check, rate limit, one ask on
-the user's session, three repository reads, JSON.
+the user's session (started on its first request, as after a deploy), three repository reads,
+JSON. A third case asks for one user only, to separate the per-request cost from session
+starts.
 
     python -m bench api            # or: make bench BENCH_ARGS=api
 """
@@ -246,13 +248,15 @@ def run(quick: bool = False) -> Report:
             ).stdout.strip()
             hello = _run_load(env, port, HELLO, "", seconds, warmup, users)
             state = _run_load(env, port, "/user/{user_id}/state", token, seconds, warmup, users)
+            # One user: the per-request cost without session actors starting (a breakdown).
+            one = _run_load(env, port, "/user/1/state", token, seconds, warmup, users)
         finally:
             server.terminate()
             server.wait(60)
             log.close()
     hello_m = _measurement("GET /hello (hello-world Falcon)", hello)
     state_m = _measurement(f"GET /user/{{id}}/state ({users:,} users)", state)
-    report.measurements += [hello_m, state_m]
+    report.measurements += [hello_m, state_m, _measurement("GET /user/1/state (one user)", one)]
     throughput = (state_m.per_second or 0.0) / (hello_m.per_second or 1.0)
     p99_ratio = (state_m.p99_us or 0.0) / (hello_m.p99_us or 1.0)
     report.checks += [
