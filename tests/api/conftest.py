@@ -14,9 +14,11 @@ from typing import Any
 import jwt
 import pytest
 
+from actors import Ask
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.http import Response, request
 from tests.support.processes import Gunicorn, clean_env
+from yabot.api.bridge import ApiBridge
 from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
 from yabot.sessions.messages import Start
@@ -84,6 +86,16 @@ def prepare_users(settings: Settings, users: Iterable[int]) -> None:
             runtime.sessions.ask(user_id, Start(identity=identity), timeout=10)
     finally:
         runtime.stop()
+
+
+class FailingBridge(ApiBridge):
+    """Raises ``error`` on every ask, as the runtime would."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def ask(self, user_id: int, message: Ask[Any]) -> Any:
+        raise self.error
 
 
 @dataclass

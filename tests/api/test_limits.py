@@ -9,11 +9,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import falcon.testing
 import pytest
 import redis
 
-from tests.api.conftest import USERS, ServedApi, make_token, served_api
+from tests.api.conftest import USERS, FailingBridge, ServedApi, make_token, served_api
+from tests.conftest import SettingsFactory
+from tests.support.processes import free_port
 from tests.support.redis_server import no_retry
+from yabot.api.app import create_app
+from yabot.errors import ConfigError, UserNotFound
 
 USER = USERS[0]
 REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
@@ -114,3 +119,21 @@ def test_rate_limit_counts_in_redis_when_configured(tmp_path: Path) -> None:
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
         client.close()
+
+
+def test_rate_limit_lets_requests_through_when_redis_does_not_answer(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                             RATE_LIMIT_PER_SUBJECT="1/minute")
+    client = falcon.testing.TestClient(create_app(settings, FailingBridge(UserNotFound(USER))))
+    headers = {"Authorization": f"Bearer {make_token(['users:read'], kid='k1')}"}
+    statuses = [client.simulate_get(f"/user/{USER}/state", headers=headers).status_code
+                for _ in range(3)]
+    assert statuses == [404, 404, 404]  # over the limit, but the counter is unreachable
+
+
+def test_a_rate_limit_that_does_not_parse_is_a_config_error(make_settings: SettingsFactory
+                                                            ) -> None:
+    with pytest.raises(ConfigError, match="RATE_LIMIT_PER_SUBJECT"):
+        make_settings(RATE_LIMIT_PER_SUBJECT="lots")

@@ -13,8 +13,8 @@ import falcon.inspect
 import falcon.testing
 import pytest
 
-from actors import ActorDead, Ask, AskTimeout, Overloaded
-from tests.api.conftest import USERS, ServedApi, make_token
+from actors import ActorDead, AskTimeout, Overloaded
+from tests.api.conftest import USERS, FailingBridge, ServedApi, make_token
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.api.openapi import openapi_document
@@ -106,16 +106,6 @@ def _scopes_of(app: falcon.App[Any, Any], path: str) -> dict[str, str]:
 
 
 # ---- failures of the runtime, in-process ---------------------------------------------------
-
-
-class FailingBridge(ApiBridge):
-    """Raises ``error`` on every ask, as the runtime would."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    def ask(self, user_id: int, message: Ask[Any]) -> Any:
-        raise self.error
 
 
 @pytest.mark.parametrize(
