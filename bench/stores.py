@@ -1,13 +1,14 @@
 """Stores: repositories vs raw SQLAlchemy / pymongo doing the same work, in the same run.
 
-- reading a user context (document + profile + active subscription): through the
-  repositories vs the same three reads as raw calls, on SQLite and on mongomock (documents);
+- reading a user context (document + profile + active subscription): through
+  `read_user_context` (what `UserService` calls) vs the same three reads as raw calls on one
+  connection, on SQLite; a user document on mongomock through its repository vs raw pymongo;
 - a besitos debit (conditional UPDATE … RETURNING + ledger INSERT in one transaction) through
   `SqlBesitosLedger` vs the same statements written by hand.
 
 The raw baselines are written as well as we know how (statements built once, bound
 parameters, one connection for the three reads), so a ratio is the repositories' real cost:
-a pool checkout per repository call, the guard, pydantic validation.
+the guard and pydantic validation.
 
 Targets (issue 4): repository throughput ≥ 0.8 of raw (raw median / repository median).
 """
@@ -26,11 +27,13 @@ from bench.report import Check, Report, interleaved, summarise
 from tests.support import mongomock_gaps
 from yabot.domain.subscriptions import Plan, Subscription
 from yabot.domain.users import UserDocument, UserProfile
+from yabot.stores.context import read_user_context
 from yabot.stores.engine import make_engine
+from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.migrate import sql_upgrade
 from yabot.stores.mongo import mongo_documents
 from yabot.stores.mongo_migrations import mongo_upgrade
-from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents
+from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents, sql_guard
 from yabot.stores.tables import besitos_ledger, subscriptions, user_documents, user_profiles
 
 USER = 42
@@ -83,23 +86,6 @@ def _raw_sql_context(engine: Engine) -> tuple[Any, ...]:
     )
 
 
-def _raw_sql_context_per_read(engine: Engine) -> tuple[Any, ...]:
-    """The same reads, one pooled connection each: the shape the repositories have."""
-    parameters = {"uid": USER}
-    with engine.connect() as conn:
-        document = conn.execute(_DOCUMENT, parameters).first()
-    with engine.connect() as conn:
-        profile = conn.execute(_PROFILE, parameters).mappings().first()
-    with engine.connect() as conn:
-        subscription = conn.execute(_SUBSCRIPTION, parameters).mappings().first()
-    assert document is not None
-    return (
-        UserDocument.model_validate({**document.document, "besitos": document.besitos}),
-        UserProfile.model_validate(dict(profile or {})),
-        Subscription.model_validate(dict(subscription or {})),
-    )
-
-
 def _raw_sql_debit(engine: Engine, key: str) -> int | None:
     with engine.begin() as conn:
         after: int | None = conn.execute(_DEBIT, {"uid": USER, "n": 1}).scalar_one_or_none()
@@ -116,9 +102,13 @@ def run(quick: bool = False) -> Report:
         engine = make_engine(f"sqlite:///{Path(scratch) / 'bench.sqlite3'}")
         sql_upgrade(engine)
         documents, profiles, subs = _seed(engine)
+        stores = Stores()
+        guard = sql_guard()
+        stores.attach_relational(RelationalRepositories(engine, profiles, subs, guard))
+        stores.attach_documents(sql_documents(engine, guard))
 
         def repo_context() -> object:
-            return documents.users.get(USER), profiles.get(USER), subs.current(USER)
+            return read_user_context(stores, USER)
 
         client = mongomock_gaps.client()
         db = client["bench"]
@@ -138,9 +128,7 @@ def run(quick: bool = False) -> Report:
         samples = interleaved(
             {
                 "sqlite context: raw SQLAlchemy": lambda: _raw_sql_context(engine),
-                "sqlite context: raw, a connection per read":
-                    lambda: _raw_sql_context_per_read(engine),
-                "sqlite context: repositories": repo_context,
+                "sqlite context: read_user_context": repo_context,
                 "mongomock user: raw pymongo + model": mongo_raw_read,
                 "mongomock user: repository": mongo_repo_read,
                 "sqlite debit: raw SQLAlchemy": lambda: _raw_sql_debit(engine, next(raw_keys)),
@@ -154,8 +142,7 @@ def run(quick: bool = False) -> Report:
     report.measurements = [summarise(name, s) for name, s in samples.items()]
     by_name = {m.name: m for m in report.measurements}
     for raw, repo in [
-        ("sqlite context: raw SQLAlchemy", "sqlite context: repositories"),
-        ("sqlite context: raw, a connection per read", "sqlite context: repositories"),
+        ("sqlite context: raw SQLAlchemy", "sqlite context: read_user_context"),
         ("mongomock user: raw pymongo + model", "mongomock user: repository"),
         ("sqlite debit: raw SQLAlchemy", "sqlite debit: SqlBesitosLedger"),
     ]:

@@ -23,7 +23,7 @@ from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthStatus
 from yabot.settings import Settings
 from yabot.stores.handles import RelationalRepositories, Stores
-from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles
+from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_guard
 from yabot.stores.tables import dead_letters
 
 USERS = 10
@@ -35,7 +35,8 @@ STREAM = "yabot:events"  # the default; each test has its own redis-server
 def stores(engine: Engine) -> Stores:
     stores = Stores()
     stores.attach_relational(
-        RelationalRepositories(engine, SqlUserProfiles(engine), SqlSubscriptions(engine))
+        RelationalRepositories(engine, SqlUserProfiles(engine), SqlSubscriptions(engine),
+                               sql_guard())
     )
     test_metadata.create_all(engine)
     return stores

@@ -15,7 +15,7 @@ from yabot.domain.users import TelegramIdentity
 from yabot.services.users import UserService
 from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.mongo import ensure_indexes, mongo_documents
-from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents
+from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents, sql_guard
 
 
 @contextmanager
@@ -24,11 +24,12 @@ def stores_on(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
     (the embedded `sql` backend, same file) or ``mongomock``."""
     with sql_engine("sqlite", request, tmp_path) as engine:
         stores = Stores()
+        guard = sql_guard()
         stores.attach_relational(RelationalRepositories(
-            engine, SqlUserProfiles(engine), SqlSubscriptions(engine)
+            engine, SqlUserProfiles(engine, guard), SqlSubscriptions(engine, guard), guard
         ))
         if backend == "sqlite":
-            stores.attach_documents(sql_documents(engine))
+            stores.attach_documents(sql_documents(engine, guard))
             yield stores
             return
         with mongo_database(backend) as db:

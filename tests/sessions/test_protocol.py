@@ -3,29 +3,22 @@ events each state change publishes (``seq`` gap-free)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
-import pykka
 import pytest
 
-from actors import ask
-from actors.testkit import ActorTestKit
-from tests.services.support import stores_on
+from tests.services.support import Failing, InjectedFault, inject_relational
+from tests.sessions.support import Sessions, start
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import TelegramIdentity, utcnow
 from yabot.errors import IdempotencyConflict, InvalidInput, ItemNotFound, UserNotFound
 from yabot.events.models import (
-    BaseEvent,
     BesitosTransferred,
     FragmentReached,
     ReactionDetected,
     SubscriptionChanged,
     UserInteraction,
 )
-from yabot.seed import load_seed
 from yabot.sessions.messages import (
     BuyItem,
     ChangeSubscription,
@@ -34,6 +27,7 @@ from yabot.sessions.messages import (
     GetState,
     GetSubscription,
     GetWallet,
+    GiftItem,
     Preferences,
     React,
     SetPreferences,
@@ -41,47 +35,6 @@ from yabot.sessions.messages import (
     Start,
     Transact,
 )
-from yabot.sessions.session import SessionServices, UserSession
-from yabot.stores.handles import Stores
-
-ASK = 5.0
-
-
-class Sessions:
-    """Sessions of several users on one set of stores; every event lands in ``events``."""
-
-    def __init__(self, kit: ActorTestKit, stores: Stores) -> None:
-        self.kit = kit
-        self.events: list[BaseEvent] = []
-        self.refs: dict[int, pykka.ActorRef[Any]] = {}
-        self.services = SessionServices.build(stores, notify=self._tell)
-
-    def _tell(self, user_id: int, message: Any) -> None:
-        self.ref(user_id).tell(message)
-
-    def ref(self, user_id: int) -> pykka.ActorRef[Any]:
-        if user_id not in self.refs:
-            self.refs[user_id] = self.kit.spawn(lambda: UserSession(
-                user_id, self.services.users, self.events.append, self.services))
-        return self.refs[user_id]
-
-    def ask(self, user_id: int, message: Any) -> Any:
-        return ask(self.ref(user_id), message, timeout=ASK)
-
-    def of(self, user_id: int) -> list[BaseEvent]:
-        return [event for event in self.events if event.user_id == user_id]
-
-
-@pytest.fixture(params=["sqlite", "mongomock"])
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sessions]:
-    with stores_on(request.param, request, tmp_path) as stores, ActorTestKit() as kit:
-        load_seed(stores)
-        yield Sessions(kit, stores)
-
-
-def start(sessions: Sessions, user_id: int, language: str = "en") -> None:
-    sessions.ask(user_id, Start(identity=TelegramIdentity(
-        user_id=user_id, first_name="Ana", language_code=language)))
 
 
 def test_an_unknown_user_is_not_found_by_every_ask(sessions: Sessions) -> None:
@@ -200,7 +153,7 @@ def test_subscription_changes_publish_and_read_back(sessions: Sessions) -> None:
         sessions.ask(1, ChangeSubscription(plan=Plan.VIP, ends_at=utcnow() - timedelta(1)))
     cancelled = sessions.ask(1, ChangeSubscription(plan=Plan.VIP, status="cancelled"))
     assert (cancelled.status, cancelled.vip) == ("cancelled", False)
-    assert sessions.ask(1, GetSubscription()).plan == Plan.FREE
+    assert sessions.ask(1, GetSubscription()) == cancelled
     changes = [(e.plan, e.status) for e in sessions.of(1) if isinstance(e, SubscriptionChanged)]
     assert changes == [("vip", "active"), ("vip", "cancelled")]
 
@@ -217,3 +170,30 @@ def test_every_users_seq_counts_from_one_without_gaps(sessions: Sessions) -> Non
         seqs = [event.seq for event in sessions.of(user_id)]
         assert seqs == list(range(1, len(seqs) + 1))
     assert (len(sessions.of(1)), len(sessions.of(2))) == (5, 3)
+
+
+def test_a_session_repairs_a_user_half_created_by_a_crash(sessions: Sessions) -> None:
+    stores = sessions.stores
+    profiles = stores.relational.profiles
+    inject_relational(stores, profiles=Failing(profiles, "create_if_absent", times=1))
+    with pytest.raises(InjectedFault):
+        start(sessions, 9)
+    assert profiles.get(9) is None
+
+    state = sessions.ask(9, GetState())
+
+    assert state.profile is not None
+    assert profiles.get(9) is not None
+
+
+def test_a_gift_publishes_on_both_sides(sessions: Sessions) -> None:
+    start(sessions, 1)
+    start(sessions, 2, language="es")
+    sessions.ask(1, Transact(kind="earn", amount=5, idempotency_key="e"))
+    given = sessions.ask(1, GiftItem(sku="rose", to_user_id=2, idempotency_key="g"))
+    assert (given.applied, given.balance, given.item.name) == (True, 3, "Red rose")
+    assert sessions.ask(2, GetShop()).inventory == ("rose",)
+    assert [e.action for e in sessions.of(2) if isinstance(e, UserInteraction)] == [
+        "start", "gift-received"]
+    spent = [(e.amount, e.reason) for e in sessions.of(1) if isinstance(e, BesitosTransferred)]
+    assert spent == [(5, "earn"), (-2, "gift")]

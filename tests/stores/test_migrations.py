@@ -25,7 +25,10 @@ from yabot.stores.migrate import (
     sql_head,
 )
 from yabot.stores.migration_command import MigrateOptions, migrate
+from yabot.stores.mongo import mongo_documents
 from yabot.stores.mongo_migrations import mongo_current, mongo_head, mongo_problems
+from yabot.stores.schemas.history import VALIDATORS_V1
+from yabot.stores.sql import SqlBesitosLedger
 from yabot.stores.tables import metadata
 
 
@@ -244,3 +247,56 @@ def test_yabot_migrate_command_exit_codes(tmp_path: Path) -> None:
     after = yabot("--check")
     assert after.returncode == 0
     assert "up to date" in after.stdout
+
+
+def test_revision_0002_adds_the_ledger_columns_keeping_the_entries(sql_settings: Settings
+                                                                   ) -> None:
+    assert run(sql_settings, to="0001")[0] == 0
+    engine = engine_of(sql_settings)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO user_documents (user_id, document, besitos) VALUES (1, '{}', 5)"))
+        conn.execute(text(
+            "INSERT INTO besitos_ledger (key, user_id, amount, balance_after, reason, created_at)"
+            " VALUES ('u1:old', 1, 5, 5, 'earn', CURRENT_TIMESTAMP)"))
+    code, lines = run(sql_settings)
+    assert code == 0
+    assert "done: sql: apply 0002 ledger: request fingerprint and compensation mark" in lines
+    assert lines[-1] == "schema ok"
+    entry = SqlBesitosLedger(engine).get("u1:old")
+    assert entry is not None
+    assert (entry.amount, entry.request, entry.compensated) == (5, None, False)
+    assert run(sql_settings, to="0001")[0] == 0  # and back: the columns go, the rows stay
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM besitos_ledger")).scalar_one() == 1
+    engine.dispose()
+
+
+def test_mongo_step_3_sets_the_new_validators_and_reverts_to_the_old(
+    mongo_settings: Settings,
+) -> None:
+    code, lines = run(mongo_settings)
+    assert code == 0
+    assert ("done: mongo: apply 3 validators: localized fragments, preferences, ledger request "
+            "and mark") in lines
+    db = _mongo_client["migrations"]
+    assert mongo_problems(db) == []
+    assert run(mongo_settings, mongo_to=2)[0] == 0
+    options = {info["name"]: info["options"] for info in db.list_collections()}
+    assert options["narrative_fragments"]["validator"] == VALIDATORS_V1["narrative_fragments"]
+    assert "validator missing or different: narrative_fragments" in mongo_problems(db)
+    assert run(mongo_settings)[0] == 0
+    assert mongo_problems(db) == []
+
+
+def test_a_fragment_stored_in_the_old_shape_still_reads(mongo_settings: Settings) -> None:
+    run(mongo_settings)
+    db = _mongo_client["migrations"]
+    db.narrative_fragments.insert_one({
+        "fragment_id": "old", "title": "Old", "text": "Plain text", "vip_only": False,
+        "choices": [{"choice_id": "go", "text": "Go", "next_fragment": "next",
+                     "cost_besitos": 0, "requires_vip": False}],
+    })
+    fragment = mongo_documents(db).fragments.get("old")
+    assert fragment is not None
+    assert (fragment.text.es, fragment.choices[0].label.en) == ("Plain text", "Go")

@@ -105,3 +105,16 @@ def test_table_refuses_an_unknown_status(subscriptions: SqlSubscriptions, engine
     current = subscriptions.current(1)
     assert current is not None
     assert current.status is SubscriptionStatus.ACTIVE
+
+
+def test_latest_is_the_newest_subscription_whatever_its_status(
+    subscriptions: SqlSubscriptions,
+) -> None:
+    assert subscriptions.latest(1) is None
+    subscriptions.start(vip())
+    second = subscriptions.start(vip(start=T0 + timedelta(days=1)))
+    assert second.id is not None
+    assert subscriptions.latest(1) == second
+    expired = subscriptions.set_status(second.id, SubscriptionStatus.EXPIRED)
+    assert subscriptions.current(1) is None
+    assert subscriptions.latest(1) == expired

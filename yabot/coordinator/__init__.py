@@ -7,14 +7,22 @@ Users import from here::
 
 from yabot.coordinator.actor import Coordinator
 from yabot.coordinator.client import Coordination, CoordinatorClient, InlineCoordination
-from yabot.coordinator.messages import ProcessTransaction, ValidateVipAccess, VipAccess
+from yabot.coordinator.messages import (
+    InteractionOutcome,
+    ProcessTransaction,
+    ProcessUserInteraction,
+    ValidateVipAccess,
+    VipAccess,
+)
 
 __all__ = [
     "Coordination",
     "Coordinator",
     "CoordinatorClient",
     "InlineCoordination",
+    "InteractionOutcome",
     "ProcessTransaction",
+    "ProcessUserInteraction",
     "ValidateVipAccess",
     "VipAccess",
 ]

@@ -1,4 +1,5 @@
-"""The `Coordinator` actor: workflows that span users or stores (transfers, the VIP gate)."""
+"""The `Coordinator` actor: workflows that span users or stores (transfers, gifts, the VIP
+gate)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import structlog
 
 from actors import Actor
 from yabot.coordinator.client import InlineCoordination
-from yabot.coordinator.messages import ProcessTransaction, ValidateVipAccess
+from yabot.coordinator.messages import (
+    ProcessTransaction,
+    ProcessUserInteraction,
+    ValidateVipAccess,
+)
 from yabot.stores.handles import Stores
 
 log = structlog.get_logger("yabot.coordinator")
@@ -42,4 +47,6 @@ class Coordinator(Actor):
                 return self._workflows.process_transaction(message)
             case ValidateVipAccess(user_id=user_id):
                 return self._workflows.validate_vip_access(user_id)
+            case ProcessUserInteraction():
+                return self._workflows.process_user_interaction(message)
         return super().handle(message)

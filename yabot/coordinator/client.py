@@ -8,9 +8,16 @@ from typing import Any, Protocol
 import pykka
 
 from actors import ask
-from yabot.coordinator.messages import ProcessTransaction, ValidateVipAccess, VipAccess
-from yabot.errors import Unavailable
+from yabot.coordinator.messages import (
+    InteractionOutcome,
+    ProcessTransaction,
+    ProcessUserInteraction,
+    ValidateVipAccess,
+    VipAccess,
+)
+from yabot.errors import Unavailable, UserNotFound
 from yabot.services.besitos import BesitosService, TransactionOutcome
+from yabot.services.shop import ShopService
 from yabot.services.subscriptions import SubscriptionService
 from yabot.stores.handles import Stores
 
@@ -21,6 +28,9 @@ class Coordination(Protocol):
     def validate_vip_access(self, user_id: int) -> VipAccess: ...
 
     def process_transaction(self, request: ProcessTransaction) -> TransactionOutcome: ...
+
+    def process_user_interaction(self, request: ProcessUserInteraction
+                                 ) -> InteractionOutcome: ...
 
 
 class CoordinatorClient:
@@ -43,14 +53,20 @@ class CoordinatorClient:
     def process_transaction(self, request: ProcessTransaction) -> TransactionOutcome:
         return ask(self._ref(), request, timeout=self._timeout)
 
+    def process_user_interaction(self, request: ProcessUserInteraction
+                                 ) -> InteractionOutcome:
+        return ask(self._ref(), request, timeout=self._timeout)
+
 
 class InlineCoordination:
     """The same workflows run in the caller's thread: for sessions tested without the tree
     and for command-line tools."""
 
     def __init__(self, stores: Stores) -> None:
+        self._stores = stores
         self._besitos = BesitosService(stores)
         self._subscriptions = SubscriptionService(stores)
+        self._shop = ShopService(stores)
 
     def validate_vip_access(self, user_id: int) -> VipAccess:
         view = self._subscriptions.check_subscription_status(user_id)
@@ -60,4 +76,23 @@ class InlineCoordination:
         return self._besitos.process_transaction(
             request.user_id, request.kind, request.amount, request.idempotency_key,
             request.to_user_id, request.reason,
+        )
+
+    def process_user_interaction(self, request: ProcessUserInteraction
+                                 ) -> InteractionOutcome:
+        giver = self._stores.documents.users.get(request.user_id)
+        if giver is None:
+            raise UserNotFound(request.user_id)
+        outcome = self._shop.gift(
+            giver, request.sku, request.to_user_id, request.idempotency_key,
+            lambda: self.validate_vip_access(request.user_id).vip,
+        )
+        if outcome.charge is not None:
+            balance = outcome.charge.balance
+        else:
+            balance = self._besitos.balance(request.user_id)
+        return InteractionOutcome(
+            item=outcome.item, applied=outcome.applied, balance=balance,
+            charged=outcome.item.price_besitos if outcome.charge is not None else 0,
+            ledger_key=outcome.ledger_key,
         )

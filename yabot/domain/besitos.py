@@ -63,13 +63,33 @@ def ensure_affordable(balance: int, amount: int) -> None:
 
 
 def user_key(user_id: int, key: str, suffix: str = "") -> str:
-    """The ledger key of a user's request ``key``: keys are the caller's per user, the ledger's
-    are global, so the user id is part of it. A key too long for the store is hashed."""
-    full = f"u{user_id}:{key}{suffix}"
+    """The ledger key of a caller's request ``key`` for a user: callers' keys are per user,
+    the ledger's are global, so the user id is part of it. A key too long for the store is
+    hashed."""
+    return _scoped("u", user_id, key, suffix)
+
+
+def system_key(user_id: int, name: str) -> str:
+    """The ledger key of a change the application makes on its own (a reaction's reward, a
+    choice's cost): a namespace of its own, so no caller's key can take it first."""
+    return _scoped("s", user_id, name, "")
+
+
+def _scoped(scope: str, user_id: int, key: str, suffix: str) -> str:
+    full = f"{scope}{user_id}:{key}{suffix}"
     if len(full) <= MAX_KEY_LENGTH:
         return full
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return f"u{user_id}:#{digest}{suffix}"
+    return f"{scope}{user_id}:#{digest}{suffix}"
+
+
+def derived_key(ledger_key: str, suffix: str) -> str:
+    """The key of an entry that belongs to the one under ``ledger_key`` (e.g. its refund):
+    ``<ledger_key><suffix>``, hashed when that would not fit the store."""
+    full = ledger_key + suffix
+    if len(full) <= MAX_KEY_LENGTH:
+        return full
+    return f"#{hashlib.sha256(ledger_key.encode()).hexdigest()}{suffix}"
 
 
 def request_fingerprint(kind: str, amount: int, counterpart: int | None = None,

@@ -16,6 +16,7 @@ from actors import Message
 from yabot.domain.besitos import (
     LedgerEntry,
     TransactionKind,
+    derived_key,
     positive,
     request_fingerprint,
     user_key,
@@ -122,12 +123,13 @@ class BesitosService:
     def compensate(self, user_id: int, amount: int, ledger_key: str,
                    request: str | None = None) -> int:
         """Undo the debit under ``ledger_key``: credit ``amount`` back under
-        ``<ledger_key>:refund`` (once) and mark the debit compensated. Returns the balance.
-        A failure here is logged loudly and re-raised: the debit then stays unmarked, and a
-        replay of the same key finishes the compensation."""
+        ``<ledger_key>:refund`` (`derived_key`; once) and mark the debit compensated; return
+        the balance. A failure here is logged loudly and re-raised: the debit then stays
+        unmarked and unrefunded, and a replay of the same key finishes the workflow instead
+        (credits the recipient, delivers the item)."""
         ledger = self._stores.documents.ledger
         try:
-            refund = ledger.credit(user_id, amount, ledger_key + REFUND,
+            refund = ledger.credit(user_id, amount, derived_key(ledger_key, REFUND),
                                    f"refund of {ledger_key}"[:256], request)
             ledger.mark_compensated(ledger_key)
         except Exception:
@@ -144,7 +146,8 @@ class BesitosService:
             )
         ledger = self._stores.documents.ledger
         if outcome.kind == "transfer":
-            refunded = entry.compensated or ledger.get(entry.key + REFUND) is not None
+            refunded = (entry.compensated
+                        or ledger.get(derived_key(entry.key, REFUND)) is not None)
             if not refunded and outcome.to_user_id is not None:
                 credit_key = user_key(entry.user_id, outcome.key, CREDIT)
                 if ledger.get(credit_key) is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from yabot.domain.besitos import BalanceChange, user_key
+from yabot.domain.besitos import BalanceChange, system_key
 from yabot.domain.choices import Reader, ensure_may_read, select_choice, why_not
 from yabot.domain.narrative import Choice, Fragment
 from yabot.domain.users import UserChanges, UserDocument
@@ -104,7 +104,7 @@ class NarrativeService:
         cost: BalanceChange | None = None
         cost_key: str | None = None
         if choice.cost_besitos:
-            cost_key = user_key(user_id, f"choice:{uuid.uuid4().hex}")
+            cost_key = system_key(user_id, f"choice:{uuid.uuid4().hex}")
             cost = ledger.debit(user_id, choice.cost_besitos, cost_key,
                                 CHOICE_COST, f"choice:{fragment_id}:{choice_id}"[:64])
             if not cost.applied:
@@ -125,7 +125,7 @@ class NarrativeService:
         reward: BalanceChange | None = None
         reward_key: str | None = None
         if choice.reward_besitos:
-            reward_key = user_key(user_id, f"reward:{fragment_id}:{choice_id}")
+            reward_key = system_key(user_id, f"reward:{fragment_id}:{choice_id}")
             reward = ledger.credit(user_id, choice.reward_besitos, reward_key, CHOICE_REWARD)
             balance = reward.balance
         return ChoiceOutcome(choice=choice, fragment=target, document=moved, balance=balance,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from yabot.domain.besitos import day_start, reaction_award, user_key
+from yabot.domain.besitos import day_start, reaction_award, system_key
 from yabot.domain.users import utcnow
 from yabot.errors import UserNotFound
 from yabot.stores.handles import Stores
@@ -33,7 +33,7 @@ class ReactionService:
         document = documents.users.get(user_id)
         if document is None:
             raise UserNotFound(user_id)
-        key = user_key(user_id, f"{REACTION}:{chat_id}:{message_id}")
+        key = system_key(user_id, f"{REACTION}:{chat_id}:{message_id}")
         earned = documents.ledger.earned_since(user_id, REACTION, day_start(utcnow()))
         award = reaction_award(self._reward, self._daily_cap, earned)
         if award == 0:

@@ -8,11 +8,19 @@ from dataclasses import dataclass
 from yabot.domain.besitos import BalanceChange, request_fingerprint, user_key
 from yabot.domain.items import Item
 from yabot.domain.users import UserDocument
-from yabot.errors import IdempotencyConflict, InsufficientBesitos, ItemNotFound, VipRequired
+from yabot.errors import (
+    IdempotencyConflict,
+    InsufficientBesitos,
+    InvalidInput,
+    ItemNotFound,
+    UserNotFound,
+    VipRequired,
+)
 from yabot.services.besitos import BesitosService
 from yabot.stores.handles import Stores
 
 PURCHASE = "purchase"
+GIFT = "gift"
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,10 @@ class ShopService:
         if existing is not None:
             if existing.request != request:
                 raise IdempotencyConflict(f"idempotency key {key!r} bought something else")
-            if not existing.compensated and sku not in document.inventory:
+            if existing.compensated:
+                raise IdempotencyConflict(f"the purchase under key {key!r} failed and was "
+                                          "refunded; retry with a new key")
+            if sku not in document.inventory:
                 document = documents.users.add_to_inventory(user_id, sku)
             return PurchaseOutcome(item, False, document, ledger_key)
         if item.vip_only and not is_vip():
@@ -75,5 +86,59 @@ class ShopService:
         except Exception:
             if charge is not None:
                 self._besitos.compensate(user_id, item.price_besitos, ledger_key, request)
+            raise
+        return PurchaseOutcome(item, True, after, ledger_key, charge)
+
+    def gift(self, giver: UserDocument, sku: str, to_user_id: int, key: str,
+             is_vip: Callable[[], bool]) -> PurchaseOutcome:
+        """``giver`` buys ``sku`` for ``to_user_id``: the debit is the giver's, the item goes
+        into the recipient's inventory; if that fails, the giver is refunded. ``document`` in
+        the outcome is the recipient's. ``applied`` False: a replay of ``key``, or the
+        recipient owns the item already (nothing is charged).
+
+        Raises `ItemNotFound`, `UserNotFound` (the recipient), `InvalidInput` (a gift to
+        oneself), `VipRequired` (a VIP-only item needs a VIP giver), `InsufficientBesitos`,
+        `IdempotencyConflict`."""
+        documents = self._stores.documents
+        if to_user_id == giver.user_id:
+            raise InvalidInput("to_user_id: a gift to oneself is a purchase")
+        item = documents.items.get(sku)
+        if item is None:
+            raise ItemNotFound(f"no item {sku!r}")
+        recipient = documents.users.get(to_user_id)
+        if recipient is None:
+            raise UserNotFound(to_user_id)
+        ledger_key = user_key(giver.user_id, key)
+        request = request_fingerprint(GIFT, 0, to_user_id, sku)
+        existing = documents.ledger.get(ledger_key)
+        if existing is not None:
+            if existing.request != request:
+                raise IdempotencyConflict(f"idempotency key {key!r} was used for another "
+                                          "request")
+            if existing.compensated:
+                raise IdempotencyConflict(f"the gift under key {key!r} failed and was "
+                                          "refunded; retry with a new key")
+            if sku not in recipient.inventory:  # a crash between the two writes
+                recipient = documents.users.add_to_inventory(to_user_id, sku)
+            return PurchaseOutcome(item, False, recipient, ledger_key)
+        if item.vip_only and not is_vip():
+            raise VipRequired(f"item {sku} is for VIP members")
+        if sku in recipient.inventory:
+            return PurchaseOutcome(item, False, recipient)
+        charge: BalanceChange | None = None
+        if item.price_besitos:
+            charge = documents.ledger.debit(giver.user_id, item.price_besitos, ledger_key,
+                                            f"{GIFT} to {to_user_id}", request)
+            if not charge.applied:
+                if documents.ledger.get(ledger_key) is not None:  # raced with itself
+                    return self.gift(giver, sku, to_user_id, key, is_vip)
+                raise InsufficientBesitos(
+                    f"{item.name} costs {item.price_besitos} besitos, {charge.balance} available"
+                )
+        try:
+            after = documents.users.add_to_inventory(to_user_id, sku)
+        except Exception:
+            if charge is not None:
+                self._besitos.compensate(giver.user_id, item.price_besitos, ledger_key, request)
             raise
         return PurchaseOutcome(item, True, after, ledger_key, charge)

@@ -37,8 +37,9 @@ class SubscriptionService:
         self._stores = stores
 
     def check_subscription_status(self, user_id: int) -> SubscriptionView:
-        """The user's plan now. Nothing needs to have marked a lapsed one expired."""
-        return subscription_view(self._stores.relational.subscriptions.current(user_id))
+        """The user's plan now: their latest subscription as of this moment (a lapsed one
+        reads expired whether or not anything marked it), or free when they never had one."""
+        return subscription_view(self._stores.relational.subscriptions.latest(user_id))
 
     def is_vip(self, user_id: int) -> bool:
         return is_vip_at(self._stores.relational.subscriptions.current(user_id), utcnow())

@@ -7,7 +7,8 @@ import structlog
 from yabot.domain.users import TelegramIdentity, UserChanges, UserDocument, UserProfile
 from yabot.errors import UserNotFound
 from yabot.services.subscriptions import SubscriptionService, subscription_view
-from yabot.sessions.messages import Preferences, UserState
+from yabot.sessions.messages import Preferences, SubscriptionView, UserState
+from yabot.stores.context import read_user_context
 from yabot.stores.handles import Stores
 
 log = structlog.get_logger("yabot.services.users")
@@ -62,18 +63,18 @@ class UserService:
         return profiles.get(document.user_id) or repaired
 
     def get_user_context(self, user_id: int) -> UserState:
-        """The merged state; `UserNotFound` when the user has no document."""
-        document = self.document(user_id)
-        return self.state_of(document)
+        """The merged state, read in one go (`read_user_context`); `UserNotFound` when the
+        user has no document. A profile missing after a crash is repaired here."""
+        context = read_user_context(self._stores, user_id)
+        if context.document is None:
+            raise UserNotFound(user_id)
+        profile = context.profile or self.ensure_profile(context.document)
+        return _state(context.document, profile, subscription_view(context.subscription))
 
     def state_of(self, document: UserDocument) -> UserState:
-        profile = self.ensure_profile(document)
-        return UserState(
-            document=document, profile=profile,
-            preferences=Preferences(language=document.language,
-                                    notifications=document.notifications),
-            subscription=self._subscriptions.check_subscription_status(document.user_id),
-        )
+        """The merged state around a document just read or written."""
+        return _state(document, self.ensure_profile(document),
+                      self._subscriptions.check_subscription_status(document.user_id))
 
     def update_user_state(self, user_id: int, changes: UserChanges) -> UserDocument:
         """Write ``changes`` to the user's document; `UserNotFound` if none."""
@@ -84,3 +85,13 @@ class UserService:
             language=preferences.language, notifications=preferences.notifications,
         ))
         return self.state_of(document)
+
+
+def _state(document: UserDocument, profile: UserProfile, subscription: SubscriptionView
+           ) -> UserState:
+    return UserState(
+        document=document, profile=profile,
+        preferences=Preferences(language=document.language,
+                                notifications=document.notifications),
+        subscription=subscription,
+    )

@@ -117,6 +117,16 @@ class ReactionReward(Message):
     balance: int
 
 
+class Gift(Message):
+    """Reply to `GiftItem`. ``applied`` is False when the key gifted before, or the recipient
+    owns the item already (nothing was charged); ``balance`` is the giver's."""
+
+    item: Item
+    to_user_id: UserId
+    applied: bool
+    balance: int
+
+
 class Welcome(Message):
     """Reply to `Start`."""
 
@@ -173,6 +183,17 @@ class BuyItem(Ask[Purchase]):
     `IdempotencyConflict` (the key bought a different item)."""
 
     sku: Sku
+    idempotency_key: LedgerKey
+
+
+class GiftItem(Ask[Gift]):
+    """Buy ``sku`` with the asker's besitos for ``to_user_id``'s inventory (added by issue 6;
+    a workflow of the coordinator). Raises `ItemNotFound`, `UserNotFound` (either user),
+    `InsufficientBesitos`, `VipRequired` (a VIP-only item needs a VIP giver),
+    `IdempotencyConflict`, `InvalidInput` (a gift to oneself)."""
+
+    sku: Sku
+    to_user_id: UserId
     idempotency_key: LedgerKey
 
 

@@ -10,7 +10,7 @@ import structlog
 
 from actors import Actor, Message
 from yabot.coordinator.client import Coordination, InlineCoordination
-from yabot.coordinator.messages import ProcessTransaction
+from yabot.coordinator.messages import ProcessTransaction, ProcessUserInteraction
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import UserDocument
 from yabot.events.counters import event_counters
@@ -25,7 +25,7 @@ from yabot.events.models import (
 from yabot.services.besitos import TransactionOutcome
 from yabot.services.narrative import CHOICE_COST, CHOICE_REWARD, NarrativeService
 from yabot.services.reactions import REACTION, ReactionService
-from yabot.services.shop import PURCHASE, ShopService
+from yabot.services.shop import GIFT, PURCHASE, ShopService
 from yabot.services.subscriptions import SubscriptionService
 from yabot.services.users import UserService
 from yabot.sessions.messages import (
@@ -37,6 +37,8 @@ from yabot.sessions.messages import (
     GetState,
     GetSubscription,
     GetWallet,
+    Gift,
+    GiftItem,
     Purchase,
     React,
     ReactionReward,
@@ -76,6 +78,13 @@ class Credited(Message):
     balance_after: int
     ledger_key: str
     reason: str
+
+
+class Gifted(Message):
+    """Told to a user's session when another user gave them an item."""
+
+    sku: str
+    from_user_id: int
 
 
 @dataclass
@@ -141,7 +150,10 @@ class UserSession(Actor):
             case Start():
                 return self._start(message)
             case GetState():
-                return self._users.state_of(self._document())
+                # The hot read: one unit of work (`read_user_context`), repairing the profile.
+                state = self._users.get_user_context(self.user_id)
+                self._profile_checked = True
+                return state
             case SetPreferences(preferences=preferences):
                 self._document()
                 state = self._users.set_preferences(self.user_id, preferences)
@@ -175,6 +187,15 @@ class UserSession(Actor):
                 return self._subscription()
             case ChangeSubscription():
                 return self._change_subscription(message)
+            case GiftItem():
+                return self._gift(message)
+            case Gifted(sku=sku, from_user_id=giver):
+                self._emit(lambda seq: UserInteraction(
+                    user_id=self.user_id, seq=seq, action="gift-received",
+                    details={"sku": sku, "from_user_id": str(giver)},
+                    correlation_id=_correlation_id(),
+                ))
+                return None
             case Credited():
                 self._emit(lambda seq: BesitosTransferred(
                     user_id=self.user_id, seq=seq, amount=message.amount,
@@ -240,6 +261,32 @@ class UserSession(Actor):
         return Purchase(item=outcome.item.in_(after.language), applied=outcome.applied,
                         balance=balance, inventory=after.inventory)
 
+    def _gift(self, message: GiftItem) -> Gift:
+        document = self._document()
+        outcome = self._services.coordination.process_user_interaction(ProcessUserInteraction(
+            user_id=self.user_id, action="gift", to_user_id=message.to_user_id,
+            sku=message.sku, idempotency_key=message.idempotency_key,
+        ))
+        if outcome.charged and outcome.ledger_key is not None:
+            self._besitos_event(-outcome.charged, outcome.balance, outcome.ledger_key, GIFT)
+        if outcome.applied:
+            self._emit(lambda seq: UserInteraction(
+                user_id=self.user_id, seq=seq, action="gift",
+                details={"sku": message.sku, "to_user_id": str(message.to_user_id)},
+                correlation_id=_correlation_id(),
+            ))
+            self._tell(message.to_user_id, Gifted(sku=message.sku, from_user_id=self.user_id))
+        return Gift(item=outcome.item.in_(document.language), to_user_id=message.to_user_id,
+                    applied=outcome.applied, balance=outcome.balance)
+
+    def _tell(self, user_id: int, message: Message) -> None:
+        """Tell another user's session; the change stands even if this fails."""
+        try:
+            self._services.notify(user_id, message)
+        except Exception:
+            log.exception("another user's session not told", to_user_id=user_id)
+            event_counters.incr("lost")
+
     def _transact(self, message: Transact) -> TransactionResult:
         self._document()
         request = ProcessTransaction(
@@ -262,14 +309,10 @@ class UserSession(Actor):
         self._besitos_event(signed, outcome.balance, outcome.ledger_key, outcome.kind)
         if (outcome.to_user_id is not None and outcome.credit_key is not None
                 and outcome.recipient_balance is not None):
-            try:
-                self._services.notify(outcome.to_user_id, Credited(
-                    amount=outcome.amount, balance_after=outcome.recipient_balance,
-                    ledger_key=outcome.credit_key, reason="transfer",
-                ))
-            except Exception:  # the transfer stands; only the recipient's event is missing
-                log.exception("recipient's session not told", to_user_id=outcome.to_user_id)
-                event_counters.incr("lost")
+            self._tell(outcome.to_user_id, Credited(
+                amount=outcome.amount, balance_after=outcome.recipient_balance,
+                ledger_key=outcome.credit_key, reason="transfer",
+            ))
 
     def _react(self, message: React) -> ReactionReward:
         outcome = self._services.reactions.react(self.user_id, message.chat_id,

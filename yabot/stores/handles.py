@@ -23,7 +23,7 @@ class RelationalRepositories:
     engine: Engine
     profiles: UserProfiles
     subscriptions: Subscriptions
-    guard: StoreGuard | None = None  # shared with the `sql` document backend
+    guard: StoreGuard  # shared with the `sql` document backend
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class DocumentRepositories:
     fragments: NarrativeFragments
     items: ItemCatalogue
     ledger: BesitosLedger
+    engine: Engine | None = None  # the SQL engine the `sql` backend keeps documents on
 
 
 class Stores:

@@ -20,6 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RangeNotAncestorError
 from pymongo.database import Database
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import make_url
@@ -67,7 +68,10 @@ def sql_pending(engine: Engine, to: str = "head") -> list[str]:
     target = scripts.get_revision(to)
     if target is None:
         return []
-    revisions = list(scripts.iterate_revisions(target.revision, current or "base"))
+    try:
+        revisions = list(scripts.iterate_revisions(target.revision, current or "base"))
+    except RangeNotAncestorError:  # ``to`` is below the current revision: nothing to apply
+        return []
     return [f"{rev.revision} {rev.doc}" for rev in reversed(revisions)]
 
 

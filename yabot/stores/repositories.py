@@ -108,6 +108,9 @@ class Subscriptions(Protocol):
     def current(self, user_id: int) -> Subscription | None:
         """The user's active subscription, or None."""
 
+    def latest(self, user_id: int) -> Subscription | None:
+        """The user's most recently started subscription, whatever its status, or None."""
+
     def set_status(self, subscription_id: int, status: SubscriptionStatus) -> Subscription | None:
         """Change a subscription's status; None if there is no such subscription."""
 

@@ -92,6 +92,50 @@ def constraint_error(error: sa_exc.IntegrityError) -> InvalidRecord:
     return InvalidRecord(CONSTRAINT_FIELDS.get(str(name), str(name)), f"violates {name}")
 
 
+# One-row reads, built once (building a statement per call costs more than running it on
+# SQLite) and shared by the repositories and `yabot.stores.context`.
+_PROFILE = select(user_profiles).where(user_profiles.c.user_id == bindparam("uid"))
+_DOCUMENT = select(user_documents.c.document, user_documents.c.besitos).where(
+    user_documents.c.user_id == bindparam("uid")
+)
+_CURRENT_SUBSCRIPTION = (
+    select(subscriptions)
+    .where(subscriptions.c.user_id == bindparam("uid"),
+           subscriptions.c.status == SubscriptionStatus.ACTIVE.value)
+    .order_by(subscriptions.c.id.desc()).limit(1)
+)
+# The newest subscription whatever its status: what a user's plan reads as now is decided at
+# access time (`yabot.services.subscriptions.subscription_view`), so an expired or cancelled
+# one shows as such instead of as no plan.
+_LATEST_SUBSCRIPTION = (
+    select(subscriptions)
+    .where(subscriptions.c.user_id == bindparam("uid"))
+    .order_by(subscriptions.c.id.desc()).limit(1)
+)
+
+
+def read_profile(conn: Connection, user_id: int) -> UserProfile | None:
+    row = conn.execute(_PROFILE, {"uid": user_id}).mappings().first()
+    return UserProfile.model_validate(dict(row)) if row is not None else None
+
+
+def read_document(conn: Connection, user_id: int) -> UserDocument | None:
+    row = conn.execute(_DOCUMENT, {"uid": user_id}).first()
+    if row is None:
+        return None
+    return UserDocument.model_validate({**row.document, "besitos": row.besitos})
+
+
+def read_current_subscription(conn: Connection, user_id: int) -> Subscription | None:
+    row = conn.execute(_CURRENT_SUBSCRIPTION, {"uid": user_id}).mappings().first()
+    return Subscription.model_validate(dict(row)) if row is not None else None
+
+
+def read_latest_subscription(conn: Connection, user_id: int) -> Subscription | None:
+    row = conn.execute(_LATEST_SUBSCRIPTION, {"uid": user_id}).mappings().first()
+    return Subscription.model_validate(dict(row)) if row is not None else None
+
+
 class SqlUserProfiles:
     """`UserProfiles` on the ``user_profiles`` table."""
 
@@ -99,13 +143,10 @@ class SqlUserProfiles:
         self._engine = engine
         self._guard = guard or sql_guard()
 
-    _get = select(user_profiles).where(user_profiles.c.user_id == bindparam("uid"))
-
     def get(self, user_id: int) -> UserProfile | None:
         def read() -> UserProfile | None:
             with self._engine.connect() as conn:
-                row = conn.execute(self._get, {"uid": user_id}).mappings().first()
-            return UserProfile.model_validate(dict(row)) if row is not None else None
+                return read_profile(conn, user_id)
 
         return self._guard.run(read, "get profile")
 
@@ -124,17 +165,10 @@ class SqlUserDocuments:
         self._engine = engine
         self._guard = guard or sql_guard()
 
-    _get = select(user_documents.c.document, user_documents.c.besitos).where(
-        user_documents.c.user_id == bindparam("uid")
-    )
-
     def get(self, user_id: int) -> UserDocument | None:
         def read() -> UserDocument | None:
             with self._engine.connect() as conn:
-                row = conn.execute(self._get, {"uid": user_id}).first()
-            if row is None:
-                return None
-            return UserDocument.model_validate({**row.document, "besitos": row.besitos})
+                return read_document(conn, user_id)
 
         return self._guard.run(read, "get user")
 
@@ -395,15 +429,15 @@ class SqlSubscriptions:
         return subscription.model_copy(update={"id": new_id,
                                                "status": SubscriptionStatus.ACTIVE})
 
-    _current = (
-        select(subscriptions)
-        .where(subscriptions.c.user_id == bindparam("uid"),
-               subscriptions.c.status == SubscriptionStatus.ACTIVE.value)
-        .order_by(subscriptions.c.id.desc()).limit(1)
-    )
-
     def current(self, user_id: int) -> Subscription | None:
-        found = self._read(self._current, "current subscription", {"uid": user_id})
+        def read() -> Subscription | None:
+            with self._engine.connect() as conn:
+                return read_current_subscription(conn, user_id)
+
+        return self._guard.run(read, "current subscription")
+
+    def latest(self, user_id: int) -> Subscription | None:
+        found = self._read(_LATEST_SUBSCRIPTION, "latest subscription", {"uid": user_id})
         return found[0] if found else None
 
     def history(self, user_id: int) -> list[Subscription]:
@@ -458,5 +492,5 @@ def sql_documents(engine: Engine, guard: StoreGuard | None = None) -> DocumentRe
     guard = guard or sql_guard()
     return DocumentRepositories(
         "sql", SqlUserDocuments(engine, guard), SqlNarrativeFragments(engine, guard),
-        SqlItemCatalogue(engine, guard), SqlBesitosLedger(engine, guard),
+        SqlItemCatalogue(engine, guard), SqlBesitosLedger(engine, guard), engine=engine,
     )

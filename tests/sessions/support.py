@@ -1,0 +1,48 @@
+"""Sessions of several users on one set of real stores, without the tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from actors import ask
+from actors.testkit import ActorTestKit
+from yabot.domain.users import TelegramIdentity
+from yabot.events.models import BaseEvent
+from yabot.sessions.messages import Start
+from yabot.sessions.session import SessionServices, UserSession
+from yabot.stores.handles import Stores
+
+ASK = 5.0
+
+
+class Sessions:
+    """Sessions of several users on one set of stores; every event lands in ``events``."""
+
+    def __init__(self, kit: ActorTestKit, stores: Stores) -> None:
+        self.kit = kit
+        self.stores = stores
+        self.events: list[BaseEvent] = []
+        self.refs: dict[int, pykka.ActorRef[Any]] = {}
+        self.services = SessionServices.build(stores, notify=self._tell)
+
+    def _tell(self, user_id: int, message: Any) -> None:
+        self.ref(user_id).tell(message)
+
+    def ref(self, user_id: int) -> pykka.ActorRef[Any]:
+        if user_id not in self.refs:
+            self.refs[user_id] = self.kit.spawn(lambda: UserSession(
+                user_id, self.services.users, self.events.append, self.services))
+        return self.refs[user_id]
+
+    def ask(self, user_id: int, message: Any) -> Any:
+        return ask(self.ref(user_id), message, timeout=ASK)
+
+    def of(self, user_id: int) -> list[BaseEvent]:
+        return [event for event in self.events if event.user_id == user_id]
+
+
+def start(sessions: Sessions, user_id: int, language: str = "en") -> None:
+    sessions.ask(user_id, Start(identity=TelegramIdentity(
+        user_id=user_id, first_name="Ana", language_code=language)))

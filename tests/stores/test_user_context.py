@@ -1,0 +1,85 @@
+"""`read_user_context`: one read of document + profile + active subscription, on every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event
+
+from tests.support.stores import DOCUMENT_BACKENDS, mongo_database, sql_engine
+from yabot.domain.subscriptions import Plan, Subscription
+from yabot.domain.users import UserDocument, UserProfile, utcnow
+from yabot.stores.context import read_user_context
+from yabot.stores.handles import RelationalRepositories, Stores
+from yabot.stores.mongo import ensure_indexes, mongo_documents
+from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents, sql_guard
+
+
+@pytest.fixture(params=DOCUMENT_BACKENDS)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    """Relational tables on SQL; documents on the same engine (sql) or on MongoDB."""
+    with ExitStack() as stack:
+        sql_kind = request.param if request.param in ("sqlite", "postgresql") else "sqlite"
+        engine = stack.enter_context(sql_engine(sql_kind, request, tmp_path))
+        guard = sql_guard()
+        stores = Stores()
+        stores.attach_relational(RelationalRepositories(
+            engine, SqlUserProfiles(engine, guard), SqlSubscriptions(engine, guard), guard))
+        if request.param in ("sqlite", "postgresql"):
+            stores.attach_documents(sql_documents(engine, guard))
+        else:
+            db = stack.enter_context(mongo_database(request.param))
+            ensure_indexes(db)
+            stores.attach_documents(mongo_documents(db))
+        yield stores
+
+
+def test_reads_every_part_of_a_user(stores: Stores) -> None:
+    now = utcnow()
+    document = UserDocument(user_id=5, language="es", besitos=12, inventory=("rose",))
+    profile = UserProfile(user_id=5, first_name="Ana")
+    stores.documents.users.create_if_absent(document)
+    stores.relational.profiles.create_if_absent(profile)
+    subscription = stores.relational.subscriptions.start(Subscription(
+        user_id=5, plan=Plan.VIP, starts_at=now, ends_at=now + timedelta(days=30)))
+
+    context = read_user_context(stores, 5)
+
+    assert context.document == document
+    assert context.profile == profile
+    assert context.subscription == subscription
+
+
+def test_a_user_with_only_a_document_reads_without_the_rest(stores: Stores) -> None:
+    document, _ = stores.documents.users.create_if_absent(UserDocument(user_id=6))
+
+    context = read_user_context(stores, 6)
+
+    assert context.document == document
+    assert (context.profile, context.subscription) == (None, None)
+
+
+def test_an_unknown_user_reads_as_nothing(stores: Stores) -> None:
+    context = read_user_context(stores, 404)
+
+    assert (context.document, context.profile, context.subscription) == (None, None, None)
+
+
+def test_the_relational_reads_share_one_connection(stores: Stores) -> None:
+    """The point of the reader (issue 4's benchmark): one pool checkout, not one per part."""
+    checkouts: list[object] = []
+
+    def on_checkout(dbapi_connection: object, *_: object) -> None:
+        checkouts.append(dbapi_connection)
+
+    engine = stores.relational.engine
+    event.listen(engine, "checkout", on_checkout)
+    try:
+        read_user_context(stores, 7)
+    finally:
+        event.remove(engine, "checkout", on_checkout)
+    assert len(checkouts) == 1

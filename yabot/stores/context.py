@@ -1,0 +1,45 @@
+"""Reading a user's whole context — document, profile, latest subscription — in one go.
+
+This is the read behind every session reply, so it is the hottest path to the stores. Through
+three repositories it cost three pool checkouts and three guarded calls (0.66 of the same reads
+written by hand on one connection). Here the relational reads share one connection, and when
+the documents live on the same SQL engine (the embedded default) the document read joins them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from yabot.domain.subscriptions import Subscription
+from yabot.domain.users import UserDocument, UserProfile
+from yabot.stores.handles import Stores
+from yabot.stores.sql import read_document, read_latest_subscription, read_profile
+
+
+@dataclass(frozen=True)
+class UserContext:
+    document: UserDocument | None
+    profile: UserProfile | None
+    # The newest one, whatever its status; `subscription_view` says what it means now.
+    subscription: Subscription | None
+
+
+def read_user_context(stores: Stores, user_id: int) -> UserContext:
+    """The user's context: one guarded unit on one SQL connection, plus the document read
+    from its own store when the documents are not on the SQL engine (MongoDB)."""
+    relational, documents = stores.relational, stores.documents
+    engine = relational.engine
+    same_engine = documents.engine is engine
+
+    def read() -> UserContext:
+        with engine.connect() as conn:
+            return UserContext(
+                document=read_document(conn, user_id) if same_engine else None,
+                profile=read_profile(conn, user_id),
+                subscription=read_latest_subscription(conn, user_id),
+            )
+
+    context = relational.guard.run(read, "read user context")
+    if same_engine:
+        return context
+    return UserContext(documents.users.get(user_id), context.profile, context.subscription)
