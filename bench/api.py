@@ -149,8 +149,8 @@ def _free_port() -> int:
 
 
 def _env(data_dir: Path, port: int, secret: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("API_", "JWT_", "YABOT_", "RATE_LIMIT_", "REDIS_", "DATABASE_",
+    env = {k: v for k, v in os.environ.items()  # API_THREADS passes: a knob to try
+           if k == "API_THREADS" or not k.startswith(("API_", "JWT_", "YABOT_", "RATE_LIMIT_", "REDIS_", "DATABASE_",
                                 "MONGODB_", "SQLITE_", "TELEGRAM_", "LOG_"))}
     env.update({
         "YABOT_ENV": "production", "YABOT_DATA_DIR": str(data_dir), "JWT_SECRET": secret,
