@@ -149,9 +149,10 @@ def _free_port() -> int:
 
 
 def _env(data_dir: Path, port: int, secret: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()  # API_THREADS passes: a knob to try
-           if k == "API_THREADS" or not k.startswith(("API_", "JWT_", "YABOT_", "RATE_LIMIT_", "REDIS_", "DATABASE_",
-                                "MONGODB_", "SQLITE_", "TELEGRAM_", "LOG_"))}
+    ours = ("API_", "JWT_", "YABOT_", "RATE_LIMIT_", "REDIS_", "DATABASE_", "MONGODB_",
+            "SQLITE_", "TELEGRAM_", "LOG_")
+    # API_THREADS passes through: a knob to try.
+    env = {k: v for k, v in os.environ.items() if k == "API_THREADS" or not k.startswith(ours)}
     env.update({
         "YABOT_ENV": "production", "YABOT_DATA_DIR": str(data_dir), "JWT_SECRET": secret,
         "API_HOST": "127.0.0.1", "API_PORT": str(port), "LOG_LEVEL": "WARNING",
