@@ -62,8 +62,8 @@ class Gunicorn:
                 with urllib.request.urlopen(self.base_url + "/healthz", timeout=1) as resp:  # noqa: S310
                     if resp.status == 200:
                         return
-            except (urllib.error.URLError, ConnectionError):
-                pass
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass  # not listening yet, or still in post_worker_init (the read timed out)
             time.sleep(0.1)
         raise RuntimeError(f"gunicorn did not answer /healthz in {START_TIMEOUT}s:\n{self.log()}")
 
