@@ -12,6 +12,7 @@ import sqlalchemy
 
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.processes import clean_env
+from yabot.runtime import Runtime
 from yabot.settings import Settings, load_settings
 
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
@@ -43,6 +44,13 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SettingsFa
 @pytest.fixture
 def settings(make_settings: SettingsFactory) -> Settings:
     return make_settings()
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """The whole application's actor tree on the default (embedded) settings."""
+    with Runtime(settings) as runtime:
+        yield runtime
 
 
 @pytest.fixture

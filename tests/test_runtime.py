@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from actors.testkit import Poison, crash, eventually
 from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
 from yabot.sessions.messages import GetState, Start
-from yabot.settings import Settings
-
-
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime(settings)
-    runtime.start()
-    try:
-        yield runtime
-    finally:
-        runtime.stop()
 
 
 def test_a_crashed_sql_store_restarts_with_the_document_store_and_sessions_keep_working(

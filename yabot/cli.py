@@ -48,11 +48,16 @@ def _run(_: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from yabot.api.auth import mint_token
+    from yabot.api.auth import SCOPES, mint_token
 
     settings = load_settings()
     scopes = [scope for group in args.scope for scope in group.split(",") if scope]
-    print(mint_token(settings, args.sub, scopes, args.ttl))
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        print(f"yabot token: unknown scope(s) {', '.join(unknown)}; "
+              f"known: {', '.join(SCOPES)}", file=sys.stderr)
+        return 2
+    print(mint_token(settings, args.sub, scopes, args.ttl, key_id=args.kid))
     return 0
 
 
@@ -129,8 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
     token = commands.add_parser("token", help="mint a JWT for an internal service")
     token.add_argument("--sub", required=True, help="the calling service's name")
-    token.add_argument("--scope", action="append", default=[], help="scope(s), repeatable")
+    token.add_argument("--scope", action="append", default=[],
+                       help="scope(s), repeatable or comma-separated: users:read, users:write, "
+                            "narrative:read, besitos:write, subscriptions:write")
     token.add_argument("--ttl", type=parse_duration, default=3600, help="lifetime, e.g. 1h")
+    token.add_argument("--kid", default=None,
+                       help="id of the signing key (default JWT_KEY_ID; JWT_PREVIOUS_KEY_ID "
+                            "signs with the previous key during a rotation)")
     token.set_defaults(handler=_token)
     migrate = commands.add_parser(
         "migrate", help="apply pending migrations to the SQL and MongoDB stores, then validate"

@@ -151,6 +151,15 @@ class Runtime:
     def running(self) -> bool:
         return self._root is not None and self._root.is_alive()
 
+    def __enter__(self) -> Runtime:
+        """``with Runtime(settings) as runtime:`` starts it and stops it however the block
+        ends (actor threads are not daemons: a runtime never stopped keeps the process)."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def _root_exited(self, exit_: ActorExit) -> None:
         if not exit_.failed:
             return

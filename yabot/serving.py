@@ -9,14 +9,19 @@ master. `config/gunicorn.conf.py` and `yabot run` both take their settings from
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
 
+from actors import metrics as actor_metrics
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.api.problems import PROBLEM_JSON
+from yabot.events.counters import event_counters
+from yabot.health import ComponentHealth, HealthStatus
 from yabot.logs import configure_logging
 from yabot.runtime import Runtime
 from yabot.settings import Settings, load_settings
@@ -29,18 +34,38 @@ _NOT_READY = b'{"type":"/problems/unavailable","title":"Service Unavailable","st
 
 
 class WorkerApp:
-    """The WSGI entry point. Answers 503 until the worker's runtime is bound."""
+    """The WSGI entry point. Answers 503 until the worker's runtime is bound.
+
+    ``draining`` is set at the start of shutdown (SIGTERM, before in-flight requests finish):
+    ``/readyz`` then fails while the requests already accepted complete.
+    """
 
     def __init__(self) -> None:
         self._app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None
         self.runtime: Runtime | None = None
+        self.draining = threading.Event()
+        #: Routes added to the API besides the runtime's (the benchmark's hello-world).
+        self.extra_routes: dict[str, object] = {}
 
     def bind(self, settings: Settings, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.draining.clear()
+        runtime.health.register("actors", lambda: _actor_tree_health(runtime))
         bridge = ApiBridge(runtime.sessions, settings.actors.ask_timeout)
-        self._app = create_app(settings, bridge, runtime.http_routes())
+        self._app = create_app(
+            settings, bridge, {**runtime.http_routes(), **self.extra_routes},
+            health=runtime.health, draining=self.draining,
+            metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text],
+        )
+
+    def begin_shutdown(self) -> None:
+        """Readiness fails from now on; requests keep being answered."""
+        if not self.draining.is_set():
+            self.draining.set()
+            log.info("shutting down: readiness fails, in-flight requests finish")
 
     def shutdown(self) -> None:
+        self.begin_shutdown()
         runtime, self.runtime, self._app = self.runtime, None, None
         if runtime is not None:
             runtime.stop()
@@ -53,7 +78,28 @@ class WorkerApp:
         return app(environ, start_response)
 
 
+def _actor_tree_health(runtime: Runtime) -> ComponentHealth:
+    if runtime.running:
+        return ComponentHealth(name="actors", status=HealthStatus.PASS,
+                               details={"sessions": len(runtime.sessions)})
+    return ComponentHealth(name="actors", status=HealthStatus.FAIL,
+                           output="the actor tree is not running")
+
+
 application = WorkerApp()
+
+
+def drain_on(signum: int, app: WorkerApp) -> Callable[[int, Any], None]:
+    """A handler for ``signum`` that starts draining ``app``, then runs the handler gunicorn
+    installed (which stops accepting and lets in-flight requests finish)."""
+    previous = signal.getsignal(signum)
+
+    def handler(received: int, frame: Any) -> None:
+        app.begin_shutdown()
+        if callable(previous):
+            previous(received, frame)
+
+    return handler
 
 
 def post_worker_init(worker: Any) -> None:
@@ -62,6 +108,8 @@ def post_worker_init(worker: Any) -> None:
     runtime = Runtime(settings, on_fatal=lambda: setattr(worker, "alive", False))
     runtime.start()
     application.bind(settings, runtime)
+    # gunicorn installed its own handlers in init_signals, before this hook runs.
+    signal.signal(signal.SIGTERM, drain_on(signal.SIGTERM, application))
     log.info("worker ready", pid=os.getpid(), bind=f"{settings.api.host}:{settings.api.port}")
 
 

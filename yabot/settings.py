@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FilePath,
     SecretStr,
     ValidationError,
     field_validator,
@@ -110,21 +111,79 @@ class ApiSettings(BaseSettings):
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     threads: Annotated[int, Field(ge=1, le=256)] = 8
     graceful_timeout: Annotated[int, Field(ge=1, le=3600)] = 20
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 64 * 1024
+
+
+class JwtAlgorithm(StrEnum):
+    """Pinned per deployment: HMAC and asymmetric algorithms are never accepted together."""
+
+    HS256 = "HS256"
+    EDDSA = "EdDSA"
+    RS256 = "RS256"
 
 
 class JwtSettings(BaseSettings):
+    """Service tokens. HS256 uses ``JWT_SECRET``; EdDSA/RS256 use PEM key files. During a key
+    rotation the previous key stays valid under its own ``kid``."""
+
     model_config = _config("JWT_")
 
+    algorithm: JwtAlgorithm = JwtAlgorithm.HS256
     secret: SecretStr | None = None
+    key_id: Annotated[str, Field(min_length=1, max_length=64)] = "k1"
+    public_key_file: FilePath | None = None
+    private_key_file: FilePath | None = None
+    previous_key_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    previous_secret: SecretStr | None = None
+    previous_public_key_file: FilePath | None = None
     issuer: str = "yabot"
     audience: str = "yabot-api"
     leeway_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
 
-    @field_validator("secret")
+    @field_validator("secret", "previous_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_JWT_SECRET_BYTES} bytes long")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_match_algorithm(self) -> JwtSettings:
+        hmac = self.algorithm is JwtAlgorithm.HS256
+        if hmac and (self.public_key_file or self.private_key_file
+                     or self.previous_public_key_file):
+            raise ValueError("JWT_*_KEY_FILE are for EdDSA/RS256; HS256 uses JWT_SECRET")
+        if not hmac and (self.secret is not None or self.previous_secret is not None):
+            raise ValueError(f"JWT_SECRET is for HS256; {self.algorithm} uses JWT_*_KEY_FILE")
+        if not hmac and self.public_key_file is None:
+            raise ValueError(f"JWT_PUBLIC_KEY_FILE is required with JWT_ALGORITHM={self.algorithm}")
+        previous = self.previous_secret or self.previous_public_key_file
+        if (self.previous_key_id is None) != (previous is None):
+            raise ValueError("JWT_PREVIOUS_KEY_ID and the previous key are set together")
+        if self.previous_key_id is not None and self.previous_key_id == self.key_id:
+            raise ValueError("JWT_PREVIOUS_KEY_ID must differ from JWT_KEY_ID")
+        return self
+
+
+class RateLimitSettings(BaseSettings):
+    """Requests per token subject (`limits` notation, e.g. ``600/minute;50/second``). Counted
+    in memory per process, or in Redis (``REDIS_URL``) across processes."""
+
+    model_config = _config("RATE_LIMIT_")
+
+    enabled: bool = True
+    per_subject: str = "1200/minute;100/second"
+    key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "yabot:ratelimit"
+
+    @field_validator("per_subject")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError("not a rate limit such as 600/minute;50/second") from exc
         return value
 
 
@@ -235,13 +294,15 @@ class Settings(BaseModel):
     bot: BotSettings
     actors: ActorSettings
     events: EventSettings = Field(default_factory=EventSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     besitos: BesitosSettings = Field(default_factory=BesitosSettings)
     story: StorySettings = Field(default_factory=StorySettings)
 
     _SECTIONS: ClassVar[dict[str, type[BaseSettings]]] = {
         "app": AppSettings, "mongo": MongoSettings, "sql": SqlSettings, "redis": RedisSettings,
         "api": ApiSettings, "jwt": JwtSettings, "bot": BotSettings, "actors": ActorSettings,
-        "events": EventSettings, "besitos": BesitosSettings, "story": StorySettings,
+        "events": EventSettings, "rate_limit": RateLimitSettings, "besitos": BesitosSettings,
+        "story": StorySettings,
     }
 
     @property
@@ -296,7 +357,8 @@ def load_settings(**overrides: Any) -> Settings:
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     settings = Settings(**sections)
-    if settings.is_production and settings.jwt.secret is None:
+    if (settings.is_production and settings.jwt.algorithm is JwtAlgorithm.HS256
+            and settings.jwt.secret is None):
         raise ConfigError(
             "invalid configuration:\n  JWT_SECRET: required when YABOT_ENV=production"
         )
@@ -306,6 +368,8 @@ def load_settings(**overrides: Any) -> Settings:
 def _shown(error: Any) -> str:
     """The offending input, unless the field holds a secret."""
     loc = " ".join(str(part) for part in error.get("loc", ()))
+    if not loc:  # a rule across fields (a model validator): its input holds every field
+        return "a combination of values that is not shown"
     if any(word in loc for word in ("secret", "token", "uri", "url")):
         return "a value that is not shown"
     return repr(error.get("input"))

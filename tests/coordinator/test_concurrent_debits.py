@@ -53,12 +53,8 @@ def runtime(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> A
                         "(mongomock's conditional update is not atomic across threads)")
         settings = make_settings(MONGODB_URI=uri,
                                  MONGODB_DATABASE=f"yabot_race_{uuid.uuid4().hex[:8]}")
-    runtime = Runtime(settings)
-    runtime.start()
-    try:
+    with Runtime(settings) as runtime:
         yield runtime
-    finally:
-        runtime.stop()
 
 
 def debit_all(runtime: Runtime) -> tuple[Counter[str], list[int]]:

@@ -14,19 +14,8 @@ from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
 from yabot.seed import load_seed
 from yabot.sessions.messages import Start
-from yabot.settings import Settings
 
 ASK = 5.0
-
-
-@pytest.fixture
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    runtime = Runtime(settings)
-    runtime.start()
-    try:
-        yield runtime
-    finally:
-        runtime.stop()
 
 
 def start_user(runtime: Runtime, user_id: int, language: str = "en") -> None:

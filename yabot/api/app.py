@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import falcon
 import structlog
 
 from yabot.api.auth import RequireToken, TokenVerifier
+from yabot.api.bodies import BodyLimits
 from yabot.api.bridge import ApiBridge
-from yabot.api.problems import handle_error, serialize_problem
-from yabot.api.resources import Liveness, UserStateResource
+from yabot.api.health import HEALTH_JSON, Readiness
+from yabot.api.metrics import HttpMetrics, MeasureRequests, MetricsResource
+from yabot.api.openapi import OpenApiResource
+from yabot.api.problems import PROBLEM_JSON, handle_error, serialize_problem
+from yabot.api.ratelimit import RateLimit
+from yabot.api.resources import (
+    BesitosResource,
+    FragmentResource,
+    Liveness,
+    PreferencesResource,
+    SubscriptionResource,
+    UserStateResource,
+)
+from yabot.health import HealthRegistry
 from yabot.logs import bind_correlation_id
 from yabot.settings import Settings
 
@@ -45,16 +59,46 @@ class RequestContext:
 
 
 def create_app(
-    settings: Settings, bridge: ApiBridge, extra_routes: Mapping[str, object] | None = None
+    settings: Settings,
+    bridge: ApiBridge,
+    extra_routes: Mapping[str, object] | None = None,
+    *,
+    health: HealthRegistry | None = None,
+    draining: threading.Event | None = None,
+    metrics: HttpMetrics | None = None,
+    metrics_sources: Sequence[Callable[[], str]] = (),
 ) -> falcon.App[Any, Any]:
-    """The API; ``extra_routes`` are resources other parts add (the Telegram webhook)."""
-    middleware: list[Any] = [RequestContext(), RequireToken(TokenVerifier(settings))]
-    app: falcon.App[Any, Any] = falcon.App(middleware=middleware)
+    """The API; ``extra_routes`` are resources other parts add (the Telegram webhook).
+
+    ``health`` feeds ``/readyz`` (no checks: ready), ``draining`` makes it fail (set at the
+    start of shutdown), ``metrics_sources`` add Prometheus text to ``/metrics`` after the
+    HTTP metrics (the actors' and the events' counters).
+    """
+    http_metrics = metrics or HttpMetrics()
+    middleware: list[Any] = [
+        RequestContext(),
+        MeasureRequests(http_metrics),
+        RequireToken(TokenVerifier(settings)),
+        RateLimit(settings) if settings.rate_limit.enabled else None,
+        BodyLimits(settings.api.max_body_bytes),
+    ]
+    app: falcon.App[Any, Any] = falcon.App(middleware=[m for m in middleware if m is not None])
     app.resp_options.xml_error_serialization = False
+    json_handler = falcon.media.JSONHandler()
+    app.resp_options.media_handlers[HEALTH_JSON] = json_handler
+    app.resp_options.media_handlers[PROBLEM_JSON] = json_handler
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_error)
+    registry = health or HealthRegistry()
     app.add_route("/healthz", Liveness())
+    app.add_route("/readyz", Readiness(registry.check_all, draining or threading.Event()))
+    app.add_route("/metrics", MetricsResource([http_metrics.prometheus_text, *metrics_sources]))
+    app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/user/{user_id}/state", UserStateResource(bridge))
+    app.add_route("/user/{user_id}/preferences", PreferencesResource(bridge))
+    app.add_route("/user/{user_id}/besitos", BesitosResource(bridge))
+    app.add_route("/user/{user_id}/subscription", SubscriptionResource(bridge))
+    app.add_route("/narrative/{fragment_id}", FragmentResource(bridge))
     for path, resource in (extra_routes or {}).items():
         app.add_route(path, resource)
     return app

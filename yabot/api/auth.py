@@ -1,38 +1,123 @@
-"""Service authentication: JWTs signed with HS256, verified with every claim required."""
+"""Service authentication: JWTs with a pinned algorithm, every claim required, scopes per route.
+
+One algorithm per deployment (``JWT_ALGORITHM``): HS256 with a shared secret (the default), or
+EdDSA / RS256 with PEM key files. The token's own header never chooses the algorithm, and HMAC
+and asymmetric algorithms are never accepted together (that mix is what lets a public key be
+used as an HMAC secret). The header's ``kid`` picks the key: during a rotation the previous key
+stays valid under its own id; an unknown ``kid`` is refused.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import falcon
 import jwt
 
-from yabot.errors import Unauthorized
-from yabot.settings import Settings
+from yabot.errors import ConfigError, Forbidden, Unauthorized
+from yabot.settings import JwtAlgorithm, Settings
 
-ALGORITHM = "HS256"  # pinned: the token's own header never chooses the algorithm
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+
+#: Every scope a route may require (documented in the README and the OpenAPI document).
+SCOPES: Mapping[str, str] = {
+    "users:read": "read a user's state and subscription",
+    "users:write": "change a user's preferences",
+    "narrative:read": "read story fragments as a user sees them",
+    "besitos:write": "earn, spend and transfer besitos",
+    "subscriptions:write": "start or cancel a user's subscription",
+}
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """The keys of one deployment by ``kid``: what verifies tokens and what signs them."""
+
+    algorithm: JwtAlgorithm
+    current_kid: str
+    verifying: Mapping[str, str | bytes]
+    signing: Mapping[str, str | bytes]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeySet:
+        conf = settings.jwt
+        verifying: dict[str, str | bytes] = {}
+        signing: dict[str, str | bytes] = {}
+        if conf.algorithm is JwtAlgorithm.HS256:
+            verifying[conf.key_id] = signing[conf.key_id] = settings.jwt_secret()
+            if conf.previous_key_id is not None and conf.previous_secret is not None:
+                previous = conf.previous_secret.get_secret_value()
+                verifying[conf.previous_key_id] = signing[conf.previous_key_id] = previous
+        else:
+            assert conf.public_key_file is not None  # the settings validator requires it
+            verifying[conf.key_id] = _read_key(conf.public_key_file)
+            if conf.private_key_file is not None:
+                signing[conf.key_id] = _read_key(conf.private_key_file)
+            if conf.previous_key_id is not None and conf.previous_public_key_file is not None:
+                verifying[conf.previous_key_id] = _read_key(conf.previous_public_key_file)
+        return cls(conf.algorithm, conf.key_id, verifying, signing)
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read JWT key file {path}: {exc.strerror}") from exc
 
 
 class TokenVerifier:
-    """Checks bearer tokens against the settings' secret, issuer and audience."""
+    """Checks bearer tokens against the deployment's keys, issuer and audience.
 
-    def __init__(self, settings: Settings) -> None:
-        self._secret = settings.jwt_secret()
+    A token that verified is remembered (up to ``CACHE_SIZE`` tokens) until its ``exp``, so a
+    service calling many times with one token pays for the signature check once. Only valid
+    tokens are remembered; a remembered token is still refused once it expires.
+    """
+
+    CACHE_SIZE = 4096
+
+    def __init__(self, settings: Settings, keys: KeySet | None = None) -> None:
+        self._keys = keys or KeySet.from_settings(settings)
         self._issuer = settings.jwt.issuer
         self._audience = settings.jwt.audience
         self._leeway = settings.jwt.leeway_seconds
         self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
+        self._verified: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims; `Unauthorized` (without the token in the message) otherwise."""
+        """The token's claims; `Unauthorized` (never quoting the token) otherwise."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() <= cached["exp"] + self._leeway:
+                return cached
+            raise Unauthorized("token expired")
+        claims = self._verify(token)
+        if isinstance(claims["exp"], int | float):
+            with self._lock:
+                if len(self._verified) >= self.CACHE_SIZE:
+                    self._verified.clear()
+                self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
-            return self._jwt.decode(
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"invalid token: {type(exc).__name__}") from exc
+        kid = header.get("kid", self._keys.current_kid)
+        key = self._keys.verifying.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthorized("invalid token: unknown key id")
+        try:
+            claims: dict[str, Any] = self._jwt.decode(
                 token,
-                self._secret,
-                algorithms=[ALGORITHM],
+                key,
+                algorithms=[self._keys.algorithm.value],
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
@@ -42,12 +127,32 @@ class TokenVerifier:
             raise Unauthorized("token expired") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"invalid token: {type(exc).__name__}") from exc
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise Unauthorized("invalid token: sub must be a non-empty string")
+        return claims
+
+
+def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """The ``scope`` claim (space-separated, as in RFC 8693) as a set."""
+    scope = claims.get("scope")
+    return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
 
 
 def mint_token(
-    settings: Settings, subject: str, scopes: Sequence[str] = (), ttl_seconds: int = 3600
+    settings: Settings,
+    subject: str,
+    scopes: Sequence[str] = (),
+    ttl_seconds: int = 3600,
+    key_id: str | None = None,
 ) -> str:
-    """A token for the service ``subject``, valid ``ttl_seconds``."""
+    """A token for the service ``subject``, valid ``ttl_seconds``, signed with the key
+    ``key_id`` (default: the current key, ``JWT_KEY_ID``)."""
+    keys = KeySet.from_settings(settings)
+    kid = key_id or keys.current_kid
+    key = keys.signing.get(kid)
+    if key is None:
+        known = ", ".join(sorted(keys.signing)) or "none (set JWT_PRIVATE_KEY_FILE)"
+        raise ConfigError(f"no signing key with id {kid!r}; signing keys: {known}")
     now = int(time.time())
     claims = {
         "iss": settings.jwt.issuer,
@@ -57,11 +162,12 @@ def mint_token(
         "exp": now + ttl_seconds,
         "scope": " ".join(scopes),
     }
-    return jwt.encode(claims, settings.jwt_secret(), algorithm=ALGORITHM)
+    return jwt.encode(claims, key, algorithm=keys.algorithm.value, headers={"kid": kid})
 
 
 class RequireToken:
-    """Middleware: every resource needs a valid bearer token unless it sets ``public = True``.
+    """Middleware: every resource needs a valid bearer token unless it sets ``public = True``,
+    and the scope its ``scopes`` mapping names for the request's method.
 
     Runs in ``process_resource`` (after routing) so unknown routes still answer 404/405.
     """
@@ -75,6 +181,11 @@ class RequireToken:
         if resource is None or getattr(resource, "public", False):
             return
         scheme, _, token = (req.auth or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a bearer token is required")
-        req.context.claims = self._verifier.verify(token.strip())
+        claims = self._verifier.verify(token.strip())
+        req.context.claims = claims
+        req.context.subject = claims["sub"]
+        required: str | None = getattr(resource, "scopes", {}).get(req.method)
+        if required is not None and required not in token_scopes(claims):
+            raise Forbidden(f"this operation needs the scope {required}")

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from actors import KeyedActors
+from actors import Ask, KeyedActors
 from yabot.sessions.messages import GetState, UserState
+
+R = TypeVar("R")
 
 
 class ApiBridge:
     """Turns API calls into asks on the user's session actor, with the configured timeout.
 
     Going through the session keeps API changes and bot interactions of one user in one order.
+    Errors come back as raised by the session (`yabot.errors`), or `AskTimeout`, `ActorDead`,
+    `Overloaded` from the runtime; `yabot.api.problems` maps them all to HTTP.
     """
 
     def __init__(self, sessions: KeyedActors[int, Any], ask_timeout: float) -> None:
         self._sessions = sessions
         self._timeout = ask_timeout
 
+    def ask(self, user_id: int, message: Ask[R]) -> R:
+        """One ask on ``user_id``'s session."""
+        return self._sessions.ask(user_id, message, timeout=self._timeout)
+
     def user_state(self, user_id: int) -> UserState:
-        return self._sessions.ask(user_id, GetState(), timeout=self._timeout)
+        return self.ask(user_id, GetState())

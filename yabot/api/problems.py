@@ -8,7 +8,7 @@ from typing import Any
 import falcon
 import structlog
 
-from actors import ActorDead, AskTimeout
+from actors import ActorDead, AskTimeout, Overloaded
 from yabot import errors
 
 log = structlog.get_logger("yabot.api")
@@ -18,22 +18,30 @@ PROBLEM_JSON = "application/problem+json"
 # Most specific first: the first matching class wins.
 STATUS_BY_ERROR: tuple[tuple[type[Exception], str, str], ...] = (
     (errors.NotFound, falcon.HTTP_404, "Not Found"),
+    (errors.PayloadTooLarge, falcon.HTTP_413, "Content Too Large"),
+    (errors.LengthRequired, falcon.HTTP_411, "Length Required"),
+    (errors.UnsupportedMediaType, falcon.HTTP_415, "Unsupported Media Type"),
     (errors.InvalidInput, falcon.HTTP_400, "Bad Request"),
     (errors.Unauthorized, falcon.HTTP_401, "Unauthorized"),
     (errors.Forbidden, falcon.HTTP_403, "Forbidden"),
     (errors.Conflict, falcon.HTTP_409, "Conflict"),
+    (errors.RateLimited, falcon.HTTP_429, "Too Many Requests"),
     (errors.Unavailable, falcon.HTTP_503, "Service Unavailable"),
     (errors.TimedOut, falcon.HTTP_504, "Gateway Timeout"),
     (AskTimeout, falcon.HTTP_504, "Gateway Timeout"),
     (ActorDead, falcon.HTTP_503, "Service Unavailable"),
+    (Overloaded, falcon.HTTP_503, "Service Unavailable"),
 )
 
 
 class Problem(falcon.HTTPError):
     """An HTTP error that carries our problem code (the last segment of the ``type`` URI)."""
 
-    def __init__(self, status: str, title: str, problem_code: str, detail: str | None) -> None:
-        super().__init__(status, title=title, description=detail)
+    def __init__(
+        self, status: str, title: str, problem_code: str, detail: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, title=title, description=detail, headers=headers)
         self.problem_code = problem_code
 
 
@@ -42,9 +50,20 @@ def to_http_error(error: Exception) -> Problem:
     for error_type, status, title in STATUS_BY_ERROR:
         if isinstance(error, error_type):
             if isinstance(error, errors.YabotError):
-                return Problem(status, title, error.code, str(error))
-            return Problem(status, title, _actor_code(error), None)
+                return Problem(status, title, error.code, str(error), _headers(error))
+            return Problem(status, title, _actor_code(error), None, {"Retry-After": "1"}
+                           if isinstance(error, Overloaded | ActorDead) else None)
     return Problem(falcon.HTTP_500, "Internal Server Error", "internal", None)
+
+
+def _headers(error: errors.YabotError) -> dict[str, str] | None:
+    if isinstance(error, errors.RateLimited):
+        return {"Retry-After": str(error.retry_after)}
+    if isinstance(error, errors.Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="yabot"'}
+    if isinstance(error, errors.Unavailable):
+        return {"Retry-After": "1"}
+    return None
 
 
 def _actor_code(error: Exception) -> str:

@@ -1,18 +1,53 @@
-"""HTTP resources: each turns a request into one ask and the reply into JSON."""
+"""HTTP resources: each turns a request into one ask on the user's session and the reply into
+JSON. ``scopes`` names the token scope each method needs (checked by `RequireToken`)."""
 
 from __future__ import annotations
 
+import re
+from typing import ClassVar
+
 import falcon
+from pydantic import TypeAdapter, ValidationError
 
 from yabot.api.bridge import ApiBridge
+from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody, parse_body
+from yabot.domain.narrative import FragmentId
 from yabot.errors import InvalidInput
+from yabot.sessions.messages import (
+    ChangeSubscription,
+    GetSubscription,
+    Preferences,
+    SetPreferences,
+    ShowFragment,
+    Transact,
+)
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, as LedgerKey allows
+_FRAGMENT_ID: TypeAdapter[str] = TypeAdapter(FragmentId)
 
 
-def parse_user_id(raw: str) -> int:
-    """A Telegram user id from a path segment, or `InvalidInput`."""
-    if not raw.isdigit() or not 0 < int(raw) < 2**53:
-        raise InvalidInput(f"user id must be a positive integer, got {raw[:32]!r}")
+def parse_user_id(raw: str | None, name: str = "user id") -> int:
+    """A Telegram user id from a path segment or query value, or `InvalidInput`."""
+    if raw is None or raw == "":
+        raise InvalidInput(f"{name} is required")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 16 or not 0 < int(raw) < 2**53:
+        raise InvalidInput(f"{name} must be a positive integer below 2^53")
     return int(raw)
+
+
+def parse_fragment_id(raw: str) -> str:
+    try:
+        return _FRAGMENT_ID.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "fragment id must be 1-128 of a-z 0-9 _ . - starting with a letter or digit"
+        ) from exc
+
+
+def read_body(req: falcon.Request) -> bytes:
+    """The body, at most ``Content-Length`` bytes (`BodyLimits` has checked the length)."""
+    return req.bounded_stream.read()
 
 
 class Liveness:
@@ -21,11 +56,14 @@ class Liveness:
     public = True
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = "application/health+json"
         resp.media = {"status": "pass"}
 
 
 class UserStateResource:
-    """``GET /user/{user_id}/state``: the user's merged state."""
+    """``GET /user/{user_id}/state``: the user's merged state (`GetState`)."""
+
+    scopes: ClassVar[dict[str, str]] = {"GET": "users:read"}
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
@@ -33,3 +71,83 @@ class UserStateResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         state = self._bridge.user_state(parse_user_id(user_id))
         resp.media = state.model_dump(mode="json")
+
+
+class PreferencesResource:
+    """``PUT /user/{user_id}/preferences``: replace all of the user's preferences
+    (`SetPreferences`); answers the preferences now in force."""
+
+    scopes: ClassVar[dict[str, str]] = {"PUT": "users:write"}
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        body = parse_body(PreferencesBody, read_body(req))
+        preferences = Preferences(language=body.language, notifications=body.notifications)
+        state = self._bridge.ask(uid, SetPreferences(preferences=preferences))
+        resp.media = state.preferences.model_dump(mode="json")
+
+
+class FragmentResource:
+    """``GET /narrative/{fragment_id}?user_id=``: the fragment as that user sees it
+    (`ShowFragment`); a VIP fragment for a user without VIP is 403 ``vip-required``."""
+
+    scopes: ClassVar[dict[str, str]] = {"GET": "narrative:read"}
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, fragment_id: str) -> None:
+        fragment = parse_fragment_id(fragment_id)
+        uid = parse_user_id(req.get_param("user_id"), "query parameter user_id")
+        view = self._bridge.ask(uid, ShowFragment(fragment_id=fragment))
+        resp.media = view.model_dump(mode="json")
+
+
+class BesitosResource:
+    """``POST /user/{user_id}/besitos``: earn, spend or transfer (`Transact`) under the
+    request's ``Idempotency-Key``. Repeating a request with its key changes nothing and
+    answers ``applied: false``; the same key with a different body is 409."""
+
+    scopes: ClassVar[dict[str, str]] = {"POST": "besitos:write"}
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        key = req.get_header(IDEMPOTENCY_KEY)
+        if key is None or not _IDEMPOTENCY_KEY.match(key):
+            raise InvalidInput(
+                f"the {IDEMPOTENCY_KEY} header is required: 1-128 visible ASCII characters"
+            )
+        body = parse_body(TransactionBody, read_body(req))
+        result = self._bridge.ask(uid, Transact(
+            kind=body.kind, amount=body.amount, idempotency_key=key,
+            to_user_id=body.to_user_id, reason=body.reason,
+        ))
+        resp.media = result.model_dump(mode="json")
+
+
+class SubscriptionResource:
+    """``GET /user/{user_id}/subscription`` (`GetSubscription`) and ``PUT`` to start or cancel
+    a plan (`ChangeSubscription`)."""
+
+    scopes: ClassVar[dict[str, str]] = {"GET": "users:read", "PUT": "subscriptions:write"}
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        view = self._bridge.ask(parse_user_id(user_id), GetSubscription())
+        resp.media = view.model_dump(mode="json")
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        body = parse_body(SubscriptionBody, read_body(req))
+        view = self._bridge.ask(
+            uid, ChangeSubscription(plan=body.plan, status=body.status, ends_at=body.ends_at)
+        )
+        resp.media = view.model_dump(mode="json")

@@ -50,44 +50,9 @@ class ShopService:
 
         ``applied`` is False for a replay of ``key`` and for an item the user owns already
         (nothing is charged)."""
-        documents = self._stores.documents
-        item = documents.items.get(sku)
-        if item is None:
-            raise ItemNotFound(f"no item {sku!r}")
-        user_id = document.user_id
-        ledger_key = user_key(user_id, key)
-        request = request_fingerprint(PURCHASE, 0, None, sku)
-        existing = documents.ledger.get(ledger_key)
-        if existing is not None:
-            if existing.request != request:
-                raise IdempotencyConflict(f"idempotency key {key!r} bought something else")
-            if existing.compensated:
-                raise IdempotencyConflict(f"the purchase under key {key!r} failed and was "
-                                          "refunded; retry with a new key")
-            if sku not in document.inventory:
-                document = documents.users.add_to_inventory(user_id, sku)
-            return PurchaseOutcome(item, False, document, ledger_key)
-        if item.vip_only and not is_vip():
-            raise VipRequired(f"item {sku} is for VIP members")
-        if sku in document.inventory:
-            return PurchaseOutcome(item, False, document)
-        charge: BalanceChange | None = None
-        if item.price_besitos:
-            charge = documents.ledger.debit(user_id, item.price_besitos, ledger_key, PURCHASE,
-                                            request)
-            if not charge.applied:
-                if documents.ledger.get(ledger_key) is not None:  # raced with itself
-                    return self.buy(document, sku, key, is_vip)
-                raise InsufficientBesitos(
-                    f"{item.name} costs {item.price_besitos} besitos, {charge.balance} available"
-                )
-        try:
-            after = documents.users.add_to_inventory(user_id, sku)
-        except Exception:
-            if charge is not None:
-                self._besitos.compensate(user_id, item.price_besitos, ledger_key, request)
-            raise
-        return PurchaseOutcome(item, True, after, ledger_key, charge)
+        item = self._item(sku)
+        return self._deliver(document.user_id, document, item, key, is_vip,
+                             request_fingerprint(PURCHASE, 0, None, sku), PURCHASE)
 
     def gift(self, giver: UserDocument, sku: str, to_user_id: int, key: str,
              is_vip: Callable[[], bool]) -> PurchaseOutcome:
@@ -99,27 +64,39 @@ class ShopService:
         Raises `ItemNotFound`, `UserNotFound` (the recipient), `InvalidInput` (a gift to
         oneself), `VipRequired` (a VIP-only item needs a VIP giver), `InsufficientBesitos`,
         `IdempotencyConflict`."""
-        documents = self._stores.documents
         if to_user_id == giver.user_id:
             raise InvalidInput("to_user_id: a gift to oneself is a purchase")
-        item = documents.items.get(sku)
-        if item is None:
-            raise ItemNotFound(f"no item {sku!r}")
-        recipient = documents.users.get(to_user_id)
+        item = self._item(sku)
+        recipient = self._stores.documents.users.get(to_user_id)
         if recipient is None:
             raise UserNotFound(to_user_id)
-        ledger_key = user_key(giver.user_id, key)
-        request = request_fingerprint(GIFT, 0, to_user_id, sku)
+        return self._deliver(giver.user_id, recipient, item, key, is_vip,
+                             request_fingerprint(GIFT, 0, to_user_id, sku),
+                             f"{GIFT} to {to_user_id}")
+
+    def _item(self, sku: str) -> Item:
+        item = self._stores.documents.items.get(sku)
+        if item is None:
+            raise ItemNotFound(f"no item {sku!r}")
+        return item
+
+    def _deliver(self, payer_id: int, recipient: UserDocument, item: Item, key: str,
+                 is_vip: Callable[[], bool], request: str, reason: str) -> PurchaseOutcome:
+        """``payer_id`` pays for ``item`` under ``key``; it goes into ``recipient``'s
+        inventory (a purchase: the payer is the recipient)."""
+        documents = self._stores.documents
+        sku = item.sku
+        ledger_key = user_key(payer_id, key)
         existing = documents.ledger.get(ledger_key)
         if existing is not None:
             if existing.request != request:
                 raise IdempotencyConflict(f"idempotency key {key!r} was used for another "
                                           "request")
             if existing.compensated:
-                raise IdempotencyConflict(f"the gift under key {key!r} failed and was "
+                raise IdempotencyConflict(f"the {reason} under key {key!r} failed and was "
                                           "refunded; retry with a new key")
             if sku not in recipient.inventory:  # a crash between the two writes
-                recipient = documents.users.add_to_inventory(to_user_id, sku)
+                recipient = documents.users.add_to_inventory(recipient.user_id, sku)
             return PurchaseOutcome(item, False, recipient, ledger_key)
         if item.vip_only and not is_vip():
             raise VipRequired(f"item {sku} is for VIP members")
@@ -127,18 +104,19 @@ class ShopService:
             return PurchaseOutcome(item, False, recipient)
         charge: BalanceChange | None = None
         if item.price_besitos:
-            charge = documents.ledger.debit(giver.user_id, item.price_besitos, ledger_key,
-                                            f"{GIFT} to {to_user_id}", request)
+            charge = documents.ledger.debit(payer_id, item.price_besitos, ledger_key, reason,
+                                            request)
             if not charge.applied:
                 if documents.ledger.get(ledger_key) is not None:  # raced with itself
-                    return self.gift(giver, sku, to_user_id, key, is_vip)
+                    return self._deliver(payer_id, recipient, item, key, is_vip, request,
+                                         reason)
                 raise InsufficientBesitos(
                     f"{item.name} costs {item.price_besitos} besitos, {charge.balance} available"
                 )
         try:
-            after = documents.users.add_to_inventory(to_user_id, sku)
+            after = documents.users.add_to_inventory(recipient.user_id, sku)
         except Exception:
             if charge is not None:
-                self._besitos.compensate(giver.user_id, item.price_besitos, ledger_key, request)
+                self._besitos.compensate(payer_id, item.price_besitos, ledger_key, request)
             raise
         return PurchaseOutcome(item, True, after, ledger_key, charge)

@@ -1,0 +1,281 @@
+"""HTTP API under gunicorn: a hello-world Falcon resource vs ``GET /user/{id}/state``.
+
+Both routes are served by one gunicorn started exactly as the Procfile's ``web`` process would
+be (`yabot.serving.gunicorn_config`: one gthread worker, the actor tree in the worker), in the
+same run; the hello-world resource is added to the same app, behind the same middleware. Load
+comes from a second process on 127.0.0.1 (``python -m bench.api load …``): keep-alive
+connections on one asyncio loop, each sending its next request when the previous answer is
+complete (closed loop), for a fixed time. ``GET /user/{id}/state`` picks one of 10,000
+existing users at random per request, with a valid token: JWT check, rate limit, one ask on
+the user's session (started on its first request, as after a deploy), three repository reads,
+JSON. A third case asks for one user only, to separate the per-request cost from session
+starts.
+
+    python -m bench api            # or: make bench BENCH_ARGS=api
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.report import Check, Measurement, Report
+
+REPO = Path(__file__).resolve().parents[1]
+USERS = 10_000
+CONNECTIONS = 16
+HELLO = "/hello"
+
+
+# ---- the server (a subprocess: `python -m bench.api serve`) --------------------------------
+
+
+class HelloWorld:
+    """The baseline: the smallest Falcon resource, public (no token)."""
+
+    public = True
+
+    def on_get(self, req: Any, resp: Any) -> None:
+        resp.media = {"hello": "world"}
+
+
+def serve() -> None:
+    """gunicorn with the production settings and hooks, plus the hello-world route."""
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    from yabot.logs import configure_logging
+    from yabot.serving import application, gunicorn_config
+    from yabot.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    options = gunicorn_config(settings)
+    application.extra_routes[HELLO] = HelloWorld()
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key != "wsgi_app":
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return application
+
+    Server().run()
+
+
+# ---- the load generator (a subprocess: `python -m bench.api load …`) ----------------------
+
+
+async def _connection(
+    port: int, next_request: Callable[[], bytes], stop_at: float, warm_until: float,
+    samples: list[float], errors: list[int],
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    clock = time.perf_counter
+    try:
+        while (now := clock()) < stop_at:
+            writer.write(next_request())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            if now >= warm_until:
+                samples.append(clock() - now)
+                if head[9:12] != b"200":
+                    errors.append(int(head[9:12]))
+    finally:
+        writer.close()
+
+
+async def _load(
+    port: int, path: str, token: str, seconds: float, warmup: float, users: int
+) -> dict[str, Any]:
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    if "{user_id}" in path:
+        def next_request() -> bytes:
+            user = random.randint(1, users)
+            return (f"GET {path.format(user_id=user)} HTTP/1.1\r\nHost: b\r\n{auth}\r\n"
+                    .encode())
+    else:
+        fixed = f"GET {path} HTTP/1.1\r\nHost: b\r\n{auth}\r\n".encode()
+
+        def next_request() -> bytes:
+            return fixed
+    samples: list[float] = []
+    errors: list[int] = []
+    started = time.perf_counter()
+    warm_until = started + warmup
+    stop_at = warm_until + seconds
+    await asyncio.gather(*(
+        _connection(port, next_request, stop_at, warm_until, samples, errors)
+        for _ in range(CONNECTIONS)
+    ))
+    return {"seconds": seconds, "latencies": samples, "errors": errors}
+
+
+def load(argv: list[str]) -> None:
+    port, path, token = int(argv[0]), argv[1], argv[2]
+    seconds, warmup, users = float(argv[3]), float(argv[4]), int(argv[5])
+    result = asyncio.run(_load(port, path, token, seconds, warmup, users))
+    json.dump(result, sys.stdout)
+
+
+# ---- the benchmark --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _env(data_dir: Path, port: int, secret: str) -> dict[str, str]:
+    ours = ("API_", "JWT_", "YABOT_", "RATE_LIMIT_", "REDIS_", "DATABASE_", "MONGODB_",
+            "SQLITE_", "TELEGRAM_", "LOG_")
+    # API_THREADS passes through: a knob to try.
+    env = {k: v for k, v in os.environ.items() if k == "API_THREADS" or not k.startswith(ours)}
+    env.update({
+        "YABOT_ENV": "production", "YABOT_DATA_DIR": str(data_dir), "JWT_SECRET": secret,
+        "API_HOST": "127.0.0.1", "API_PORT": str(port), "LOG_LEVEL": "WARNING",
+        "RATE_LIMIT_PER_SUBJECT": "100000000/minute", "PYTHONPATH": str(REPO),
+    })
+    return env
+
+
+def _create_users(env: dict[str, str], count: int) -> None:
+    """Create ``count`` users through `Start`, as /start would (before the server runs)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        from yabot.domain.users import TelegramIdentity
+        from yabot.logs import configure_logging
+        from yabot.runtime import Runtime
+        from yabot.sessions.messages import Start
+        from yabot.settings import ActorSettings, load_settings
+
+        settings = load_settings(actors=ActorSettings(session_idle_timeout=1.0))
+        configure_logging(settings)
+        runtime = Runtime(settings)
+        runtime.start()
+        try:
+            def create(user_id: int) -> None:
+                identity = TelegramIdentity(user_id=user_id, first_name=f"u{user_id}")
+                runtime.sessions.ask(user_id, Start(identity=identity), timeout=60)
+
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(create, range(1, count + 1)))
+        finally:
+            runtime.stop()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the bench server exited early")
+        try:
+            with urllib.request.urlopen(base_url + "/readyz", timeout=1) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the bench server did not become ready")
+
+
+def _run_load(env: dict[str, str], port: int, path: str, token: str, seconds: float,
+              warmup: float, users: int) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.api", "load", str(port), path, token, str(seconds),
+         str(warmup), str(users)],
+        env=env, cwd=REPO, capture_output=True, check=True, timeout=seconds + warmup + 60,
+    )
+    result: dict[str, Any] = json.loads(output.stdout)
+    return result
+
+
+def _measurement(name: str, result: dict[str, Any]) -> Measurement:
+    latencies = sorted(result["latencies"])
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return Measurement(
+        name, median_us=statistics.median(latencies) * 1e6, p99_us=p99 * 1e6,
+        per_second=len(latencies) / result["seconds"],
+        extra={"requests": len(latencies), "non_200": len(result["errors"]),
+               "connections": CONNECTIONS},
+    )
+
+
+def run(quick: bool = False) -> Report:
+    report = Report("api")
+    seconds, warmup, users = (4.0, 1.0, 2_000) if quick else (12.0, 3.0, USERS)
+    secret = secrets.token_urlsafe(48)
+    with tempfile.TemporaryDirectory(prefix="yabot-bench-api-") as tmp:
+        port = _free_port()
+        env = _env(Path(tmp) / "var", port, secret)
+        _create_users(env, users)
+        base_url = f"http://127.0.0.1:{port}"
+        log = (Path(tmp) / "gunicorn.log").open("wb")
+        server = subprocess.Popen([sys.executable, "-m", "bench.api", "serve"], env=env,
+                                  cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_ready(base_url, server)
+            token = subprocess.run(
+                [sys.executable, "-m", "yabot", "token", "--sub", "bench", "--scope",
+                 "users:read", "--ttl", "1h"],
+                env=env, cwd=tmp, capture_output=True, check=True, text=True,
+            ).stdout.strip()
+            hello = _run_load(env, port, HELLO, "", seconds, warmup, users)
+            state = _run_load(env, port, "/user/{user_id}/state", token, seconds, warmup, users)
+            # One user: the per-request cost without session actors starting (a breakdown).
+            one = _run_load(env, port, "/user/1/state", token, seconds, warmup, users)
+        finally:
+            server.terminate()
+            server.wait(60)
+            log.close()
+    hello_m = _measurement("GET /hello (hello-world Falcon)", hello)
+    state_m = _measurement(f"GET /user/{{id}}/state ({users:,} users)", state)
+    report.measurements += [hello_m, state_m, _measurement("GET /user/1/state (one user)", one)]
+    throughput = (state_m.per_second or 0.0) / (hello_m.per_second or 1.0)
+    p99_ratio = (state_m.p99_us or 0.0) / (hello_m.p99_us or 1.0)
+    report.checks += [
+        Check("state req/s / hello-world req/s", round(throughput, 3), ">= 0.5",
+              throughput >= 0.5),
+        Check("state p99 / hello-world p99", round(p99_ratio, 3), "<= 3", p99_ratio <= 3),
+        Check("state requests answered 200", float(len(state["errors"]) == 0), "== 1",
+              not state["errors"]),
+    ]
+    return report
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        serve()
+    elif sys.argv[1:2] == ["load"]:
+        load(sys.argv[2:])
+    else:
+        raise SystemExit(
+            "usage: python -m bench.api serve | load PORT PATH TOKEN SECONDS WARMUP USERS"
+        )

@@ -1,0 +1,139 @@
+"""Bodies and rate limits through real gunicorn: 411, 413, 415, 429 with Retry-After."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import falcon.testing
+import pytest
+import redis
+
+from tests.api.conftest import USERS, FailingBridge, ServedApi, make_token, served_api
+from tests.conftest import SettingsFactory
+from tests.support.processes import free_port
+from tests.support.redis_server import no_retry
+from yabot.api.app import create_app
+from yabot.errors import ConfigError, UserNotFound
+
+USER = USERS[0]
+REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+
+
+def raw_request(api: ServedApi, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` as is on a fresh connection; the status, headers and body answered."""
+    with socket.create_connection(("127.0.0.1", api.gunicorn.port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+def test_chunked_body_without_length_is_411(api: ServedApi) -> None:
+    token = make_token()
+    body = b'{"language": "en", "notifications": true}'
+    data = (
+        f"PUT /user/{USER}/preferences HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode() + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    status, headers, answer = raw_request(api, data)
+    assert status == 411
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(answer)["type"] == "/problems/length-required"
+
+
+def test_body_over_the_limit_is_413(api: ServedApi) -> None:
+    big = b'{"language": "' + b"e" * (70 * 1024) + b'"}'
+    response = api.call("PUT", f"/user/{USER}/preferences", token=make_token(), json_body=big)
+    assert response.status == 413
+    assert response.json()["type"] == "/problems/payload-too-large"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "application/jsonp"])
+def test_body_that_is_not_json_is_415(api: ServedApi, content_type: str) -> None:
+    response = api.call("PUT", f"/user/{USER}/preferences", token=make_token(),
+                        json_body=b'{"language": "en", "notifications": true}',
+                        headers={"Content-Type": content_type})
+    assert response.status == 415
+    assert response.json()["type"] == "/problems/unsupported-media-type"
+
+
+def test_unknown_route_is_still_404_and_wrong_method_405(api: ServedApi) -> None:
+    big = b"x" * (70 * 1024)
+    assert api.call("PUT", "/no/such/route", json_body=big).status == 404
+    wrong = api.call("DELETE", f"/user/{USER}/state", token=make_token())
+    assert wrong.status == 405
+    assert wrong.headers["content-type"] == "application/problem+json"
+
+
+def _assert_limited_after(api: ServedApi, allowed: int, subject: str) -> None:
+    token = make_token(["users:read"], sub=subject)
+    statuses = [api.call("GET", f"/user/{USER}/state", token=token).status
+                for _ in range(allowed)]
+    assert statuses == [200] * allowed
+    limited = api.call("GET", f"/user/{USER}/state", token=token)
+    assert limited.status == 429
+    assert limited.json()["type"] == "/problems/too-many-requests"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    # Another subject has its own budget.
+    other = make_token(["users:read"], sub=subject + "-other")
+    assert api.call("GET", f"/user/{USER}/state", token=other).status == 200
+    # Public routes are never limited.
+    assert api.call("GET", "/healthz").status == 200
+
+
+@pytest.fixture(scope="module")
+def limited_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
+    with served_api(tmp_path_factory.mktemp("limited"), RATE_LIMIT_PER_SUBJECT="3/minute") as api:
+        yield api
+
+
+def test_rate_limit_per_subject_in_memory_is_429_with_retry_after(limited_api: ServedApi) -> None:
+    _assert_limited_after(limited_api, 3, "memory-svc")
+
+
+@pytest.mark.redis
+def test_rate_limit_counts_in_redis_when_configured(tmp_path: Path) -> None:
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=2, retry=no_retry())
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip(f"no Redis at {REDIS_TEST_URL} (set REDIS_TEST_URL)")
+    prefix = f"yabot-test:{uuid.uuid4().hex[:12]}"
+    try:
+        with served_api(tmp_path, RATE_LIMIT_PER_SUBJECT="3/minute", REDIS_URL=REDIS_TEST_URL,
+                        RATE_LIMIT_KEY_PREFIX=prefix, EVENTS_STREAM=f"{prefix}:events") as api:
+            _assert_limited_after(api, 3, "redis-svc")
+        assert any(client.scan_iter(f"{prefix}*redis-svc*"))  # counted in Redis, not memory
+    finally:
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+        client.close()
+
+
+def test_rate_limit_lets_requests_through_when_redis_does_not_answer(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+                             RATE_LIMIT_PER_SUBJECT="1/minute")
+    client = falcon.testing.TestClient(create_app(settings, FailingBridge(UserNotFound(USER))))
+    headers = {"Authorization": f"Bearer {make_token(['users:read'], kid='k1')}"}
+    statuses = [client.simulate_get(f"/user/{USER}/state", headers=headers).status_code
+                for _ in range(3)]
+    assert statuses == [404, 404, 404]  # over the limit, but the counter is unreachable
+
+
+def test_a_rate_limit_that_does_not_parse_is_a_config_error(make_settings: SettingsFactory
+                                                            ) -> None:
+    with pytest.raises(ConfigError, match="RATE_LIMIT_PER_SUBJECT"):
+        make_settings(RATE_LIMIT_PER_SUBJECT="lots")

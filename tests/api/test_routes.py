@@ -1,0 +1,225 @@
+"""Every domain route through real gunicorn and the real session actors: success and error
+cases, each answered as JSON or RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.api.conftest import ServedApi, make_token
+from tests.support.http import Response
+
+ANA, BEA, CAROL = 101, 102, 103  # created by conftest.served_api through Start
+UNKNOWN = 4242
+
+
+def _json(data: object) -> bytes:
+    return json.dumps(data).encode()
+
+
+def _problem(response: Response, status: int, code: str) -> dict[str, object]:
+    assert response.status == status, response.body
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["type"] == f"/problems/{code}"
+    assert body["status"] == status
+    return body
+
+
+# ---- GET /user/{id}/state ------------------------------------------------------------------
+
+
+def test_state_of_a_user(api: ServedApi) -> None:
+    response = api.call("GET", f"/user/{ANA}/state", token=make_token(["users:read"]))
+    assert response.status == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["document"]["user_id"] == ANA
+    assert body["profile"]["first_name"] == f"User {ANA}"
+    assert body["subscription"]["plan"] == "free"
+    assert set(body["preferences"]) == {"language", "notifications"}
+
+
+@pytest.mark.parametrize(("user", "status", "code"), [
+    (str(UNKNOWN), 404, "user-not-found"), ("abc", 400, "invalid-input"),
+    ("0", 400, "invalid-input"), ("9" * 20, 400, "invalid-input"),
+])
+def test_state_errors(api: ServedApi, user: str, status: int, code: str) -> None:
+    _problem(api.call("GET", f"/user/{user}/state", token=make_token()), status, code)
+
+
+# ---- PUT /user/{id}/preferences ------------------------------------------------------------
+
+
+def test_put_preferences_replaces_them_all(api: ServedApi) -> None:
+    token = make_token(["users:write", "users:read"])
+    for preferences in ({"language": "en", "notifications": False},
+                        {"language": "es", "notifications": True}):
+        response = api.call("PUT", f"/user/{BEA}/preferences", token=token,
+                            json_body=_json(preferences))
+        assert response.status == 200, response.body
+        assert response.json() == preferences
+        state = api.call("GET", f"/user/{BEA}/state", token=token).json()
+        assert state["preferences"] == preferences
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"language": "en"}, "notifications"),  # PUT replaces: every field is required
+    ({"language": "en", "notifications": True, "theme": "dark"}, "theme"),  # unknown field
+    ({"language": "fr", "notifications": True}, "language"),
+    ({"language": "en", "notifications": "yes"}, "notifications"),  # strict: no coercion
+])
+def test_put_preferences_rejects_invalid_bodies(api: ServedApi, body: object, field: str
+                                                ) -> None:
+    response = api.call("PUT", f"/user/{BEA}/preferences", token=make_token(),
+                        json_body=_json(body))
+    problem = _problem(response, 400, "invalid-input")
+    assert field in str(problem["detail"])
+
+
+def test_put_preferences_errors(api: ServedApi) -> None:
+    token = make_token()
+    good = _json({"language": "en", "notifications": True})
+    _problem(api.call("PUT", f"/user/{UNKNOWN}/preferences", token=token, json_body=good),
+             404, "user-not-found")
+    _problem(api.call("PUT", f"/user/{BEA}/preferences", token=token, json_body=b"{not json"),
+             400, "invalid-input")
+    _problem(api.call("PUT", f"/user/{BEA}/preferences", token=token, json_body=b""),
+             400, "invalid-input")
+
+
+# ---- GET /narrative/{fragment_id}?user_id= -------------------------------------------------
+
+
+def test_fragment_for_a_user(api: ServedApi) -> None:
+    response = api.call("GET", f"/narrative/start?user_id={ANA}",
+                        token=make_token(["narrative:read"]))
+    assert response.status == 200, response.body
+    body = response.json()
+    assert body["fragment_id"] == "start"
+    assert body["vip_only"] is False
+    assert body["choices"]
+    assert {"choice_id", "label", "next_fragment", "available"} <= set(body["choices"][0])
+
+
+def test_vip_fragment_for_a_free_user_is_403_with_the_reason(api: ServedApi) -> None:
+    response = api.call("GET", f"/narrative/vip_salon?user_id={ANA}", token=make_token())
+    problem = _problem(response, 403, "vip-required")
+    assert problem["detail"]
+
+
+@pytest.mark.parametrize(("path", "status", "code"), [
+    (f"/narrative/no_such_fragment?user_id={ANA}", 404, "fragment-not-found"),
+    (f"/narrative/Bad!Id?user_id={ANA}", 400, "invalid-input"),
+    ("/narrative/start", 400, "invalid-input"),
+    ("/narrative/start?user_id=x", 400, "invalid-input"),
+    (f"/narrative/start?user_id={UNKNOWN}", 404, "user-not-found"),
+])
+def test_fragment_errors(api: ServedApi, path: str, status: int, code: str) -> None:
+    _problem(api.call("GET", path, token=make_token()), status, code)
+
+
+# ---- POST /user/{id}/besitos ---------------------------------------------------------------
+
+
+def _transact(api: ServedApi, user: int, key: str | None, body: object) -> Response:
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return api.call("POST", f"/user/{user}/besitos", token=make_token(["besitos:write"]),
+                    json_body=_json(body), headers=headers)
+
+
+def test_earn_spend_and_replay_with_the_same_key(api: ServedApi) -> None:
+    earned = _transact(api, CAROL, "earn-1", {"kind": "earn", "amount": 30, "reason": "gift"})
+    assert earned.status == 200, earned.body
+    assert earned.json() == {"key": "earn-1", "kind": "earn", "amount": 30, "applied": True,
+                             "balance": earned.json()["balance"]}
+    balance = earned.json()["balance"]
+    assert balance >= 30
+
+    replay = _transact(api, CAROL, "earn-1", {"kind": "earn", "amount": 30, "reason": "gift"})
+    assert replay.status == 200
+    assert replay.json()["applied"] is False
+    assert replay.json()["balance"] == balance
+
+    spent = _transact(api, CAROL, "spend-1", {"kind": "spend", "amount": 10})
+    assert spent.status == 200
+    assert spent.json()["balance"] == balance - 10
+
+
+def test_same_key_with_a_different_body_is_409(api: ServedApi) -> None:
+    assert _transact(api, CAROL, "k-conflict", {"kind": "earn", "amount": 5}).status == 200
+    _problem(_transact(api, CAROL, "k-conflict", {"kind": "earn", "amount": 6}),
+             409, "idempotency-conflict")
+
+
+def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
+    assert _transact(api, ANA, "fund-ana", {"kind": "earn", "amount": 20}).status == 200
+    before = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
+    moved = _transact(api, ANA, "to-bea", {"kind": "transfer", "amount": 7, "to_user_id": BEA})
+    assert moved.status == 200, moved.body
+    assert moved.json()["kind"] == "transfer"
+    after = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
+    assert after["document"]["besitos"] == before["document"]["besitos"] + 7
+
+
+@pytest.mark.parametrize(("user", "key", "body", "status", "code"), [
+    (CAROL, None, {"kind": "earn", "amount": 1}, 400, "invalid-input"),  # no Idempotency-Key
+    (CAROL, "x" * 129, {"kind": "earn", "amount": 1}, 400, "invalid-input"),
+    (CAROL, "k-bad-1", {"kind": "steal", "amount": 1}, 400, "invalid-input"),
+    (CAROL, "k-bad-2", {"kind": "earn", "amount": 0}, 400, "invalid-input"),
+    (CAROL, "k-bad-3", {"kind": "earn", "amount": "5"}, 400, "invalid-input"),
+    (CAROL, "k-bad-4", {"kind": "earn", "amount": 1, "extra": 1}, 400, "invalid-input"),
+    (CAROL, "k-poor", {"kind": "spend", "amount": 10**9}, 409, "insufficient-besitos"),
+    (CAROL, "k-self", {"kind": "transfer", "amount": 1, "to_user_id": CAROL}, 400,
+     "invalid-input"),
+    (CAROL, "k-nobody", {"kind": "transfer", "amount": 1, "to_user_id": UNKNOWN}, 404,
+     "user-not-found"),
+    (UNKNOWN, "k-ghost", {"kind": "earn", "amount": 1}, 404, "user-not-found"),
+])
+def test_transaction_errors(api: ServedApi, user: int, key: str | None, body: object,
+                            status: int, code: str) -> None:
+    _problem(_transact(api, user, key, body), status, code)
+
+
+# ---- GET / PUT /user/{id}/subscription -----------------------------------------------------
+
+
+def test_subscription_lifecycle_unlocks_vip_fragments(api: ServedApi) -> None:
+    read = make_token(["users:read", "narrative:read"])
+    write = make_token(["subscriptions:write"])
+    assert api.call("GET", f"/user/{ANA}/subscription", token=read).json()["plan"] == "free"
+
+    ends_at = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    started = api.call("PUT", f"/user/{ANA}/subscription", token=write,
+                       json_body=_json({"plan": "vip", "ends_at": ends_at}))
+    assert started.status == 200, started.body
+    assert started.json()["vip"] is True
+    assert started.json()["status"] == "active"
+    assert api.call("GET", f"/user/{ANA}/subscription", token=read).json()["vip"] is True
+    assert api.call("GET", f"/narrative/vip_salon?user_id={ANA}", token=read).status == 200
+
+    cancelled = api.call("PUT", f"/user/{ANA}/subscription", token=write,
+                         json_body=_json({"plan": "vip", "status": "cancelled"}))
+    assert cancelled.status == 200, cancelled.body
+    assert cancelled.json()["vip"] is False
+    _problem(api.call("GET", f"/narrative/vip_salon?user_id={ANA}", token=read),
+             403, "vip-required")
+
+
+@pytest.mark.parametrize(("user", "body", "status", "code"), [
+    (BEA, {"plan": "vip", "ends_at": "2001-01-01T00:00:00Z"}, 400, "invalid-input"),  # past
+    (BEA, {"plan": "vip", "ends_at": "2099-01-01T00:00:00"}, 400, "invalid-input"),  # naive
+    (BEA, {"plan": "gold"}, 400, "invalid-input"),
+    (BEA, {"plan": "vip", "status": "paused"}, 400, "invalid-input"),
+    (UNKNOWN, {"plan": "vip", "ends_at": "2099-01-01T00:00:00Z"}, 404, "user-not-found"),
+])
+def test_subscription_errors(api: ServedApi, user: int, body: object, status: int, code: str
+                             ) -> None:
+    response = api.call("PUT", f"/user/{user}/subscription",
+                        token=make_token(["subscriptions:write"]), json_body=_json(body))
+    _problem(response, status, code)
+    if user != UNKNOWN:
+        current = api.call("GET", f"/user/{user}/subscription", token=make_token())
+        assert current.json()["plan"] == "free"  # nothing changed

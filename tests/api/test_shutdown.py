@@ -1,0 +1,80 @@
+"""SIGTERM while requests are in flight: readiness fails at once, the requests complete, then
+the worker and gunicorn exit 0."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import signal
+import socket
+from pathlib import Path
+
+from actors.testkit import eventually
+from tests.api.conftest import USERS, make_token, served_api
+from tests.support.http import request
+
+IN_FLIGHT = 3
+
+
+def _in_flight(base_url: str) -> int:
+    text = request("GET", base_url + "/metrics").body.decode()
+    match = re.search(r"^yabot_http_requests_in_flight (\d+)$", text, re.MULTILINE)
+    assert match, text
+    return int(match.group(1)) - 1  # not counting this /metrics request
+
+
+def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path: Path) -> None:
+    token = make_token(["users:write"])
+    bodies = [json.dumps({"language": "en", "notifications": i % 2 == 0}).encode()
+              for i in range(IN_FLIGHT)]
+    with served_api(tmp_path) as api:
+        sockets = []
+        try:
+            for user, body in zip(USERS, bodies, strict=True):
+                sock = socket.create_connection(("127.0.0.1", api.gunicorn.port), timeout=30)
+                sock.sendall(
+                    f"PUT /user/{user}/preferences HTTP/1.1\r\nHost: t\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                    + body[:5]  # the rest comes after SIGTERM: the handler waits for it
+                )
+                sockets.append(sock)
+            eventually(lambda: _in_flight(api.base_url) == IN_FLIGHT, timeout=10,
+                       what="the requests are being handled")
+
+            # A kept-alive connection: gunicorn still answers on it for a moment after SIGTERM.
+            kept_alive = http.client.HTTPConnection("127.0.0.1", api.gunicorn.port, timeout=10)
+            kept_alive.request("GET", "/readyz")
+            ready = kept_alive.getresponse()
+            assert ready.status == 200
+            ready.read()
+
+            api.gunicorn.process.send_signal(signal.SIGTERM)
+            eventually(lambda: "readiness fails" in api.gunicorn.log(), timeout=10,
+                       what="the worker began shutting down")
+            kept_alive.request("GET", "/readyz")
+            draining = kept_alive.getresponse()
+            assert draining.status == 503
+            checks = json.loads(draining.read())["checks"]
+            assert checks["shutdown"][0]["status"] == "fail"
+            kept_alive.close()
+
+            for sock, body in zip(sockets, bodies, strict=True):
+                sock.sendall(body[5:])
+            for sock, body in zip(sockets, bodies, strict=True):
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+                head, _, payload = answer.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200"), answer
+                assert json.loads(payload) == json.loads(body)
+        finally:
+            for sock in sockets:
+                sock.close()
+        exit_code = api.gunicorn.wait(timeout=30)
+        assert exit_code == 0, api.gunicorn.log()
+    log = api.gunicorn.log()
+    assert "actor tree stopped" in log
+    assert "exited with code" not in log  # the worker exited 0 (gunicorn logs any other code)
+    assert "SIGKILL" not in log

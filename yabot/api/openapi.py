@@ -1,0 +1,221 @@
+"""The OpenAPI 3.1 document of the API, served at ``/openapi.json``.
+
+Written here by hand around the pydantic models the resources really parse and return, so the
+schemas cannot drift from the code; `tests/api/test_openapi.py` checks that every route of the
+app is documented and nothing else, and schemathesis checks that responses conform.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from yabot import __version__ as VERSION
+from yabot.api.auth import SCOPES
+from yabot.api.resources import IDEMPOTENCY_KEY
+from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody
+from yabot.sessions.messages import (
+    FragmentView,
+    Preferences,
+    SubscriptionView,
+    TransactionResult,
+    UserState,
+)
+
+MAX_USER_ID = 2**53 - 1
+_REF = "#/components/schemas/{model}"
+
+_REQUESTS: tuple[type[BaseModel], ...] = (PreferencesBody, TransactionBody, SubscriptionBody)
+_RESPONSES: tuple[type[BaseModel], ...] = (
+    UserState, Preferences, FragmentView, TransactionResult, SubscriptionView,
+)
+
+_STATUS_TEXT = {
+    400: "Bad request: an invalid id, parameter, header or body",
+    401: "No valid bearer token",
+    403: "The token lacks the operation's scope, or the domain forbids it (e.g. vip-required)",
+    404: "No such user or fragment",
+    409: "Conflict (e.g. idempotency-conflict, insufficient-besitos)",
+    411: "A body sent without Content-Length",
+    413: "The body is larger than API_MAX_BODY_BYTES",
+    415: "The body is not application/json",
+    429: "Too many requests for this token's subject; see Retry-After",
+    503: "A store or the actor runtime cannot serve now; retry later",
+    504: "The user's session did not answer in time",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _problem(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _STATUS_TEXT[status],
+        "content": {"application/problem+json": {
+            "schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if status == 429:
+        response["headers"] = {"Retry-After": {
+            "description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}}
+    return response
+
+
+def _operation(
+    summary: str, scope: str, ok: type[BaseModel], parameters: list[dict[str, Any]],
+    body: type[BaseModel] | None = None, errors: tuple[int, ...] = (400, 404),
+) -> dict[str, Any]:
+    statuses = {400, 401, 403, 429, 503, 504, *errors}
+    if body is not None:
+        statuses |= {411, 413, 415}
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "security": [{"bearerAuth": [scope]}],
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": _ref(ok)}}},
+            **{str(status): _problem(status) for status in sorted(statuses)},
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True, "content": {"application/json": {"schema": _ref(body)}},
+        }
+    return operation
+
+
+_USER_ID_PATH = {
+    "name": "user_id", "in": "path", "required": True, "description": "Telegram user id",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_USER_ID},
+}
+_USER_ID_QUERY = {**_USER_ID_PATH, "in": "query"}
+_FRAGMENT_ID = {
+    "name": "fragment_id", "in": "path", "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128,
+               "pattern": "^[a-z0-9][a-z0-9_.-]*$"},
+}
+_IDEMPOTENCY = {
+    "name": IDEMPOTENCY_KEY, "in": "header", "required": True,
+    "description": "Repeating a request with its key changes nothing; a different body with "
+                   "the same key is 409",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
+}
+
+
+def _health(description: str, ready: bool) -> dict[str, Any]:
+    schema = {"$ref": "#/components/schemas/Health"}
+    responses: dict[str, Any] = {"200": {
+        "description": description, "content": {"application/health+json": {"schema": schema}},
+    }}
+    if ready:
+        responses["503"] = {
+            "description": "Not ready (a check fails, or the process is shutting down)",
+            "content": {"application/health+json": {"schema": schema}},
+        }
+    return {"summary": description, "security": [], "responses": responses}
+
+
+def _components() -> dict[str, Any]:
+    _, top = models_json_schema(
+        [(m, "validation") for m in _REQUESTS] + [(m, "serialization") for m in _RESPONSES],
+        ref_template=_REF,
+    )
+    schemas: dict[str, Any] = dict(top.get("$defs", {}))
+    schemas["Problem"] = {
+        "type": "object", "required": ["type", "title", "status"],
+        "properties": {
+            "type": {"type": "string", "description": "/problems/<code>"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+        },
+    }
+    check = {
+        "type": "object", "required": ["status"],
+        "properties": {
+            "status": {"enum": ["pass", "warn", "fail"]},
+            "time": {"type": "string"},
+            "observedValue": {"type": "number"},
+            "observedUnit": {"type": "string"},
+            "output": {"type": "string"},
+            "details": {"type": "object"},
+        },
+    }
+    schemas["Health"] = {
+        "type": "object", "required": ["status"],
+        "properties": {
+            "status": {"enum": ["pass", "warn", "fail"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "array", "items": check}},
+        },
+    }
+    return schemas
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document; built once per app."""
+    user = [_USER_ID_PATH]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "YABOT internal API",
+            "version": VERSION,
+            "description": "Internal services read and change user state. Errors are RFC 9457 "
+                           "problem details (application/problem+json).",
+        },
+        "paths": {
+            "/user/{user_id}/state": {"get": _operation(
+                "The user's merged state", "users:read", UserState, user)},
+            "/user/{user_id}/preferences": {"put": _operation(
+                "Replace all of the user's preferences (every field required)", "users:write",
+                Preferences, user, PreferencesBody)},
+            "/narrative/{fragment_id}": {"get": _operation(
+                "A story fragment as the user sees it", "narrative:read", FragmentView,
+                [_FRAGMENT_ID, _USER_ID_QUERY])},
+            "/user/{user_id}/besitos": {"post": _operation(
+                "Earn, spend or transfer besitos, once per Idempotency-Key", "besitos:write",
+                TransactionResult, [*user, _IDEMPOTENCY], TransactionBody, (400, 404, 409))},
+            "/user/{user_id}/subscription": {
+                "get": _operation("The user's subscription", "users:read", SubscriptionView,
+                                  user),
+                "put": _operation("Start or cancel a plan", "subscriptions:write",
+                                  SubscriptionView, user, SubscriptionBody),
+            },
+            "/healthz": {"get": _health("Liveness: the process answers", ready=False)},
+            "/readyz": {"get": _health("Readiness: stores, bus, actor tree", ready=True)},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics (HTTP, actors, events)", "security": [],
+                "responses": {"200": {"description": "Prometheus text format",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This document", "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {
+                                          "schema": {"type": "object"}}}}},
+            }},
+        },
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "Scopes (the token's space-separated `scope` claim): "
+                               + "; ".join(f"{k}: {v}" for k, v in SCOPES.items()),
+            }},
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+
+class OpenApiResource:
+    """``GET /openapi.json``."""
+
+    public = True
+
+    def __init__(self) -> None:
+        self._document = openapi_document()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self._document
