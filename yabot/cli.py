@@ -7,7 +7,6 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from yabot.errors import ConfigError
 from yabot.settings import load_settings
@@ -25,25 +24,12 @@ def parse_duration(text: str) -> int:
 
 
 def _run(_: argparse.Namespace) -> int:
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-
     from yabot.logs import configure_logging
-    from yabot.serving import application, gunicorn_config
+    from yabot.serving import serve
 
     settings = load_settings()
     configure_logging(settings)
-    options = gunicorn_config(settings)
-
-    class Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
-        def load_config(self) -> None:
-            for key, value in options.items():
-                if key != "wsgi_app":
-                    self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return application
-
-    Server().run()
+    serve(settings)
     return 0
 
 

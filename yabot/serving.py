@@ -146,3 +146,22 @@ def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
     }
+
+
+def serve(settings: Settings) -> None:
+    """Run gunicorn in this process with `gunicorn_config` (what `yabot run` does); returns
+    when gunicorn exits."""
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    options = gunicorn_config(settings)
+
+    class Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key != "wsgi_app":
+                    self.cfg.set(key, value)
+
+        def load(self) -> WorkerApp:
+            return application
+
+    Server().run()
