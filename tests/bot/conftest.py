@@ -21,9 +21,5 @@ def bot_env(fake: FakeTelegram, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def bot_runtime(make_settings: SettingsFactory, fake_telegram: FakeTelegram) -> Iterator[Runtime]:
-    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
-    runtime.start()
-    try:
+    with Runtime(make_settings(**bot_env(fake_telegram))) as runtime:
         yield runtime
-    finally:
-        runtime.stop()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import falcon.testing
+
 from actors.testkit import eventually
 from tests.bot import updates
 from tests.bot.conftest import bot_env
@@ -13,9 +15,13 @@ from tests.bot.conversation import Conversation
 from tests.bot.logs import captured_logs
 from tests.conftest import SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
+from yabot.api.app import create_app
+from yabot.api.bridge import ApiBridge
 from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
 from yabot.runtime import Runtime
 from yabot.sessions.messages import Preferences, SetPreferences
+
+ASK = 5.0
 
 
 def test_replies_in_the_language_telegram_reports(
@@ -217,3 +223,25 @@ def test_stopping_waits_for_the_updates_in_flight(
         runtime.stop()  # the reply is on its way: stop waits for it, then closes the session
     assert len(fake_telegram.sent(chat_id=24)) == 1
     assert fake_telegram.in_progress == 0
+
+
+def test_a_webhook_update_arriving_after_the_bot_stopped_is_refused_for_a_retry(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    """Telegram retries a non-2xx update later: a stopping worker must say 503, not drop it."""
+    secret = "webhook-secret_0123456789"
+    settings = make_settings(**bot_env(
+        fake_telegram, BOT_WEBHOOK_URL="https://bot.example.org/telegram/webhook",
+        BOT_WEBHOOK_SECRET=secret))
+    with Runtime(settings) as runtime:
+        app = create_app(settings, ApiBridge(runtime.sessions, ASK), runtime.http_routes())
+    client = falcon.testing.TestClient(app)
+
+    result = client.simulate_post(
+        "/telegram/webhook", json=updates.message(7, "/help", update_id=1),
+        headers={"X-Telegram-Bot-Api-Secret-Token": secret},
+    )
+
+    assert result.status_code == 503
+    assert result.headers["Retry-After"] == "1"
+    assert result.json["type"] == "/problems/unavailable"

@@ -19,7 +19,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 class BodyLimits:
     """Middleware (``process_resource``, so unknown routes still answer 404/405): 411 for
     ``Transfer-Encoding`` without ``Content-Length``, 413 over ``API_MAX_BODY_BYTES``, 415 for
-    a body on POST/PUT/PATCH that is not ``application/json``."""
+    a body on POST/PUT/PATCH that is not ``application/json``. A resource with a
+    ``max_body_bytes`` attribute sets its own size limit (the Telegram webhook)."""
 
     def __init__(self, max_body_bytes: int) -> None:
         self._max = max_body_bytes
@@ -32,8 +33,9 @@ class BodyLimits:
         length = req.content_length
         if length is None and req.get_header("Transfer-Encoding"):
             raise LengthRequired("a request body needs a Content-Length header")
-        if length is not None and length > self._max:
-            raise PayloadTooLarge(f"the body may be at most {self._max} bytes")
+        limit: int = getattr(resource, "max_body_bytes", self._max)
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"the body may be at most {limit} bytes")
         if req.method in BODY_METHODS and length:
             media_type = (req.content_type or "").partition(";")[0].strip().lower()
             if media_type != JSON:
