@@ -179,8 +179,11 @@ class MongoBesitosLedger(_Repository):
 
     Without a multi-document transaction the user document is the source of truth: one
     ``find_one_and_update`` guarded by ``besitos >= n`` *and* "key not among the user's recent
-    ledger keys" changes the balance and remembers the key atomically; the ledger entry is
-    then written idempotently (upsert on the unique ``key``). A key older than the last
+    ledger keys" changes the balance, remembers the key and parks the entry in the user's
+    ``pending_ledger``, atomically; the entry is then written to the ledger idempotently
+    (upsert on the unique ``key``) and unparked. A process that dies in between leaves the
+    entry parked, and the next change or read of that user's ledger writes it (`_flush`): no
+    applied change is ever missing from the ledger. A key older than the last
     `RECENT_LEDGER_KEYS` of that user is still refused, by the ledger lookup done first.
     """
 
@@ -194,8 +197,8 @@ class MongoBesitosLedger(_Repository):
 
     def _change(self, user_id: int, delta: int, key: str, reason: str,
                 request: str | None) -> BalanceChange:
-        LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0, reason=reason,
-                    request=request)
+        parked = LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0,
+                             reason=reason, request=request).model_dump(exclude={"balance_after"})
         users: Collection[Document] = self._db.users
         ledger: Collection[Document] = self._db.besitos_ledger
         guard: Document = {"user_id": user_id, "ledger_keys": {"$ne": key}}
@@ -209,33 +212,63 @@ class MongoBesitosLedger(_Repository):
                 after = users.find_one_and_update(
                     guard,
                     {"$inc": {"besitos": delta},
-                     "$push": {"ledger_keys": {"$each": [key], "$slice": -RECENT_LEDGER_KEYS}}},
+                     "$push": {"ledger_keys": {"$each": [key], "$slice": -RECENT_LEDGER_KEYS},
+                               "pending_ledger": parked}},
                     return_document=ReturnDocument.AFTER,
                 )
                 if after is not None:
-                    entry = LedgerEntry(key=key, user_id=user_id, amount=delta,
-                                        balance_after=after["besitos"], reason=reason,
-                                        request=request)
-                    with suppress(DuplicateKeyError):  # a racing upsert of the same entry
-                        ledger.update_one({"key": key}, {"$setOnInsert": entry.model_dump()},
-                                          upsert=True)
+                    self._flush(after)
                     return BalanceChange(applied=True, balance=after["besitos"])
-            current = users.find_one({"user_id": user_id}, projection={"besitos": True})
+            current = users.find_one({"user_id": user_id},
+                                     projection={"user_id": True, "besitos": True,
+                                                 "pending_ledger": True})
             if current is None:
                 raise UserNotFound(user_id)
+            self._flush(current)  # a replay after a crash finds its entry in the ledger
             return BalanceChange(applied=False, balance=current["besitos"])
 
         result: BalanceChange = self._write(apply, "debit" if delta < 0 else "credit")
         return result
 
+    def _flush(self, user: Document) -> None:
+        """Write the entries parked in ``user`` (one read of the document) to the ledger, then
+        unpark them. Each entry's ``balance_after`` is the document's balance less the
+        changes parked after it: every change parks itself in the same update that applies
+        it, and all of a flush's entries are written before any is unparked, so an entry
+        not yet in the ledger always has every later change still parked behind it."""
+        parked = user.get("pending_ledger") or []
+        if not parked:
+            return
+        balances = [user["besitos"]]
+        for entry in reversed(parked[1:]):
+            balances.append(balances[-1] - entry["amount"])
+        for entry, balance_after in zip(parked, reversed(balances), strict=True):
+            # Oldest first: `entries` orders equal ``created_at`` by insertion.
+            self._record({**entry, "balance_after": balance_after})
+        self._db.users.update_one(
+            {"user_id": user["user_id"]},
+            {"$pull": {"pending_ledger": {"key": {"$in": [entry["key"] for entry in parked]}}}},
+        )
+
+    def _record(self, entry: Document) -> None:
+        """Insert ``entry`` unless its key is in the ledger (a racing flush wrote it)."""
+        with suppress(DuplicateKeyError):
+            self._db.besitos_ledger.update_one({"key": entry["key"]},
+                                               {"$setOnInsert": entry}, upsert=True)
+
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
-        found = self._guard.run(
-            lambda: list(
+        def read() -> list[Document]:
+            user = self._db.users.find_one({"user_id": user_id},
+                                           projection={"user_id": True, "besitos": True,
+                                                       "pending_ledger": True})
+            if user is not None:
+                self._flush(user)
+            return list(
                 self._db.besitos_ledger.find({"user_id": user_id}, projection={"_id": False})
                 .sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit)
-            ),
-            "ledger entries",
-        )
+            )
+
+        found = self._guard.run(read, "ledger entries")
         return [LedgerEntry.model_validate(document) for document in found]
 
     def get(self, key: str) -> LedgerEntry | None:
