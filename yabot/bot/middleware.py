@@ -13,7 +13,6 @@ gap-free ``seq``). Recording never breaks or delays the reply.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -37,16 +36,6 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 MAX_USER_ID = 2**53  # yabot.domain.users.UserId
 
 
-def _correlation_id() -> str:
-    """A fresh correlation id in the same shape as `yabot.logs.new_correlation_id` (32 hex).
-
-    Not uuid4: its ``os.urandom`` call measured ~0.6 ms on the bot's loop thread under load
-    (the syscall gives up the GIL, and getting it back waits on busy actor threads). A
-    correlation id must be unique, not unpredictable.
-    """
-    return f"{random.getrandbits(128):032x}"
-
-
 def identity_of(sender: User) -> TelegramIdentity:
     return TelegramIdentity(
         user_id=sender.id, first_name=sender.first_name, username=sender.username,
@@ -68,7 +57,7 @@ class UpdateContext(BaseMiddleware):
         assert isinstance(event, Update)
         structlog.contextvars.clear_contextvars()  # this update's task has its own context
         structlog.contextvars.bind_contextvars(update_id=event.update_id)
-        bind_correlation_id(_correlation_id())
+        bind_correlation_id()
         sender = data.get("event_from_user")
         user: UserHandle | None = None
         if isinstance(sender, User) and not sender.is_bot and 0 < sender.id < MAX_USER_ID:
