@@ -62,6 +62,7 @@ class Runtime:
             reaction_daily_cap=settings.besitos.reaction_daily_cap,
             coordination=self.coordination,
             notify=lambda user_id, message: self.sessions.tell(user_id, message),
+            state_max_age=settings.actors.session_state_max_age,
         )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",

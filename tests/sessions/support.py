@@ -20,12 +20,14 @@ ASK = 5.0
 class Sessions:
     """Sessions of several users on one set of stores; every event lands in ``events``."""
 
-    def __init__(self, kit: ActorTestKit, stores: Stores) -> None:
+    def __init__(self, kit: ActorTestKit, stores: Stores, *, state_max_age: float = 0.0
+                 ) -> None:
         self.kit = kit
         self.stores = stores
         self.events: list[BaseEvent] = []
         self.refs: dict[int, pykka.ActorRef[Any]] = {}
-        self.services = SessionServices.build(stores, notify=self._tell)
+        self.services = SessionServices.build(stores, notify=self._tell,
+                                              state_max_age=state_max_age)
 
     def _tell(self, user_id: int, message: Any) -> None:
         self.ref(user_id).tell(message)

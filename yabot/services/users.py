@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import structlog
 
 from yabot.domain.users import TelegramIdentity, UserChanges, UserDocument, UserProfile
 from yabot.errors import UserNotFound
 from yabot.services.subscriptions import SubscriptionService, subscription_view
 from yabot.sessions.messages import Preferences, SubscriptionView, UserState
-from yabot.stores.context import read_user_context
+from yabot.stores.context import UserContext, read_user_context
 from yabot.stores.handles import Stores
 
 log = structlog.get_logger("yabot.services.users")
 
-__all__ = ["UserService", "subscription_view"]
+__all__ = ["UserService", "state_from_context", "subscription_view"]
 
 
 class UserService:
@@ -62,14 +64,20 @@ class UserService:
         log.warning("user profile was missing; repaired", user_id=document.user_id)
         return profiles.get(document.user_id) or repaired
 
-    def get_user_context(self, user_id: int) -> UserState:
-        """The merged state, read in one go (`read_user_context`); `UserNotFound` when the
-        user has no document. A profile missing after a crash is repaired here."""
+    def read_context(self, user_id: int) -> UserContext:
+        """The user's document, profile and latest subscription, read in one go
+        (`read_user_context`); `UserNotFound` when the user has no document. A profile missing
+        after a crash is repaired here."""
         context = read_user_context(self._stores, user_id)
         if context.document is None:
             raise UserNotFound(user_id)
-        profile = context.profile or self.ensure_profile(context.document)
-        return _state(context.document, profile, subscription_view(context.subscription))
+        if context.profile is None:
+            context = replace(context, profile=self.ensure_profile(context.document))
+        return context
+
+    def get_user_context(self, user_id: int) -> UserState:
+        """The merged state now (`read_context`, then `state_from_context`)."""
+        return state_from_context(self.read_context(user_id))
 
     def state_of(self, document: UserDocument) -> UserState:
         """The merged state around a document just read or written."""
@@ -85,6 +93,14 @@ class UserService:
             language=preferences.language, notifications=preferences.notifications,
         ))
         return self.state_of(document)
+
+
+def state_from_context(context: UserContext) -> UserState:
+    """The merged state of a context that `UserService.read_context` returned; what the
+    subscription means (VIP or expired) is decided now, so an older context stays correct."""
+    assert context.document is not None
+    assert context.profile is not None
+    return _state(context.document, context.profile, subscription_view(context.subscription))
 
 
 def _state(document: UserDocument, profile: UserProfile, subscription: SubscriptionView
