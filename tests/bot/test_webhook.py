@@ -67,11 +67,17 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeTelegram) -> Iter
         exit_code = gunicorn.terminate()
     assert exit_code == 0, gunicorn.log()
     log = gunicorn.log()
-    assert "telegram stopped" in log
-    assert "actor tree stopped" in log
-    assert log.index("telegram stopped") < log.index("actor tree stopped")  # reverse order
+    assert_in_order(log, ["telegram stopped", "actor tree stopped"])  # the reverse of start
     assert BOT_TOKEN not in log
     assert WEBHOOK_SECRET not in log
+
+
+def assert_in_order(log: str, lines: list[str]) -> None:
+    """Each of ``lines`` is in ``log``, first seen in this order."""
+    missing = [line for line in lines if line not in log]
+    assert not missing, log
+    seen = sorted(lines, key=log.index)
+    assert seen == lines, log
 
 
 def post(server: Gunicorn, body: bytes, headers: dict[str, str | None] | None = None
@@ -106,6 +112,17 @@ def test_start_registers_the_webhook_with_its_secret_and_the_reaction_updates(
     assert "message_reaction" in params["allowed_updates"]
     assert "callback_query" in params["allowed_updates"]
     assert not fake.calls_of("deleteWebhook")
+
+
+def test_start_order_is_stores_bus_coordinator_sessions_bot_then_http(server: Gunicorn) -> None:
+    assert_in_order(server.log(), [
+        "sql store started", "document store started",  # the stores supervisor's children
+        "event bus started",
+        "seed story loaded",  # the coordinator loads the seed story as it starts
+        "actor tree started",  # the root's last child, the sessions registry, is up
+        "telegram starting",  # the Dispatcher's loop runs (before BotRunner.start returns)
+        "worker ready",  # the API app, webhook route included, is bound: HTTP is served
+    ])
 
 
 def test_a_valid_update_is_answered_at_once_and_replied_to_through_the_bot_api(
