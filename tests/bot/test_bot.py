@@ -4,24 +4,21 @@ Bot API on loopback."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
-import falcon.testing
+import pytest
 
 from actors.testkit import eventually
 from tests.bot import updates
-from tests.bot.conftest import bot_env
+from tests.bot.conftest import WebhookClient, bot_env, webhook_env
 from tests.bot.conversation import Conversation
 from tests.bot.logs import captured_logs
 from tests.conftest import SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
-from yabot.api.app import create_app
-from yabot.api.bridge import ApiBridge
 from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
 from yabot.runtime import Runtime
 from yabot.sessions.messages import Preferences, SetPreferences
-
-ASK = 5.0
 
 
 def test_replies_in_the_language_telegram_reports(
@@ -131,11 +128,29 @@ def test_a_user_who_blocked_the_bot_is_not_answered_and_nothing_breaks(
     assert not any(e["event"] == "update handling failed" for e in logs)
 
 
+def reply_to_start(runtime: Runtime, fake: FakeTelegram, user_id: int) -> str:
+    """Send /start as ``user_id`` the way the bot takes updates (the webhook route or
+    getUpdates); the text of the bot's reply."""
+    assert runtime.bot is not None
+    if not runtime.bot.webhook:
+        return str(Conversation(fake, user_id).send("/start").params["text"])
+    accepted = WebhookClient(runtime).post(updates.message(user_id, "/start", update_id=1))
+    assert accepted.status_code == 200
+    assert fake.wait_for(lambda: bool(fake.sent(chat_id=user_id)))
+    return str(fake.sent(chat_id=user_id)[0].params["text"])
+
+
+@pytest.mark.parametrize(
+    ("mode", "call"),
+    [pytest.param(bot_env, "deleteWebhook", id="polling"),
+     pytest.param(webhook_env, "setWebhook", id="webhook")],
+)
 def test_when_telegram_is_unreachable_the_bot_retries_with_backoff_until_it_returns(
-    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram,
+    mode: Callable[[FakeTelegram], dict[str, str]], call: str,
 ) -> None:
     fake_telegram.outage()
-    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
+    runtime = Runtime(make_settings(**mode(fake_telegram)))
     with captured_logs() as logs:
         runtime.start()  # returns although Telegram is down
         try:
@@ -145,13 +160,14 @@ def test_when_telegram_is_unreachable_the_bot_retries_with_backoff_until_it_retu
             assert not runtime.bot.connected.is_set()
             fake_telegram.recover()
             assert runtime.bot.connected.wait(5)
-            assert "Welcome" in Conversation(fake_telegram, 19).send("/start").params["text"]
+            assert len(fake_telegram.calls_of(call)) == 1  # the one answered after the outage
+            assert "Welcome" in reply_to_start(runtime, fake_telegram, 19)
         finally:
             runtime.stop()
     retries = [e for e in logs if e["event"] == "telegram unreachable; retrying"]
     assert len(retries) >= 3
     assert [r["attempt"] for r in retries[:3]] == [1, 2, 3]  # one line per backoff step
-    assert all(r["call"] == "deleteWebhook" for r in retries)
+    assert all(r["call"] == call for r in retries)
     assert all(0 < r["retry_in"] <= 0.4 for r in retries)
 
 
@@ -229,18 +245,10 @@ def test_a_webhook_update_arriving_after_the_bot_stopped_is_refused_for_a_retry(
     make_settings: SettingsFactory, fake_telegram: FakeTelegram
 ) -> None:
     """Telegram retries a non-2xx update later: a stopping worker must say 503, not drop it."""
-    secret = "webhook-secret_0123456789"
-    settings = make_settings(**bot_env(
-        fake_telegram, BOT_WEBHOOK_URL="https://bot.example.org/telegram/webhook",
-        BOT_WEBHOOK_SECRET=secret))
-    with Runtime(settings) as runtime:
-        app = create_app(settings, ApiBridge(runtime.sessions, ASK), runtime.http_routes())
-    client = falcon.testing.TestClient(app)
+    with Runtime(make_settings(**webhook_env(fake_telegram))) as runtime:
+        client = WebhookClient(runtime)
 
-    result = client.simulate_post(
-        "/telegram/webhook", json=updates.message(7, "/help", update_id=1),
-        headers={"X-Telegram-Bot-Api-Secret-Token": secret},
-    )
+    result = client.post(updates.message(7, "/help", update_id=1))
 
     assert result.status_code == 503
     assert result.headers["Retry-After"] == "1"

@@ -1,5 +1,8 @@
 """The webhook through every real layer: gunicorn, Falcon, the aiogram Dispatcher's loop, the
-user's session actor, SQLite, and replies through aiogram's client to the fake Bot API."""
+user's session actor, SQLite, and replies through aiogram's client to the fake Bot API.
+
+Where a test holds a handler (the fake Bot API keeps its reply waiting), the same layers run
+in-process instead, the API app in falcon.testing, so the test knows what is in flight."""
 
 from __future__ import annotations
 
@@ -14,18 +17,27 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from actors.testkit import eventually
 from tests.bot import updates
-from tests.conftest import TEST_JWT_SECRET
+from tests.bot.conftest import (
+    ASK,
+    BOT_TOKEN,
+    WEBHOOK_SECRET,
+    WEBHOOK_URL,
+    WebhookClient,
+    webhook_env,
+)
+from tests.conftest import TEST_JWT_SECRET, SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import Response, bearer, request
 from tests.support.processes import Gunicorn
 from yabot.api.auth import mint_token
+from yabot.errors import UserNotFound
+from yabot.runtime import Runtime
+from yabot.sessions.messages import GetState
 from yabot.settings import JwtSettings, load_settings
 
-BOT_TOKEN = "123456:TEST-token-for-the-fake-bot-api"
-SECRET = "webhook-secret_0123456789"
 MAX_BODY = 4096
-WEBHOOK_URL = "https://bot.example.org/telegram/webhook"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeTelegram) -> Iter
             "YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
             "JWT_SECRET": TEST_JWT_SECRET, "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
             "TELEGRAM_API_URL": fake.url, "BOT_WEBHOOK_URL": WEBHOOK_URL,
-            "BOT_WEBHOOK_SECRET": SECRET, "BOT_WEBHOOK_MAX_BODY": str(MAX_BODY),
+            "BOT_WEBHOOK_SECRET": WEBHOOK_SECRET, "BOT_WEBHOOK_MAX_BODY": str(MAX_BODY),
             "API_THREADS": "16",
         },
         cwd=tmp_path,
@@ -55,11 +67,17 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeTelegram) -> Iter
         exit_code = gunicorn.terminate()
     assert exit_code == 0, gunicorn.log()
     log = gunicorn.log()
-    assert "telegram stopped" in log
-    assert "actor tree stopped" in log
-    assert log.index("telegram stopped") < log.index("actor tree stopped")  # reverse order
+    assert_in_order(log, ["telegram stopped", "actor tree stopped"])  # the reverse of start
     assert BOT_TOKEN not in log
-    assert SECRET not in log
+    assert WEBHOOK_SECRET not in log
+
+
+def assert_in_order(log: str, lines: list[str]) -> None:
+    """Each of ``lines`` is in ``log``, first seen in this order."""
+    missing = [line for line in lines if line not in log]
+    assert not missing, log
+    seen = sorted(lines, key=log.index)
+    assert seen == lines, log
 
 
 def post(server: Gunicorn, body: bytes, headers: dict[str, str | None] | None = None
@@ -67,7 +85,7 @@ def post(server: Gunicorn, body: bytes, headers: dict[str, str | None] | None = 
     """POST to the webhook with the right secret, unless ``headers`` say otherwise (None:
     leave that header out)."""
     merged: dict[str, str | None] = {
-        "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET,
+        "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET,
         **(headers or {}),
     }
     sent = {name: value for name, value in merged.items() if value is not None}
@@ -90,10 +108,21 @@ def test_start_registers_the_webhook_with_its_secret_and_the_reaction_updates(
     assert fake.wait_for(lambda: bool(fake.calls_of("setWebhook"))), server.log()
     params = fake.calls_of("setWebhook")[0].params
     assert params["url"] == WEBHOOK_URL
-    assert params["secret_token"] == SECRET
+    assert params["secret_token"] == WEBHOOK_SECRET
     assert "message_reaction" in params["allowed_updates"]
     assert "callback_query" in params["allowed_updates"]
     assert not fake.calls_of("deleteWebhook")
+
+
+def test_start_order_is_stores_bus_coordinator_sessions_bot_then_http(server: Gunicorn) -> None:
+    assert_in_order(server.log(), [
+        "sql store started", "document store started",  # the stores supervisor's children
+        "event bus started",
+        "seed story loaded",  # the coordinator loads the seed story as it starts
+        "actor tree started",  # the root's last child, the sessions registry, is up
+        "telegram starting",  # the Dispatcher's loop runs (before BotRunner.start returns)
+        "worker ready",  # the API app, webhook route included, is bound: HTTP is served
+    ])
 
 
 def test_a_valid_update_is_answered_at_once_and_replied_to_through_the_bot_api(
@@ -113,7 +142,7 @@ def test_a_valid_update_is_answered_at_once_and_replied_to_through_the_bot_api(
         ("no secret", None, {"X-Telegram-Bot-Api-Secret-Token": None}, 401),
         ("empty secret", None, {"X-Telegram-Bot-Api-Secret-Token": ""}, 401),
         ("secret differing in the last character", None,
-         {"X-Telegram-Bot-Api-Secret-Token": SECRET[:-1] + "X"}, 401),
+         {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET[:-1] + "X"}, 401),
         ("invalid JSON", b'{"update_id": 7, "message": {', None, 400),
         ("not UTF-8", b"\xff\xfe\x00{", None, 400),
         ("JSON that is not an object", b"[1, 2, 3]", None, 400),
@@ -149,7 +178,7 @@ def test_a_chunked_body_without_length_is_refused(server: Gunicorn) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         connection.putrequest("POST", "/telegram/webhook")
-        connection.putheader("X-Telegram-Bot-Api-Secret-Token", SECRET)
+        connection.putheader("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
         connection.putheader("Content-Type", "application/json")
         connection.putheader("Transfer-Encoding", "chunked")
         connection.endheaders()
@@ -218,3 +247,52 @@ def test_realistic_updates_of_every_kind_are_taken_and_handled(
                 if c.params.get("callback_query_id") == "4382bfdwdsb323b2d9"]
     assert len(answered) == 1
     assert "update handling failed" not in server.log()
+
+
+@pytest.fixture
+def one_at_a_time(make_settings: SettingsFactory, fake_telegram: FakeTelegram
+                  ) -> Iterator[Runtime]:
+    """The application in-process in webhook mode, taking one pending update at most."""
+    settings = make_settings(**webhook_env(fake_telegram, BOT_MAX_PENDING_UPDATES="1"))
+    with Runtime(settings) as runtime:
+        yield runtime
+
+
+def test_the_webhook_answers_while_the_updates_handler_is_still_running(
+    one_at_a_time: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    webhook = WebhookClient(one_at_a_time)
+    release = fake_telegram.hold("sendMessage")  # the handler's reply waits for the test
+    try:
+        accepted = webhook.post(updates.message(31, "/start", update_id=1))
+        assert accepted.status_code == 200
+        assert fake_telegram.wait_for(lambda: fake_telegram.in_progress == 1)
+        assert not fake_telegram.sent(chat_id=31)  # the handler is still blocked
+    finally:
+        release.set()
+    assert fake_telegram.wait_for(lambda: bool(fake_telegram.sent(chat_id=31)))
+    assert "Welcome" in fake_telegram.sent(chat_id=31)[0].params["text"]
+
+
+def test_too_many_pending_updates_are_refused_with_503_and_taken_when_retried(
+    one_at_a_time: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    webhook = WebhookClient(one_at_a_time)
+    refused = updates.message(33, "/start", update_id=2)
+    release = fake_telegram.hold("sendMessage")
+    try:
+        assert webhook.post(updates.message(32, "/start", update_id=1)).status_code == 200
+        assert fake_telegram.wait_for(lambda: fake_telegram.in_progress == 1)  # 1 pending of 1
+        busy = webhook.post(refused)
+        assert busy.status_code == 503
+        assert busy.headers["Retry-After"] == "1"
+        assert busy.json["type"] == "/problems/unavailable"
+    finally:
+        release.set()
+    assert fake_telegram.wait_for(lambda: bool(fake_telegram.sent(chat_id=32)))
+    with pytest.raises(UserNotFound):  # the refused update never reached a session
+        one_at_a_time.sessions.ask(33, GetState(), timeout=ASK)
+    # Telegram sends it again later; once the first update is done it is taken.
+    eventually(lambda: webhook.post(refused).status_code == 200, what="the retry is taken")
+    assert fake_telegram.wait_for(lambda: bool(fake_telegram.sent(chat_id=33)))
+    assert "Welcome" in fake_telegram.sent(chat_id=33)[0].params["text"]

@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import pytest
 
+from tests.conftest import SettingsFactory
 from tests.services.support import Failing, InjectedFault, inject_relational
+from tests.sessions.conftest import ASK, start_user
 from tests.sessions.support import Sessions, start
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import TelegramIdentity, utcnow
@@ -19,6 +21,7 @@ from yabot.events.models import (
     SubscriptionChanged,
     UserInteraction,
 )
+from yabot.runtime import Runtime
 from yabot.sessions.messages import (
     BuyItem,
     ChangeSubscription,
@@ -126,6 +129,19 @@ def test_reactions_pay_once_per_message_up_to_the_daily_cap(sessions: Sessions) 
     assert awards == [1] * 10 + [0] * 4  # default: 1 besito each, 10 a day
     assert sessions.ask(1, GetWallet()).balance == 10
     assert sum(isinstance(e, ReactionDetected) for e in sessions.of(1)) == 14
+
+
+def test_reaction_reward_and_daily_cap_reach_the_session_from_settings(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(BESITOS_REACTION_REWARD="3", BESITOS_REACTION_DAILY_CAP="7")
+    with Runtime(settings) as runtime:  # the application's wiring builds the ReactionService
+        start_user(runtime, 1)
+        awards = [runtime.sessions.ask(1, React(chat_id=1, message_id=n, reaction="❤"),
+                                       timeout=ASK).awarded for n in range(4)]
+        balance = runtime.sessions.ask(1, GetWallet(), timeout=ASK).balance
+    assert awards == [3, 3, 1, 0]  # 3 each until the cap of 7 leaves 1, then nothing
+    assert balance == 7
 
 
 def test_story_steps_publish_fragment_and_besitos_events(sessions: Sessions) -> None:

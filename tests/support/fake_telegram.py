@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 BOT_USER = {"id": 100000, "is_bot": True, "first_name": "YabotTest", "username": "yabot_test_bot"}
 LONG_POLL_CAP = 0.5  # seconds a getUpdates waits at most, whatever the bot asks
+HOLD_LIMIT = 30.0  # seconds a held call waits for its release at most (a test that forgot)
 
 
 class _Server(ThreadingHTTPServer):
@@ -69,6 +70,7 @@ class FakeTelegram:
         self.refused = 0  # calls answered with an injected error
         self.in_progress = 0  # calls received and not yet answered
         self._delays: dict[str, float] = {}
+        self._holds: dict[str, threading.Event] = {}
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -83,6 +85,9 @@ class FakeTelegram:
         return self
 
     def stop(self) -> None:
+        with self._changed:
+            for release in self._holds.values():
+                release.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -128,6 +133,14 @@ class FakeTelegram:
         """Answer ``method`` only after ``seconds`` (a slow Bot API)."""
         with self._changed:
             self._delays[method] = seconds
+
+    def hold(self, method: str) -> threading.Event:
+        """Answer ``method`` only once the returned event is set; meanwhile each such call
+        counts in ``in_progress`` (the bot's handler is stuck awaiting the Bot API)."""
+        release = threading.Event()
+        with self._changed:
+            self._holds[method] = release
+        return release
 
     def block(self, chat_id: int) -> None:
         """The user ``chat_id`` blocked the bot: sending to them answers 403."""
@@ -184,11 +197,14 @@ class FakeTelegram:
             return injected
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
-        pause = self._delays.get(method, 0.0)
-        if pause:
+        with self._changed:
+            pause, release = self._delays.get(method, 0.0), self._holds.get(method)
+        if pause or release is not None:
             with self._changed:
                 self.in_progress += 1
                 self._changed.notify_all()
+            if release is not None:
+                release.wait(HOLD_LIMIT)
             time.sleep(pause)
             with self._changed:
                 self.in_progress -= 1

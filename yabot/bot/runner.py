@@ -192,9 +192,10 @@ class BotRunner:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._lanes = Lanes(self._handle, self._settings.bot.bot_max_concurrent_updates)
-        self._ready.set()
         api = str(self._settings.bot.telegram_api_url)
+        # Logged before `start` returns, so the log shows the bot starting before the HTTP app.
         log.info("telegram starting", mode="webhook" if self.webhook else "polling", api=api)
+        self._ready.set()
         connection = asyncio.create_task(
             self._register_webhook() if self.webhook else self._poll()
         )
