@@ -20,6 +20,7 @@ from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import Response, bearer, request
 from tests.support.processes import Gunicorn
 from yabot.api.auth import mint_token
+from yabot.bot.webhook import TelegramWebhook
 from yabot.settings import JwtSettings, load_settings
 
 BOT_TOKEN = "123456:TEST-token-for-the-fake-bot-api"
@@ -94,6 +95,14 @@ def test_start_registers_the_webhook_with_its_secret_and_the_reaction_updates(
     assert "message_reaction" in params["allowed_updates"]
     assert "callback_query" in params["allowed_updates"]
     assert not fake.calls_of("deleteWebhook")
+
+
+def test_the_served_openapi_document_describes_the_webhook(server: Gunicorn) -> None:
+    response = request("GET", f"{server.base_url}/openapi.json")
+    assert response.status == 200
+    operations = response.json()["paths"]["/telegram/webhook"]
+    assert operations == TelegramWebhook.openapi
+    assert operations["post"]["security"] == []  # the secret header authenticates it
 
 
 def test_a_valid_update_is_answered_at_once_and_replied_to_through_the_bot_api(
