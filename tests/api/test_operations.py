@@ -134,8 +134,9 @@ def _assert_documents_exactly(document: dict[str, Any], app: falcon.App[Any, Any
 
 
 def _resource_of(app: falcon.App[Any, Any], path: str) -> object:
-    resource, _, _, _ = app._router.find(path.replace("{user_id}", "1")
-                                         .replace("{fragment_id}", "f"))
+    found = app._router.find(path.replace("{user_id}", "1").replace("{fragment_id}", "f"))
+    assert found is not None, path
+    resource: object = found[0]
     return resource
 
 
