@@ -1,5 +1,6 @@
 """Service tokens through real gunicorn: pinned algorithm, required claims, kid rotation,
-scopes per route; and the asymmetric (EdDSA) configuration in-process."""
+scopes per route; and in-process: the leeway on ``exp`` and the asymmetric (EdDSA, RS256)
+configurations."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import falcon.testing
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.api.conftest import (
@@ -21,13 +26,16 @@ from tests.api.conftest import (
     PREVIOUS_KID,
     PREVIOUS_SECRET,
     USERS,
+    FailingBridge,
     ServedApi,
     make_token,
 )
 from tests.conftest import SettingsFactory
+from yabot.api import auth
+from yabot.api.app import create_app
 from yabot.api.auth import TokenVerifier, mint_token
 from yabot.cli import main
-from yabot.errors import ConfigError, Unauthorized
+from yabot.errors import ConfigError, Unauthorized, UserNotFound
 
 USER = USERS[0]
 
@@ -126,8 +134,49 @@ def test_public_routes_need_no_token(api: ServedApi) -> None:
 # ---- in-process: configuration and the asymmetric option ----------------------------------
 
 
-def _ed25519_files(directory: Path, name: str) -> tuple[Path, Path]:
-    key = Ed25519PrivateKey.generate()
+@pytest.mark.parametrize(("leeway", "expired_ago", "accepted"), [
+    (30, 5, True),  # a few seconds past exp, within the leeway
+    (30, 90, False),  # beyond it
+    (0, 5, False),  # the same age without a leeway: the leeway is what accepted it above
+])
+def test_a_token_past_exp_is_accepted_only_within_the_leeway(
+    make_settings: SettingsFactory, leeway: int, expired_ago: int, accepted: bool
+) -> None:
+    verifier = TokenVerifier(make_settings(JWT_LEEWAY_SECONDS=str(leeway)))
+    now = int(time.time())
+    token = make_token(kid=None, iat=now - 300, exp=now - expired_ago)
+    if accepted:
+        assert verifier.verify(token)["sub"] == "tests"
+    else:
+        with pytest.raises(Unauthorized, match="expired"):
+            verifier.verify(token)
+
+
+def test_a_remembered_token_is_refused_once_past_exp_and_the_leeway(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(make_settings(JWT_LEEWAY_SECONDS="30"))
+    now = int(time.time())
+    token = make_token(kid=None, iat=now - 300, exp=now - 5)
+    assert verifier.verify(token)["sub"] == "tests"  # verified, and remembered until exp
+    # The verifier's own clock, moved past the token's exp + leeway (PyJWT is not asked again).
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: now + 24))
+    assert verifier.verify(token)["sub"] == "tests"
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: now + 26))
+    with pytest.raises(Unauthorized, match="expired"):
+        verifier.verify(token)
+
+
+AsymmetricKey = Ed25519PrivateKey | rsa.RSAPrivateKey
+KEY_FACTORIES: dict[str, Callable[[], AsymmetricKey]] = {
+    "EdDSA": Ed25519PrivateKey.generate,
+    "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+}
+
+
+def _key_files(directory: Path, name: str, algorithm: str) -> tuple[Path, Path]:
+    """A new private key for ``algorithm`` and its public key, as PEM files."""
+    key = KEY_FACTORIES[algorithm]()
     private = directory / f"{name}.pem"
     public = directory / f"{name}.pub.pem"
     private.write_bytes(key.private_bytes(serialization.Encoding.PEM,
@@ -138,19 +187,20 @@ def _ed25519_files(directory: Path, name: str) -> tuple[Path, Path]:
     return private, public
 
 
-def test_eddsa_tokens_verify_and_an_hmac_token_made_with_the_public_key_does_not(
-    make_settings: SettingsFactory, tmp_path: Path
+@pytest.mark.parametrize("algorithm", sorted(KEY_FACTORIES))
+def test_asymmetric_tokens_verify_and_hmac_tokens_do_not(
+    make_settings: SettingsFactory, tmp_path: Path, algorithm: str
 ) -> None:
-    private, public = _ed25519_files(tmp_path, "current")
-    _, old_public = _ed25519_files(tmp_path, "old")
+    private, public = _key_files(tmp_path, "current", algorithm)
+    _, old_public = _key_files(tmp_path, "old", algorithm)
     settings = make_settings(
-        JWT_SECRET="", JWT_ALGORITHM="EdDSA", JWT_PUBLIC_KEY_FILE=str(public),
+        JWT_SECRET="", JWT_ALGORITHM=algorithm, JWT_PUBLIC_KEY_FILE=str(public),
         JWT_PRIVATE_KEY_FILE=str(private), JWT_PREVIOUS_KEY_ID="old",
         JWT_PREVIOUS_PUBLIC_KEY_FILE=str(old_public),
     )
     verifier = TokenVerifier(settings)
     token = mint_token(settings, "svc", ["users:read"], 60)
-    assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
+    assert jwt.get_unverified_header(token)["alg"] == algorithm
     assert verifier.verify(token)["sub"] == "svc"
     # The classic confusion attack: HS256 keyed with the (public) PEM text.
     now = int(time.time())
@@ -158,8 +208,18 @@ def test_eddsa_tokens_verify_and_an_hmac_token_made_with_the_public_key_does_not
         {"iss": "yabot", "aud": "yabot-api", "sub": "evil", "iat": now, "exp": now + 60})
     mac = hmac.new(public.read_bytes(), signing_input.encode(), hashlib.sha256).digest()
     confused = signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-    with pytest.raises(Unauthorized):
-        verifier.verify(confused)
+    hs256 = make_token(["users:read"], kid="k1")  # a valid token of an HS256 deployment
+    for refused in (confused, hs256):
+        with pytest.raises(Unauthorized):
+            verifier.verify(refused)
+    # The same through the deployment's app: its own token passes authentication (the bridge
+    # then answers 404), an HS256 one is 401.
+    app = create_app(settings, FailingBridge(UserNotFound(USER)))
+    client = falcon.testing.TestClient(app)
+    for bearer, status in ((token, 404), (hs256, 401), (confused, 401)):
+        result = client.simulate_get(f"/user/{USER}/state",
+                                     headers={"Authorization": f"Bearer {bearer}"})
+        assert result.status_code == status, result.text
     with pytest.raises(ConfigError, match="no signing key"):
         mint_token(settings, "svc", key_id="old")  # only its public key is configured
 

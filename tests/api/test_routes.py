@@ -154,6 +154,20 @@ def test_same_key_with_a_different_body_is_409(api: ServedApi) -> None:
              409, "idempotency-conflict")
 
 
+def test_same_key_with_a_body_that_differs_only_in_reason_is_409(api: ServedApi) -> None:
+    body = {"kind": "earn", "amount": 5, "reason": "quest reward"}
+    assert _transact(api, CAROL, "k-reason", body).status == 200
+    before = api.call("GET", f"/user/{CAROL}/state", token=make_token()).json()
+    _problem(_transact(api, CAROL, "k-reason", {**body, "reason": "another reason"}),
+             409, "idempotency-conflict")
+    _problem(_transact(api, CAROL, "k-reason", {"kind": "earn", "amount": 5}),
+             409, "idempotency-conflict")  # a reason left out is a different reason too
+    replay = _transact(api, CAROL, "k-reason", body)
+    assert (replay.status, replay.json()["applied"]) == (200, False)
+    after = api.call("GET", f"/user/{CAROL}/state", token=make_token()).json()
+    assert after["document"]["besitos"] == before["document"]["besitos"]
+
+
 def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
     assert _transact(api, ANA, "fund-ana", {"kind": "earn", "amount": 20}).status == 200
     before = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()

@@ -32,6 +32,7 @@ from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import Response, bearer, request
 from tests.support.processes import Gunicorn
 from yabot.api.auth import mint_token
+from yabot.bot.webhook import TelegramWebhook
 from yabot.errors import UserNotFound
 from yabot.runtime import Runtime
 from yabot.sessions.messages import GetState
@@ -123,6 +124,14 @@ def test_start_order_is_stores_bus_coordinator_sessions_bot_then_http(server: Gu
         "telegram starting",  # the Dispatcher's loop runs (before BotRunner.start returns)
         "worker ready",  # the API app, webhook route included, is bound: HTTP is served
     ])
+
+
+def test_the_served_openapi_document_describes_the_webhook(server: Gunicorn) -> None:
+    response = request("GET", f"{server.base_url}/openapi.json")
+    assert response.status == 200
+    operations = response.json()["paths"]["/telegram/webhook"]
+    assert operations == TelegramWebhook.openapi
+    assert operations["post"]["security"] == []  # the secret header authenticates it
 
 
 def test_a_valid_update_is_answered_at_once_and_replied_to_through_the_bot_api(

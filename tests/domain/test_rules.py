@@ -153,6 +153,17 @@ def test_a_request_fingerprint_tells_requests_apart() -> None:
     assert len(request_fingerprint("buy", 0, None, "x" * 200)) <= 64
 
 
+def test_a_request_fingerprint_tells_reasons_apart_short_or_hashed() -> None:
+    assert request_fingerprint("earn", 5, None, "bonus") != request_fingerprint("earn", 5)
+    assert request_fingerprint("earn", 5, None, "bonus") != request_fingerprint(
+        "earn", 5, None, "bonus!")
+    long = "r" * 255
+    assert request_fingerprint("earn", 5, None, long + "a") != request_fingerprint(
+        "earn", 5, None, long + "b")
+    assert request_fingerprint("earn", 5, None, long) == request_fingerprint(
+        "earn", 5, None, long)
+
+
 def test_the_applications_keys_cannot_be_taken_by_a_caller() -> None:
     assert system_key(7, "reaction:1:2") != user_key(7, "reaction:1:2")
     assert len(system_key(7, "r" * 300)) <= MAX_KEY_LENGTH

@@ -15,7 +15,7 @@ from yabot.api.bodies import BodyLimits
 from yabot.api.bridge import ApiBridge
 from yabot.api.health import HEALTH_JSON, Readiness
 from yabot.api.metrics import HttpMetrics, MeasureRequests, MetricsResource
-from yabot.api.openapi import OpenApiResource
+from yabot.api.openapi import OpenApiResource, extra_path_items
 from yabot.api.problems import PROBLEM_JSON, handle_error, serialize_problem
 from yabot.api.ratelimit import RateLimit
 from yabot.api.resources import (
@@ -68,7 +68,8 @@ def create_app(
     metrics: HttpMetrics | None = None,
     metrics_sources: Sequence[Callable[[], str]] = (),
 ) -> falcon.App[Any, Any]:
-    """The API; ``extra_routes`` are resources other parts add (the Telegram webhook).
+    """The API; ``extra_routes`` are resources other parts add (the Telegram webhook),
+    documented in ``/openapi.json`` too (`yabot.api.openapi.extra_path_items`).
 
     ``health`` feeds ``/readyz`` (no checks: ready), ``draining`` makes it fail (set at the
     start of shutdown), ``metrics_sources`` add Prometheus text to ``/metrics`` after the
@@ -93,12 +94,13 @@ def create_app(
     app.add_route("/healthz", Liveness())
     app.add_route("/readyz", Readiness(registry.check_all, draining or threading.Event()))
     app.add_route("/metrics", MetricsResource([http_metrics.prometheus_text, *metrics_sources]))
-    app.add_route("/openapi.json", OpenApiResource())
+    extras = dict(extra_routes or {})
+    app.add_route("/openapi.json", OpenApiResource(extra_path_items(extras)))
     app.add_route("/user/{user_id}/state", UserStateResource(bridge))
     app.add_route("/user/{user_id}/preferences", PreferencesResource(bridge))
     app.add_route("/user/{user_id}/besitos", BesitosResource(bridge))
     app.add_route("/user/{user_id}/subscription", SubscriptionResource(bridge))
     app.add_route("/narrative/{fragment_id}", FragmentResource(bridge))
-    for path, resource in (extra_routes or {}).items():
+    for path, resource in extras.items():
         app.add_route(path, resource)
     return app

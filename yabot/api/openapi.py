@@ -1,12 +1,15 @@
 """The OpenAPI 3.1 document of the API, served at ``/openapi.json``.
 
 Written here by hand around the pydantic models the resources really parse and return, so the
-schemas cannot drift from the code; `tests/api/test_openapi.py` checks that every route of the
-app is documented and nothing else, and schemathesis checks that responses conform.
+schemas cannot drift from the code. Routes other parts add to the app (``extra_routes``: the
+Telegram webhook) describe themselves (`extra_path_items`). `tests/api/test_operations.py`
+checks that every route the app serves is documented and nothing else, with and without the
+webhook, and `tests/api/test_schemathesis.py` checks that responses conform.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -26,7 +29,10 @@ from yabot.sessions.messages import (
 )
 
 MAX_USER_ID = 2**53 - 1
+#: What an ``openapi`` attribute of a resource holds: method in lower case → operation object.
+Operations = Mapping[str, Mapping[str, Any]]
 _REF = "#/components/schemas/{model}"
+_OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 _REQUESTS: tuple[type[BaseModel], ...] = (PreferencesBody, TransactionBody, SubscriptionBody)
 _RESPONSES: tuple[type[BaseModel], ...] = (
@@ -52,13 +58,15 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": _REF.format(model=model.__name__)}
 
 
-def _problem(status: int) -> dict[str, Any]:
+def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
+    """The response object of an error ``status`` (a problem document; 429 and 503 carry
+    ``Retry-After``), described by ``description`` or the API's usual text for it."""
     response: dict[str, Any] = {
-        "description": _STATUS_TEXT[status],
+        "description": description or _STATUS_TEXT[status],
         "content": {"application/problem+json": {
             "schema": {"$ref": "#/components/schemas/Problem"}}},
     }
-    if status == 429:
+    if status in (429, 503):
         response["headers"] = {"Retry-After": {
             "description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}}}
     return response
@@ -77,7 +85,7 @@ def _operation(
         "parameters": parameters,
         "responses": {
             "200": {"description": "OK", "content": {"application/json": {"schema": _ref(ok)}}},
-            **{str(status): _problem(status) for status in sorted(statuses)},
+            **{str(status): problem_response(status) for status in sorted(statuses)},
         },
     }
     if body is not None:
@@ -154,8 +162,31 @@ def _components() -> dict[str, Any]:
     return schemas
 
 
-def openapi_document() -> dict[str, Any]:
-    """The document; built once per app."""
+def extra_path_items(routes: Mapping[str, object]) -> dict[str, Operations]:
+    """The document's entries for routes other parts add to the app (path → resource).
+
+    A resource describes its operations in an ``openapi`` attribute (`Operations`). One
+    without it still gets an entry per responder (``on_get`` …) saying it is not described,
+    so the document lists every route the app serves (the benchmark's hello-world route)."""
+    items: dict[str, Operations] = {}
+    for path, resource in routes.items():
+        described: Operations | None = getattr(resource, "openapi", None)
+        if described is not None:
+            items[path] = described
+            continue
+        security: list[Any] = [] if getattr(resource, "public", False) else [{"bearerAuth": []}]
+        items[path] = {
+            method: {"summary": "Not described", "security": security,
+                             "responses": {"default": {"description": "Not described"}}}
+            for method in _OPENAPI_METHODS
+            if callable(getattr(resource, f"on_{method}", None))
+        }
+    return items
+
+
+def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dict[str, Any]:
+    """The document, with ``extra_paths`` (`extra_path_items`) after the API's own; built
+    once per app."""
     user = [_USER_ID_PATH]
     return {
         "openapi": "3.1.0",
@@ -196,6 +227,7 @@ def openapi_document() -> dict[str, Any]:
                                       "content": {"application/json": {
                                           "schema": {"type": "object"}}}}},
             }},
+            **(extra_paths or {}),
         },
         "components": {
             "schemas": _components(),
@@ -214,8 +246,8 @@ class OpenApiResource:
 
     public = True
 
-    def __init__(self) -> None:
-        self._document = openapi_document()
+    def __init__(self, extra_paths: Mapping[str, Operations] | None = None) -> None:
+        self._document = openapi_document(extra_paths)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = self._document

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hmac
 import json
+from typing import ClassVar
 
 import falcon
 import structlog
 
+from yabot.api.openapi import Operations, problem_response
 from yabot.bot.runner import Accepted, BotRunner
 from yabot.errors import InvalidInput, Unauthorized, Unavailable
 
@@ -32,6 +34,35 @@ class TelegramWebhook:
     """The Falcon resource. Public (no JWT): the secret header is its authentication."""
 
     public = True
+    #: Its entry in ``/openapi.json`` (`yabot.api.openapi.extra_path_items`).
+    openapi: ClassVar[Operations] = {"post": {
+        "summary": "A Telegram update (Bot API setWebhook), authenticated by the secret header",
+        "security": [],
+        "parameters": [{
+            "name": SECRET_HEADER, "in": "header", "required": True,
+            "description": "The secret_token given to setWebhook",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 256,
+                       "pattern": "^[A-Za-z0-9_-]+$"},
+        }],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["update_id"],
+            "description": "A Telegram Update object (https://core.telegram.org/bots/api#update)",
+        }}}},
+        "responses": {
+            "200": {"description": "Accepted, or of a kind the bot does not handle (both "
+                                   "final: Telegram does not retry)",
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["ok"],
+                        "properties": {"ok": {"const": True}}}}}},
+            "400": problem_response(400, "The body is not JSON or not an update"),
+            "401": problem_response(401, "The secret header is missing or wrong"),
+            "411": problem_response(411),
+            "413": problem_response(413, "The body is larger than BOT_WEBHOOK_MAX_BODY"),
+            "415": problem_response(415),
+            "503": problem_response(503, "The bot's queue is full or the bot is stopping; "
+                                         "Telegram retries later"),
+        },
+    }}
 
     def __init__(self, runner: BotRunner, secret: str, max_body: int) -> None:
         self._runner = runner

@@ -94,7 +94,10 @@ def derived_key(ledger_key: str, suffix: str) -> str:
 
 def request_fingerprint(kind: str, amount: int, counterpart: int | None = None,
                         what: str = "") -> str:
-    """A short, stable text naming a request: same request, same fingerprint."""
+    """A short, stable text naming a request: same request, same fingerprint. Callers pass
+    every field the caller's request carries (``what``: the item, or the free-text reason;
+    it comes last, so no text in it can make two requests read alike), so a key reused for a
+    request that differs in any of them is a conflict, never a replay."""
     text = f"{kind}:{amount}:{counterpart or ''}:{what}"
     return text if len(text) <= 64 else hashlib.sha256(text.encode()).hexdigest()
 

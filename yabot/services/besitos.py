@@ -64,8 +64,9 @@ class BesitosService:
         self, user_id: int, kind: TransactionKind, amount: int, key: str,
         to_user_id: int | None = None, reason: str = "",
     ) -> TransactionOutcome:
-        """Apply one request once. A replay (same key, same request) changes nothing and
-        answers ``applied=False``; the same key for another request is `IdempotencyConflict`.
+        """Apply one request once. A replay (same key, same request: every argument but the
+        key equal, ``reason`` included) changes nothing and answers ``applied=False``; the same
+        key for another request is `IdempotencyConflict`.
 
         Raises `InsufficientBesitos`, `UserNotFound` (either user), `InvalidInput`.
         """
@@ -77,7 +78,7 @@ class BesitosService:
                 raise InvalidInput("to_user_id: a transfer to oneself is not a transfer")
         elif to_user_id is not None:
             raise InvalidInput(f"to_user_id: only a transfer has a recipient, not {kind}")
-        request = request_fingerprint(kind, amount, to_user_id)
+        request = request_fingerprint(kind, amount, to_user_id, reason)
         ledger_key = user_key(user_id, key)
         ledger = self._stores.documents.ledger
         note = (f"{kind}: {reason}" if reason else kind)[:256]
