@@ -140,16 +140,15 @@ def test_a_missing_table_is_reported_by_name(sql_settings: Settings) -> None:
     engine.dispose()
 
 
+@pytest.mark.usefixtures("in_process_cli")
 def test_yabot_migrate_reports_a_table_missing_after_applying_and_exits_1(
-    sql_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    sql_settings: Settings, capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert run(sql_settings, to="0001")[0] == 0
     engine = engine_of(sql_settings)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE items"))
     engine.dispose()
-    # The command would point the process's root logger at this test's captured stderr.
-    monkeypatch.setattr("yabot.logs.configure_logging", lambda _settings: None)
     capsys.readouterr()
     code = main(["migrate"])  # reads the same settings from the environment
     lines = capsys.readouterr().out.splitlines()
