@@ -42,6 +42,18 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SettingsFa
 
 
 @pytest.fixture
+def in_process_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a test that runs a `yabot` command through `yabot.cli.main` in this process.
+
+    The command's `configure_logging` would replace the root logger's handlers with one
+    bound to the ``sys.stderr`` of that moment — this test's capture, closed when it ends —
+    so every log line later in the session, from any thread, would fail with "--- Logging
+    error ---". Logging set-up is not what such a test checks: it is left out.
+    """
+    monkeypatch.setattr("yabot.logs.configure_logging", lambda _settings: None)
+
+
+@pytest.fixture
 def settings(make_settings: SettingsFactory) -> Settings:
     return make_settings()
 

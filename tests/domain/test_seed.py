@@ -79,6 +79,7 @@ def test_loading_twice_changes_nothing(backend: str, request: pytest.FixtureRequ
         assert seed_if_empty(stores) is None  # a story is there: never overwritten
 
 
+@pytest.mark.usefixtures("in_process_cli")
 def test_yabot_seed_loads_the_story_and_check_touches_nothing(
     settings: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path,
 ) -> None:

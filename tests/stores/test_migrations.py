@@ -14,6 +14,7 @@ from sqlalchemy import Engine, inspect, text
 from tests.conftest import SettingsFactory
 from tests.support import mongomock_gaps
 from tests.support.processes import clean_env
+from yabot.cli import main
 from yabot.errors import SchemaMismatch
 from yabot.settings import Settings
 from yabot.stores.connect import sql_engine
@@ -137,6 +138,26 @@ def test_a_missing_table_is_reported_by_name(sql_settings: Settings) -> None:
         conn.execute(text("DROP TABLE items"))
     assert any("items" in diff for diff in sql_differences(engine))
     engine.dispose()
+
+
+@pytest.mark.usefixtures("in_process_cli")
+def test_yabot_migrate_reports_a_table_missing_after_applying_and_exits_1(
+    sql_settings: Settings, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(sql_settings, to="0001")[0] == 0
+    engine = engine_of(sql_settings)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE items"))
+    engine.dispose()
+    capsys.readouterr()
+    code = main(["migrate"])  # reads the same settings from the environment
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert "done: sql: apply 0002 ledger: request fingerprint and compensation mark" in lines
+    assert [line for line in lines if line.startswith("sql mismatch:")] == [
+        "sql mismatch: add_table: items"  # autogenerate would add it back
+    ]
+    assert "schema ok" not in lines
 
 
 def test_sqlite_file_is_backed_up_before_an_upgrade(make_settings: SettingsFactory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,26 +199,39 @@ def test_connect_raises_a_non_transient_error_at_once() -> None:
 
 
 def test_lock_errors_from_concurrent_writers_never_reach_the_caller(tmp_path: Path) -> None:
-    """4 threads debit one SQLite file while another connection holds the write lock for a
-    while; a 1 ms busy_timeout makes SQLite raise "database is locked" at once, and the
-    guard's retries absorb every one of them."""
+    """4 threads debit one SQLite file while another connection holds the write lock; a 1 ms
+    busy_timeout makes SQLite raise "database is locked" at once. The lock is released only
+    once every writer has hit it (each writer's retry waits for that instead of a timed
+    backoff), and the guard's retries absorb every lock error, then and afterwards."""
+    writers = 4
     url = f"sqlite:///{tmp_path / 'locked.sqlite3'}"
     engine = make_engine(url, busy_timeout_ms=1)
     sql_upgrade(engine)
     lock_errors: list[BaseException] = []
+    blocked_writers: set[int] = set()
+    counted = threading.Lock()
+    all_blocked = threading.Event()
+    released = threading.Event()
 
     def counting(error: BaseException) -> bool:
-        lock_errors.append(error)
+        with counted:
+            lock_errors.append(error)
+            if not released.is_set():
+                blocked_writers.add(threading.get_ident())
+                if len(blocked_writers) == writers:
+                    all_blocked.set()
         return is_transient_sql(error)
 
-    guard = StoreGuard("sql", is_transient=counting,
-                       policy=RetryPolicy(attempts=50, base_delay=0.005, max_delay=0.05))
+    def backoff(delay: float) -> None:
+        if released.wait(timeout=60):  # hit while the lock is held: wait for the release
+            time.sleep(delay)
+
+    guard = StoreGuard("sql", is_transient=counting, sleep=backoff,
+                       policy=RetryPolicy(attempts=200, base_delay=0.005, max_delay=0.05))
     store = sql_documents(engine, guard)
     store.users.create_if_absent(UserDocument(user_id=1, besitos=1000))
-    blocker = sqlite3.connect(tmp_path / "locked.sqlite3", isolation_level=None,
-                              check_same_thread=False)
+    blocker = sqlite3.connect(tmp_path / "locked.sqlite3", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # holds the write lock
-    release = threading.Timer(0.1, lambda: blocker.execute("COMMIT"))
     errors: list[BaseException] = []
     applied: list[bool] = []
 
@@ -228,16 +242,19 @@ def test_lock_errors_from_concurrent_writers_never_reach_the_caller(tmp_path: Pa
         except BaseException as exc:  # collected and asserted on below
             errors.append(exc)
 
-    threads = [threading.Thread(target=debit, args=(i,)) for i in range(4)]
-    release.start()
+    threads = [threading.Thread(target=debit, args=(i,)) for i in range(writers)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
-    release.join()
-    blocker.close()
+    try:
+        every_writer_blocked = all_blocked.wait(timeout=60)
+    finally:
+        blocker.execute("COMMIT")
+        released.set()
+        for thread in threads:
+            thread.join()
+        blocker.close()
+    assert every_writer_blocked, f"only {len(blocked_writers)} writers reached the lock"
     assert errors == []
-    assert lock_errors  # the lock was really hit, and retried
     assert all("database is locked" in str(error) for error in lock_errors)
     assert applied.count(True) == 40
     user = store.users.get(1)

@@ -8,6 +8,16 @@ tested on a real MongoDB only, via the ``mongodb`` marker).
 
 `install()` patches `mongomock.database.Database` once per process; it changes nothing for
 calls mongomock already supports.
+
+Two projection bugs are patched on `mongomock.collection.Collection` as well:
+
+- ``find_one_and_update(..., projection=p, return_document=AFTER)`` re-reads the updated
+  document through the *filter* when ``p`` drops ``_id``, so a guarded update (``besitos >=
+  n``, ``ledger_keys != k``) that no longer matches its own filter afterwards returns None.
+  Here the update runs without a projection (mongomock then re-reads by ``_id``) and ``p`` is
+  applied to what it returns.
+- every projection is popped from and put back into the caller's dict while it is applied,
+  so threads sharing one projection constant race on it; here each call gets its own copy.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import mongomock
+from mongomock.collection import Collection
 from mongomock.database import Database
 from pymongo.errors import CollectionInvalid, OperationFailure
 
@@ -71,6 +82,26 @@ def install() -> None:
     Database.command = command
     Database.list_collections = list_collections
     Database.drop_collection = drop_collection
+    _install_projection_fixes()
+
+
+def _install_projection_fixes() -> None:
+    original_copy_only_fields = Collection._copy_only_fields
+    original_find_one_and_update = Collection.find_one_and_update
+
+    def copy_only_fields(self: Any, doc: Any, fields: Any, container: Any) -> Any:
+        own = dict(fields) if isinstance(fields, dict) else fields
+        return original_copy_only_fields(self, doc, own, container)
+
+    def find_one_and_update(self: Any, filter: Any, update: Any, projection: Any = None,
+                            *args: Any, **kwargs: Any) -> Any:
+        found = original_find_one_and_update(self, filter, update, None, *args, **kwargs)
+        if found is None or projection is None:
+            return found
+        return self._copy_only_fields(found, projection, dict)
+
+    Collection._copy_only_fields = copy_only_fields
+    Collection.find_one_and_update = find_one_and_update
 
 
 def client() -> Any:

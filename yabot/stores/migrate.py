@@ -1,8 +1,9 @@
 """Migrations of both stores: Alembic for SQL, numbered idempotent steps for MongoDB.
 
 SQL revisions live in `yabot/stores/migrations/versions` and ship with the package. Before an
-upgrade of a SQLite file the file is backed up next to itself (``<file>.<revision>.bak``),
-with SQLite's online backup API so a running reader does not corrupt the copy.
+upgrade or downgrade of a SQLite file the file is backed up next to itself, as
+``<file>.before-<revision>.bak`` (the revision it was at; ``base`` for none), with SQLite's
+online backup API so a running reader does not corrupt the copy.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Every public method is one guarded unit of work (`StoreGuard`), retried on trans
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime
 from typing import Any
@@ -55,8 +56,11 @@ def validation_error(error: OperationFailure) -> InvalidRecord:
     return InvalidRecord("document", "fails the collection's schema")
 
 
-def _without_id(document: Document) -> Document:
-    return {key: value for key, value in document.items() if key != "_id"}
+# What a user read returns: the domain's document, not the ledger's bookkeeping in it.
+USER_FIELDS: Mapping[str, Any] = {"_id": False, "ledger_keys": False, "pending_ledger": False}
+# What a balance change reads back: the balance and the entries still to flush.
+BALANCE_FIELDS: Mapping[str, Any] = {"_id": False, "user_id": True, "besitos": True,
+                            "pending_ledger": True}
 
 
 class _Repository:
@@ -84,7 +88,7 @@ class MongoUserDocuments(_Repository):
 
     def get(self, user_id: int) -> UserDocument | None:
         found = self._guard.run(
-            lambda: self._users.find_one({"user_id": user_id}, projection={"_id": False}),
+            lambda: self._users.find_one({"user_id": user_id}, projection=USER_FIELDS),
             "get user",
         )
         return UserDocument.model_validate(found) if found is not None else None
@@ -96,11 +100,11 @@ class MongoUserDocuments(_Repository):
                     {"user_id": document.user_id},
                     {"$setOnInsert": document.model_dump()},
                     upsert=True,
-                    projection={"_id": False},
+                    projection=USER_FIELDS,
                     return_document=ReturnDocument.BEFORE,
                 )
             except DuplicateKeyError:  # a concurrent upsert inserted it first
-                found = self._users.find_one({"user_id": document.user_id}, {"_id": False})
+                found = self._users.find_one({"user_id": document.user_id}, USER_FIELDS)
             return found
 
         before = self._write(create, "create user")
@@ -109,17 +113,16 @@ class MongoUserDocuments(_Repository):
         return UserDocument.model_validate(before), False
 
     def _modify(self, user_id: int, update: Document, what: str) -> UserDocument:
-        # No projection: mongomock re-reads an AFTER document through the filter when one is
-        # given (see `MongoBesitosLedger`).
         after = self._write(
             lambda: self._users.find_one_and_update(
-                {"user_id": user_id}, update, return_document=ReturnDocument.AFTER
+                {"user_id": user_id}, update, projection=USER_FIELDS,
+                return_document=ReturnDocument.AFTER,
             ),
             what,
         )
         if after is None:
             raise UserNotFound(user_id)
-        return UserDocument.model_validate(_without_id(after))
+        return UserDocument.model_validate(after)
 
     def update(self, user_id: int, changes: UserChanges) -> UserDocument:
         return self._modify(user_id, {"$set": changes.fields()}, "update user")
@@ -207,21 +210,17 @@ class MongoBesitosLedger(_Repository):
 
         def apply() -> BalanceChange:
             if ledger.find_one({"key": key}, projection={"_id": True}) is None:
-                # No projection here: mongomock re-reads an AFTER document through the filter
-                # when a projection is given, and the filter no longer matches it.
                 after = users.find_one_and_update(
                     guard,
                     {"$inc": {"besitos": delta},
                      "$push": {"ledger_keys": {"$each": [key], "$slice": -RECENT_LEDGER_KEYS},
                                "pending_ledger": parked}},
-                    return_document=ReturnDocument.AFTER,
+                    projection=BALANCE_FIELDS, return_document=ReturnDocument.AFTER,
                 )
                 if after is not None:
                     self._flush(after)
                     return BalanceChange(applied=True, balance=after["besitos"])
-            current = users.find_one({"user_id": user_id},
-                                     projection={"user_id": True, "besitos": True,
-                                                 "pending_ledger": True})
+            current = users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
             if current is None:
                 raise UserNotFound(user_id)
             self._flush(current)  # a replay after a crash finds its entry in the ledger
@@ -258,9 +257,7 @@ class MongoBesitosLedger(_Repository):
 
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
         def read() -> list[Document]:
-            user = self._db.users.find_one({"user_id": user_id},
-                                           projection={"user_id": True, "besitos": True,
-                                                       "pending_ledger": True})
+            user = self._db.users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
             if user is not None:
                 self._flush(user)
             return list(

@@ -6,8 +6,9 @@ whole on transient errors, so a retry never applies half of anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
 from sqlalchemy import exc as sa_exc
@@ -30,6 +31,8 @@ from yabot.stores.tables import (
     user_profiles,
 )
 from yabot.stores.transient import is_transient_sql
+
+T = TypeVar("T")
 
 
 def sql_guard(name: str = "sql") -> StoreGuard:
@@ -69,15 +72,17 @@ def upsert(conn: Connection, table: Table, values: dict[str, Any]) -> None:
     conn.execute(statement)
 
 
-# The field each named constraint protects, for error messages.
+# The field each named constraint protects, for error messages: the constraints a
+# repository write can run into. The ledger's CHECKs (``amount <> 0``, ``balance_after >= 0``)
+# are a last line of defence the ledger's own validation never reaches (`positive` refuses a
+# zero amount; ``balance_after`` is read back from the CHECKed balance); if one ever fires,
+# the error names the constraint.
 CONSTRAINT_FIELDS = {
     "ck_subscriptions_ends_after_start": "ends_at",
     "ck_subscriptions_subscription_plan": "plan",
     "ck_subscriptions_subscription_status": "status",
     "fk_subscriptions_user_id_user_profiles": "user_id",
     "ck_user_documents_besitos_not_negative": "besitos",
-    "ck_besitos_ledger_amount_not_zero": "amount",
-    "ck_besitos_ledger_balance_after_not_negative": "balance_after",
 }
 
 
@@ -90,6 +95,17 @@ def constraint_error(error: sa_exc.IntegrityError) -> InvalidRecord:
     if name is None:  # SQLite: "CHECK constraint failed: ck_…"
         name = message.rsplit(":", 1)[-1].strip()
     return InvalidRecord(CONSTRAINT_FIELDS.get(str(name), str(name)), f"violates {name}")
+
+
+def guarded_write(guard: StoreGuard, operation: Callable[[], T], what: str) -> T:
+    """``guard.run(operation)`` with a constraint violation raised as `InvalidRecord`.
+
+    The operation is one transaction, so a refused write leaves nothing behind.
+    """
+    try:
+        return guard.run(operation, what)
+    except sa_exc.IntegrityError as exc:
+        raise constraint_error(exc) from exc
 
 
 # One-row reads, built once (building a statement per call costs more than running it on
@@ -155,7 +171,7 @@ class SqlUserProfiles:
             with self._engine.begin() as conn:
                 return insert_if_absent(conn, user_profiles, profile.model_dump())
 
-        return self._guard.run(write, "create profile")
+        return guarded_write(self._guard, write, "create profile")
 
 
 class SqlUserDocuments:
@@ -181,7 +197,7 @@ class SqlUserDocuments:
                      "document": document.model_dump(mode="json", exclude={"besitos"})},
                 )
 
-        if self._guard.run(write, "create user"):
+        if guarded_write(self._guard, write, "create user"):
             return document, True
         existing = self.get(document.user_id)
         assert existing is not None  # rows are never deleted
@@ -206,7 +222,7 @@ class SqlUserDocuments:
                              .where(user_documents.c.user_id == user_id).values(document=body))
             return UserDocument.model_validate({**body, "besitos": row.besitos})
 
-        found: UserDocument | None = self._guard.run(write, what)
+        found: UserDocument | None = guarded_write(self._guard, write, what)
         if found is None:
             raise UserNotFound(user_id)
         return found
@@ -249,7 +265,7 @@ class SqlNarrativeFragments:
                     "document": fragment.model_dump(mode="json"),
                 })
 
-        self._guard.run(write, "put fragment")
+        guarded_write(self._guard, write, "put fragment")
 
 
 class SqlItemCatalogue:
@@ -274,7 +290,7 @@ class SqlItemCatalogue:
             with self._engine.begin() as conn:
                 upsert(conn, items, {"sku": item.sku, "document": item.model_dump(mode="json")})
 
-        self._guard.run(write, "put item")
+        guarded_write(self._guard, write, "put item")
 
     def all(self) -> list[Item]:
         def read() -> list[Item]:
@@ -345,7 +361,7 @@ class SqlBesitosLedger:
                 raise UserNotFound(user_id)
             return BalanceChange(applied=False, balance=current)
 
-        return self._guard.run(apply, "debit" if delta < 0 else "credit")
+        return guarded_write(self._guard, apply, "debit" if delta < 0 else "credit")
 
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
         def read() -> list[LedgerEntry]:
@@ -376,7 +392,7 @@ class SqlBesitosLedger:
                     .values(compensated=True).returning(besitos_ledger.c.id)
                 ).first() is not None
 
-        return self._guard.run(write, "mark compensated")
+        return guarded_write(self._guard, write, "mark compensated")
 
     def earned_since(self, user_id: int, reason: str, since: datetime) -> int:
         def read() -> int:
@@ -400,11 +416,8 @@ class SqlSubscriptions:
         self._engine = engine
         self._guard = guard or sql_guard()
 
-    def _write(self, operation: Any, what: str) -> Any:
-        try:
-            return self._guard.run(operation, what)
-        except sa_exc.IntegrityError as exc:
-            raise constraint_error(exc) from exc
+    def _write(self, operation: Callable[[], T], what: str) -> T:
+        return guarded_write(self._guard, operation, what)
 
     def start(self, subscription: Subscription) -> Subscription:
         values = subscription.model_dump(exclude={"id"})
