@@ -31,9 +31,10 @@ class WindowCounts(Storage):
     is dropped when next touched, and every expired count once the table has doubled.
 
     limits' own ``memory://`` storage (limits 5.8) restarts a `threading.Timer` thread every
-    10 ms while hits arrive; on a loaded worker each thread start waits for the GIL, which
-    made it the costliest step of an authenticated request in-process. Fixed windows need
-    only `incr`, `get` and `get_expiry`; the rest of the interface does what it says.
+    10 ms while hits arrive, and the request that starts it waits for the new thread to run.
+    Measured from 8 threads: 23 µs mean / 109 µs p99 per hit against 9.5 / 46 µs here. Fixed
+    windows need only `incr`, `get` and `get_expiry`; the rest of the interface does what it
+    says.
     """
 
     STORAGE_SCHEME = ["yabot-memory"]
