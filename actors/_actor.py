@@ -214,10 +214,15 @@ def prepare(
     on_exit: ExitListener | None = None,
     start_timeout: float = DEFAULT_START_TIMEOUT,
     after: threading.Event | None = None,
+    register: bool = True,
 ) -> tuple[pykka.ActorRef[A], Callable[[], A]]:
     """The first half of `spawn(wait=False)`: a ref that already accepts messages (they queue
     until the actor runs) and the function that starts its thread. Lets a caller hand out the
     ref under a lock and start the thread (which waits for the new thread to run) outside it.
+
+    ``register=False`` keeps the actor out of pykka's `ActorRegistry`, for a caller that
+    tracks its actors itself (`KeyedActors`): the registry's unregister scans a list, so with
+    10,000 registered actors stopping them all took longer than a 30 s shutdown allows.
     """
     actor = factory()
     if on_exit is not None:
@@ -225,7 +230,8 @@ def prepare(
     actor._start_after = after
     actor._start_timeout = start_timeout
     ref = actor.actor_ref
-    pykka.ActorRegistry.register(ref)
+    if register:
+        pykka.ActorRegistry.register(ref)
 
     def start() -> A:
         actor._start_actor_loop()

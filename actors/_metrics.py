@@ -9,9 +9,11 @@ from __future__ import annotations
 import bisect
 import queue
 import threading
+import weakref
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -34,16 +36,30 @@ class _ClassStats:
     ask_buckets: list[int] = field(default_factory=lambda: [0] * len(ASK_LATENCY_BUCKETS))
 
 
+class ActorSource(Protocol):
+    """Something that knows live actors pykka's registry does not list (`KeyedActors`)."""
+
+    def live_refs(self) -> list[pykka.ActorRef[Any]]: ...
+
+
 class Metrics:
     """Runtime metrics keyed by actor class name.
 
     ``mailbox_depth`` is sampled on read from the inboxes of the actors in pykka's registry
-    (every actor `spawn` starts), so sending a message costs nothing extra.
+    (every actor `spawn` starts) and of the sources `watch` names (keyed actors, which stay out
+    of pykka's registry: its unregister is linear in the number registered), so sending a
+    message costs nothing extra.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stats: dict[str, _ClassStats] = defaultdict(_ClassStats)
+        self._sources: weakref.WeakSet[ActorSource] = weakref.WeakSet()
+
+    def watch(self, source: ActorSource) -> None:
+        """Include ``source``'s actors in ``mailbox_depth`` for as long as it exists."""
+        with self._lock:
+            self._sources.add(source)
 
     def handled(self, actor_class: str) -> None:
         with self._lock:
@@ -96,7 +112,12 @@ class Metrics:
                     "buckets": dict(zip(ASK_LATENCY_BUCKETS, cumulative, strict=True)),
                 },
             }
-        for ref in pykka.ActorRegistry.get_all():
+        with self._lock:
+            sources = list(self._sources)
+        refs: Iterable[pykka.ActorRef[Any]] = pykka.ActorRegistry.get_all()
+        for source in sources:
+            refs = [*refs, *source.live_refs()]
+        for ref in refs:
             inbox = ref.actor_inbox  # a queue.Queue for ThreadingActor; typed as a Protocol
             depth = inbox.qsize() if isinstance(inbox, queue.Queue) else 0
             if depth:

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pykka
 import pytest
 
 from actors import (
@@ -16,6 +17,7 @@ from actors import (
     Message,
     Overloaded,
     Supervisor,
+    metrics,
 )
 from actors.testkit import ActorTestKit, crash_on, eventually
 
@@ -302,3 +304,23 @@ def test_crash_on_via_ask_returns_the_error_and_the_actor_lives(
         keyed.ask(1, CrashAsk(), timeout=2)
     assert keyed.ask(1, Log(), timeout=2) == (1,)
     assert journal.incarnations == {1: 1}
+
+
+def test_keyed_actors_stay_out_of_pykkas_registry_and_their_mailboxes_are_counted(
+    registries: list[KeyedActors[Any, Any]], journal: Journal
+) -> None:
+    keyed = appenders(registries, journal)
+    keyed.ask(1, Log(), timeout=2)
+    keyed.ask(2, Log(), timeout=2)
+    assert set(keyed.live_refs()).isdisjoint(pykka.ActorRegistry.get_all())
+
+    held = threading.Thread(target=lambda: keyed.ask(1, Block(), timeout=5))
+    held.start()
+    for value in range(3):
+        keyed.tell(1, Append(value=value))
+    depth = lambda: metrics.snapshot().get("Appender", {}).get("mailbox_depth")  # noqa: E731
+    eventually(lambda: depth() == 3, what="three messages waiting behind the block")
+    journal.release_blocked.set()
+    held.join(5)
+    eventually(lambda: depth() == 0, what="the mailbox drained")
+    assert keyed.ask(1, Log(), timeout=2) == (0, 1, 2)
