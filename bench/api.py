@@ -65,8 +65,6 @@ def serve() -> None:
     from yabot.serving import application, gunicorn_config
     from yabot.settings import load_settings
 
-    if os.environ.get("BENCH_SWITCH"):
-        sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     settings = load_settings()
     configure_logging(settings)
     options = gunicorn_config(settings)
@@ -176,7 +174,7 @@ def _env(data_dir: Path, port: int, secret: str) -> dict[str, str]:
     ours = ("API_", "JWT_", "YABOT_", "RATE_LIMIT_", "REDIS_", "DATABASE_", "MONGODB_",
             "SQLITE_", "TELEGRAM_", "LOG_")
     # API_THREADS passes through: a knob to try.
-    env = {k: v for k, v in os.environ.items() if k in ("API_THREADS", "BENCH_SWITCH") or not k.startswith(ours)}
+    env = {k: v for k, v in os.environ.items() if k == "API_THREADS" or not k.startswith(ours)}
     env.update({
         "YABOT_ENV": "production", "YABOT_DATA_DIR": str(data_dir), "JWT_SECRET": secret,
         "API_HOST": "127.0.0.1", "API_PORT": str(port), "LOG_LEVEL": "WARNING",
