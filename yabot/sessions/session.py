@@ -139,13 +139,14 @@ class UserSession(Actor):
     """Handles every message for one user, one at a time, in arrival order.
 
     It holds no state a restart could lose: everything lives in the stores, read on demand.
+    The one exception is ``seq``, the number of the user's next event: it counts from 1 in
+    each incarnation, gap-free, and the ordering buffer reads a ``seq`` of 1 as "the session
+    started again". Publishing never fails a request: an error is logged and counted.
+
     `GetState`, the hottest read, is answered from the context the previous `GetState` read
     as long as the session has handled nothing but reads since and the context is younger
     than ``state_max_age``: every change to a user passes through this session (or is told to
     it, like `Credited`), so the context cannot have changed behind it within the process.
-    The one exception is ``seq``, the number of the user's next event: it counts from 1 in
-    each incarnation, gap-free, and the ordering buffer reads a ``seq`` of 1 as "the session
-    started again". Publishing never fails a request: an error is logged and counted.
 
     Every state change publishes its event after the change is stored. The first message of
     an incarnation also repairs a user left half-created by a crash (a document without its
