@@ -17,12 +17,25 @@ import pytest
 from actors import Ask
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.http import Response, request
-from tests.support.processes import Gunicorn, clean_env
+from tests.support.processes import REPO, Gunicorn, clean_env
 from yabot.api.bridge import ApiBridge
 from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
 from yabot.sessions.messages import Start
 from yabot.settings import Settings, load_settings
+
+GUNICORN_CONF = REPO / "config" / "gunicorn.conf.py"
+
+
+def problem(response: Response, status: int, code: str) -> dict[str, Any]:
+    """The problem JSON of ``response``, checked: status, content type, code, no traceback."""
+    assert response.status == status, response.body
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"/problems/{code}"
+    assert body["status"] == status
+    assert "Traceback" not in response.body.decode()
+    return body
 
 CURRENT_KID = "k2"
 PREVIOUS_KID = "k1"
@@ -120,11 +133,14 @@ class ServedApi:
 
 
 @contextmanager
-def served_api(directory: Path, users: Iterable[int] = USERS, **extra: str) -> Iterator[ServedApi]:
+def served_api(directory: Path, users: Iterable[int] = USERS, config: Path = GUNICORN_CONF,
+               **extra: str) -> Iterator[ServedApi]:
     env = api_env(directory / "var", **extra)
-    with environment(env, directory) as settings:
-        prepare_users(settings, users)
-    gunicorn = Gunicorn(env, cwd=directory)
+    users = tuple(users)
+    if users:
+        with environment(env, directory) as settings:
+            prepare_users(settings, users)
+    gunicorn = Gunicorn(env, cwd=directory, config=config)
     try:
         gunicorn.wait_ready()
         yield ServedApi(gunicorn, env)

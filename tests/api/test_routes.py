@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.api.conftest import ServedApi, make_token
+from tests.api.conftest import ServedApi, make_token, problem
 from tests.support.http import Response
 
 ANA, BEA, CAROL = 101, 102, 103  # created by conftest.served_api through Start
@@ -17,15 +17,6 @@ UNKNOWN = 4242
 
 def _json(data: object) -> bytes:
     return json.dumps(data).encode()
-
-
-def _problem(response: Response, status: int, code: str) -> dict[str, object]:
-    assert response.status == status, response.body
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["type"] == f"/problems/{code}"
-    assert body["status"] == status
-    return body
 
 
 # ---- GET /user/{id}/state ------------------------------------------------------------------
@@ -47,7 +38,7 @@ def test_state_of_a_user(api: ServedApi) -> None:
     ("0", 400, "invalid-input"), ("9" * 20, 400, "invalid-input"),
 ])
 def test_state_errors(api: ServedApi, user: str, status: int, code: str) -> None:
-    _problem(api.call("GET", f"/user/{user}/state", token=make_token()), status, code)
+    problem(api.call("GET", f"/user/{user}/state", token=make_token()), status, code)
 
 
 # ---- PUT /user/{id}/preferences ------------------------------------------------------------
@@ -75,19 +66,19 @@ def test_put_preferences_rejects_invalid_bodies(api: ServedApi, body: object, fi
                                                 ) -> None:
     response = api.call("PUT", f"/user/{BEA}/preferences", token=make_token(),
                         json_body=_json(body))
-    problem = _problem(response, 400, "invalid-input")
-    assert field in str(problem["detail"])
+    details = problem(response, 400, "invalid-input")
+    assert field in str(details["detail"])
 
 
 def test_put_preferences_errors(api: ServedApi) -> None:
     token = make_token()
     good = _json({"language": "en", "notifications": True})
-    _problem(api.call("PUT", f"/user/{UNKNOWN}/preferences", token=token, json_body=good),
-             404, "user-not-found")
-    _problem(api.call("PUT", f"/user/{BEA}/preferences", token=token, json_body=b"{not json"),
-             400, "invalid-input")
-    _problem(api.call("PUT", f"/user/{BEA}/preferences", token=token, json_body=b""),
-             400, "invalid-input")
+    problem(api.call("PUT", f"/user/{UNKNOWN}/preferences", token=token, json_body=good),
+            404, "user-not-found")
+    problem(api.call("PUT", f"/user/{BEA}/preferences", token=token, json_body=b"{not json"),
+            400, "invalid-input")
+    problem(api.call("PUT", f"/user/{BEA}/preferences", token=token, json_body=b""),
+            400, "invalid-input")
 
 
 # ---- GET /narrative/{fragment_id}?user_id= -------------------------------------------------
@@ -106,8 +97,8 @@ def test_fragment_for_a_user(api: ServedApi) -> None:
 
 def test_vip_fragment_for_a_free_user_is_403_with_the_reason(api: ServedApi) -> None:
     response = api.call("GET", f"/narrative/vip_salon?user_id={ANA}", token=make_token())
-    problem = _problem(response, 403, "vip-required")
-    assert problem["detail"]
+    details = problem(response, 403, "vip-required")
+    assert details["detail"]
 
 
 @pytest.mark.parametrize(("path", "status", "code"), [
@@ -118,7 +109,7 @@ def test_vip_fragment_for_a_free_user_is_403_with_the_reason(api: ServedApi) -> 
     (f"/narrative/start?user_id={UNKNOWN}", 404, "user-not-found"),
 ])
 def test_fragment_errors(api: ServedApi, path: str, status: int, code: str) -> None:
-    _problem(api.call("GET", path, token=make_token()), status, code)
+    problem(api.call("GET", path, token=make_token()), status, code)
 
 
 # ---- POST /user/{id}/besitos ---------------------------------------------------------------
@@ -150,18 +141,18 @@ def test_earn_spend_and_replay_with_the_same_key(api: ServedApi) -> None:
 
 def test_same_key_with_a_different_body_is_409(api: ServedApi) -> None:
     assert _transact(api, CAROL, "k-conflict", {"kind": "earn", "amount": 5}).status == 200
-    _problem(_transact(api, CAROL, "k-conflict", {"kind": "earn", "amount": 6}),
-             409, "idempotency-conflict")
+    problem(_transact(api, CAROL, "k-conflict", {"kind": "earn", "amount": 6}),
+            409, "idempotency-conflict")
 
 
 def test_same_key_with_a_body_that_differs_only_in_reason_is_409(api: ServedApi) -> None:
     body = {"kind": "earn", "amount": 5, "reason": "quest reward"}
     assert _transact(api, CAROL, "k-reason", body).status == 200
     before = api.call("GET", f"/user/{CAROL}/state", token=make_token()).json()
-    _problem(_transact(api, CAROL, "k-reason", {**body, "reason": "another reason"}),
-             409, "idempotency-conflict")
-    _problem(_transact(api, CAROL, "k-reason", {"kind": "earn", "amount": 5}),
-             409, "idempotency-conflict")  # a reason left out is a different reason too
+    problem(_transact(api, CAROL, "k-reason", {**body, "reason": "another reason"}),
+            409, "idempotency-conflict")
+    problem(_transact(api, CAROL, "k-reason", {"kind": "earn", "amount": 5}),
+            409, "idempotency-conflict")  # a reason left out is a different reason too
     replay = _transact(api, CAROL, "k-reason", body)
     assert (replay.status, replay.json()["applied"]) == (200, False)
     after = api.call("GET", f"/user/{CAROL}/state", token=make_token()).json()
@@ -194,7 +185,7 @@ def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
 ])
 def test_transaction_errors(api: ServedApi, user: int, key: str | None, body: object,
                             status: int, code: str) -> None:
-    _problem(_transact(api, user, key, body), status, code)
+    problem(_transact(api, user, key, body), status, code)
 
 
 # ---- GET / PUT /user/{id}/subscription -----------------------------------------------------
@@ -218,8 +209,8 @@ def test_subscription_lifecycle_unlocks_vip_fragments(api: ServedApi) -> None:
                          json_body=_json({"plan": "vip", "status": "cancelled"}))
     assert cancelled.status == 200, cancelled.body
     assert cancelled.json()["vip"] is False
-    _problem(api.call("GET", f"/narrative/vip_salon?user_id={ANA}", token=read),
-             403, "vip-required")
+    problem(api.call("GET", f"/narrative/vip_salon?user_id={ANA}", token=read),
+            403, "vip-required")
 
 
 @pytest.mark.parametrize(("user", "body", "status", "code"), [
@@ -233,7 +224,7 @@ def test_subscription_errors(api: ServedApi, user: int, body: object, status: in
                              ) -> None:
     response = api.call("PUT", f"/user/{user}/subscription",
                         token=make_token(["subscriptions:write"]), json_body=_json(body))
-    _problem(response, status, code)
+    problem(response, status, code)
     if user != UNKNOWN:
         current = api.call("GET", f"/user/{user}/subscription", token=make_token())
         assert current.json()["plan"] == "free"  # nothing changed

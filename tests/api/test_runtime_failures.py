@@ -5,14 +5,12 @@ Retry-After (faults injected by `tests/support/failing_store_gunicorn_conf.py`).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.api.conftest import ServedApi, api_env, make_token
+from tests.api.conftest import ServedApi, make_token, problem, served_api
 from tests.support.http import Response
-from tests.support.processes import REPO, Gunicorn
+from tests.support.processes import REPO
 
 CONFIG = REPO / "tests" / "support" / "failing_store_gunicorn_conf.py"
 STUCK_USER, BROKEN_USER, OTHER_USER = 901, 902, 903
@@ -20,26 +18,10 @@ STUCK_USER, BROKEN_USER, OTHER_USER = 901, 902, 903
 
 @pytest.fixture(scope="module")
 def failing_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
-    directory: Path = tmp_path_factory.mktemp("failing-api")
-    env = api_env(directory / "var", ACTORS_ASK_TIMEOUT="0.5", SQL_RETRY_ATTEMPTS="1",
-                  SQL_BREAKER_FAILURES="1", SQL_BREAKER_COOL_DOWN="3600")
-    gunicorn = Gunicorn(env, cwd=directory, config=CONFIG)
-    try:
-        gunicorn.wait_ready()
-        yield ServedApi(gunicorn, env)
-    finally:
-        exit_code = gunicorn.terminate()
-    assert exit_code == 0, gunicorn.log()
-
-
-def _problem(response: Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status == status, response.body
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["type"] == f"/problems/{code}"
-    assert body["status"] == status
-    assert "Traceback" not in response.body.decode()
-    return body
+    with served_api(tmp_path_factory.mktemp("failing-api"), users=(), config=CONFIG,
+                    ACTORS_ASK_TIMEOUT="0.5", SQL_RETRY_ATTEMPTS="1", SQL_BREAKER_FAILURES="1",
+                    SQL_BREAKER_COOL_DOWN="3600") as served:
+        yield served
 
 
 def _state(api: ServedApi, user_id: int) -> Response:
@@ -49,12 +31,12 @@ def _state(api: ServedApi, user_id: int) -> Response:
 def test_an_ask_timeout_is_504_and_an_open_breaker_is_503_with_retry_after(
     failing_api: ServedApi,
 ) -> None:
-    _problem(_state(failing_api, STUCK_USER), 504, "timeout")
+    problem(_state(failing_api, STUCK_USER), 504, "timeout")
 
     failed = _state(failing_api, BROKEN_USER)  # the store fails once: the breaker opens
-    assert "did not answer" in _problem(failed, 503, "store-unavailable")["detail"]
+    assert "did not answer" in problem(failed, 503, "store-unavailable")["detail"]
     assert failed.headers["retry-after"] == "1"
 
     refused = _state(failing_api, OTHER_USER)  # a healthy read, refused by the open breaker
-    assert "circuit open" in _problem(refused, 503, "store-unavailable")["detail"]
+    assert "circuit open" in problem(refused, 503, "store-unavailable")["detail"]
     assert refused.headers["retry-after"] == "1"
