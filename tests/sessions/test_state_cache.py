@@ -12,10 +12,13 @@ import pytest
 
 import yabot.services.subscriptions as subscriptions_module
 from actors.testkit import ActorTestKit
+from tests.conftest import SettingsFactory
 from tests.services.support import stores_on
+from tests.sessions.conftest import start_user
 from tests.sessions.support import Sessions, start
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import UserChanges, utcnow
+from yabot.runtime import Runtime
 from yabot.sessions.messages import ChangeSubscription, GetState, GetWallet, Transact
 
 
@@ -75,3 +78,15 @@ def test_with_no_max_age_every_read_goes_to_the_stores(tmp_path: Path,
         assert sessions.ask(1, GetState()).preferences.language == "en"
         _behind_the_sessions_back(sessions, 1, "es")
         assert sessions.ask(1, GetState()).preferences.language == "es"
+
+
+@pytest.mark.parametrize(("max_age", "seen"), [("60", "en"), ("0", "es")])
+def test_the_runtime_takes_the_max_age_from_settings(
+    make_settings: SettingsFactory, max_age: str, seen: str,
+) -> None:
+    settings = make_settings(ACTORS_SESSION_STATE_MAX_AGE=max_age)
+    with Runtime(settings) as runtime:
+        start_user(runtime, 1)
+        assert runtime.sessions.ask(1, GetState(), timeout=5).preferences.language == "en"
+        runtime.stores.documents.users.update(1, UserChanges(language="es"))
+        assert runtime.sessions.ask(1, GetState(), timeout=5).preferences.language == seen
