@@ -11,7 +11,6 @@ import queue
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -114,9 +113,9 @@ class Metrics:
             }
         with self._lock:
             sources = list(self._sources)
-        refs: Iterable[pykka.ActorRef[Any]] = pykka.ActorRegistry.get_all()
+        refs = pykka.ActorRegistry.get_all()
         for source in sources:
-            refs = [*refs, *source.live_refs()]
+            refs += source.live_refs()
         for ref in refs:
             inbox = ref.actor_inbox  # a queue.Queue for ThreadingActor; typed as a Protocol
             depth = inbox.qsize() if isinstance(inbox, queue.Queue) else 0
