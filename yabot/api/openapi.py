@@ -177,7 +177,7 @@ def extra_path_items(routes: Mapping[str, object]) -> dict[str, Operations]:
         security: list[Any] = [] if getattr(resource, "public", False) else [{"bearerAuth": []}]
         items[path] = {
             method: {"summary": "Not described", "security": security,
-                             "responses": {"default": {"description": "Not described"}}}
+                     "responses": {"default": {"description": "Not described"}}}
             for method in _OPENAPI_METHODS
             if callable(getattr(resource, f"on_{method}", None))
         }

@@ -60,7 +60,7 @@ def validation_error(error: OperationFailure) -> InvalidRecord:
 USER_FIELDS: Mapping[str, Any] = {"_id": False, "ledger_keys": False, "pending_ledger": False}
 # What a balance change reads back: the balance and the entries still to flush.
 BALANCE_FIELDS: Mapping[str, Any] = {"_id": False, "user_id": True, "besitos": True,
-                            "pending_ledger": True}
+                                     "pending_ledger": True}
 
 
 class _Repository:

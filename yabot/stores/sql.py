@@ -416,9 +416,6 @@ class SqlSubscriptions:
         self._engine = engine
         self._guard = guard or sql_guard()
 
-    def _write(self, operation: Callable[[], T], what: str) -> T:
-        return guarded_write(self._guard, operation, what)
-
     def start(self, subscription: Subscription) -> Subscription:
         values = subscription.model_dump(exclude={"id"})
         values["status"] = SubscriptionStatus.ACTIVE.value
@@ -438,7 +435,7 @@ class SqlSubscriptions:
                 ).scalar_one()
                 return new_id
 
-        new_id = self._write(write, "start subscription")
+        new_id = guarded_write(self._guard, write, "start subscription")
         return subscription.model_copy(update={"id": new_id,
                                                "status": SubscriptionStatus.ACTIVE})
 
@@ -470,7 +467,7 @@ class SqlSubscriptions:
                 ).scalar_one_or_none()
                 return changed
 
-        if self._write(write, "set subscription status") is None:
+        if guarded_write(self._guard, write, "set subscription status") is None:
             return None
         found = self._read(select(subscriptions).where(subscriptions.c.id == subscription_id),
                            "get subscription")
@@ -487,7 +484,7 @@ class SqlSubscriptions:
                     .returning(subscriptions.c.id)
                 ).all())
 
-        expired: int = self._write(write, "expire subscriptions")
+        expired: int = guarded_write(self._guard, write, "expire subscriptions")
         return expired
 
     def _read(self, statement: Any, what: str,
