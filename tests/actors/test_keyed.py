@@ -20,6 +20,7 @@ from actors import (
     metrics,
 )
 from actors.testkit import ActorTestKit, crash_on, eventually
+from tests.support.clock import ManualClock
 
 
 class Append(Message):
@@ -37,13 +38,6 @@ class Block(Ask[None]):
 class Crash(Message):
     pass
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Journal:
@@ -100,8 +94,8 @@ def journal() -> Journal:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(1000.0)
 
 
 @pytest.fixture
@@ -139,7 +133,7 @@ def test_one_actor_per_key_started_on_first_message(
 
 
 def test_idle_actor_is_passivated_and_the_next_message_resumes_from_saved_state(
-    registries: list[KeyedActors[Any, Any]], journal: Journal, clock: FakeClock
+    registries: list[KeyedActors[Any, Any]], journal: Journal, clock: ManualClock
 ) -> None:
     keyed = appenders(registries, journal, idle_timeout=30, clock=clock)
     keyed.tell(1, Append(value=1))
@@ -156,7 +150,7 @@ def test_idle_actor_is_passivated_and_the_next_message_resumes_from_saved_state(
 
 
 def test_a_message_arriving_while_its_key_is_passivating_is_neither_lost_nor_reordered(
-    registries: list[KeyedActors[Any, Any]], journal: Journal, clock: FakeClock
+    registries: list[KeyedActors[Any, Any]], journal: Journal, clock: ManualClock
 ) -> None:
     release_stop = threading.Event()
     keyed: KeyedActors[int, Appender] = KeyedActors(

@@ -5,19 +5,12 @@ from __future__ import annotations
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 
+from tests.support.clock import ManualClock
 from yabot.api.ratelimit import WindowCounts
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_window_admits_its_amount_then_refuses_until_it_expires() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000.0)
     limiter = FixedWindowRateLimiter(WindowCounts(clock))
     item = parse("3/minute")
     assert [limiter.hit(item, "sub", "svc") for _ in range(4)] == [True, True, True, False]
@@ -30,7 +23,7 @@ def test_a_window_admits_its_amount_then_refuses_until_it_expires() -> None:
 
 
 def test_subjects_are_counted_apart() -> None:
-    limiter = FixedWindowRateLimiter(WindowCounts(Clock()))
+    limiter = FixedWindowRateLimiter(WindowCounts(ManualClock(1_000.0)))
     item = parse("1/second")
     assert limiter.hit(item, "sub", "a")
     assert limiter.hit(item, "sub", "b")
@@ -38,7 +31,7 @@ def test_subjects_are_counted_apart() -> None:
 
 
 def test_expired_counts_are_dropped_once_the_table_doubles() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000.0)
     counts = WindowCounts(clock)
     for n in range(1_000):
         counts.incr(f"old-{n}", 1)

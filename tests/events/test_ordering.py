@@ -1,31 +1,24 @@
 from __future__ import annotations
 
+from tests.support.clock import ManualClock
 from yabot.events.counters import EventCounters
 from yabot.events.ordering import OrderingBuffer
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def buffer(clock: Clock, counters: EventCounters | None = None, gap_timeout: float = 5.0
+def buffer(clock: ManualClock, counters: EventCounters | None = None, gap_timeout: float = 5.0
            ) -> OrderingBuffer[str]:
     return OrderingBuffer(gap_timeout, clock, idle_ttl=60.0, counters=counters or EventCounters())
 
 
 def test_in_order_events_are_released_at_once() -> None:
-    buf = buffer(Clock())
+    buf = buffer(ManualClock())
     assert buf.offer(1, 1, "a") == ["a"]
     assert buf.offer(1, 2, "b") == ["b"]
     assert buf.offer(1, 3, "c") == ["c"]
 
 
 def test_an_early_event_is_held_until_the_missing_one_arrives() -> None:
-    buf = buffer(Clock())
+    buf = buffer(ManualClock())
     assert buf.offer(1, 1, "a") == ["a"]
     assert buf.offer(1, 3, "c") == []
     assert buf.offer(1, 4, "d") == []
@@ -35,7 +28,7 @@ def test_an_early_event_is_held_until_the_missing_one_arrives() -> None:
 
 
 def test_users_do_not_wait_for_each_other() -> None:
-    buf = buffer(Clock())
+    buf = buffer(ManualClock())
     buf.offer(1, 1, "1a")
     assert buf.offer(1, 3, "1c") == []
     assert buf.offer(2, 1, "2a") == ["2a"]
@@ -43,13 +36,13 @@ def test_users_do_not_wait_for_each_other() -> None:
 
 
 def test_the_first_event_seen_for_a_user_starts_its_line() -> None:
-    buf = buffer(Clock())
+    buf = buffer(ManualClock())
     assert buf.offer(1, 41, "x") == ["x"]
     assert buf.offer(1, 42, "y") == ["y"]
 
 
 def test_a_gap_not_filled_in_time_is_reported_and_skipped() -> None:
-    clock, counters = Clock(), EventCounters()
+    clock, counters = ManualClock(), EventCounters()
     buf = buffer(clock, counters)
     buf.offer(1, 1, "a")
     buf.offer(1, 4, "d")
@@ -64,7 +57,7 @@ def test_a_gap_not_filled_in_time_is_reported_and_skipped() -> None:
 
 
 def test_an_event_from_a_skipped_gap_is_released_late() -> None:
-    clock, counters = Clock(), EventCounters()
+    clock, counters = ManualClock(), EventCounters()
     buf = buffer(clock, counters, gap_timeout=1.0)
     buf.offer(1, 1, "a")
     buf.offer(1, 3, "c")
@@ -75,7 +68,7 @@ def test_an_event_from_a_skipped_gap_is_released_late() -> None:
 
 
 def test_progress_restarts_the_gap_clock() -> None:
-    clock = Clock()
+    clock = ManualClock()
     buf = buffer(clock, gap_timeout=1.0)
     buf.offer(1, 1, "a")
     buf.offer(1, 3, "c")
@@ -90,7 +83,7 @@ def test_progress_restarts_the_gap_clock() -> None:
 
 def test_seq_one_after_a_higher_seq_restarts_the_line() -> None:
     counters = EventCounters()
-    buf = buffer(Clock(), counters)
+    buf = buffer(ManualClock(), counters)
     buf.offer(1, 1, "a")
     buf.offer(1, 2, "b")
     buf.offer(1, 4, "old-d")
@@ -100,7 +93,7 @@ def test_seq_one_after_a_higher_seq_restarts_the_line() -> None:
 
 
 def test_the_same_held_seq_twice_is_released_twice_in_place_for_deduplication() -> None:
-    buf = buffer(Clock())
+    buf = buffer(ManualClock())
     buf.offer(1, 1, "a")
     assert buf.offer(1, 3, "c") == []
     assert buf.offer(1, 3, "c-again") == []
@@ -108,7 +101,7 @@ def test_the_same_held_seq_twice_is_released_twice_in_place_for_deduplication() 
 
 
 def test_idle_users_are_forgotten() -> None:
-    clock = Clock()
+    clock = ManualClock()
     buf = buffer(clock)
     buf.offer(1, 7, "a")
     clock.now = 60.0

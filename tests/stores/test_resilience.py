@@ -14,19 +14,12 @@ from pymongo.errors import (
 )
 from sqlalchemy import exc as sa_exc
 
+from tests.support.clock import ManualClock
 from yabot.errors import StoreUnavailable
 from yabot.stores.breaker import BreakerState, CircuitBreaker
 from yabot.stores.guard import StoreGuard
 from yabot.stores.retry import RetryPolicy, retry_call
 from yabot.stores.transient import is_transient_mongo, is_transient_sql
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Flaky:
@@ -91,7 +84,7 @@ def test_non_transient_error_is_not_retried() -> None:
 
 
 def test_breaker_opens_after_consecutive_failures_only() -> None:
-    breaker = CircuitBreaker("t", failure_threshold=3, clock=Clock())
+    breaker = CircuitBreaker("t", failure_threshold=3, clock=ManualClock(1000.0))
     breaker.record_failure()
     breaker.record_failure()
     breaker.record_success()  # resets the count: failures must be consecutive
@@ -105,7 +98,7 @@ def test_breaker_opens_after_consecutive_failures_only() -> None:
 
 
 def test_open_breaker_lets_one_probe_through_after_the_cool_down() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     breaker = CircuitBreaker("t", failure_threshold=1, cool_down=10, clock=clock)
     breaker.record_failure()
     clock.now += 9.9
@@ -118,7 +111,7 @@ def test_open_breaker_lets_one_probe_through_after_the_cool_down() -> None:
 
 
 def test_successful_probe_closes_the_breaker() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     breaker = CircuitBreaker("t", failure_threshold=1, cool_down=1, clock=clock)
     breaker.record_failure()
     clock.now += 1
@@ -130,7 +123,7 @@ def test_successful_probe_closes_the_breaker() -> None:
 
 
 def test_failed_probe_reopens_for_a_new_cool_down() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     breaker = CircuitBreaker("t", failure_threshold=3, cool_down=5, clock=clock)
     for _ in range(3):
         breaker.record_failure()
@@ -144,7 +137,7 @@ def test_failed_probe_reopens_for_a_new_cool_down() -> None:
     assert breaker.state is BreakerState.HALF_OPEN
 
 
-def make_guard(clock: Clock, threshold: int = 2) -> StoreGuard:
+def make_guard(clock: ManualClock, threshold: int = 2) -> StoreGuard:
     return StoreGuard(
         "test", is_transient=is_test_transient, policy=RetryPolicy(attempts=2),
         breaker=CircuitBreaker("test", failure_threshold=threshold, cool_down=30, clock=clock),
@@ -153,7 +146,7 @@ def make_guard(clock: Clock, threshold: int = 2) -> StoreGuard:
 
 
 def test_guard_turns_exhausted_transient_errors_into_store_unavailable() -> None:
-    guard = make_guard(Clock())
+    guard = make_guard(ManualClock(1000.0))
     with pytest.raises(StoreUnavailable) as caught:
         guard.run(Flaky(10, Transient()))
     assert isinstance(caught.value.__cause__, Transient)
@@ -161,7 +154,7 @@ def test_guard_turns_exhausted_transient_errors_into_store_unavailable() -> None
 
 
 def test_guard_opens_the_breaker_and_stops_calling_the_store() -> None:
-    guard = make_guard(Clock(), threshold=2)
+    guard = make_guard(ManualClock(1000.0), threshold=2)
     for _ in range(2):
         with pytest.raises(StoreUnavailable):
             guard.run(Flaky(10, Transient()))
@@ -172,7 +165,7 @@ def test_guard_opens_the_breaker_and_stops_calling_the_store() -> None:
 
 
 def test_guard_passes_non_transient_errors_through_without_counting_them() -> None:
-    guard = make_guard(Clock(), threshold=1)
+    guard = make_guard(ManualClock(1000.0), threshold=1)
     with pytest.raises(ValueError, match="constraint"):
         guard.run(Flaky(1, ValueError("constraint")))
     assert guard.breaker.state is BreakerState.CLOSED
@@ -180,7 +173,7 @@ def test_guard_passes_non_transient_errors_through_without_counting_them() -> No
 
 
 def test_guard_closes_again_after_a_successful_probe() -> None:
-    clock = Clock()
+    clock = ManualClock(1000.0)
     guard = make_guard(clock, threshold=1)
     with pytest.raises(StoreUnavailable):
         guard.run(Flaky(10, Transient()))

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from actors import StartFailed, Supervisor, spawn
 from tests.conftest import SettingsFactory
 from tests.support import mongomock_gaps
+from tests.support.clock import ManualClock
 from yabot.domain.users import UserDocument
 from yabot.errors import SchemaMismatch, StoreUnavailable
 from yabot.health import HealthRegistry, HealthStatus
@@ -124,13 +125,6 @@ def test_doc_store_on_mongo_migrates_and_reports_health(make_settings: SettingsF
         tree.stop()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def locked() -> None:
     raise sa_exc.OperationalError("UPDATE", {}, sqlite3.OperationalError("database is locked"))
@@ -138,7 +132,7 @@ def locked() -> None:
 
 def test_health_reports_each_breaker_state(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'h.sqlite3'}")
-    clock = Clock()
+    clock = ManualClock()
     guard = StoreGuard("sql", is_transient=is_transient_sql, policy=RetryPolicy(attempts=1),
                        breaker=CircuitBreaker("sql", failure_threshold=2, cool_down=5,
                                               clock=clock))
