@@ -15,7 +15,13 @@ from yabot.domain.users import TelegramIdentity
 from yabot.services.users import UserService
 from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.mongo import ensure_indexes, mongo_documents
-from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents, sql_guard
+from yabot.stores.sql import (
+    SqlSubscriptions,
+    SqlUserProfiles,
+    append_outbox,
+    sql_documents,
+    sql_guard,
+)
 
 
 @contextmanager
@@ -34,7 +40,8 @@ def stores_on(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
             return
         with mongo_database(backend) as db:
             ensure_indexes(db)
-            stores.attach_documents(mongo_documents(db))
+            stores.attach_documents(mongo_documents(
+                db, outbox=lambda records: append_outbox(engine, records)))
             yield stores
 
 
