@@ -24,7 +24,7 @@ from yabot.domain.users import TelegramIdentity
 from yabot.errors import YabotError
 from yabot.events.outbox import SqlOutbox
 from yabot.runtime import Runtime
-from yabot.sessions.messages import GiftItem, BuyItem, React, Start, Transact
+from yabot.sessions.messages import BuyItem, GiftItem, React, Start, Transact
 from yabot.settings import load_settings
 
 SENDER, RECIPIENT = 1, 2
