@@ -83,6 +83,7 @@ class InlineCoordination:
     def recover(self, older_than: datetime, limit: int = 100) -> int:
         """Finish transfers, gifts and purchases a crash left half done before
         ``older_than`` (`BesitosService.recover`, `ShopService.recover`); how many."""
+        self._stores.documents.users.flush_parked(limit)
         return (self._besitos.recover(older_than, limit)
                 + self._shop.recover(older_than, limit))
 

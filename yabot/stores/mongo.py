@@ -11,6 +11,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -22,6 +23,7 @@ from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.users import UserChanges, UserDocument
 from yabot.errors import InvalidRecord, StoreUnavailable, UserNotFound
+from yabot.logs import throttled
 from yabot.stores.guard import StoreGuard
 from yabot.stores.handles import DocumentRepositories
 from yabot.stores.outbox import EventDrafts, OutboxRecord, PendingTransfer, no_events
@@ -29,6 +31,8 @@ from yabot.stores.schemas import COLLECTIONS
 from yabot.stores.transient import is_transient_mongo
 
 Document = dict[str, Any]
+
+log = structlog.get_logger("yabot.stores.mongo")
 
 DOCUMENT_VALIDATION_FAILURE = 121  # MongoDB's error code for a `$jsonSchema` rejection
 # How many recent ledger keys a user document remembers (see `MongoBesitosLedger`).
@@ -190,9 +194,26 @@ class MongoUserDocuments(_Repository):
             )
             if after is not None:
                 crash_point("store-after-commit")
-                flush_events(self._db, after, self._outbox)
+                try:
+                    flush_events(self._db, after, self._outbox)
+                except Exception as exc:  # stored and parked: a later flush copies them
+                    throttled(log, "parked events not copied yet", user_id=user_id,
+                              error=repr(exc))
                 return dict(after)
         raise StoreUnavailable(f"user {user_id} changed {CAS_ATTEMPTS} times under a write")
+
+    def flush_parked(self, limit: int = 100) -> int:
+        """Copy events parked in users' documents (a crash came between a change and the
+        copy) to the outbox; how many users had some. Run by the recovery pass."""
+        def flush() -> int:
+            parked = list(self._users.find({"pending_events.0": {"$exists": True}},
+                                           projection=BALANCE_FIELDS).limit(limit))
+            for user in parked:
+                flush_events(self._db, user, self._outbox)
+            return len(parked)
+
+        flushed: int = self._write(flush, "flush parked events")
+        return flushed
 
     def update(self, user_id: int, changes: UserChanges, *,
                events: EventDrafts = no_events) -> UserDocument:
@@ -328,7 +349,7 @@ class MongoBesitosLedger(_Repository):
                 after = attempt(current)
                 if after is not None:
                     crash_point("store-after-commit")
-                    self._flush(after)
+                    self._flush_stored(after)
                     if settles is not None:
                         settle_transfer(self._db, settles)
                     return BalanceChange(applied=True, balance=after["besitos"])
@@ -336,6 +357,16 @@ class MongoBesitosLedger(_Repository):
 
         result: BalanceChange = self._write(apply, "debit" if delta < 0 else "credit")
         return result
+
+    def _flush_stored(self, user: Document) -> None:
+        """`_flush` after a change is stored: a failure must not turn the stored change into
+        an error (the client would retry what is done); what stays parked, a later write of
+        this user or the recovery pass (`MongoUserDocuments.flush_parked`) copies."""
+        try:
+            self._flush(user)
+        except Exception as exc:
+            throttled(log, "parked ledger entries or events not copied yet",
+                      user_id=user.get("user_id"), error=repr(exc))
 
     def _flush(self, user: Document) -> None:
         """Write the entries parked in ``user`` (one read of the document) to the ledger, then

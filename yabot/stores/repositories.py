@@ -46,6 +46,10 @@ class UserDocuments(Protocol):
         """Store ``events`` of a change that touched no document (an update received, a
         reaction), with the user's next ``seq``s. `UserNotFound` if no user."""
 
+    def flush_parked(self, limit: int = 100) -> int:
+        """Copy events a crash left parked with their change to the outbox (the `mongo`
+        backend; nothing to do on `sql`); how many users had some."""
+
 
 class UserProfiles(Protocol):
     """The ``user_profiles`` rows."""

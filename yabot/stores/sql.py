@@ -300,6 +300,9 @@ class SqlUserDocuments:
     def record_events(self, user_id: int, events: EventDrafts) -> UserDocument:
         return self._modify(user_id, lambda body: body, "record events", events)
 
+    def flush_parked(self, limit: int = 100) -> int:
+        return 0  # events are written to the outbox in the change's own transaction
+
 
 class SqlNarrativeFragments:
     """`NarrativeFragments` as JSON in the ``narrative_fragments`` table."""
