@@ -179,6 +179,10 @@ class RateLimitSettings(BaseSettings):
     enabled: bool = True
     per_subject: str = "1200/minute;100/second"
     key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "yabot:ratelimit"
+    #: Seconds a Redis count may take before this process counts on its own.
+    redis_timeout: Annotated[float, Field(gt=0, le=10)] = 0.1
+    #: Seconds this process counts on its own after Redis failed, before trying it again.
+    redis_retry_after: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
     @field_validator("per_subject")
     @classmethod
