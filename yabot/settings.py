@@ -258,7 +258,6 @@ class EventSettings(BaseSettings):
     consumer_group: Annotated[str, Field(min_length=1, max_length=128)] = "yabot"
     consumer_name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     redis_timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
-    publish_retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_base_delay: Annotated[float, Field(gt=0, le=10)] = 0.05
     retry_max_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
     replay_interval: Annotated[float, Field(gt=0, le=600)] = 1.0

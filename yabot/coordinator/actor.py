@@ -18,8 +18,8 @@ from yabot.coordinator.messages import (
     ValidateVipAccess,
 )
 from yabot.domain.users import utcnow
-from yabot.events.backoff import PeriodicThread
 from yabot.events.drafts import Drafts
+from yabot.periodic import PeriodicThread
 from yabot.stores.handles import Stores
 
 log = structlog.get_logger("yabot.coordinator")

@@ -28,10 +28,10 @@ import structlog
 from redis.typing import EncodableT, FieldT
 
 from yabot.crashpoints import crash_point
-from yabot.events.backoff import PeriodicThread
 from yabot.events.counters import EventCounters, event_counters
 from yabot.events.outbox import OutboxEntry, SqlOutbox
 from yabot.logs import throttled
+from yabot.periodic import PeriodicThread
 from yabot.settings import EventSettings
 from yabot.stores.retry import RetryPolicy
 
