@@ -27,6 +27,21 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+class _StartFailureReportedElsewhere(logging.Filter):
+    """pykka logs, with a traceback, every actor whose start failed; a failed start is also
+    raised to whoever started the actor, which reports it. For failures an operator fixes
+    (configuration, an unreachable store, a schema behind) pykka's copies are dropped to debug,
+    so a failed start is one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from yabot.startup import diagnose
+
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None or diagnose(error) is None:
+            return True
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 def configure_logging(settings: Settings) -> None:
     """Set up structlog and route the standard library's logging (pykka, gunicorn) through it."""
     shared: list[structlog.types.Processor] = [
@@ -64,7 +79,9 @@ def configure_logging(settings: Settings) -> None:
     # aiogram logs every update at INFO, and pykka logs every error an ask returns to its
     # caller with a traceback at INFO; the caller decides whether those matter.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
-    logging.getLogger("pykka").setLevel(logging.WARNING)
+    pykka_log = logging.getLogger("pykka")
+    pykka_log.setLevel(logging.WARNING)
+    pykka_log.filters[:] = [_StartFailureReportedElsewhere()]
 
 
 def new_correlation_id() -> str:

@@ -171,7 +171,8 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool) -> None:
         raise SchemaMismatch(
             f"the SQL database is at revision {current}, unknown to this version of yabot "
             f"(head {sql_head()}): it was migrated by newer code; deploy that code or run "
-            "`yabot migrate --to REV` with the newer code first"
+            "`yabot migrate --to REV` with the newer code first",
+            store="sql",
         )
     if current is None:
         unmanaged = sorted(set(inspect(engine).get_table_names()) & set(metadata.tables))
@@ -179,7 +180,8 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool) -> None:
             raise SchemaMismatch(
                 f"the SQL database has yabot tables ({', '.join(unmanaged)}) but no Alembic "
                 "revision: it was created without migrations; move it away (for SQLite, the "
-                "file) and start again, or migrate its data by hand"
+                "file) and start again, or migrate its data by hand",
+                store="sql",
             )
     pending = sql_pending(engine)
     if not pending:
@@ -187,7 +189,8 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool) -> None:
     if not auto_migrate:
         raise SchemaMismatch(
             f"the SQL database is at revision {current or 'base'}, this code needs "
-            f"{sql_head()} (pending: {', '.join(pending)}): run `yabot migrate`"
+            f"{sql_head()} (pending: {', '.join(pending)}): run `yabot migrate`",
+            store="sql",
         )
     sql_upgrade(engine)
 
@@ -198,7 +201,8 @@ def ensure_mongo_schema(db: Database[Document], *, auto_migrate: bool) -> None:
     if current > mongo_head():
         raise SchemaMismatch(
             f"the MongoDB database is at migration {current}, newer than this code's "
-            f"{mongo_head()}: it was migrated by newer code"
+            f"{mongo_head()}: it was migrated by newer code",
+            store="mongo",
         )
     pending = mongo_pending(db)
     if not pending:
@@ -206,7 +210,8 @@ def ensure_mongo_schema(db: Database[Document], *, auto_migrate: bool) -> None:
     if not auto_migrate:
         raise SchemaMismatch(
             f"the MongoDB database is at migration {current}, this code needs {mongo_head()} "
-            f"(pending: {', '.join(map(str, pending))}): run `yabot migrate`"
+            f"(pending: {', '.join(map(str, pending))}): run `yabot migrate`",
+            store="mongo",
         )
     mongo_upgrade(db)
 
