@@ -57,7 +57,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
     configure_logging(settings)
     options = MigrateOptions(check=args.check, dry_run=args.dry_run, to=args.to,
-                             mongo_to=args.mongo_to)
+                             mongo_to=args.mongo_to, yes=args.yes, backup=not args.no_backup)
     try:
         return migrate(settings, options)
     except YabotError as exc:
@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="SQL revision to go to, up or down (`base` = empty); default head")
     migrate.add_argument("--mongo-to", metavar="N", type=int,
                          help="MongoDB step to go to, up or down (0 = none); default the last")
+    migrate.add_argument("--yes", action="store_true",
+                         help="confirm a downgrade to base, which drops every table (listed "
+                              "with their row counts when run without it)")
+    migrate.add_argument("--no-backup", action="store_true",
+                         help="change the schema without backing the SQL database up first "
+                              "(PostgreSQL: pg_dump into YABOT_DATA_DIR/backups; SQLite: a "
+                              "copy next to the file)")
     migrate.set_defaults(handler=_migrate)
     chat = commands.add_parser(
         "chat", help="talk to the bot in this terminal (real dispatcher and actors, no Telegram)"

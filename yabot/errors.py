@@ -171,6 +171,13 @@ class InvalidRecord(InvalidInput):
         self.field = field
 
 
+class BackupUnavailable(YabotError):
+    """No backup could be taken before a schema change (no ``pg_dump``, or it failed); the
+    change was not made. The message says how to proceed (``--no-backup``)."""
+
+    code = "backup-unavailable"
+
+
 class SchemaMismatch(YabotError):
     """A store's schema is not the one this code needs (pending migrations, or a database
     migrated by newer code); the message says which revisions and what to run. ``store``
