@@ -49,6 +49,8 @@ else:
         print(_failure.line(), file=sys.stderr)
         sys.exit(_failure.exit_code)
 
+    from yabot.logs import configure_logging
     from yabot.serving import gunicorn_config
 
+    configure_logging(_settings)  # the master's own lines, as the workers'
     globals().update(gunicorn_config(_settings))

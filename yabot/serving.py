@@ -24,7 +24,7 @@ from yabot.api.bridge import ApiBridge
 from yabot.api.problems import PROBLEM_JSON
 from yabot.events.counters import event_counters
 from yabot.health import ComponentHealth, HealthStatus
-from yabot.logs import configure_logging
+from yabot.logs import configure_logging, gunicorn_logconfig
 from yabot.runtime import Runtime
 from yabot.settings import Settings, load_settings
 from yabot.startup import ExitCode, diagnose
@@ -208,7 +208,9 @@ def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or load_settings()
     _master_settings = settings
     host, port = settings.bind
+    logconfig = gunicorn_logconfig(settings)
     return {
+        **({"logconfig_dict": logconfig} if logconfig is not None else {}),
         "wsgi_app": "yabot.serving:application",
         "bind": [f"{host}:{port}"],
         "chdir": str(Path(__file__).resolve().parents[1]),
