@@ -18,20 +18,27 @@ from pathlib import Path
 
 def _installed_copy_elsewhere() -> Path | None:
     """The folder of the installed `yabot` package when it is not the one running this file
-    (an editable install, or no install, counts as this one)."""
-    try:
-        distribution = importlib.metadata.distribution("yabot")
-    except importlib.metadata.PackageNotFoundError:
+    (an editable install, or no install, counts as this one). The checkout itself is not
+    searched: a build leaves its own ``yabot.egg-info`` there."""
+    checkout = Path(__file__).resolve().parents[1]
+    elsewhere = [entry for entry in sys.path if _resolved(entry) != checkout]
+    distribution = next(iter(importlib.metadata.distributions(name="yabot", path=elsewhere)),
+                        None)
+    if distribution is None:
         return None
     installed = Path(str(distribution.locate_file("yabot/__init__.py"))).resolve().parent
     here = Path(__file__).resolve().parent
     return installed if installed.is_dir() and installed != here else None
 
 
+def _resolved(entry: str) -> Path:
+    return Path(os.path.abspath(entry or ".")).resolve()
+
+
 _installed = _installed_copy_elsewhere()
 if _installed is not None:
     _checkout = Path(__file__).resolve().parents[1]
-    sys.path[:] = [p for p in sys.path if Path(os.path.abspath(p or ".")).resolve() != _checkout]
+    sys.path[:] = [entry for entry in sys.path if _resolved(entry) != _checkout]
     for _name in [n for n in sys.modules if n.split(".")[0] in ("yabot", "actors")]:
         del sys.modules[_name]
     # The import system takes whatever `sys.modules` holds under this name once this file has
