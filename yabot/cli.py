@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from yabot.errors import YabotError
-from yabot.settings import load_settings
+from yabot.settings import JwtAlgorithm, load_settings
 from yabot.startup import diagnose
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
@@ -36,9 +36,19 @@ def _run(_: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    secret_file = settings.data_dir / "jwt_secret"
+    if (settings.jwt.algorithm is JwtAlgorithm.HS256 and settings.jwt.secret is None
+            and not secret_file.exists()):
+        # Minting with a secret made up now would give a token no running server accepts.
+        print(f"yabot token: no signing secret: JWT_SECRET is unset and {secret_file} does "
+              "not exist (the server writes it on its first start in its data directory); "
+              "run this where the server runs, or set YABOT_DATA_DIR or JWT_SECRET as the "
+              "server has them", file=sys.stderr)
+        return 2
+
     from yabot.api.auth import SCOPES, mint_token
 
-    settings = load_settings()
     scopes = [scope for group in args.scope for scope in group.split(",") if scope]
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
@@ -71,29 +81,66 @@ def _chat(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from yabot.bot.console import Console
-    from yabot.bot.runner import build_dispatcher
-    from yabot.logs import configure_logging
-    from yabot.runtime import Runtime
     from yabot.settings import BotSettings
 
     # The console is the bot's only front end here: Telegram stays unconnected.
     settings = load_settings(bot=BotSettings(telegram_bot_token=None, bot_webhook_url=None,
                                              bot_webhook_secret=None))
+
+    from yabot.bot.console import Console
+    from yabot.bot.runner import build_dispatcher
+    from yabot.logs import configure_logging
+    from yabot.runtime import Runtime
+    from yabot.terminal import InputLines
+
     configure_logging(settings)
     if not args.verbose:
         logging.getLogger().setLevel(logging.WARNING)
     runtime = Runtime(settings)
     runtime.start()
+    lines = InputLines(sys.stdin.fileno())
+    loop = asyncio.new_event_loop()
     try:
         console = Console(build_dispatcher(runtime.sessions, settings), sys.stdout,
                           user_id=args.user_id, first_name=args.name, language=args.language)
         interactive = sys.stdin.isatty()
         if interactive:
-            print("Type a message or a /command; a number presses that button. Ctrl-D ends.")
-        asyncio.run(console.run(sys.stdin.readline, prompt="you> " if interactive else ""))
+            print("Type a message or a /command; a number presses that button. "
+                  "Ctrl-D or Ctrl-C ends.")
+        session = loop.create_task(console.run(lines.read_line,
+                                               prompt="you> " if interactive else ""))
+        try:
+            loop.run_until_complete(session)
+        except KeyboardInterrupt:  # Ctrl-C: end like Ctrl-D, at once and without a traceback
+            print()
+            lines.close()
+            session.cancel()
+            loop.run_until_complete(asyncio.gather(session, return_exceptions=True))
     finally:
+        lines.close()
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
         runtime.stop()
+    return 0
+
+
+def _story(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    settings = load_settings()
+
+    from yabot.errors import InvalidStory
+    from yabot.seed import read_story
+    from yabot.story_graph import render_dot, render_text
+
+    folder = Path(args.path) if args.path else settings.story.seed_path
+    try:
+        story = read_story(folder, settings.story.start_fragment)
+    except InvalidStory as exc:
+        print(f"yabot story: {exc}", file=sys.stderr)
+        return 1
+    render = render_dot if args.dot else render_text
+    sys.stdout.write(render(story, args.language))
     return 0
 
 
@@ -122,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
     token = commands.add_parser("token", help="mint a JWT for an internal service")
     token.add_argument("--sub", required=True, help="the calling service's name")
-    token.add_argument("--scope", action="append", default=[],
+    token.add_argument("--scope", action="append", required=True,
                        help="scope(s), repeatable or comma-separated: users:read, users:write, "
                             "narrative:read, besitos:write, subscriptions:write")
     token.add_argument("--ttl", type=parse_duration, default=3600, help="lifetime, e.g. 1h")
@@ -157,6 +204,17 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--language", default="en", help="the user's Telegram language_code")
     chat.add_argument("--verbose", action="store_true", help="show info logs on stderr")
     chat.set_defaults(handler=_chat)
+
+    story = commands.add_parser(
+        "story", help="print the story graph: fragments, choices and their gates (or --dot)")
+    story.add_argument("--path", metavar="DIR",
+                       help="folder with story.toml and items.toml (default: STORY_SEED_PATH, "
+                            "else the story shipped in the package)")
+    story.add_argument("--dot", action="store_true",
+                       help="write Graphviz dot instead (e.g. | dot -Tsvg > story.svg)")
+    story.add_argument("--language", choices=["en", "es"], default="en",
+                       help="language of titles and labels")
+    story.set_defaults(handler=_story)
 
     seed = commands.add_parser(
         "seed", help="check the story and shop (STORY_SEED_PATH, else the one shipped) and "
