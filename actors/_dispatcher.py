@@ -1,12 +1,15 @@
 """A bounded pool of worker threads that runs keyed actors' mailboxes (`KeyedActors`).
 
 Why threads and not an asyncio loop: a keyed actor's handler is ordinary blocking code (a
-store round trip through pymongo or SQLAlchemy), so on a loop every handler would have to be
-handed to a thread pool anyway — the loop would only add a hop. Measured on this 2-core
-machine (``python -m bench.dispatch``): with handlers that do no I/O, a worker pool ran ~1.7x
-as many messages per second as a loop that hands each to an executor and as a loop running
-handlers inline; with a 2 ms blocking call per message, 32 workers ran ~14,000 messages/s
-while a loop running handlers inline ran ~480/s (every blocking call stops every key).
+store round trip through pymongo or SQLAlchemy). Measured on this 2-core machine in two runs
+(`bench.runtime.dispatch_choice`, 1,000 keys, messages per second): with 2 ms of blocking
+I/O per message — what a store call does — a loop running handlers inline did 360-450 (every
+blocking call stops every key), the pool 5,500-13,000, and a loop handing each message to a
+32-thread executor 5,600-7,100 (the same threads plus a hop through the loop, and no per-key
+order of its own). Without I/O the loop inline did 34,000-71,000 against the pool's
+13,600-17,600 (asked from 32 threads, so with two thread hand-offs per message), but no
+handler here is free of I/O. Only a fully async store stack would make the loop win, and
+this project's stores are synchronous: so, a pool of threads.
 
 Scheduling: the pool takes *items* (a keyed actor's cell) from one FIFO run queue; the owner
 submits an item when it gets its first pending message, and the item's runner handles a

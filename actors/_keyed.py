@@ -344,10 +344,18 @@ class KeyedActors(Generic[K, A]):
         until `reopen`, and stop the worker threads."""
         self._ticker_stop.set()
         deadline = time.monotonic() + timeout
+        dropped: dict[str, int] = {}
         with self._cond:
             self._closed = True
-            for key in list(self._cells):
-                self._passivate(key)
+            cells, self._cells = self._cells, OrderedDict()
+            for key, cell in cells.items():
+                if not cell.scheduled and _nothing_to_stop(cell.actor):
+                    name = self._drop(cell, count_stop=False)  # counted below, in one go
+                    if name is not None:
+                        dropped[name] = dropped.get(name, 0) + 1
+                else:
+                    self._cells[key] = cell
+                    self._passivate(key)
             ticker, self._ticker = self._ticker, None
             self._draining = True
             try:
@@ -360,6 +368,8 @@ class KeyedActors(Generic[K, A]):
                     self._cond.wait(remaining)
             finally:
                 self._draining = False
+        for name, count in dropped.items():
+            metrics.stopped(name, count)
         self._dispatcher.stop(max(deadline - time.monotonic(), 0.1))
         if ticker is not None:
             ticker.join(timeout)
@@ -447,6 +457,8 @@ class KeyedActors(Generic[K, A]):
                             None)
             if lru_idle is not None:
                 self._passivate(lru_idle)
+                if len(self._cells) + len(self._stopping) < (self._max_live or 0):
+                    return  # dropped in place: room now
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise Overloaded(
@@ -460,12 +472,28 @@ class KeyedActors(Generic[K, A]):
 
     def _passivate(self, key: K) -> None:
         cell = self._cells.pop(key)
+        if not cell.scheduled and _nothing_to_stop(cell.actor):
+            # Idle (an unscheduled cell has an empty mailbox) and no `post_stop` to run:
+            # dropped here, without a trip through the run queue.
+            self._drop(cell)
+            return
         cell.stopping = True
         self._stopping[key] = cell
         cell.mailbox.append(_STOP)
         if not cell.scheduled:
             cell.scheduled = True
             self._dispatcher.submit(cell)
+
+    def _drop(self, cell: _Cell, count_stop: bool = True) -> str | None:
+        """Forget an idle cell whose actor has nothing to run on stop; the actor's class."""
+        actor, cell.actor = cell.actor, None
+        if cell.failures or cell.poison:
+            self._remember(cell)
+        if actor is None:
+            return None
+        if count_stop:
+            metrics.stopped(actor._class_name)
+        return actor._class_name
 
     def _start_ticker(self) -> None:
         if self._idle_timeout is None or self._ticker is not None:
@@ -677,6 +705,12 @@ class KeyedActors(Generic[K, A]):
         if reply is not None:
             reply(None, Parked(f"{self.name}[{cell.key!r}]: {type(message).__name__} failed "
                                f"{self._poison_after} times; not handled again"))
+
+
+def _nothing_to_stop(actor: Actor | None) -> bool:
+    """True when passivating ``actor`` would run no code: none built, or no `post_stop`."""
+    return actor is None or (type(actor).post_stop is Actor.post_stop
+                             and "post_stop" not in vars(actor))
 
 
 def _fingerprint(message: Message) -> str:

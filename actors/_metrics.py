@@ -83,9 +83,9 @@ class Metrics:
         with self._lock:
             self._stats[actor_class].started += 1
 
-    def stopped(self, actor_class: str) -> None:
+    def stopped(self, actor_class: str, count: int = 1) -> None:
         with self._lock:
-            self._stats[actor_class].stopped += 1
+            self._stats[actor_class].stopped += count
 
     def observe_ask(self, actor_class: str, seconds: float) -> None:
         index = bisect.bisect_left(ASK_LATENCY_BUCKETS, seconds)

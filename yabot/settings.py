@@ -237,7 +237,7 @@ class ActorSettings(BaseSettings):
 
     ask_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     session_idle_timeout: Annotated[float, Field(gt=0)] = 300.0
-    max_sessions: Annotated[int, Field(ge=1)] = 10_000
+    max_sessions: Annotated[int, Field(ge=1)] = 100_000
     session_state_max_age: Annotated[float, Field(ge=0, le=3600)] = 60.0
     #: Worker threads that run every session (there is no thread per session).
     session_workers: Annotated[int, Field(ge=1, le=1024)] = 32
