@@ -107,7 +107,7 @@ class _Cell:
         self.last_sent = now
         self.last_handled = float("-inf")
         self.failures: deque[float] | None = None  # this key's recent failures
-        self.poison: dict[str, int] | None = None  # failed message -> times it failed
+        self.poison: dict[str, tuple[int, float]] | None = None  # message -> times, last
         self.restarting = False  # the last incarnation failed: the next one is a restart
 
 
@@ -214,7 +214,7 @@ class KeyedActors(Generic[K, A]):
         self._quarantined: dict[K, float] = {}  # key -> refused until (registry clock)
         self._failing_keys: OrderedDict[K, float] = OrderedDict()  # key -> last failure
         self._troubled: OrderedDict[
-            K, tuple[deque[float] | None, dict[str, int] | None]] = OrderedDict()
+            K, tuple[deque[float] | None, dict[str, tuple[int, float]] | None]] = OrderedDict()
         self._parked: deque[ParkedMessage] = deque(maxlen=100)
         self._parked_total = 0
         self._room_waiters = 0  # callers waiting for a live key to go
@@ -558,8 +558,7 @@ class KeyedActors(Generic[K, A]):
                     reply(None, error)
                 return self._failed(cell, exc, message)
         if cell.poison and self._is_poison(cell, message):
-            self._park(cell, message, reply)
-            return True
+            return self._park(cell, message, reply)
         try:
             result = context.run(actor.handle, message)
         except Exception as exc:
@@ -608,22 +607,27 @@ class KeyedActors(Generic[K, A]):
         finally:
             metrics.stopped(name)
 
-    def _failed(self, cell: _Cell, error: BaseException, message: Message) -> bool:
-        """Count a failure of the cell's key; quarantine it past its intensity. False if so."""
+    def _failed(self, cell: _Cell, error: BaseException | None, message: Message) -> bool:
+        """Count a failure of the cell's key (``error`` None: a poison message was parked);
+        quarantine the key past its intensity. False if so."""
         now = self._clock()
-        log.warning("keyed actor failed", registry=self.name, key=cell.key,
-                    message=type(message).__name__, error=repr(error))
-        poison = cell.poison if cell.poison is not None else {}
-        cell.poison = poison
-        fingerprint = _fingerprint(message)
-        poison[fingerprint] = poison.pop(fingerprint, 0) + 1  # re-inserted: most recent last
-        if len(poison) > _POISON_MEMORY:
-            del poison[next(iter(poison))]
         failures = cell.failures if cell.failures is not None else deque()
         cell.failures = failures
-        failures.append(now)
         while failures and now - failures[0] > self._key_period:
             failures.popleft()
+        if error is not None:
+            # The traceback once per burst (a key's first failure in its period), then a line.
+            log.warning("keyed actor failed", registry=self.name, key=cell.key,
+                        message=type(message).__name__, error=repr(error),
+                        exc_info=error if not failures else None)
+            poison = cell.poison if cell.poison is not None else {}
+            cell.poison = poison
+            fingerprint = _fingerprint(message)
+            times, _last = poison.pop(fingerprint, (0, now))  # re-inserted: most recent last
+            poison[fingerprint] = (times + 1, now)
+            if len(poison) > _POISON_MEMORY:
+                del poison[next(iter(poison))]
+        failures.append(now)
         quarantine = len(failures) > self._key_max_failures
         pending: list[object] = []
         with self._cond:
@@ -691,10 +695,20 @@ class KeyedActors(Generic[K, A]):
         )
 
     def _is_poison(self, cell: _Cell, message: Message) -> bool:
+        """Failed ``poison_after`` times, the last less than ``quarantine`` seconds ago (so a
+        repaired record or a fixed dependency is tried again after a while)."""
         assert cell.poison is not None
-        return cell.poison.get(_fingerprint(message), 0) >= self._poison_after
+        fingerprint = _fingerprint(message)
+        times, last = cell.poison.get(fingerprint, (0, 0.0))
+        if times and self._clock() - last > self._quarantine:
+            del cell.poison[fingerprint]
+            return False
+        return times >= self._poison_after
 
-    def _park(self, cell: _Cell, message: Message, reply: Reply | None) -> None:
+    def _park(self, cell: _Cell, message: Message, reply: Reply | None) -> bool:
+        """Answer a poison message without handling it. It counts towards the key's failure
+        intensity (a key that keeps getting messages it cannot handle is failing), so this
+        returns False when it got the key quarantined."""
         name = self._class_name or self.name
         metrics.parked(name)
         with self._cond:
@@ -705,6 +719,7 @@ class KeyedActors(Generic[K, A]):
         if reply is not None:
             reply(None, Parked(f"{self.name}[{cell.key!r}]: {type(message).__name__} failed "
                                f"{self._poison_after} times; not handled again"))
+        return self._failed(cell, None, message)
 
 
 def _nothing_to_stop(actor: Actor | None) -> bool:

@@ -100,15 +100,17 @@ def test_a_key_failing_in_a_loop_is_quarantined_alone_and_the_registry_keeps_run
         sup = Supervisor("s", [keyed.child_spec()])
         kit.spawn(lambda: sup)
         keeper = sup.child("fragile")
-        refused = 0
-        for tag in range(200):  # far past any registry-wide intensity; all different
+        refused = sent = 0
+        while not refused and sent < 100_000:  # all different; until a send is refused
             try:
-                keyed.tell(1, Boom(tag=tag))
+                keyed.tell(1, Boom(tag=sent))
             except Quarantined:
                 refused += 1
+            sent += 1
             assert keyed.ask(2, Count(), timeout=scaled(10)) >= 1  # the neighbour is served
 
-        assert refused > 0
+        assert refused == 1
+        assert sent >= 7  # six failures, three times the registry's max_failures, then refused
         eventually(lambda: 1 in keyed.quarantined(), what="key 1 quarantined")
         assert table.starts[1] == 6  # five failures allowed, the sixth quarantined it
         with pytest.raises(Quarantined) as refusal:
@@ -151,8 +153,9 @@ def test_asks_waiting_behind_the_failure_that_quarantines_a_key_are_answered(
 def test_a_message_that_failed_its_key_n_times_is_parked_not_handled_again(
     registries: list[KeyedActors[Any, Any]], table: Table,
 ) -> None:
-    keyed = fragile(registries, table, poison_after=3, key_max_failures=100,
-                    is_failure=lambda error: isinstance(error, InjectedCrash))
+    clock = ManualClock(1000.0)
+    keyed = fragile(registries, table, poison_after=3, key_max_failures=100, quarantine=60,
+                    clock=clock, is_failure=lambda error: isinstance(error, InjectedCrash))
     before = metrics.snapshot().get("Fragile", {}).get("parked", 0)
     for _ in range(3):
         with pytest.raises(InjectedCrash):
@@ -168,6 +171,27 @@ def test_a_message_that_failed_its_key_n_times_is_parked_not_handled_again(
     assert keyed.ask(1, Count(), timeout=scaled(10)) == 1  # a fifth, fresh incarnation
     assert [p.message_type for p in keyed.parked()] == ["BoomAsk"]
     assert metrics.snapshot()["Fragile"]["parked"] == before + 1
+
+    clock.now += 61  # parked for a while, not for ever: a repaired record gets its chance
+    with pytest.raises(InjectedCrash):
+        keyed.ask(1, BoomAsk(tag=7), timeout=scaled(10))
+
+
+def test_a_key_sent_the_same_poison_again_and_again_ends_up_quarantined(
+    registries: list[KeyedActors[Any, Any]], table: Table,
+) -> None:
+    keyed = fragile(registries, table, poison_after=2, key_max_failures=3,
+                    is_failure=lambda error: isinstance(error, InjectedCrash))
+    outcomes = []
+    for _ in range(6):
+        try:
+            keyed.ask(1, BoomAsk(), timeout=scaled(10))
+        except Exception as exc:
+            outcomes.append(type(exc).__name__)
+    # Two failures, then parked (a parked message counts towards the key's intensity), then
+    # the fourth strike quarantines the key.
+    assert outcomes == ["InjectedCrash", "InjectedCrash", "Parked", "Parked", "Quarantined",
+                        "Quarantined"]
 
 
 def test_an_asks_error_is_a_reply_not_a_failure_unless_is_failure_says_so(
