@@ -94,6 +94,10 @@ class Actor(pykka.ThreadingActor):
 
     Subclasses implement `handle` and may override `pre_start` / `post_stop`; they must not
     override pykka's `on_start`, `on_stop`, `on_failure` or `on_receive`.
+
+    The same class can be a *keyed* actor (built by a `KeyedActors` factory): then it has no
+    thread, inbox or ``actor_ref``; its registry runs `pre_start`, `handle` and `post_stop`
+    on a worker of its pool, one message at a time, with the failure rules above per key.
     """
 
     def __init__(self) -> None:

@@ -31,6 +31,7 @@ from actors._ask import reply_on_loop, tell
 from actors._dispatcher import Dispatcher
 from actors._errors import (
     ActorDead,
+    ActorError,
     AskTimeout,
     Overloaded,
     Parked,
@@ -561,10 +562,12 @@ class KeyedActors(Generic[K, A]):
             return self._park(cell, message, reply)
         try:
             result = context.run(actor.handle, message)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit from a handler too: on a worker it would
+            # end the worker and strand the key; here it is the key's failure like any other
             if reply is not None:
-                reply(None, exc)
-            if reply is None or self._is_failure(exc):
+                reply(None, exc if isinstance(exc, Exception)
+                      else ActorError(f"{self.name}[{cell.key!r}] raised {exc!r}"))
+            if reply is None or not isinstance(exc, Exception) or self._is_failure(exc):
                 self._deactivate(cell, exc)
                 return self._failed(cell, exc, message)
             return True
