@@ -12,6 +12,7 @@ import sqlalchemy
 
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.processes import clean_env
+from tests.support.waiting import TEST_CEILING, scaled
 from yabot.runtime import Runtime
 from yabot.settings import Settings, load_settings
 
@@ -22,6 +23,38 @@ POSTGRES_TEST_URL = os.environ.get(
 
 
 SettingsFactory = Callable[..., Settings]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true",
+                     help="also run the long property runs marked `soak` (make soak)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _leave_out_soak_runs(config, items)
+    _scale_the_hang_catcher(config, items)
+
+
+def _leave_out_soak_runs(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without ``--soak``, tests marked ``soak`` are deselected (reported as such)."""
+    if config.getoption("--soak"):
+        return
+    soak = [item for item in items if item.get_closest_marker("soak") is not None]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+
+
+def _scale_the_hang_catcher(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The per-test hang catcher (pytest-timeout's ``timeout`` in setup.cfg, else
+    `TEST_CEILING`) scaled by ``YABOT_TEST_TIME_SCALE`` like every other ceiling, on each test
+    without its own ``timeout`` marker. ``--timeout`` on the command line wins."""
+    if not config.pluginmanager.hasplugin("timeout") or config.getoption("timeout", None):
+        return
+    ceiling = scaled(float(config.getini("timeout") or TEST_CEILING))
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(ceiling))
 
 
 @pytest.fixture

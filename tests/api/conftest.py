@@ -18,6 +18,7 @@ from actors import Ask
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.http import Response, request
 from tests.support.processes import REPO, Gunicorn, clean_env
+from tests.support.waiting import ASK
 from yabot.api.bridge import ApiBridge
 from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
@@ -96,7 +97,7 @@ def prepare_users(settings: Settings, users: Iterable[int]) -> None:
         for user_id in users:
             identity = TelegramIdentity(user_id=user_id, first_name=f"User {user_id}",
                                         language_code="es")
-            runtime.sessions.ask(user_id, Start(identity=identity), timeout=10)
+            runtime.sessions.ask(user_id, Start(identity=identity), timeout=ASK)
     finally:
         runtime.stop()
 

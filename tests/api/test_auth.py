@@ -55,7 +55,7 @@ def _claims() -> dict[str, object]:
             "scope": "users:read"}
 
 
-BAD_TOKENS = {
+BAD_TOKENS: dict[str, Callable[[], str]] = {
     "alg-none": lambda: _unsigned(_claims()),
     "wrong-key": lambda: make_token(secret="not-our-secret-" + "z" * 40),
     "expired": lambda: make_token(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),

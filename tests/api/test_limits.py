@@ -17,6 +17,7 @@ from tests.api.conftest import USERS, FailingBridge, ServedApi, make_token, serv
 from tests.conftest import SettingsFactory
 from tests.support.processes import free_port
 from tests.support.redis_server import no_retry
+from tests.support.waiting import ASK
 from yabot.api.app import create_app
 from yabot.errors import ConfigError, UserNotFound
 
@@ -26,7 +27,7 @@ REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 
 def raw_request(api: ServedApi, data: bytes) -> tuple[int, dict[str, str], bytes]:
     """Send ``data`` as is on a fresh connection; the status, headers and body answered."""
-    with socket.create_connection(("127.0.0.1", api.gunicorn.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", api.gunicorn.port), timeout=ASK) as sock:
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
         received = b""
@@ -104,7 +105,7 @@ def test_rate_limit_per_subject_in_memory_is_429_with_retry_after(limited_api: S
 
 @pytest.mark.redis
 def test_rate_limit_counts_in_redis_when_configured(tmp_path: Path) -> None:
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=2, retry=no_retry())
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=ASK, retry=no_retry())
     try:
         client.ping()
     except redis.ConnectionError:

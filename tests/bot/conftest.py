@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.waiting import ASK
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.bot.webhook import SECRET_HEADER, WEBHOOK_PATH
@@ -19,7 +20,6 @@ from yabot.runtime import Runtime
 BOT_TOKEN = "123456:TEST-token-for-the-fake-bot-api"
 WEBHOOK_URL = "https://bot.example.org/telegram/webhook"
 WEBHOOK_SECRET = "webhook-secret_0123456789"
-ASK = 5.0
 
 
 def bot_env(fake: FakeTelegram, **extra: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ import redis
 from sqlalchemy import Engine
 
 from tests.support.redis_server import MISSING, RedisServer, no_retry, redis_server_binary
+from tests.support.waiting import ASK
 from yabot.stores.engine import make_engine
 from yabot.stores.tables import metadata
 
@@ -34,7 +35,7 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 def local_redis() -> Iterator[tuple[str, str]]:
     """``(url, key_prefix)`` on the shared local Redis; every key under the prefix is deleted
     afterwards. Skips when nothing answers at REDIS_TEST_URL."""
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=2, retry=no_retry())
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=ASK, retry=no_retry())
     try:
         client.ping()
     except redis.exceptions.ConnectionError as exc:

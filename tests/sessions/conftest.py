@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from actors.testkit import ActorTestKit
 from tests.services.support import stores_on
 from tests.sessions.support import Sessions
+from tests.support.actors import actor_kit
+from tests.support.waiting import ASK
 from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
 from yabot.seed import load_seed
 from yabot.sessions.messages import Start
-
-ASK = 5.0
 
 
 def start_user(runtime: Runtime, user_id: int, language: str = "en") -> None:
@@ -28,6 +27,6 @@ def start_user(runtime: Runtime, user_id: int, language: str = "en") -> None:
 def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sessions]:
     """Sessions without the tree on real stores (documents on SQLite or mongomock), the seed
     story loaded."""
-    with stores_on(request.param, request, tmp_path) as stores, ActorTestKit() as kit:
+    with stores_on(request.param, request, tmp_path) as stores, actor_kit() as kit:
         load_seed(stores)
         yield Sessions(kit, stores)
