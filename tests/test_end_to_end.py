@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
 from tests.support.processes import Gunicorn, free_port
+from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import eventually
 from yabot.api.auth import mint_token
 from yabot.settings import load_settings

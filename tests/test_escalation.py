@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.processes import REPO, Gunicorn
+from tests.support.settings import TEST_JWT_SECRET
 
 
 def test_root_escalation_stops_the_tree_and_exits_non_zero(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SettingsFactory
 from tests.support.processes import REPO, clean_env
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import COMMAND_CEILING, scaled
 from yabot.errors import ConfigError
 

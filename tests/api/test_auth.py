@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.api.conftest import (
+from tests.support.api import (
     ALL_SCOPES,
     CURRENT_KID,
     PREVIOUS_KID,
@@ -30,7 +30,7 @@ from tests.api.conftest import (
     ServedApi,
     make_token,
 )
-from tests.conftest import SettingsFactory
+from tests.support.settings import SettingsFactory
 from yabot.api import auth
 from yabot.api.app import create_app
 from yabot.api.auth import TokenVerifier, mint_token

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import USERS, ServedApi, make_token
+from tests.support.api import USERS, ServedApi, make_token
 from tests.support.waiting import ASK
 
 MAX_EXAMPLES = 25

@@ -10,7 +10,7 @@ import signal
 import socket
 from pathlib import Path
 
-from tests.api.conftest import USERS, make_token, served_api
+from tests.support.api import USERS, make_token, served_api
 from tests.support.http import request
 from tests.support.waiting import ASK, eventually
 

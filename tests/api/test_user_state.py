@@ -9,7 +9,7 @@ import falcon.testing
 import jwt
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET
+from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import ASK
 from yabot.api.app import create_app
 from yabot.api.auth import mint_token

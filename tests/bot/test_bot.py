@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from tests.bot import updates
-from tests.bot.conftest import WebhookClient, bot_env, webhook_env
 from tests.bot.conversation import Conversation
 from tests.bot.logs import captured_logs
-from tests.conftest import SettingsFactory
+from tests.support.bot import WebhookClient, bot_env, webhook_env
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import ASK, eventually
 from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
 from yabot.events.publisher import Outcome

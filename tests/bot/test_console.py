@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.processes import clean_env
+from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import COMMAND_CEILING, scaled
 
 

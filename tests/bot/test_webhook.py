@@ -18,17 +18,17 @@ import pytest
 from pydantic import SecretStr
 
 from tests.bot import updates
-from tests.bot.conftest import (
+from tests.support.bot import (
     BOT_TOKEN,
     WEBHOOK_SECRET,
     WEBHOOK_URL,
     WebhookClient,
     webhook_env,
 )
-from tests.conftest import TEST_JWT_SECRET, SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import Response, bearer, request
 from tests.support.processes import Gunicorn
+from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
 from tests.support.waiting import ASK, eventually
 from yabot.api.auth import mint_token
 from yabot.bot.webhook import TelegramWebhook

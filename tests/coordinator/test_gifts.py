@@ -9,8 +9,9 @@ import pykka
 import pytest
 
 from actors import ask
-from tests.services.support import Failing, InjectedFault, create, inject_documents
 from tests.support.actors import actor_kit
+from tests.support.faults import Failing, InjectedFault, inject_documents
+from tests.support.stores import create
 from tests.support.waiting import ASK
 from yabot.coordinator import Coordinator, ProcessUserInteraction
 from yabot.errors import (

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from actors.testkit import crash
-from tests.conftest import SettingsFactory
-from tests.sessions.conftest import start_user
+from tests.support.settings import SettingsFactory
+from tests.support.users import start_user
 from tests.support.waiting import ASK, eventually
 from yabot.errors import FragmentNotFound
 from yabot.runtime import Runtime

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine
 
 from actors import ask, spawn
-from tests.conftest import SettingsFactory
 from tests.events.support import record_effect, recorded, test_metadata
 from tests.support.redis_server import RedisServer, stream_entries
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import ASK, DEFAULT_CEILING, eventually, joined, scaled
 from yabot.events.bus import EventBus, Events, GetBusHealth, ReplayOutbox
 from yabot.events.counters import event_counters

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Connection
 
 from actors import WhichChildren, ask, spawn
-from tests.conftest import SettingsFactory
 from tests.support.processes import free_port
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import ASK, eventually
 from yabot.domain.users import TelegramIdentity
 from yabot.events.counters import event_counters

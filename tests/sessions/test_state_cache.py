@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 import yabot.services.subscriptions as subscriptions_module
-from tests.conftest import SettingsFactory
-from tests.services.support import stores_on
-from tests.sessions.conftest import start_user
 from tests.sessions.support import Sessions, start
 from tests.support.actors import actor_kit
+from tests.support.settings import SettingsFactory
+from tests.support.stores import stores_on
+from tests.support.users import start_user
 from tests.support.waiting import ASK
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import UserChanges, utcnow

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from tests.conftest import SettingsFactory
 from tests.support import mongomock_gaps
 from tests.support.processes import clean_env
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import COMMAND_CEILING, scaled
 from yabot.cli import main
 from yabot.errors import SchemaMismatch

@@ -13,7 +13,7 @@ import pytest
 from pymongo import MongoClient
 from sqlalchemy import Engine, text
 
-from tests.conftest import SettingsFactory
+from tests.support.settings import SettingsFactory
 from yabot.stores.connect import mongo_client, sql_engine
 from yabot.stores.engine import make_engine
 

@@ -16,9 +16,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from actors import StartFailed, Supervisor, spawn
-from tests.conftest import SettingsFactory
 from tests.support import mongomock_gaps
 from tests.support.clock import ManualClock
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import ASK, DEFAULT_CEILING, scaled
 from yabot.domain.users import UserDocument
 from yabot.errors import SchemaMismatch, StoreUnavailable

@@ -10,6 +10,7 @@ bus needs in production for "nothing lost" to hold.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,9 @@ from redis.retry import Retry
 
 from tests.support.processes import free_port
 from tests.support.waiting import ASK, START_CEILING, STOP_CEILING, scaled
+
+#: The shared local Redis for tests that need one (`local_redis` gives a key prefix on it).
+REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
 
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
