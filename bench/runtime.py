@@ -425,10 +425,14 @@ async def _loop_rate(count: int, blocking: float, *, executor: bool) -> float:
             await asyncio.gather(*(loop.run_in_executor(pool, actors[n % 1000].handle, work)
                                    for n in range(count)))
     else:
-        futures = []
+        futures: list[asyncio.Future[Any]] = []
+
+        def run_inline(future: asyncio.Future[Any], actor: Worker) -> None:
+            future.set_result(actor.handle(work))
+
         for n in range(count):
-            future = loop.create_future()
-            loop.call_soon(lambda f=future, a=actors[n % 1000]: f.set_result(a.handle(work)))
+            future: asyncio.Future[Any] = loop.create_future()
+            loop.call_soon(run_inline, future, actors[n % 1000])
             futures.append(future)
         await asyncio.gather(*futures)
     return count / (time.perf_counter() - started)

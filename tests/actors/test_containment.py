@@ -22,7 +22,7 @@ from actors import (
 )
 from actors.testkit import ActorTestKit, InjectedCrash
 from tests.support.clock import ManualClock
-from tests.support.waiting import eventually, scaled
+from tests.support.waiting import ASK, eventually, scaled
 
 
 class Boom(Message):
@@ -79,7 +79,7 @@ def registries() -> Iterator[list[KeyedActors[Any, Any]]]:
     created: list[KeyedActors[Any, Any]] = []
     yield created
     for registry in created:
-        registry.stop_all(timeout=scaled(10))
+        registry.stop_all(timeout=ASK)
 
 
 def fragile(registries: list[KeyedActors[Any, Any]], table: Table,
@@ -107,14 +107,14 @@ def test_a_key_failing_in_a_loop_is_quarantined_alone_and_the_registry_keeps_run
             except Quarantined:
                 refused += 1
             sent += 1
-            assert keyed.ask(2, Count(), timeout=scaled(10)) >= 1  # the neighbour is served
+            assert keyed.ask(2, Count(), timeout=ASK) >= 1  # the neighbour is served
 
         assert refused == 1
         assert sent >= 7  # six failures, three times the registry's max_failures, then refused
         eventually(lambda: 1 in keyed.quarantined(), what="key 1 quarantined")
         assert table.starts[1] == 6  # five failures allowed, the sixth quarantined it
         with pytest.raises(Quarantined) as refusal:
-            keyed.ask(1, Count(), timeout=scaled(10))
+            keyed.ask(1, Count(), timeout=ASK)
         assert 0 < refusal.value.retry_after <= 30
         with pytest.raises(Quarantined):
             keyed.tell(1, Count())
@@ -123,7 +123,7 @@ def test_a_key_failing_in_a_loop_is_quarantined_alone_and_the_registry_keeps_run
         assert metrics.snapshot()["Fragile"]["quarantined"] == 1
 
         clock.now += 31  # the quarantine ends: the key gets a fresh incarnation
-        assert keyed.ask(1, Count(), timeout=scaled(10)) == 1
+        assert keyed.ask(1, Count(), timeout=ASK) == 1
         assert keyed.quarantined() == {}
 
 
@@ -138,7 +138,7 @@ def test_asks_waiting_behind_the_failure_that_quarantines_a_key_are_answered(
 
     def ask() -> None:
         try:
-            results.append(keyed.ask(1, Count(), timeout=scaled(30)))
+            results.append(keyed.ask(1, Count(), timeout=ASK))
         except Exception as exc:
             results.append(exc)
         gate.set()
@@ -159,22 +159,22 @@ def test_a_message_that_failed_its_key_n_times_is_parked_not_handled_again(
     before = metrics.snapshot().get("Fragile", {}).get("parked", 0)
     for _ in range(3):
         with pytest.raises(InjectedCrash):
-            keyed.ask(1, BoomAsk(tag=7), timeout=scaled(10))
+            keyed.ask(1, BoomAsk(tag=7), timeout=ASK)
     assert table.starts[1] == 3  # a failing ask ends the incarnation when is_failure says so
 
     with pytest.raises(Parked):
-        keyed.ask(1, BoomAsk(tag=7), timeout=scaled(10))
+        keyed.ask(1, BoomAsk(tag=7), timeout=ASK)
     keyed.tell(1, Boom(tag=7))  # a different message: still handled (and fails)
 
     eventually(lambda: table.starts.get(1) == 4 and len(table.stops) == 4,
                what="the told Boom was handled by a fourth incarnation", ceiling=10)
-    assert keyed.ask(1, Count(), timeout=scaled(10)) == 1  # a fifth, fresh incarnation
+    assert keyed.ask(1, Count(), timeout=ASK) == 1  # a fifth, fresh incarnation
     assert [p.message_type for p in keyed.parked()] == ["BoomAsk"]
     assert metrics.snapshot()["Fragile"]["parked"] == before + 1
 
     clock.now += 61  # parked for a while, not for ever: a repaired record gets its chance
     with pytest.raises(InjectedCrash):
-        keyed.ask(1, BoomAsk(tag=7), timeout=scaled(10))
+        keyed.ask(1, BoomAsk(tag=7), timeout=ASK)
 
 
 def test_a_key_sent_the_same_poison_again_and_again_ends_up_quarantined(
@@ -185,7 +185,7 @@ def test_a_key_sent_the_same_poison_again_and_again_ends_up_quarantined(
     outcomes = []
     for _ in range(6):
         try:
-            keyed.ask(1, BoomAsk(), timeout=scaled(10))
+            keyed.ask(1, BoomAsk(), timeout=ASK)
         except Exception as exc:
             outcomes.append(type(exc).__name__)
     # Two failures, then parked (a parked message counts towards the key's intensity), then
@@ -200,8 +200,8 @@ def test_an_asks_error_is_a_reply_not_a_failure_unless_is_failure_says_so(
     keyed = fragile(registries, table, key_max_failures=1)
     for _ in range(10):
         with pytest.raises(InjectedCrash):
-            keyed.ask(1, BoomAsk(), timeout=scaled(10))
-    assert keyed.ask(1, Count(), timeout=scaled(10)) == 11  # one incarnation, never failed
+            keyed.ask(1, BoomAsk(), timeout=ASK)
+    assert keyed.ask(1, Count(), timeout=ASK) == 11  # one incarnation, never failed
     assert keyed.quarantined() == {}
     assert table.starts == {1: 1}
 

@@ -13,7 +13,7 @@ import pytest
 
 from actors import Actor, Ask, KeyedActors, Message, SelfAsk
 from actors._dispatcher import Dispatcher
-from tests.support.waiting import eventually, scaled
+from tests.support.waiting import ASK, eventually, scaled
 
 
 class Numbered(Message):
@@ -37,7 +37,7 @@ def registries() -> Iterator[list[KeyedActors[Any, Any]]]:
     created: list[KeyedActors[Any, Any]] = []
     yield created
     for registry in created:
-        registry.stop_all(timeout=scaled(30))
+        registry.stop_all(timeout=ASK)
 
 
 class OrderChecker(Actor):
@@ -126,7 +126,7 @@ def test_one_key_blocked_on_a_slow_call_while_1000_others_are_served(
         blocked = pool.submit(keyed.ask, 0, Hold(), timeout=scaled(60))
         assert holding.wait(scaled(30))
         try:
-            replies = list(pool.map(lambda key: keyed.ask(key, Hello(), timeout=scaled(30)),
+            replies = list(pool.map(lambda key: keyed.ask(key, Hello(), timeout=ASK),
                                     range(1, 1001)))
             assert replies == ["hello"] * 1000
             assert not blocked.done()  # still blocked while the others were served
@@ -188,7 +188,7 @@ def test_ask_async_to_a_new_key_never_blocks_the_event_loop_on_its_start(
     registries.append(keyed)
 
     async def main() -> str:
-        reply = asyncio.ensure_future(keyed.ask_async(1, Hello(), timeout=scaled(30)))
+        reply = asyncio.ensure_future(keyed.ask_async(1, Hello(), timeout=ASK))
         await asyncio.sleep(0)  # the ask is sent; a blocked loop would never come back here
         release.set()  # ... and the slow start would wait for its whole timeout
         return await reply
@@ -219,7 +219,7 @@ def test_a_keyed_actor_asking_its_own_key_gets_selfask_not_a_deadlock(
     holder.append(keyed)
     registries.append(keyed)
     with pytest.raises(SelfAsk):
-        keyed.ask(1, AskMyself(), timeout=scaled(10))
+        keyed.ask(1, AskMyself(), timeout=ASK)
 
 
 def test_the_dispatcher_never_runs_more_threads_than_its_bound() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pykka
 
 from actors import Actor, Ask, ask, spawn
-from tests.support.waiting import scaled
+from tests.support.waiting import ASK
 
 
 class WhichThread(Ask[str]):
@@ -43,6 +43,6 @@ def test_an_actor_started_through_start_actor_loop_runs_on_its_own_thread() -> N
     ref = spawn(Named)
     try:
         assert ref in pykka.ActorRegistry.get_all()
-        assert ask(ref, WhichThread(), timeout=scaled(10)).startswith("Named-")
+        assert ask(ref, WhichThread(), timeout=ASK).startswith("Named-")
     finally:
         ref.stop()

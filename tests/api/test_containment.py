@@ -9,7 +9,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.api.conftest import GUNICORN_CONF, api_env, environment, make_token, prepare_users
+from tests.support.api import GUNICORN_CONF, api_env, environment, make_token, prepare_users
 from tests.support.http import Response, request
 from tests.support.processes import Gunicorn
 from tests.support.waiting import eventually, scaled
