@@ -8,8 +8,9 @@ import re
 import sys
 from collections.abc import Sequence
 
-from yabot.errors import ConfigError
+from yabot.errors import YabotError
 from yabot.settings import load_settings
+from yabot.startup import diagnose
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -24,10 +25,11 @@ def parse_duration(text: str) -> int:
 
 
 def _run(_: argparse.Namespace) -> int:
+    settings = load_settings()  # checked before the application is imported: fast to fail
+
     from yabot.logs import configure_logging
     from yabot.serving import serve
 
-    settings = load_settings()
     configure_logging(settings)
     serve(settings)
     return 0
@@ -48,18 +50,18 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from yabot.errors import YabotError
+    settings = load_settings()
+
     from yabot.logs import configure_logging
     from yabot.stores.migration_command import MigrateOptions, migrate
 
-    settings = load_settings()
     configure_logging(settings)
     options = MigrateOptions(check=args.check, dry_run=args.dry_run, to=args.to,
-                             mongo_to=args.mongo_to)
+                             mongo_to=args.mongo_to, yes=args.yes, backup=not args.no_backup)
     try:
         return migrate(settings, options)
     except YabotError as exc:
-        if isinstance(exc, ConfigError):
+        if diagnose(exc) is not None:
             raise
         print(f"yabot migrate: {exc}", file=sys.stderr)
         return 1
@@ -98,16 +100,16 @@ def _chat(args: argparse.Namespace) -> int:
 def _seed(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from yabot.errors import YabotError
+    settings = load_settings()
+
     from yabot.logs import configure_logging
     from yabot.seed import seed_command
 
-    settings = load_settings()
     configure_logging(settings)
     try:
         return seed_command(settings, Path(args.path) if args.path else None, check=args.check)
     except YabotError as exc:
-        if isinstance(exc, ConfigError):
+        if diagnose(exc) is not None:
             raise
         print(f"yabot seed: {exc}", file=sys.stderr)
         return 1
@@ -139,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="SQL revision to go to, up or down (`base` = empty); default head")
     migrate.add_argument("--mongo-to", metavar="N", type=int,
                          help="MongoDB step to go to, up or down (0 = none); default the last")
+    migrate.add_argument("--yes", action="store_true",
+                         help="confirm a downgrade to base, which drops every table (listed "
+                              "with their row counts when run without it)")
+    migrate.add_argument("--no-backup", action="store_true",
+                         help="change the schema without backing the SQL database up first "
+                              "(PostgreSQL: pg_dump into YABOT_DATA_DIR/backups; SQLite: a "
+                              "copy next to the file)")
     migrate.set_defaults(handler=_migrate)
     chat = commands.add_parser(
         "chat", help="talk to the bot in this terminal (real dispatcher and actors, no Telegram)"
@@ -150,11 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.set_defaults(handler=_chat)
 
     seed = commands.add_parser(
-        "seed", help="check the story and shop in config/narrative and load them (idempotent)"
+        "seed", help="check the story and shop (STORY_SEED_PATH, else the one shipped) and "
+                "load them (idempotent)"
     )
     seed.add_argument("--path", metavar="DIR",
                       help="folder with story.toml and items.toml (default: STORY_SEED_PATH, "
-                           "else config/narrative)")
+                           "else the story shipped in the package)")
     seed.add_argument("--check", action="store_true",
                       help="only check the story; touch no store")
     seed.set_defaults(handler=_seed)
@@ -165,9 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except ConfigError as exc:
-        print(f"yabot: {exc}", file=sys.stderr)
-        return 2
+    except YabotError as exc:
+        failure = diagnose(exc)
+        if failure is None:
+            raise
+        print(failure.line(), file=sys.stderr)  # the exit code says which kind (yabot.startup)
+        return int(failure.exit_code)
     return code
 
 

@@ -92,6 +92,7 @@ class Runtime:
         self._supervisor: Supervisor | None = None
         self._bot: BotRunner | None = None
         self.failed = threading.Event()
+        self._starting = False
 
     def start(self) -> None:
         root = Supervisor(
@@ -103,7 +104,11 @@ class Runtime:
                 self.sessions.child_spec(),
             ],
         )
-        self._root = spawn(lambda: root, on_exit=self._root_exited)
+        self._starting = True  # a failed start is raised to our caller, not reported as fatal
+        try:
+            self._root = spawn(lambda: root, on_exit=self._root_exited)
+        finally:
+            self._starting = False
         self._supervisor = root
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
@@ -177,7 +182,7 @@ class Runtime:
         self.stop()
 
     def _root_exited(self, exit_: ActorExit) -> None:
-        if not exit_.failed:
+        if not exit_.failed or self._starting:
             return
         log.critical("root supervisor gave up; shutting down", error=repr(exit_.error))
         self.failed.set()
