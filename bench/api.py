@@ -233,7 +233,8 @@ def _run_load(env: dict[str, str], port: int, path: str, token: str, seconds: fl
     output = subprocess.run(
         [sys.executable, "-m", "bench.api", "load", str(port), path, token, str(seconds),
          str(warmup), str(users)],
-        env=env, cwd=REPO, capture_output=True, check=True, timeout=seconds + warmup + 60,
+        env=env, cwd=REPO, capture_output=True, check=True,
+        timeout=seconds + warmup + 60 if seconds else 60 + users / 50,  # a sweep: >= 50/s
     )
     result: dict[str, Any] = json.loads(output.stdout)
     return result
