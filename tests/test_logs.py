@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from tests.conftest import TEST_JWT_SECRET, SettingsFactory
 from tests.support.http import request
 from tests.support.processes import Gunicorn
+from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
 from yabot.logs import bind_correlation_id, configure_logging
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.processes import clean_env, free_port
+from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import scaled
 from yabot.errors import ConfigError, SchemaMismatch, StoreUnreachable
 from yabot.startup import ExitCode, diagnose

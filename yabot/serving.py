@@ -83,8 +83,15 @@ class WorkerApp:
 
 def _actor_tree_health(runtime: Runtime) -> ComponentHealth:
     if runtime.running:
-        return ComponentHealth(name="actors", status=HealthStatus.PASS,
-                               details={"sessions": len(runtime.sessions)})
+        # A quarantined session is one user's problem, contained: warn (still ready).
+        sessions = runtime.sessions.status()
+        return ComponentHealth(
+            name="actors", status=HealthStatus.WARN if sessions.quarantined else HealthStatus.PASS,
+            output=(f"{sessions.quarantined} user session(s) quarantined after failing "
+                    "repeatedly") if sessions.quarantined else None,
+            details={"sessions": sessions.live, "quarantined": sessions.quarantined,
+                     "parked": sessions.parked, "mailbox_depth": sessions.mailbox_depth,
+                     "workers": sessions.workers})
     return ComponentHealth(name="actors", status=HealthStatus.FAIL,
                            output="the actor tree is not running")
 

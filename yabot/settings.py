@@ -299,8 +299,16 @@ class ActorSettings(BaseSettings):
 
     ask_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     session_idle_timeout: Annotated[float, Field(gt=0)] = 300.0
-    max_sessions: Annotated[int, Field(ge=1)] = 10_000
+    max_sessions: Annotated[int, Field(ge=1)] = 100_000
     session_state_max_age: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    #: Worker threads that run every session (there is no thread per session).
+    session_workers: Annotated[int, Field(ge=1, le=1024)] = 32
+    #: A session failing more than this many times within the period is quarantined.
+    session_key_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    session_key_failure_period: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    session_quarantine: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: The same message failing a session this many times is parked, not handled again.
+    session_poison_after: Annotated[int, Field(ge=1, le=100)] = 3
 
 
 class EventSettings(BaseSettings):

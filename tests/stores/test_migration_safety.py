@@ -15,10 +15,11 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from tests.conftest import POSTGRES_TEST_URL, TEST_JWT_SECRET, SettingsFactory
 from tests.stores.test_migrations import run, sql_settings  # noqa: F401 -- the fixture
 from tests.support.http import request
+from tests.support.postgres import POSTGRES_TEST_URL
 from tests.support.processes import clean_env, free_port
+from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
 from tests.support.waiting import eventually, scaled
 from yabot.errors import BackupUnavailable
 from yabot.settings import Settings
