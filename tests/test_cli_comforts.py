@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET, SettingsFactory
 from tests.support.processes import clean_env
+from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
 from tests.support.waiting import eventually, scaled
 from yabot.cli import main
 from yabot.seed import read_story

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.http import request
 from tests.support.processes import REPO, clean_env, free_port
+from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import eventually, scaled
 
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]

@@ -225,7 +225,7 @@ def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
         "worker_class": "gthread",
         "threads": settings.api.threads,
         "graceful_timeout": settings.api.graceful_timeout,
-        "timeout": 60,
+        "timeout": settings.api.worker_timeout,
         "preload_app": False,
         "control_socket_disable": True,  # gunicorn >= 25.1 shares one socket path per user
         "accesslog": None,

@@ -172,6 +172,9 @@ class ApiSettings(BaseSettings):
     # they mostly wait for it (state reads 0.52 of hello-world's req/s with 4, 0.43 with 8).
     threads: Annotated[int, Field(ge=1, le=256)] = 4
     graceful_timeout: Annotated[int, Field(ge=1, le=3600)] = 20
+    #: Seconds a worker may stay silent (booting included: the actor tree starts in it) before
+    #: gunicorn's master kills it.
+    worker_timeout: Annotated[int, Field(ge=1, le=3600)] = 60
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 64 * 1024
 
 
