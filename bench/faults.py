@@ -20,7 +20,7 @@ import falcon.testing
 import jwt
 
 from bench.report import Check, Measurement, Report, summarise
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, stream_entries
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.domain.users import TelegramIdentity
@@ -115,7 +115,7 @@ def run(quick: bool = False) -> Report:
             while runtime.events.outbox.count() and time.monotonic() < deadline:
                 time.sleep(0.1)
             bodies = [parse_event(fields[b"body"])
-                      for _, fields in redis_server.client().xrange(STREAM)]
+                      for _, fields in stream_entries(redis_server.client(), STREAM)]
             earned = {str(e.event_id) for e in bodies if isinstance(e, BesitosTransferred)}
         finally:
             runtime.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import api_env
+from tests.support.api import api_env
 from tests.support.processes import Gunicorn
 from tests.support.waiting import eventually
 

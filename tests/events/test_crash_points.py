@@ -16,9 +16,9 @@ import pytest
 import redis
 from sqlalchemy import Engine, func, select
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.processes import clean_env
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, stream_entries
+from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import scaled
 from yabot.crashpoints import EXIT_CODE
 from yabot.domain.besitos import derived_key, user_key
@@ -55,7 +55,7 @@ def run_phase(env: dict[str, str], phase: str, ops: str = "",
 
 
 def stream_events(client: redis.Redis) -> list[BaseEvent]:
-    return [parse_event(fields[b"body"]) for _, fields in client.xrange(STREAM)]
+    return [parse_event(fields[b"body"]) for _, fields in stream_entries(client, STREAM)]
 
 
 @pytest.fixture

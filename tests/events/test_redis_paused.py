@@ -16,9 +16,9 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from tests.api.conftest import CURRENT_KID, make_token
-from tests.conftest import SettingsFactory
-from tests.support.redis_server import RedisServer
+from tests.support.api import CURRENT_KID, make_token
+from tests.support.redis_server import RedisServer, stream_entries
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import eventually, scaled
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
@@ -82,7 +82,7 @@ def test_requests_succeed_while_redis_is_paused_and_no_event_is_lost(
 
     def stream() -> list[Any]:
         return [parse_event(fields[b"body"])
-                for _, fields in redis_server.client().xrange(STREAM)]
+                for _, fields in stream_entries(redis_server.client(), STREAM)]
 
     eventually(lambda: events.outbox.count() == 0, "the outbox relayed after SIGCONT")
     earned = Counter(event.user_id for event in {str(e.event_id): e for e in stream()}.values()

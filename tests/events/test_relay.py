@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from tests.support.clock import ManualClock
 from tests.support.processes import free_port
-from tests.support.redis_server import RedisServer, no_retry
+from tests.support.redis_server import RedisServer, no_retry, stream_entries
 from yabot.events.counters import EventCounters
 from yabot.events.models import UserInteraction, parse_event
 from yabot.events.outbox import SqlOutbox
@@ -47,7 +47,7 @@ def relay_for(url: str, engine: Engine, stream: str, counters: EventCounters | N
 
 
 def stream_seqs(client: redis.Redis, stream: str) -> list[int]:
-    return [parse_event(fields[b"body"]).seq for _, fields in client.xrange(stream)]
+    return [parse_event(fields[b"body"]).seq for _, fields in stream_entries(client, stream)]
 
 
 def dead_url() -> str:

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Connection
 
 from actors import WhichChildren, ask
-from tests.conftest import SettingsFactory
-from tests.events.support import eventually
-from tests.services.support import Failing, inject_documents
+from tests.support.faults import Failing, inject_documents
 from tests.support.processes import free_port
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import ASK, eventually
 from yabot.domain.users import TelegramIdentity
 from yabot.events.counters import event_counters
 from yabot.events.models import UserInteraction
@@ -22,8 +22,6 @@ from yabot.health import HealthStatus
 from yabot.runtime import Runtime
 from yabot.sessions.messages import Start, Welcome
 from yabot.settings import Settings
-
-ASK = 10.0
 
 
 @pytest.fixture

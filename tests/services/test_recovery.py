@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.services.support import create
 from tests.sessions.support import stored_events
+from tests.support.stores import create
 from yabot.domain.besitos import derived_key, user_key
 from yabot.domain.users import utcnow
 from yabot.events.models import BesitosTransferred, UserInteraction

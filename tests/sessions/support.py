@@ -8,14 +8,13 @@ import pykka
 
 from actors import ask
 from actors.testkit import ActorTestKit
+from tests.support.waiting import ASK
 from yabot.domain.users import TelegramIdentity
 from yabot.events.models import BaseEvent, parse_event
 from yabot.events.outbox import SqlOutbox
 from yabot.sessions.messages import Start
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.stores.handles import Stores
-
-ASK = 5.0
 
 
 def stored_events(stores: Stores) -> list[BaseEvent]:

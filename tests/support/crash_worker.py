@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from actors import Ask
 from yabot.domain.users import TelegramIdentity
 from yabot.errors import YabotError
 from yabot.events.outbox import SqlOutbox
@@ -33,7 +36,7 @@ ASK = 60.0
 #: the test's own ceiling is longer).
 PATIENCE = 300.0
 
-OPS = {
+OPS: dict[str, Callable[[], Ask[Any]]] = {
     "earn": lambda: Transact(kind="earn", amount=10, idempotency_key="op-earn"),
     "spend": lambda: Transact(kind="spend", amount=3, idempotency_key="op-spend"),
     "transfer": lambda: Transact(kind="transfer", amount=5, to_user_id=RECIPIENT,
@@ -44,9 +47,9 @@ OPS = {
 }
 
 
-def wait_for(condition: object, what: str) -> None:
+def wait_for(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + PATIENCE
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise SystemExit(f"crash worker: {what} did not happen within {PATIENCE}s")
         time.sleep(0.05)
