@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import structlog
 from pymongo import MongoClient
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
-from yabot.bot.runner import BotRunner, build_dispatcher
-from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.events.bus import Events
 from yabot.events.processor import Handlers
@@ -29,6 +27,9 @@ from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
 from yabot.stores.handles import Stores
+
+if TYPE_CHECKING:
+    from yabot.bot.runner import BotRunner
 
 log = structlog.get_logger("yabot.runtime")
 
@@ -92,6 +93,10 @@ class Runtime:
         self._supervisor = root
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
+            # Imported here: aiogram's types cost seconds of CPU to import, and a worker
+            # without a bot (the API alone) should not pay them before it answers.
+            from yabot.bot.runner import BotRunner, build_dispatcher
+
             dispatcher = build_dispatcher(self.sessions, self.settings)
             self._bot = BotRunner(self.settings, dispatcher)
             self._bot.start()
@@ -132,6 +137,8 @@ class Runtime:
         bot, secret = self._bot, self.settings.bot.bot_webhook_secret
         if bot is None or not bot.webhook or secret is None:
             return {}
+        from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook  # the bot runs: cheap now
+
         webhook = TelegramWebhook(bot, secret.get_secret_value(),
                                   self.settings.bot.bot_webhook_max_body)
         return {WEBHOOK_PATH: webhook}

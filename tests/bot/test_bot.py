@@ -16,6 +16,7 @@ from tests.bot.conversation import Conversation
 from tests.bot.logs import captured_logs
 from tests.conftest import SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
+from yabot.bot import screens
 from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
 from yabot.runtime import Runtime
 from yabot.sessions.messages import Preferences, SetPreferences
@@ -35,18 +36,40 @@ def test_replies_in_the_language_telegram_reports(
     assert "No te he entendido" in lucia.send("¿qué tal?").params["text"]
 
 
-def test_a_failing_handler_answers_kindly_in_the_users_language_and_logs_the_ids(
+def test_a_user_who_never_started_is_told_so_and_logged_at_info_without_a_traceback(
     bot_runtime: Runtime, fake_telegram: FakeTelegram
 ) -> None:
     stranger = Conversation(fake_telegram, 13, language="es")
     with captured_logs() as logs:
         reply = stranger.send("/menu")  # unknown user: the session raises UserNotFound
     assert reply.params["text"] == "Aún no te conozco: envía /start primero."
+    refusals = [e for e in logs if e["event"] == "update refused"]
+    assert len(refusals) == 1
+    assert refusals[0]["log_level"] == "info"
+    assert refusals[0]["error_type"] == "UserNotFound"
+    assert "exc_info" not in refusals[0]
+    assert isinstance(refusals[0]["update_id"], int)
+    assert len(refusals[0]["correlation_id"]) == 32
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+
+
+def test_an_unexpected_failure_answers_kindly_and_is_an_error_with_the_ids(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(user: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(screens, "help_", broken)  # the routers are built after this
+    with Runtime(make_settings(**bot_env(fake_telegram))), captured_logs() as logs:
+        reply = Conversation(fake_telegram, 25, language="es").send("/help")
+    assert reply.params["text"].startswith("Algo salió mal de nuestro lado")
     failures = [e for e in logs if e["event"] == "update handling failed"]
     assert len(failures) == 1
-    assert failures[0]["error_type"] == "UserNotFound"
+    assert failures[0]["log_level"] == "error"
+    assert failures[0]["error_type"] == "RuntimeError"
+    assert failures[0]["exc_info"] is True
     assert isinstance(failures[0]["update_id"], int)
-    assert len(failures[0]["correlation_id"]) == 32
 
 
 def test_the_session_records_each_update_with_gap_free_seqs(
@@ -253,3 +276,24 @@ def test_a_webhook_update_arriving_after_the_bot_stopped_is_refused_for_a_retry(
     assert result.status_code == 503
     assert result.headers["Retry-After"] == "1"
     assert result.json["type"] == "/problems/unavailable"
+
+
+def test_polling_takes_no_more_updates_while_the_pending_limit_is_reached(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    settings = make_settings(**bot_env(fake_telegram, BOT_MAX_PENDING_UPDATES="1"))
+    with Runtime(settings) as runtime:
+        assert runtime.bot is not None
+        release = fake_telegram.hold("sendMessage")
+        try:
+            first = fake_telegram.push_message(41, "/help")
+            fake_telegram.push_message(42, "/help")
+            assert fake_telegram.wait_for(lambda: fake_telegram.in_progress == 1)
+            assert runtime.bot.pending == 1
+            # The first update's reply is stuck: the bot has not asked for more (asking
+            # getUpdates past it would confirm it), as the webhook would answer 503 now.
+            assert not fake_telegram.confirmed(first)
+        finally:
+            release.set()
+        assert fake_telegram.wait_for(lambda: bool(fake_telegram.sent(chat_id=42)))
+        assert len(fake_telegram.sent(chat_id=41)) == 1

@@ -155,8 +155,13 @@ def test_a_valid_update_is_answered_at_once_and_replied_to_through_the_bot_api(
         ("invalid JSON", b'{"update_id": 7, "message": {', None, 400),
         ("not UTF-8", b"\xff\xfe\x00{", None, 400),
         ("JSON that is not an object", b"[1, 2, 3]", None, 400),
-        ("an update failing validation", json.dumps(updates.load("invalid_update")).encode(),
+        ("no integer update_id", json.dumps(updates.load("invalid_update")).encode(),
          None, 400),
+        ("an update aiogram's models refuse (retrying cannot help)",
+         json.dumps(updates.load("message_missing_required_date")).encode(), None, 200),
+        ("JSON nested deeper than the decoder goes", b"[" * 2000 + b"]" * 2000, None, 400),
+        ("deep nesting inside an update of an unknown kind",
+         b'{"update_id": 9, "future_kind": ' + b"[" * 900 + b"]" * 900 + b"}", None, 200),
         ("oversize body", b'{"update_id": 8, "pad": "' + b"x" * MAX_BODY + b'"}', None, 413),
         ("an update kind the bot does not know", json.dumps(updates.load("unknown_kind")).encode(),
          None, 200),
@@ -181,6 +186,14 @@ def test_bad_webhook_input_gets_its_status_and_changes_nothing(
     assert not [c for c in fake.calls[calls_before:] if c.params.get("chat_id") in
                 (user_id, str(user_id))]
     assert "Traceback" not in server.log()
+
+
+def test_updates_that_cannot_be_modelled_are_counted_in_metrics(server: Gunicorn) -> None:
+    update = updates.load("poll_answer_older_fields")
+    assert post_update(server, update).status == 200
+    metrics = request("GET", f"{server.base_url}/metrics").body.decode()
+    assert 'yabot_telegram_updates_total{outcome="unparseable"}' in metrics
+    assert f"update_id={update['update_id']}" in server.log()  # the warning names it
 
 
 def test_a_chunked_body_without_length_is_refused(server: Gunicorn) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from yabot.bot import render
-from yabot.bot.context import UserHandle
+from yabot.bot.handle import UserHandle
 from yabot.bot.render import Reply
 from yabot.bot.texts import text
 from yabot.errors import VipRequired

@@ -10,8 +10,6 @@ from actors import ActorError
 from yabot.domain.users import Language
 from yabot.errors import YabotError
 
-LANGUAGES: tuple[Language, ...] = ("en", "es")
-
 CATALOGUE: dict[str, dict[Language, str]] = {
     # -- greeting, menu, help ----------------------------------------------------------------
     "welcome_new": {
@@ -50,6 +48,14 @@ CATALOGUE: dict[str, dict[Language, str]] = {
     "not_understood": {
         "en": "I didn't understand that. Send /menu to see what I can do.",
         "es": "No te he entendido. Envía /menu para ver lo que puedo hacer.",
+    },
+    "button_expired": {
+        "en": "That button no longer works. Send /menu for a fresh one.",
+        "es": "Ese botón ya no funciona. Envía /menu para tener uno nuevo.",
+    },
+    "private_only": {
+        "en": "I tell my stories in private: open @{bot} and send /start.",
+        "es": "Cuento mis historias en privado: abre @{bot} y envía /start.",
     },
     # -- story --------------------------------------------------------------------------------
     "fragment": {

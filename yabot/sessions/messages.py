@@ -138,9 +138,14 @@ class Welcome(Message):
 
 
 class Start(Ask[Welcome]):
-    """The user pressed /start: create them in both stores if new (both-or-neither)."""
+    """The user pressed /start: create them in both stores if new (both-or-neither).
+
+    With ``expires_at`` (seconds since the epoch) a session that takes the message later
+    does nothing and raises `TimedOut`: the asker gave up by then, and a first contact must
+    not take effect unanswered."""
 
     identity: TelegramIdentity
+    expires_at: float | None = None
 
 
 class GetState(Ask[UserState]):

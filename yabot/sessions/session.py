@@ -14,6 +14,7 @@ from yabot.coordinator.client import Coordination, InlineCoordination
 from yabot.coordinator.messages import ProcessTransaction, ProcessUserInteraction
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import UserDocument
+from yabot.errors import TimedOut
 from yabot.events.counters import event_counters
 from yabot.events.models import (
     BaseEvent,
@@ -250,6 +251,9 @@ class UserSession(Actor):
     # -- asks ---------------------------------------------------------------------------------
 
     def _start(self, message: Start) -> Welcome:
+        if message.expires_at is not None and time.time() > message.expires_at:
+            log.info("a start taken after its asker gave up; not applied", user_id=self.user_id)
+            raise TimedOut("the start waited too long to be handled; nothing was done")
         created = self._users.create_user(message.identity)
         self._profile_checked = True
         self._emit(lambda seq: UserInteraction(

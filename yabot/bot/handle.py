@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from actors import Ask, KeyedActors
 from yabot.domain.users import Language, TelegramIdentity
 from yabot.errors import UserNotFound
-from yabot.sessions.messages import GetState, UserState
+from yabot.sessions.messages import GetState, Start, UserState, Welcome
 
 R = TypeVar("R")
 
@@ -92,22 +92,31 @@ class UserHandle:
         self._languages = languages
 
     async def ask(self, message: Ask[R]) -> R:
-        if self._languages.get(self.user_id) is None:
-            # Likely the first contact in a while: the session actor may have to start, and
-            # starting its thread blocks the caller for a GIL switch or more. Not on the
-            # event loop's thread, where it would hold up every other user's update.
-            # The update's context (correlation id) travels with the ask, as asyncio.to_thread
-            # would carry it; run_in_executor alone does not.
-            context = contextvars.copy_context()
-            reply = await asyncio.get_running_loop().run_in_executor(
-                _first_contact(), partial(context.run, self._sessions.ask, self.user_id,
-                                          message, timeout=self._timeout))
-        else:
-            reply = await self._sessions.ask_async(self.user_id, message, timeout=self._timeout)
+        """The session's reply to ``message`` within the handle's timeout."""
+        reply = await self._sessions.ask_async(self.user_id, message, timeout=self._timeout)
+        self._learn(reply)
+        return reply
+
+    async def start(self) -> Welcome:
+        """`Start` for this user, never left half-done by a timeout: the session does nothing
+        once the ask's ``expires_at`` has passed (raising `TimedOut`), and a start it began in
+        time is waited for a further ask timeout, so that it completes and is answered."""
+        message = Start(identity=self.identity, expires_at=time.time() + self._timeout)
+        # The likeliest first contact: the session's actor starts now, and starting a thread
+        # blocks the caller for a GIL switch or more, so not on the event loop's thread
+        # (where it would hold up every other user's update). The update's context
+        # (correlation id) travels with the ask; run_in_executor alone does not carry it.
+        context = contextvars.copy_context()
+        reply = await asyncio.get_running_loop().run_in_executor(
+            _first_contact(), partial(context.run, self._sessions.ask, self.user_id, message,
+                                      timeout=2 * self._timeout))
+        self._learn(reply)
+        return reply
+
+    def _learn(self, reply: object) -> None:
         state = getattr(reply, "state", reply)
         if isinstance(state, UserState):
             self.remember(state.preferences.language)
-        return reply
 
     def remember(self, language: Language) -> None:
         self._languages.put(self.user_id, language)
