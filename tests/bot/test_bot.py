@@ -19,7 +19,7 @@ from tests.support.fake_telegram import FakeTelegram
 from yabot.bot import screens
 from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
 from yabot.runtime import Runtime
-from yabot.sessions.messages import Preferences, SetPreferences
+from yabot.sessions.messages import GetWallet, Preferences, SetPreferences
 
 
 def test_replies_in_the_language_telegram_reports(
@@ -297,3 +297,36 @@ def test_polling_takes_no_more_updates_while_the_pending_limit_is_reached(
             release.set()
         assert fake_telegram.wait_for(lambda: bool(fake_telegram.sent(chat_id=42)))
         assert len(fake_telegram.sent(chat_id=41)) == 1
+
+
+def test_the_bot_added_to_or_removed_from_a_group_is_not_a_user_blocking_it(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    published: list[BaseEvent] = []
+    runtime = Runtime(make_settings(**bot_env(fake_telegram)))
+    runtime.events.publish = published.append  # type: ignore[method-assign]
+    with runtime, captured_logs() as logs:
+        for name in ("my_chat_member_added_to_group", "my_chat_member_removed_from_supergroup",
+                     "my_chat_member_private_unblocked"):
+            fake_telegram.push_update(updates.for_user(updates.load(name), 26))
+        eventually(lambda: len(published) >= 2, what="the private unblock recorded")
+    # Only the private chat's change is the user's: the group ones are logged, not recorded.
+    assert [(type(e).__name__, getattr(e, "action", None)) for e in published] == [
+        ("UpdateReceived", None), ("UserInteraction", "unblocked")]
+    changes = [e for e in logs if e["event"] == "the bot's membership of a chat changed"]
+    assert [(e["chat_type"], e["status"]) for e in changes] == [
+        ("group", "member"), ("supergroup", "kicked")]
+
+
+def test_reactions_in_a_group_earn_nothing_and_in_the_private_chat_they_do(
+    bot_runtime: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    user = Conversation(fake_telegram, 27)
+    welcome = user.send("/start")
+    in_group = updates.for_user(updates.load("message_reaction_in_group"), 27)
+    fake_telegram.push_update(in_group)
+    thanks = user.react(welcome)  # pushed after the group's: answered only once handled
+    assert "+1 besitos" in thanks.params["text"]
+    wallet = bot_runtime.sessions.ask(27, GetWallet(), timeout=5)
+    assert wallet.balance == 1
+    assert [entry.amount for entry in wallet.entries] == [1]
