@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from actors.testkit import Poison, crash, eventually
+from tests.conftest import TEST_JWT_SECRET
+from tests.support.waiting import scaled
 from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
 from yabot.sessions.messages import GetState, Start
@@ -45,3 +52,28 @@ def test_a_crashed_session_affects_no_other_user(runtime: Runtime) -> None:
     assert runtime.sessions.ask(2, GetState(), timeout=5).document.user_id == 2
     assert runtime.sessions.ask(1, GetState(), timeout=5).document.user_id == 1
     assert runtime.find("sessions") is other  # the registry itself was not restarted
+
+
+def test_a_worker_without_a_bot_never_imports_aiogram(tmp_path: Path) -> None:
+    """aiogram's models cost seconds of CPU to import: the API alone must not pay them."""
+    script = (
+        "import sys\n"
+        "from yabot.serving import application\n"
+        "from yabot.runtime import Runtime\n"
+        "from yabot.settings import load_settings\n"
+        "settings = load_settings()\n"
+        "runtime = Runtime(settings)\n"
+        "runtime.start(wait_for_bot=False)\n"
+        "try:\n"
+        "    application.bind(settings, runtime)\n"
+        "finally:\n"
+        "    application.shutdown()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiogram'))\n"
+    )
+    env = {**os.environ, "YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+           "JWT_SECRET": TEST_JWT_SECRET}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=scaled(120), check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout

@@ -17,6 +17,8 @@ import structlog
 from pymongo import MongoClient
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
+from yabot.bot.starting import BotStart
+from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.events.bus import Events
 from yabot.events.processor import Handlers
@@ -76,10 +78,12 @@ class Runtime:
         self._on_fatal = on_fatal
         self._root: pykka.ActorRef[Supervisor] | None = None
         self._supervisor: Supervisor | None = None
-        self._bot: BotRunner | None = None
+        self._bot: BotStart | None = None
         self.failed = threading.Event()
 
-    def start(self) -> None:
+    def start(self, *, wait_for_bot: bool = True) -> None:
+        """Start the tree, then the bot: here, or with ``wait_for_bot=False`` on a thread of
+        its own (the gunicorn worker: its HTTP API answers while aiogram is imported)."""
         root = Supervisor(
             "root",
             [
@@ -93,13 +97,12 @@ class Runtime:
         self._supervisor = root
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
-            # Imported here: aiogram's types cost seconds of CPU to import, and a worker
-            # without a bot (the API alone) should not pay them before it answers.
-            from yabot.bot.runner import BotRunner, build_dispatcher
-
-            dispatcher = build_dispatcher(self.sessions, self.settings)
-            self._bot = BotRunner(self.settings, dispatcher)
-            self._bot.start()
+            self._bot = BotStart(self.settings, self.sessions)
+            self.health.register("telegram", self._bot.health)
+            if wait_for_bot:
+                self._bot.run()
+            else:
+                self._bot.begin()
         else:
             log.info(
                 "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates, "
@@ -137,16 +140,14 @@ class Runtime:
         bot, secret = self._bot, self.settings.bot.bot_webhook_secret
         if bot is None or not bot.webhook or secret is None:
             return {}
-        from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook  # the bot runs: cheap now
-
         webhook = TelegramWebhook(bot, secret.get_secret_value(),
                                   self.settings.bot.bot_webhook_max_body)
         return {WEBHOOK_PATH: webhook}
 
     @property
     def bot(self) -> BotRunner | None:
-        """The Telegram runner, when TELEGRAM_BOT_TOKEN is set and the runtime started."""
-        return self._bot
+        """The Telegram runner, when TELEGRAM_BOT_TOKEN is set and the bot started."""
+        return self._bot.runner if self._bot is not None else None
 
     def find(self, path: str) -> pykka.ActorRef[Any] | None:
         """A running actor of the tree by path, e.g. ``"stores/sql"``; None while it is down."""

@@ -108,7 +108,7 @@ def post_worker_init(worker: Any) -> None:
     settings = load_settings()
     configure_logging(settings)
     runtime = Runtime(settings, on_fatal=lambda: setattr(worker, "alive", False))
-    runtime.start()
+    runtime.start(wait_for_bot=False)  # /healthz answers while aiogram is being imported
     application.bind(settings, runtime)
     # gunicorn installed its own handlers in init_signals, before this hook runs.
     signal.signal(signal.SIGTERM, drain_on(signal.SIGTERM, application))

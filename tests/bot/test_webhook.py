@@ -62,7 +62,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeTelegram) -> Iter
         cwd=tmp_path,
     )
     try:
-        gunicorn.wait_ready()
+        gunicorn.wait_ready("/readyz")  # ready once the bot, started on a thread, runs
         yield gunicorn
     finally:
         exit_code = gunicorn.terminate()
@@ -115,15 +115,20 @@ def test_start_registers_the_webhook_with_its_secret_and_the_reaction_updates(
     assert not fake.calls_of("deleteWebhook")
 
 
-def test_start_order_is_stores_bus_coordinator_sessions_bot_then_http(server: Gunicorn) -> None:
-    assert_in_order(server.log(), [
+def test_start_order_is_stores_bus_coordinator_sessions_then_http_with_the_bot_beside(
+    server: Gunicorn,
+) -> None:
+    log = server.log()
+    assert_in_order(log, [
         "sql store started", "document store started",  # the stores supervisor's children
         "event bus started",
         "seed story loaded",  # the coordinator loads the seed story as it starts
         "actor tree started",  # the root's last child, the sessions registry, is up
-        "telegram starting",  # the Dispatcher's loop runs (before BotRunner.start returns)
         "worker ready",  # the API app, webhook route included, is bound: HTTP is served
     ])
+    # The bot is imported and started on a thread of its own once the tree runs; /healthz
+    # does not wait for it, /readyz does (the server fixture waited for /readyz).
+    assert_in_order(log, ["actor tree started", "telegram starting"])
 
 
 def test_the_served_openapi_document_describes_the_webhook(server: Gunicorn) -> None:

@@ -52,19 +52,20 @@ class Gunicorn:
             cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, path: str = "/healthz") -> None:
+        """Wait until ``path`` answers 200 (``/readyz``: also the bot, started on a thread)."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited early:\n{self.log()}")
             try:
-                with urllib.request.urlopen(self.base_url + "/healthz", timeout=1) as resp:  # noqa: S310
+                with urllib.request.urlopen(self.base_url + path, timeout=1) as resp:  # noqa: S310
                     if resp.status == 200:
                         return
             except OSError:  # refused, reset, or a read timeout while the worker boots
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not answer /healthz in {START_TIMEOUT}s:\n{self.log()}")
+        raise RuntimeError(f"gunicorn did not answer {path} in {START_TIMEOUT}s:\n{self.log()}")
 
     def wait(self, timeout: float = 30.0) -> int:
         """Wait for gunicorn to exit on its own and return the exit code."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
 
 from actors import KeyedActors
+from yabot.bot.accepted import Accepted
 from yabot.bot.audience import Audience
 from yabot.bot.counters import telegram_counters
 from yabot.bot.decoding import RawGetUpdates, decode_batch, decode_update, update_id_of
@@ -87,13 +87,6 @@ def lane_key(update: Update) -> int | None:
     if context.user is not None:
         return context.user.id
     return context.chat.id if context.chat is not None else None
-
-
-class Accepted(enum.Enum):
-    QUEUED = "queued"
-    IGNORED = "ignored"  # a valid update of a kind the bot does not handle
-    BUSY = "busy"  # too many updates pending
-    STOPPED = "stopped"  # the runner is not running
 
 
 class BotRunner:

@@ -18,19 +18,27 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 import falcon
 import structlog
 
 from yabot.api.openapi import Operations, problem_response
-from yabot.bot.runner import Accepted, BotRunner
+from yabot.bot.accepted import Accepted
 from yabot.errors import InvalidInput, Unauthorized, Unavailable
 
 log = structlog.get_logger("yabot.bot")
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
+
+
+class UpdateIntake(Protocol):
+    """What the route hands updates to: the `BotRunner` (or `BotStart` while it starts)."""
+
+    def parse(self, data: object) -> Any: ...
+
+    def accept(self, update: Any) -> Accepted: ...
 
 
 class TelegramWebhook:
@@ -68,7 +76,7 @@ class TelegramWebhook:
         },
     }}
 
-    def __init__(self, runner: BotRunner, secret: str, max_body: int) -> None:
+    def __init__(self, runner: UpdateIntake, secret: str, max_body: int) -> None:
         self._runner = runner
         self._secret = secret.encode()
         self.max_body_bytes = max_body  # `yabot.api.bodies.BodyLimits` enforces it (411, 413)
