@@ -24,7 +24,8 @@ from yabot.events.bus import Events
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
-from yabot.seed import seed_at_start
+from yabot.seed import DEFAULT_SEED_PATH, seed_at_start
+from yabot.services.payments import read_offers
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
@@ -66,6 +67,7 @@ class Runtime:
             coordination=self.coordination,
             notify=lambda user_id, message: self.sessions.tell(user_id, message),
             state_max_age=settings.actors.session_state_max_age,
+            offers=read_offers(settings.story.seed_path or DEFAULT_SEED_PATH),
         )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",

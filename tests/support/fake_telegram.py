@@ -69,6 +69,7 @@ class FakeTelegram:
         self._changed = threading.Condition()
         self._faults: list[_Fault] = []
         self._blocked: set[int] = set()
+        self.refunded: set[str] = set()  # charge ids refundStarPayment was called for
         self.refused = 0  # calls answered with an injected error
         self.in_progress = 0  # calls received and not yet answered
         self._delays: dict[str, float] = {}
@@ -233,6 +234,25 @@ class FakeTelegram:
         if method in ("deleteWebhook", "setWebhook", "answerCallbackQuery", "setMyCommands",
                       "answerPreCheckoutQuery"):
             return 200, {"ok": True, "result": True}
+        if method == "refundStarPayment":
+            charge = str(params.get("telegram_payment_charge_id"))
+            with self._changed:
+                refunded_before = charge in self.refunded
+                self.refunded.add(charge)
+            if refunded_before:
+                return 400, {"ok": False, "error_code": 400,
+                             "description": "Bad Request: CHARGE_ALREADY_REFUNDED"}
+            return 200, {"ok": True, "result": True}
+        if method == "sendInvoice":
+            chat_id = int(params.get("chat_id", 0))
+            return 200, {"ok": True, "result": {
+                "message_id": next(self._message_ids), "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"}, "from": BOT_USER,
+                "invoice": {"title": params.get("title", ""),
+                            "description": params.get("description", ""),
+                            "start_parameter": "", "currency": params.get("currency", ""),
+                            "total_amount": int(params["prices"][0]["amount"])},
+            }}
         if method in ("sendMessage", "editMessageText"):
             chat_id = int(params.get("chat_id", 0))
             return 200, {"ok": True, "result": {

@@ -118,6 +118,11 @@ class UserHandle:
         if isinstance(state, UserState):
             self.remember(state.preferences.language)
 
+    def other(self, user_id: int) -> UserHandle:
+        """A handle on another user's session (an operator acting for a user)."""
+        return UserHandle(self._sessions, TelegramIdentity(user_id=user_id), self._timeout,
+                          self._languages)
+
     def remember(self, language: Language) -> None:
         self._languages.put(self.user_id, language)
 

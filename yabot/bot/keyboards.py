@@ -19,6 +19,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from yabot.bot.texts import text
 from yabot.domain.items import Sku
 from yabot.domain.narrative import ChoiceId, FragmentId
+from yabot.domain.payments import OfferId
 from yabot.domain.users import Language
 
 MenuTarget = Literal["story", "wallet", "shop", "vip", "help", "settings"]
@@ -41,6 +42,12 @@ class ShopPurchase(CallbackData, prefix="b"):
     """A "buy" button in the shop."""
 
     sku: Sku
+
+
+class VipPurchase(CallbackData, prefix="v"):
+    """A "become VIP" button: opens the Stars invoice for one offer."""
+
+    offer: OfferId
 
 
 def markup(rows: Sequence[Sequence[tuple[str, CallbackData]]]) -> InlineKeyboardMarkup:

@@ -149,6 +149,8 @@ async def _apologise(event: Update, user: UserHandle | None, error: Exception) -
     try:
         if event.callback_query is not None:
             await event.callback_query.answer(message, show_alert=True)
+        elif event.pre_checkout_query is not None:  # Telegram waits 10 s for an answer
+            await event.pre_checkout_query.answer(ok=False, error_message=message)
         elif event.message is not None:
             await event.message.answer(message)
     except Exception:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiogram.types import InlineKeyboardMarkup
 
-from yabot.bot.keyboards import ShopPurchase, StoryChoice, main_menu, markup
+from yabot.bot.keyboards import ShopPurchase, StoryChoice, VipPurchase, main_menu, markup
 from yabot.bot.texts import text
 from yabot.domain.users import Language
 from yabot.sessions.messages import (
@@ -17,6 +17,7 @@ from yabot.sessions.messages import (
     Shop,
     SubscriptionView,
     UserState,
+    VipOffers,
     Wallet,
 )
 
@@ -100,6 +101,16 @@ def subscription(view: SubscriptionView, language: Language) -> Reply:
     if view.status is not None and view.status.value == "expired" and ends_at:
         return Reply(text("vip_expired", language, ends_at=ends_at))
     return Reply(text("vip_none", language))
+
+
+def vip(view: VipOffers, language: Language) -> Reply:
+    """The user's plan, and a button per Stars offer (each opens an invoice)."""
+    status = subscription(view.subscription, language)
+    if not view.offers:
+        return status
+    rows = [[(text("vip_offer", language, title=offer.title, stars=offer.stars),
+              VipPurchase(offer=offer.offer_id))] for offer in view.offers]
+    return Reply(f"{status.text}\n\n{text('vip_offers', language)}", markup(rows))
 
 
 def reaction_reward(view: ReactionReward, language: Language) -> Reply | None:

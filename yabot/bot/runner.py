@@ -65,7 +65,7 @@ def build_dispatcher(
     for observer in (dispatcher.message, dispatcher.callback_query,
                      dispatcher.message_reaction, dispatcher.my_chat_member):
         observer.middleware(ActionFlag())
-    for router in all_routers():
+    for router in all_routers(settings.bot.bot_operators):
         dispatcher.include_router(router)
     return dispatcher
 

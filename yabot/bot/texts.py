@@ -125,6 +125,35 @@ CATALOGUE: dict[str, dict[Language, str]] = {
         "en": "Your VIP subscription ended on {ends_at}.",
         "es": "Tu suscripción VIP terminó el {ends_at}.",
     },
+    "vip_offer": {"en": "⭐ {title} — {stars} Stars", "es": "⭐ {title} — {stars} Stars"},
+    "vip_offers": {
+        "en": "Become VIP with Telegram Stars:",
+        "es": "Hazte VIP con Telegram Stars:",
+    },
+    "vip_paid": {
+        "en": "⭐ Thank you! You are VIP until {ends_at}.",
+        "es": "⭐ ¡Gracias! Eres VIP hasta el {ends_at}.",
+    },
+    "vip_refunded": {
+        "en": "Your Stars payment was refunded. {status}",
+        "es": "Tu pago con Stars fue reembolsado. {status}",
+    },
+    "checkout_declined": {
+        "en": "This invoice is no longer valid. Send /vip for a new one.",
+        "es": "Esta factura ya no es válida. Envía /vip para una nueva.",
+    },
+    "refund_usage": {
+        "en": "Usage: /refund <user_id> <telegram_payment_charge_id>",
+        "es": "Uso: /refund <user_id> <telegram_payment_charge_id>",
+    },
+    "refund_done": {
+        "en": "Refunded {charge_id} of user {user_id}. {status}",
+        "es": "Reembolsado {charge_id} del usuario {user_id}. {status}",
+    },
+    "refund_failed": {
+        "en": "Telegram refused the refund: {detail}",
+        "es": "Telegram rechazó el reembolso: {detail}",
+    },
     # -- reactions ----------------------------------------------------------------------------
     "reaction_reward": {
         "en": "Thanks for reacting! +{awarded} besitos (balance {balance}).",

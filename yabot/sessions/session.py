@@ -12,8 +12,9 @@ import structlog
 from actors import Actor, Message
 from yabot.coordinator.client import Coordination, InlineCoordination
 from yabot.coordinator.messages import ProcessTransaction, ProcessUserInteraction
+from yabot.domain.payments import StarOffer
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
-from yabot.domain.users import UserDocument
+from yabot.domain.users import Language, UserDocument
 from yabot.errors import TimedOut
 from yabot.events.counters import event_counters
 from yabot.events.models import (
@@ -27,6 +28,7 @@ from yabot.events.models import (
 )
 from yabot.services.besitos import TransactionOutcome
 from yabot.services.narrative import CHOICE_COST, CHOICE_REWARD, NarrativeService
+from yabot.services.payments import PaymentService, offer_texts
 from yabot.services.reactions import REACTION, ReactionService
 from yabot.services.shop import GIFT, PURCHASE, ShopService
 from yabot.services.subscriptions import SubscriptionService
@@ -34,25 +36,35 @@ from yabot.services.users import UserService, state_from_context
 from yabot.sessions.messages import (
     BuyItem,
     ChangeSubscription,
+    CheckoutVerdict,
+    CheckStarCheckout,
     Choose,
     FragmentView,
     GetShop,
     GetState,
     GetSubscription,
+    GetVipOffers,
     GetWallet,
     Gift,
     GiftItem,
+    Invoice,
+    OpenInvoice,
     Purchase,
     React,
     ReactionReward,
+    RecordStarRefund,
     RecordUpdate,
     SetPreferences,
+    SettleStarPayment,
     Shop,
     ShowFragment,
+    StarOfferView,
+    StarPaymentResult,
     Start,
     SubscriptionView,
     Transact,
     TransactionResult,
+    VipOffers,
     Wallet,
     Welcome,
 )
@@ -102,6 +114,8 @@ class SessionServices:
     shop: ShopService
     reactions: ReactionService
     subscriptions: SubscriptionService
+    #: VIP with Telegram Stars (offers from the narrative config's vip.toml).
+    payments: PaymentService
     #: The coordinator's workflows (transfers, the VIP gate): asked through the tree in the
     #: runtime, inline in tests.
     coordination: Coordination
@@ -121,12 +135,14 @@ class SessionServices:
     @classmethod
     def build(cls, stores: Stores, *, start_fragment: str = "start", reaction_reward: int = 1,
               reaction_daily_cap: int = 10, coordination: Coordination | None = None,
-              notify: Notify = notify_nobody, state_max_age: float = 0.0) -> SessionServices:
+              notify: Notify = notify_nobody, state_max_age: float = 0.0,
+              offers: dict[str, StarOffer] | None = None) -> SessionServices:
         return cls(
             stores=stores, users=UserService(stores),
             narrative=NarrativeService(stores, start_fragment), shop=ShopService(stores),
             reactions=ReactionService(stores, reaction_reward, reaction_daily_cap),
             subscriptions=SubscriptionService(stores),
+            payments=PaymentService(stores, offers or {}),
             coordination=coordination or InlineCoordination(stores), notify=notify,
             state_max_age=state_max_age,
         )
@@ -233,7 +249,65 @@ class UserSession(Actor):
             case RecordUpdate():
                 self._record_update(message)
                 return None
+            case GetVipOffers() | OpenInvoice() | CheckStarCheckout():
+                return self._vip_offers(message)
+            case SettleStarPayment():
+                return self._settle_stars(message)
+            case RecordStarRefund():
+                return self._refund_stars(message)
         return super().handle(message)
+
+    # -- VIP with Telegram Stars --------------------------------------------------------------
+
+    def _vip_offers(self, message: GetVipOffers | OpenInvoice | CheckStarCheckout
+                    ) -> VipOffers | Invoice | CheckoutVerdict:
+        document = self._document()
+        payments = self._services.payments
+        if isinstance(message, CheckStarCheckout):
+            return CheckoutVerdict(reason=payments.why_not(
+                self.user_id, message.payload, message.currency, message.total))
+        if isinstance(message, OpenInvoice):
+            offer = payments.offer(message.offer_id)
+            return Invoice(offer=_offer_view(offer, document.language),
+                           payload=payments.payload(offer, self.user_id))
+        return VipOffers(subscription=self._subscription(), offers=tuple(
+            _offer_view(offer, document.language) for offer in payments.offers.values()))
+
+    def _settle_stars(self, message: SettleStarPayment) -> StarPaymentResult:
+        document = self._document()
+        self._users.ensure_profile(document)
+        offer, subscription, applied = self._services.payments.settle(
+            self.user_id, message.charge_id, message.payload, message.currency, message.total)
+        if applied:
+            self._emit(lambda seq: UserInteraction(
+                user_id=self.user_id, seq=seq, action="stars-paid",
+                details={"charge_id": message.charge_id[:128], "offer": offer.offer_id,
+                         "stars": str(message.total)},
+                correlation_id=_correlation_id(),
+            ))
+            self._subscription_event(subscription.plan.value, subscription.status, subscription)
+        return StarPaymentResult(charge_id=message.charge_id, applied=applied,
+                                 subscription=self._services.subscriptions
+                                 .check_subscription_status(self.user_id))
+
+    def _refund_stars(self, message: RecordStarRefund) -> StarPaymentResult:
+        self._document()
+        payment, applied = self._services.payments.refund(self.user_id, message.charge_id)
+        view = self._services.subscriptions.check_subscription_status(self.user_id)
+        if applied:
+            self._emit(lambda seq: UserInteraction(
+                user_id=self.user_id, seq=seq, action="stars-refunded",
+                details={"charge_id": message.charge_id[:128], "offer": payment.offer_id,
+                         "stars": str(payment.stars)},
+                correlation_id=_correlation_id(),
+            ))
+            self._emit(lambda seq: SubscriptionChanged(
+                user_id=self.user_id, seq=seq, plan=view.plan.value,
+                status=(view.status or SubscriptionStatus.CANCELLED).value,
+                expires_at=view.ends_at, correlation_id=_correlation_id(),
+            ))
+        return StarPaymentResult(charge_id=message.charge_id, applied=applied,
+                                 subscription=view)
 
     def _record_update(self, message: RecordUpdate) -> None:
         """The bot handled one update of this user (told, never asked; never fails)."""
@@ -454,6 +528,12 @@ class UserSession(Actor):
             event_counters.incr("lost")
             return
         self._seq += 1
+
+
+def _offer_view(offer: StarOffer, language: Language) -> StarOfferView:
+    title, description = offer_texts(offer, language)
+    return StarOfferView(offer_id=offer.offer_id, title=title, description=description,
+                         stars=offer.stars, days=offer.days)
 
 
 def _correlation_id() -> str | None:
