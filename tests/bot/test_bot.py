@@ -326,7 +326,7 @@ def test_reactions_in_a_group_earn_nothing_and_in_the_private_chat_they_do(
     in_group = updates.for_user(updates.load("message_reaction_in_group"), 27)
     fake_telegram.push_update(in_group)
     thanks = user.react(welcome)  # pushed after the group's: answered only once handled
-    assert "+1 besitos" in thanks.params["text"]
+    assert "+1 besito (balance 1)" in thanks.params["text"]  # the singular for one
     wallet = bot_runtime.sessions.ask(27, GetWallet(), timeout=5)
     assert wallet.balance == 1
     assert [entry.amount for entry in wallet.entries] == [1]

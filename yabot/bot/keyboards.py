@@ -38,6 +38,19 @@ class StoryChoice(CallbackData, prefix="c"):
     choice: ChoiceId
 
 
+class StoryRestart(CallbackData, prefix="r"):
+    """"Start again" under an ending (tied to it, so an old button is stale)."""
+
+    fragment: FragmentId
+
+
+class SettingsChange(CallbackData, prefix="s"):
+    """A button of the /settings screen: one preference set to one value."""
+
+    language: Language | None = None
+    notifications: Literal["on", "off"] | None = None
+
+
 class ShopPurchase(CallbackData, prefix="b"):
     """A "buy" button in the shop."""
 
@@ -64,5 +77,6 @@ def main_menu(language: Language) -> InlineKeyboardMarkup:
         [(text("menu_wallet", language), MenuAction(target="wallet")),
          (text("menu_shop", language), MenuAction(target="shop"))],
         [(text("menu_vip", language), MenuAction(target="vip")),
-         (text("menu_help", language), MenuAction(target="help"))],
+         (text("menu_settings", language), MenuAction(target="settings"))],
+        [(text("menu_help", language), MenuAction(target="help"))],
     ])

@@ -39,5 +39,10 @@ async def vip(user: UserHandle) -> Reply:
     return render.vip(view, await user.language())
 
 
+async def settings(user: UserHandle) -> Reply:
+    state = await user.ask(GetState())
+    return render.settings(state, state.preferences.language)
+
+
 async def help_(user: UserHandle) -> Reply:
     return Reply(text("help", await user.language()))

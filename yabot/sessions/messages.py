@@ -175,6 +175,14 @@ class Choose(Ask[FragmentView]):
     choice_id: Annotated[str, Field(min_length=1, max_length=64)]
 
 
+class RestartStory(Ask[FragmentView]):
+    """Begin the story again from the ending ``fragment_id`` (where the button was shown),
+    keeping besitos and items; answers with the start. Raises `StaleChoice` when the user is
+    no longer at that ending, `UserNotFound`."""
+
+    fragment_id: FragmentId
+
+
 class GetWallet(Ask[Wallet]):
     limit: Annotated[int, Field(ge=1, le=100)] = 10
 

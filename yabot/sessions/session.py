@@ -15,7 +15,7 @@ from yabot.coordinator.messages import ProcessTransaction, ProcessUserInteractio
 from yabot.domain.payments import StarOffer
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import Language, UserDocument
-from yabot.errors import TimedOut
+from yabot.errors import StaleChoice, TimedOut
 from yabot.events.counters import event_counters
 from yabot.events.models import (
     BaseEvent,
@@ -54,6 +54,7 @@ from yabot.sessions.messages import (
     ReactionReward,
     RecordStarRefund,
     RecordUpdate,
+    RestartStory,
     SetPreferences,
     SettleStarPayment,
     Shop,
@@ -211,6 +212,8 @@ class UserSession(Actor):
                 return self._show(fragment_id)
             case Choose(fragment_id=fragment_id, choice_id=choice_id):
                 return self._choose(fragment_id, choice_id)
+            case RestartStory(fragment_id=fragment_id):
+                return self._restart(fragment_id)
             case GetWallet(limit=limit):
                 document = self._document()
                 entries = self._services.stores.documents.ledger.entries(self.user_id, limit)
@@ -363,6 +366,21 @@ class UserSession(Actor):
             self._besitos_event(outcome.choice.reward_besitos, outcome.reward.balance,
                                 outcome.reward_key, CHOICE_REWARD)
         return narrative.render(outcome.fragment, outcome.document, is_vip, outcome.balance)
+
+    def _restart(self, ending_id: str) -> FragmentView:
+        """Back to the start from an ending; besitos, items and the ledger stay."""
+        narrative = self._services.narrative
+        document = self._document()
+        current = narrative.current_of(document)
+        if current != ending_id or not narrative.get_fragment(current).ending:
+            raise StaleChoice(f"the user is not at the ending {ending_id}")
+        narrative.begin(document)
+        self._emit(lambda seq: UserInteraction(
+            user_id=self.user_id, seq=seq, action="restart", details={"from": ending_id},
+            correlation_id=_correlation_id(),
+        ))
+        self._reached(narrative.start_fragment, None)
+        return self._show(None)
 
     def _buy(self, message: BuyItem) -> Purchase:
         document = self._document()

@@ -13,6 +13,7 @@ from yabot.bot.routers import (
     membership,
     payments,
     reactions,
+    settings,
     shop,
     story,
     wallet,
@@ -22,5 +23,5 @@ from yabot.bot.routers import (
 def all_routers(operators: Collection[int] = ()) -> list[Router]:
     """Every router, in matching order (the fallback last); ``operators`` may /refund."""
     return [commands.router(), story.router(), wallet.router(), shop.router(),
-            payments.router(operators), reactions.router(), membership.router(),
+            payments.router(operators), settings.router(), reactions.router(), membership.router(),
             fallback.router()]
