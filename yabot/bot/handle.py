@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, TypeVar
 
 from actors import Ask, KeyedActors
@@ -20,19 +15,6 @@ from yabot.sessions.messages import GetState, Start, UserState, Welcome
 R = TypeVar("R")
 
 LANGUAGE_CACHE_SIZE = 100_000
-FIRST_CONTACT_THREADS = 32
-
-_first_contact_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _first_contact() -> ThreadPoolExecutor:
-    global _first_contact_pool
-    with _pool_lock:
-        if _first_contact_pool is None:
-            _first_contact_pool = ThreadPoolExecutor(FIRST_CONTACT_THREADS,
-                                                     thread_name_prefix="first-contact")
-        return _first_contact_pool
 
 
 class LanguageCache:
@@ -102,14 +84,7 @@ class UserHandle:
         once the ask's ``expires_at`` has passed (raising `TimedOut`), and a start it began in
         time is waited for a further ask timeout, so that it completes and is answered."""
         message = Start(identity=self.identity, expires_at=time.time() + self._timeout)
-        # The likeliest first contact: the session's actor starts now, and starting a thread
-        # blocks the caller for a GIL switch or more, so not on the event loop's thread
-        # (where it would hold up every other user's update). The update's context
-        # (correlation id) travels with the ask; run_in_executor alone does not carry it.
-        context = contextvars.copy_context()
-        reply = await asyncio.get_running_loop().run_in_executor(
-            _first_contact(), partial(context.run, self._sessions.ask, self.user_id, message,
-                                      timeout=2 * self._timeout))
+        reply = await self._sessions.ask_async(self.user_id, message, timeout=2 * self._timeout)
         self._learn(reply)
         return reply
 
