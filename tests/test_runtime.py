@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from actors.testkit import Poison, crash, eventually
-from tests.conftest import TEST_JWT_SECRET
-from tests.support.waiting import scaled
+from actors.testkit import Poison, crash
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import ASK, eventually, scaled
 from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
 from yabot.sessions.messages import GetState, Start
@@ -19,7 +19,7 @@ def test_a_crashed_sql_store_restarts_with_the_document_store_and_sessions_keep_
     runtime: Runtime,
 ) -> None:
     identity = TelegramIdentity(user_id=42, first_name="Ana")
-    runtime.sessions.ask(42, Start(identity=identity), timeout=5)
+    runtime.sessions.ask(42, Start(identity=identity), timeout=ASK)
     sql, docs = runtime.find("stores/sql"), runtime.find("stores/docs")
     assert sql is not None
     assert docs is not None
@@ -30,9 +30,9 @@ def test_a_crashed_sql_store_restarts_with_the_document_store_and_sessions_keep_
     eventually(
         lambda: runtime.find("stores/sql") not in (None, sql)
         and runtime.find("stores/docs") not in (None, docs),
-        what="both stores restarted",
+        "both stores restarted",
     )
-    state = runtime.sessions.ask(42, GetState(), timeout=5)
+    state = runtime.sessions.ask(42, GetState(), timeout=ASK)
     assert state.document.user_id == 42
     assert state.profile is not None
     assert state.profile.first_name == "Ana"
@@ -42,15 +42,15 @@ def test_a_crashed_sql_store_restarts_with_the_document_store_and_sessions_keep_
 def test_a_crashed_session_affects_no_other_user(runtime: Runtime) -> None:
     for user_id in (1, 2):
         identity = TelegramIdentity(user_id=user_id, first_name=f"user {user_id}")
-        runtime.sessions.ask(user_id, Start(identity=identity), timeout=5)
+        runtime.sessions.ask(user_id, Start(identity=identity), timeout=ASK)
     other = runtime.find("sessions")
     assert other is not None
 
     runtime.sessions.tell(1, Poison())  # a message the session has no handler for
 
-    eventually(lambda: 1 not in runtime.sessions.live_keys(), what="user 1's session died")
-    assert runtime.sessions.ask(2, GetState(), timeout=5).document.user_id == 2
-    assert runtime.sessions.ask(1, GetState(), timeout=5).document.user_id == 1
+    eventually(lambda: 1 not in runtime.sessions.live_keys(), "user 1's session died")
+    assert runtime.sessions.ask(2, GetState(), timeout=ASK).document.user_id == 2
+    assert runtime.sessions.ask(1, GetState(), timeout=ASK).document.user_id == 1
     assert runtime.find("sessions") is other  # the registry itself was not restarted
 
 

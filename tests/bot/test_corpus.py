@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from tests.bot import updates
-from tests.bot.conftest import WebhookClient, bot_env, webhook_env
 from tests.bot.logs import captured_logs
-from tests.conftest import SettingsFactory
+from tests.support.bot import WebhookClient, bot_env, webhook_env
 from tests.support.fake_telegram import Call, FakeTelegram
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import eventually
 from yabot.bot.counters import telegram_counters
 from yabot.runtime import Runtime
@@ -159,7 +159,7 @@ def check(outcome: Outcome) -> None:
         assert not said
 
 
-def run_corpus(send: Callable[[str, dict[str, Any]], Outcome]) -> list[dict[str, Any]]:
+def run_corpus(send: Callable[[str, dict[str, Any]], Outcome]) -> None:
     """Send each fixture, wait until it is done, check its outcome; the captured logs."""
     skipped_before = telegram_counters.get("unparseable")
     with captured_logs() as logs:
@@ -173,7 +173,6 @@ def run_corpus(send: Callable[[str, dict[str, Any]], Outcome]) -> list[dict[str,
     assert [e["update_id"] for e in skipped] == expected_skips  # once each, with its id
     assert all(e["log_level"] == "warning" and e["kind"] != "?" for e in skipped)
     assert telegram_counters.get("unparseable") - skipped_before == len(expected_skips)
-    return logs
 
 
 @pytest.fixture

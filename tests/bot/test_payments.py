@@ -14,11 +14,12 @@ import falcon.testing
 import pytest
 
 from tests.bot import updates
-from tests.bot.conftest import ASK, bot_env
 from tests.bot.conversation import Conversation
-from tests.conftest import SettingsFactory
+from tests.bot.test_bot import recording
+from tests.support.bot import bot_env
 from tests.support.fake_telegram import Call, FakeTelegram
-from tests.support.waiting import eventually
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import ASK, eventually
 from yabot.api.app import create_app
 from yabot.api.auth import mint_token
 from yabot.api.bridge import ApiBridge
@@ -48,7 +49,7 @@ def published() -> list[BaseEvent]:
 def runtime(make_settings: SettingsFactory, fake_telegram: FakeTelegram,
             published: list[BaseEvent]) -> Iterator[Runtime]:
     runtime = Runtime(make_settings(**bot_env(fake_telegram, BOT_OPERATORS=str(OPERATOR))))
-    runtime.events.publish = published.append  # type: ignore[method-assign]
+    runtime.events.publish = recording(published)  # type: ignore[method-assign,assignment]
     with runtime:
         yield runtime
 
@@ -88,7 +89,7 @@ def test_vip_bought_with_stars_from_invoice_to_payment_is_visible_through_the_ap
     assert "Estás en el plan gratuito" in vip.params["text"]
     assert [label for label, _ in vip.buttons()] == ["⭐ VIP 30 días — 250 Stars",
                                                     "⭐ VIP un año — 2000 Stars"]
-    lucia.press(vip, "30 días")
+    lucia.press(vip, "30 días", answer_only=True)  # the invoice is not a chat message
     assert fake_telegram.wait_for(lambda: bool(fake_telegram.calls_of("sendInvoice")))
     invoice = fake_telegram.calls_of("sendInvoice")[0].params
     assert invoice["currency"] == "XTR"
