@@ -49,3 +49,11 @@ def test_chat_keeps_the_user_between_sessions_and_says_so_for_a_bad_number(
     assert second.returncode == 0, second.stderr
     assert "Welcome back, Console!" in second.stdout
     assert "(no button 9; choose 1-6)" in second.stdout
+
+
+def test_chat_shows_a_stars_invoice_as_a_notice(tmp_path: Path) -> None:
+    result = chat(tmp_path, ["/start", "/vip", "1"], "--user-id", "33")
+    assert result.returncode == 0, result.stderr
+    assert "[1] ⭐ VIP for 30 days — 250 Stars" in result.stdout
+    assert "invoice: VIP for 30 days — 250 XTR" in result.stdout
+    assert "Traceback" not in result.stderr
