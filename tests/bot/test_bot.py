@@ -17,10 +17,11 @@ from tests.support.fake_telegram import FakeTelegram
 from tests.support.settings import SettingsFactory
 from tests.support.waiting import ASK, eventually
 from yabot.bot import screens
+from yabot.errors import UserNotFound
 from yabot.events.models import BaseEvent, UpdateReceived, UserInteraction
 from yabot.events.publisher import Outcome
 from yabot.runtime import Runtime
-from yabot.sessions.messages import GetWallet, Preferences, SetPreferences
+from yabot.sessions.messages import GetState, GetWallet, Preferences, SetPreferences
 
 
 def recording(published: list[BaseEvent]) -> Callable[[BaseEvent], Outcome]:
@@ -338,3 +339,32 @@ def test_reactions_in_a_group_earn_nothing_and_in_the_private_chat_they_do(
     wallet = bot_runtime.sessions.ask(27, GetWallet(), timeout=5)
     assert wallet.balance == 1
     assert [entry.amount for entry in wallet.entries] == [1]
+
+
+def test_a_burst_of_first_contacts_each_completes_and_is_welcomed_or_takes_no_effect(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    """Asks so impatient that some /starts wait in line past their deadline: whoever is told
+    "try again" was not created, whoever was created was welcomed."""
+    users = range(700, 760)
+    settings = make_settings(**webhook_env(fake_telegram, ACTORS_ASK_TIMEOUT="0.05"))
+    with Runtime(settings) as runtime, captured_logs() as logs:
+        webhook = WebhookClient(runtime)
+        for n, user_id in enumerate(users):
+            update = updates.message(user_id, "/start", update_id=n + 1)
+            assert webhook.post(update).status_code == 200
+        eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in users),
+                   "every user answered")
+        for user_id in users:
+            [reply] = fake_telegram.sent(chat_id=user_id)
+            try:
+                runtime.sessions.ask(user_id, GetState(), timeout=ASK)
+                created = True
+            except UserNotFound:
+                created = False
+            welcomed = reply.params["text"].startswith("Welcome")
+            assert welcomed == created, (user_id, reply.params["text"])
+            if not welcomed:
+                assert reply.params["text"] == (
+                    "I can't reach my memory right now. Please try again shortly.")
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]

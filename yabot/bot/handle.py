@@ -15,6 +15,8 @@ from yabot.sessions.messages import GetState, Start, UserState, Welcome
 R = TypeVar("R")
 
 LANGUAGE_CACHE_SIZE = 100_000
+#: Seconds a `Start` the session began before its deadline is still waited for.
+START_COMPLETION_GRACE = 30.0
 
 
 class LanguageCache:
@@ -82,9 +84,11 @@ class UserHandle:
     async def start(self) -> Welcome:
         """`Start` for this user, never left half-done by a timeout: the session does nothing
         once the ask's ``expires_at`` has passed (raising `TimedOut`), and a start it began in
-        time is waited for a further ask timeout, so that it completes and is answered."""
+        time is waited for up to `START_COMPLETION_GRACE` more, so that it completes and is
+        answered (the stores' own retries give up well within it)."""
         message = Start(identity=self.identity, expires_at=time.time() + self._timeout)
-        reply = await self._sessions.ask_async(self.user_id, message, timeout=2 * self._timeout)
+        reply = await self._sessions.ask_async(
+            self.user_id, message, timeout=self._timeout + START_COMPLETION_GRACE)
         self._learn(reply)
         return reply
 

@@ -35,7 +35,15 @@ from actors import ActorError, KeyedActors
 from yabot.bot.handle import LanguageCache, UpdateNote, UserHandle
 from yabot.bot.texts import error_key, error_text, text
 from yabot.domain.users import TelegramIdentity
-from yabot.errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited, Unavailable
+from yabot.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    TimedOut,
+    Unavailable,
+)
 from yabot.logs import bind_correlation_id
 from yabot.sessions.messages import RecordUpdate
 
@@ -48,7 +56,7 @@ MAX_USER_ID = 2**53  # yabot.domain.users.UserId
 #: Errors a user's own action explains (see the module docstring): info, no traceback.
 USERS_OWN_ERRORS = (InvalidInput, NotFound, Forbidden, Conflict, RateLimited)
 #: Errors of a dependency that did not answer in time: warning, no traceback.
-DEPENDENCY_ERRORS = (Unavailable, ActorError, TimeoutError)
+DEPENDENCY_ERRORS = (Unavailable, TimedOut, ActorError, TimeoutError)
 
 
 def identity_of(sender: User) -> TelegramIdentity:
