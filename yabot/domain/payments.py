@@ -1,6 +1,6 @@
 """VIP bought with Telegram Stars: the offers, the invoice payload, and what a payment grants.
 
-Pure rules, no I/O. An offer (``config/narrative/vip.toml``) is a number of Stars for a number
+Pure rules, no I/O. An offer (``yabot/narrative/vip.toml``) is a number of Stars for a number
 of days of VIP. The invoice payload names the offer and the buyer, so a pre-checkout query or
 a payment is checked against both: the price, the currency (``XTR``), and the person paying.
 A payment extends VIP from the later of now and the end of the VIP already paid for.
