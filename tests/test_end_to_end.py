@@ -32,7 +32,7 @@ def server(tmp_path: Path, fake_telegram: FakeTelegram) -> Iterator[Gunicorn]:
         cwd=tmp_path,
     )
     try:
-        gunicorn.wait_ready()
+        gunicorn.wait_ready("/readyz")  # the bot starts on a thread after HTTP
         yield gunicorn
     finally:
         exit_code = gunicorn.terminate()
@@ -82,7 +82,7 @@ def test_the_api_keeps_serving_while_telegram_is_unreachable(tmp_path: Path) -> 
         cwd=tmp_path,
     )
     try:
-        gunicorn.wait_ready()
+        gunicorn.wait_ready("/readyz")  # the bot starts on a thread after HTTP
         eventually(lambda: gunicorn.log().count("telegram unreachable; retrying") >= 3,
                    "three retries logged")
         assert request("GET", f"{gunicorn.base_url}/healthz").status == 200

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from actors import Ask, Quarantined, metrics
 from actors.testkit import Poison, crash
-from tests.support.waiting import ASK, eventually
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import ASK, eventually, scaled
 from yabot.api.problems import to_http_error
 from yabot.bot.texts import error_key
 from yabot.domain.users import TelegramIdentity
@@ -57,6 +62,31 @@ def test_a_crashed_session_affects_no_other_user(runtime: Runtime) -> None:
     assert runtime.sessions.ask(2, GetState(), timeout=ASK).document.user_id == 2
     assert runtime.sessions.ask(1, GetState(), timeout=ASK).document.user_id == 1
     assert runtime.find("sessions") is other  # the registry itself was not restarted
+
+
+def test_a_worker_without_a_bot_never_imports_aiogram(tmp_path: Path) -> None:
+    """aiogram's models cost seconds of CPU to import: the API alone must not pay them."""
+    script = (
+        "import sys\n"
+        "from yabot.serving import application\n"
+        "from yabot.runtime import Runtime\n"
+        "from yabot.settings import load_settings\n"
+        "settings = load_settings()\n"
+        "runtime = Runtime(settings)\n"
+        "runtime.start(wait_for_bot=False)\n"
+        "try:\n"
+        "    application.bind(settings, runtime)\n"
+        "finally:\n"
+        "    application.shutdown()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiogram'))\n"
+    )
+    env = {**os.environ, "YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+           "JWT_SECRET": TEST_JWT_SECRET}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=scaled(120), check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
 
 
 class Explode(Ask[None]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import structlog
@@ -18,7 +18,7 @@ from pymongo import MongoClient
 
 from actors import ActorError, ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
 from yabot import crashpoints
-from yabot.bot.runner import BotRunner, build_dispatcher
+from yabot.bot.starting import BotStart
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.coordinator.actor import Recovery
@@ -28,11 +28,15 @@ from yabot.events.drafts import Drafts
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
-from yabot.seed import seed_at_start
+from yabot.seed import DEFAULT_SEED_PATH, seed_at_start
+from yabot.services.payments import read_offers
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Environment, Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
 from yabot.stores.handles import Stores
+
+if TYPE_CHECKING:
+    from yabot.bot.runner import BotRunner
 
 log = structlog.get_logger("yabot.runtime")
 
@@ -77,6 +81,7 @@ class Runtime:
             coordination=self.coordination,
             notify=lambda user_id, message: self.sessions.tell(user_id, message),
             state_max_age=settings.actors.session_state_max_age,
+            offers=read_offers(settings.story.seed_path or DEFAULT_SEED_PATH),
         )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",
@@ -94,11 +99,13 @@ class Runtime:
         self._on_fatal = on_fatal
         self._root: pykka.ActorRef[Supervisor] | None = None
         self._supervisor: Supervisor | None = None
-        self._bot: BotRunner | None = None
+        self._bot: BotStart | None = None
         self.failed = threading.Event()
         self._starting = False
 
-    def start(self) -> None:
+    def start(self, *, wait_for_bot: bool = True) -> None:
+        """Start the tree, then the bot: here, or with ``wait_for_bot=False`` on a thread of
+        its own (the gunicorn worker: its HTTP API answers while aiogram is imported)."""
         if self.settings.app.yabot_env is Environment.TEST:
             crashpoints.arm(self.settings.app.yabot_crash_at)
         root = Supervisor(
@@ -118,9 +125,12 @@ class Runtime:
         self._supervisor = root
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
-            dispatcher = build_dispatcher(self.sessions, self.settings)
-            self._bot = BotRunner(self.settings, dispatcher)
-            self._bot.start()
+            self._bot = BotStart(self.settings, self.sessions)
+            self.health.register("telegram", self._bot.health)
+            if wait_for_bot:
+                self._bot.run()
+            else:
+                self._bot.begin()
         else:
             log.info(
                 "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates, "
@@ -167,8 +177,8 @@ class Runtime:
 
     @property
     def bot(self) -> BotRunner | None:
-        """The Telegram runner, when TELEGRAM_BOT_TOKEN is set and the runtime started."""
-        return self._bot
+        """The Telegram runner, when TELEGRAM_BOT_TOKEN is set and the bot started."""
+        return self._bot.runner if self._bot is not None else None
 
     def find(self, path: str) -> pykka.ActorRef[Any] | None:
         """A running actor of the tree by path, e.g. ``"stores/sql"``; None while it is down."""

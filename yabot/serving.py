@@ -24,6 +24,7 @@ from actors import metrics as actor_metrics
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.api.problems import PROBLEM_JSON
+from yabot.bot.counters import telegram_counters
 from yabot.events.counters import event_counters
 from yabot.health import ComponentHealth, HealthStatus
 from yabot.logs import configure_logging, gunicorn_logconfig
@@ -60,7 +61,8 @@ class WorkerApp:
         self._app = create_app(
             settings, bridge, {**runtime.http_routes(), **self.extra_routes},
             health=runtime.health, draining=self.draining,
-            metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text],
+            metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
+                             telegram_counters.prometheus_text],
         )
 
     def begin_shutdown(self) -> None:
@@ -170,7 +172,7 @@ def post_worker_init(worker: Any) -> None:
     configure_logging(settings)
     runtime = Runtime(settings, on_fatal=lambda: setattr(worker, "alive", False))
     try:
-        runtime.start()
+        runtime.start(wait_for_bot=False)  # /healthz answers while aiogram loads
     except Exception as exc:
         _refuse_to_boot(exc, runtime)
     application.bind(settings, runtime)

@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from yabot.errors import ConfigError
 
@@ -289,6 +289,15 @@ class BotSettings(BaseSettings):
     bot_drain_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
     #: Seconds a user's language (from their preferences) is remembered by the bot.
     bot_language_ttl: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    #: Telegram user ids of operators, comma-separated: they may send /refund in the bot.
+    bot_operators: Annotated[tuple[int, ...], NoDecode] = ()
+
+    @field_validator("bot_operators", mode="before")
+    @classmethod
+    def _user_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
 
     @field_validator("bot_webhook_secret")
     @classmethod

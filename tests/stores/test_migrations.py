@@ -103,7 +103,7 @@ def test_check_lists_pending_then_passes(sql_settings: Settings) -> None:
     assert "pending: sql: apply 0001 baseline: every table" in lines
     run(sql_settings)
     assert run(sql_settings, check=True) == (0, [
-        "sql: at 0002, head 0002",
+        f"sql: at {sql_head()}, head {sql_head()}",  # each branch adds its own revision
         "mongo: not configured (MONGODB_URI unset; documents live in the SQL database)",
         "up to date",
     ])
@@ -322,3 +322,16 @@ def test_a_fragment_stored_in_the_old_shape_still_reads(mongo_settings: Settings
     fragment = mongo_documents(db).fragments.get("old")
     assert fragment is not None
     assert (fragment.text.es, fragment.choices[0].label.en) == ("Plain text", "Go")
+
+
+def test_revision_0003_bot_adds_the_star_payments_table(sql_settings: Settings) -> None:
+    assert run(sql_settings)[0] == 0
+    engine = engine_of(sql_settings)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("star_payments")}
+        assert run(sql_settings, to="0002")[0] == 0  # and back: the table goes
+        assert "star_payments" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    assert columns == {"charge_id", "user_id", "offer_id", "stars", "days", "status",
+                       "subscription_id", "paid_at", "refunded_at"}

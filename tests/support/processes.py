@@ -51,8 +51,8 @@ def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 def answers_healthz(base_url: str, process: subprocess.Popen[bytes],
-                    ceiling: float = START_CEILING) -> bool:
-    """Poll ``base_url``/healthz until it answers 200 (True), ``process`` exits (False) or
+                    ceiling: float = START_CEILING, path: str = "/healthz") -> bool:
+    """Poll ``base_url`` + ``path`` until it answers 200 (True), ``process`` exits (False) or
     ``scaled(ceiling)`` s pass (False). Each probe may itself take a while on a busy machine:
     a worker that is still booting is not an answer either way."""
     deadline = time.monotonic() + scaled(ceiling)
@@ -61,7 +61,7 @@ def answers_healthz(base_url: str, process: subprocess.Popen[bytes],
         if process.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(base_url + "/healthz", timeout=scaled(5)) as resp:  # noqa: S310
+            with urllib.request.urlopen(base_url + path, timeout=scaled(5)) as resp:  # noqa: S310
                 if resp.status == 200:
                     return True
         except OSError:  # refused, reset, or a read timeout while the worker boots
@@ -87,11 +87,12 @@ class Gunicorn:
             cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self) -> None:
-        """Return once ``/healthz`` answers 200; fail if gunicorn exits first or does not
-        answer within ``scaled(START_CEILING)`` s (a ceiling, not an expected time)."""
-        if not answers_healthz(self.base_url, self.process):
-            raise RuntimeError(f"gunicorn did not answer /healthz:\n{self.log()}")
+    def wait_ready(self, path: str = "/healthz") -> None:
+        """Return once ``path`` answers 200 (``/readyz``: also the bot, which starts on a
+        thread after HTTP); fail if gunicorn exits first or does not answer within
+        ``scaled(START_CEILING)`` s (a ceiling, not an expected time)."""
+        if not answers_healthz(self.base_url, self.process, path=path):
+            raise RuntimeError(f"gunicorn did not answer {path}:\n{self.log()}")
 
     def wait(self, ceiling: float = STOP_CEILING) -> int:
         """Wait for gunicorn to exit on its own (up to ``scaled(ceiling)`` s) and return the

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -21,14 +20,16 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
-from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
-from pydantic import ValidationError
 
 from actors import KeyedActors
-from yabot.bot.context import LanguageCache
+from yabot.bot.accepted import Accepted
+from yabot.bot.audience import Audience
+from yabot.bot.counters import telegram_counters
+from yabot.bot.decoding import RawGetUpdates, decode_batch, decode_update, update_id_of
 from yabot.bot.flood import RetryAfter
+from yabot.bot.handle import LanguageCache
 from yabot.bot.lanes import Lanes
 from yabot.bot.middleware import ActionFlag, UpdateContext
 from yabot.bot.routers import all_routers
@@ -43,9 +44,10 @@ T = TypeVar("T")
 #: Update kinds the bot handles; `setWebhook`/`getUpdates` ask Telegram for exactly these
 #: (``message_reaction`` is only sent when listed, and only to chat administrators).
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "message_reaction",
-                   "my_chat_member"]
+                   "my_chat_member", "pre_checkout_query"]
 
 START_TIMEOUT = 10.0
+GET_UPDATES_LIMIT = 100  # the most getUpdates returns at once
 
 
 def build_dispatcher(
@@ -57,10 +59,13 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(
         UpdateContext(sessions, settings.actors.ask_timeout, languages)
     )
+    audience = Audience()
+    dispatcher.message.outer_middleware(audience)
+    dispatcher.callback_query.outer_middleware(audience)
     for observer in (dispatcher.message, dispatcher.callback_query,
                      dispatcher.message_reaction, dispatcher.my_chat_member):
         observer.middleware(ActionFlag())
-    for router in all_routers():
+    for router in all_routers(settings.bot.bot_operators):
         dispatcher.include_router(router)
     return dispatcher
 
@@ -84,13 +89,6 @@ def lane_key(update: Update) -> int | None:
     return context.chat.id if context.chat is not None else None
 
 
-class Accepted(enum.Enum):
-    QUEUED = "queued"
-    IGNORED = "ignored"  # a valid update of a kind the bot does not handle
-    BUSY = "busy"  # too many updates pending
-    STOPPED = "stopped"  # the runner is not running
-
-
 class BotRunner:
     """Owns the Telegram side: a thread running an asyncio loop with the Dispatcher in it.
 
@@ -112,6 +110,8 @@ class BotRunner:
         self._lanes: Lanes[Update] | None = None
         self._pending = 0
         self._pending_lock = threading.Lock()
+        #: Set whenever an update is done: polling waits on it while the queue is full.
+        self._room: asyncio.Event | None = None
         self._backoff = RetryPolicy(base_delay=settings.bot.bot_retry_initial_delay,
                                     max_delay=settings.bot.bot_retry_max_delay)
         #: Set once Telegram acknowledged setWebhook / deleteWebhook (for tests and health).
@@ -135,25 +135,17 @@ class BotRunner:
 
     # -- webhook hand-off (called on HTTP threads) -----------------------------------------
 
-    def parse(self, data: object) -> Update:
-        """The update in ``data`` (decoded JSON); `InvalidInput` when it is not one."""
-        if not isinstance(data, dict):
-            raise InvalidInput("an update is a JSON object")
-        try:
-            return Update.model_validate(data, context={"bot": self.bot})
-        except ValidationError as exc:
-            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
-            raise InvalidInput(f"not a valid update ({fields})") from None
+    def parse(self, data: object) -> Update | None:
+        """The update in ``data`` (decoded JSON); None for an update aiogram's models refuse
+        (logged and counted: Telegram would only send it again); `InvalidInput` for something
+        that is not an update at all (not an object, no integer ``update_id``)."""
+        if not isinstance(data, dict) or update_id_of(data) is None:
+            raise InvalidInput("an update is a JSON object with an integer update_id")
+        return decode_update(data, self.bot)
 
     def accept(self, update: Update) -> Accepted:
         """Hand ``update`` to the loop without waiting for it to be handled."""
-        try:
-            kind = update.event_type
-        except UpdateTypeLookupError:
-            log.info("update of an unknown kind ignored", update_id=update.update_id)
-            return Accepted.IGNORED
-        if kind not in ALLOWED_UPDATES:
-            log.info("update kind not handled", update_id=update.update_id, kind=kind)
+        if not handled_kind(update):
             return Accepted.IGNORED
         loop, lanes = self._loop, self._lanes
         if loop is None or lanes is None or loop.is_closed() or self._is_stopping():
@@ -171,12 +163,22 @@ class BotRunner:
             return Accepted.STOPPED
         return Accepted.QUEUED
 
+    @property
+    def pending(self) -> int:
+        """Updates taken (webhook or polling) and not yet handled."""
+        with self._pending_lock:
+            return self._pending
+
     def _is_stopping(self) -> bool:
         return self._stopping is not None and self._stopping.is_set()
 
     def _done(self) -> None:
         with self._pending_lock:
             self._pending -= 1
+        loop, room = self._loop, self._room
+        if loop is not None and room is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(room.set)
 
     # -- the loop thread -------------------------------------------------------------------
 
@@ -191,6 +193,7 @@ class BotRunner:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._room = asyncio.Event()
         self._lanes = Lanes(self._handle, self._settings.bot.bot_max_concurrent_updates)
         api = str(self._settings.bot.telegram_api_url)
         # Logged before `start` returns, so the log shows the bot starting before the HTTP app.
@@ -212,8 +215,7 @@ class BotRunner:
         try:
             await self._dispatcher.feed_update(self.bot, update)
         finally:
-            if self.webhook:
-                self._done()
+            self._done()
 
     async def _retrying(self, what: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         """``await attempt_once()`` until it succeeds; one log line per failure, then wait."""
@@ -244,9 +246,11 @@ class BotRunner:
         self.connected.set()
         log.info("telegram webhook registered", url=str(url))
 
-    def _get_updates_call(self, offset: int | None) -> Callable[[], Awaitable[list[Update]]]:
+    def _get_updates_call(self, offset: int | None, limit: int
+                          ) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
         timeout = self._settings.bot.bot_polling_timeout
-        request = GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES)
+        request = RawGetUpdates(offset=offset, limit=limit, timeout=timeout,
+                                allowed_updates=ALLOWED_UPDATES)
         return lambda: self.bot(request, request_timeout=int(self.bot.session.timeout + timeout))
 
     async def _poll(self) -> None:
@@ -255,10 +259,52 @@ class BotRunner:
         self.connected.set()
         log.info("telegram polling started")
         offset: int | None = None
+        while True:
+            room = await self._room_for_updates()
+            raws = await self._retrying("getUpdates", self._get_updates_call(offset, room))
+            # Decoded one by one: an update aiogram's models refuse is skipped, and the
+            # offset still moves past it (or polling would fetch it again forever).
+            updates, next_offset = decode_batch(raws, self.bot)
+            offset = next_offset if next_offset is not None else offset
+            for update in updates:
+                self._submit_polled(update)
+
+    async def _room_for_updates(self) -> int:
+        """How many updates to fetch next (at most 100, Telegram's limit); waits while
+        ``BOT_MAX_PENDING_UPDATES`` are pending, as the webhook answers 503 then."""
+        room = self._room
+        assert room is not None
+        while True:
+            room.clear()
+            with self._pending_lock:
+                free = self._settings.bot.bot_max_pending_updates - self._pending
+            if free > 0:
+                return min(free, GET_UPDATES_LIMIT)
+            await room.wait()
+
+    def _submit_polled(self, update: Update) -> None:
         lanes = self._lanes
         assert lanes is not None
-        while True:
-            updates = await self._retrying("getUpdates", self._get_updates_call(offset))
-            for update in updates:
-                offset = update.update_id + 1
-                lanes.submit(lane_key(update), update)
+        if not handled_kind(update):
+            return
+        with self._pending_lock:
+            self._pending += 1
+        lanes.submit(lane_key(update), update)
+
+
+def handled_kind(update: Update) -> bool:
+    """Whether ``update`` is of a kind the bot handles; the others are logged and counted
+    (a kind aiogram does not know at warning, a known one not asked for at info)."""
+    try:
+        kind = update.event_type
+    except UpdateTypeLookupError:
+        extra = update.model_extra or {}
+        log.warning("update of an unknown kind skipped", update_id=update.update_id,
+                    kind=next(iter(extra), "?")[:64])
+        telegram_counters.incr("unknown_kind")
+        return False
+    if kind not in ALLOWED_UPDATES:  # Telegram sends only these, unless a setting is stale
+        log.info("update kind not handled", update_id=update.update_id, kind=kind)
+        telegram_counters.incr("not_handled")
+        return False
+    return True

@@ -12,14 +12,16 @@ import structlog
 from actors import Actor, Message
 from yabot.coordinator.client import Coordination, InlineCoordination
 from yabot.coordinator.messages import ProcessTransaction, ProcessUserInteraction
+from yabot.domain.payments import StarOffer
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
-from yabot.domain.users import UserDocument
-from yabot.errors import UserNotFound
+from yabot.domain.users import Language, UserDocument
+from yabot.errors import StaleChoice, TimedOut, UserNotFound
 from yabot.events import drafts as draft
 from yabot.events.counters import event_counters
 from yabot.events.drafts import Builder, Drafts
 from yabot.events.models import SubscriptionChanged, UpdateReceived
 from yabot.services.narrative import NarrativeService
+from yabot.services.payments import PaymentService, offer_texts
 from yabot.services.reactions import ReactionService
 from yabot.services.shop import ShopService
 from yabot.services.subscriptions import SubscriptionService
@@ -27,27 +29,38 @@ from yabot.services.users import UserService, state_from_context
 from yabot.sessions.messages import (
     BuyItem,
     ChangeSubscription,
+    CheckoutVerdict,
+    CheckStarCheckout,
     Choose,
     Credited,
     FragmentView,
     GetShop,
     GetState,
     GetSubscription,
+    GetVipOffers,
     GetWallet,
     Gift,
     Gifted,
     GiftItem,
+    Invoice,
+    OpenInvoice,
     Purchase,
     React,
     ReactionReward,
+    RecordStarRefund,
     RecordUpdate,
+    RestartStory,
     SetPreferences,
+    SettleStarPayment,
     Shop,
     ShowFragment,
+    StarOfferView,
+    StarPaymentResult,
     Start,
     SubscriptionView,
     Transact,
     TransactionResult,
+    VipOffers,
     Wallet,
     Welcome,
 )
@@ -79,6 +92,8 @@ class SessionServices:
     shop: ShopService
     reactions: ReactionService
     subscriptions: SubscriptionService
+    #: VIP with Telegram Stars (offers from yabot/narrative/vip.toml).
+    payments: PaymentService
     #: The coordinator's workflows (transfers, the VIP gate): asked through the tree in the
     #: runtime, inline in tests.
     coordination: Coordination
@@ -104,7 +119,8 @@ class SessionServices:
     def build(cls, stores: Stores, *, start_fragment: str = "start", reaction_reward: int = 1,
               reaction_daily_cap: int = 10, coordination: Coordination | None = None,
               notify: Notify = notify_nobody, relay: Callable[[], None] = relay_later,
-              drafts: Drafts | None = None, state_max_age: float = 0.0) -> SessionServices:
+              drafts: Drafts | None = None, state_max_age: float = 0.0,
+              offers: dict[str, StarOffer] | None = None) -> SessionServices:
         drafts = drafts or Drafts()
         return cls(
             stores=stores, users=UserService(stores),
@@ -112,6 +128,7 @@ class SessionServices:
             shop=ShopService(stores, drafts),
             reactions=ReactionService(stores, reaction_reward, reaction_daily_cap, drafts),
             subscriptions=SubscriptionService(stores),
+            payments=PaymentService(stores, offers or {}),
             coordination=coordination or InlineCoordination(stores, drafts), drafts=drafts,
             notify=notify, relay=relay, state_max_age=state_max_age,
         )
@@ -180,6 +197,8 @@ class UserSession(Actor):
                 return self._show(fragment_id)
             case Choose(fragment_id=fragment_id, choice_id=choice_id):
                 return self._choose(fragment_id, choice_id)
+            case RestartStory(fragment_id=fragment_id):
+                return self._restart(fragment_id)
             case GetWallet(limit=limit):
                 document = self._document()
                 entries = self._services.stores.documents.ledger.entries(self.user_id, limit)
@@ -213,11 +232,66 @@ class UserSession(Actor):
                         self.user_id, message.action, **message.details),
                 )
                 return None
+            case GetVipOffers() | OpenInvoice() | CheckStarCheckout():
+                return self._vip_offers(message)
+            case SettleStarPayment():
+                return self._settle_stars(message)
+            case RecordStarRefund():
+                return self._refund_stars(message)
         return super().handle(message)
+
+    # -- VIP with Telegram Stars --------------------------------------------------------------
+
+    def _vip_offers(self, message: GetVipOffers | OpenInvoice | CheckStarCheckout
+                    ) -> VipOffers | Invoice | CheckoutVerdict:
+        document = self._document()
+        payments = self._services.payments
+        if isinstance(message, CheckStarCheckout):
+            return CheckoutVerdict(reason=payments.why_not(
+                self.user_id, message.payload, message.currency, message.total))
+        if isinstance(message, OpenInvoice):
+            offer = payments.offer(message.offer_id)
+            return Invoice(offer=_offer_view(offer, document.language),
+                           payload=payments.payload(offer, self.user_id))
+        return VipOffers(subscription=self._subscription(), offers=tuple(
+            _offer_view(offer, document.language) for offer in payments.offers.values()))
+
+    def _settle_stars(self, message: SettleStarPayment) -> StarPaymentResult:
+        document = self._document()
+        self._users.ensure_profile(document)
+        offer, subscription, applied = self._services.payments.settle(
+            self.user_id, message.charge_id, message.payload, message.currency, message.total)
+        if applied:
+            self._record(draft.interaction(
+                self.user_id, "stars-paid", charge_id=message.charge_id[:128],
+                offer=offer.offer_id, stars=str(message.total)))
+            self._subscription_event(subscription.plan.value, subscription.status, subscription)
+        return StarPaymentResult(charge_id=message.charge_id, applied=applied,
+                                 subscription=self._services.subscriptions
+                                 .check_subscription_status(self.user_id))
+
+    def _refund_stars(self, message: RecordStarRefund) -> StarPaymentResult:
+        self._document()
+        payment, applied = self._services.payments.refund(self.user_id, message.charge_id)
+        view = self._services.subscriptions.check_subscription_status(self.user_id)
+        if applied:
+            self._record(
+                draft.interaction(self.user_id, "stars-refunded",
+                                  charge_id=message.charge_id[:128], offer=payment.offer_id,
+                                  stars=str(payment.stars)),
+                draft.event(SubscriptionChanged, self.user_id, plan=view.plan.value,
+                            status=(view.status or SubscriptionStatus.CANCELLED).value,
+                            expires_at=view.ends_at),
+            )
+        return StarPaymentResult(charge_id=message.charge_id, applied=applied,
+                                 subscription=view)
 
     # -- asks ---------------------------------------------------------------------------------
 
     def _start(self, message: Start) -> Welcome:
+        if message.expires_at is not None and time.time() > message.expires_at:
+            log.info("a start taken after its asker gave up; not applied", user_id=self.user_id)
+            raise TimedOut("the start waited too long to be handled; nothing was done")
         created = self._users.create_user(message.identity)
         self._profile_checked = True
         self._record(draft.interaction(self.user_id, "start", created=str(created).lower()))
@@ -241,6 +315,17 @@ class UserSession(Actor):
         is_vip = self._vip_check()
         outcome = narrative.process_choice(self._document(), fragment_id, choice_id, is_vip)
         return narrative.render(outcome.fragment, outcome.document, is_vip, outcome.balance)
+
+    def _restart(self, ending_id: str) -> FragmentView:
+        """Back to the start from an ending; besitos, items and the ledger stay."""
+        narrative = self._services.narrative
+        document = self._document()
+        current = narrative.current_of(document)
+        if current != ending_id or not narrative.get_fragment(current).ending:
+            raise StaleChoice(f"the user is not at the ending {ending_id}")
+        narrative.begin(document)  # stored with its FragmentReached event
+        self._record(draft.interaction(self.user_id, "restart", **{"from": ending_id}))
+        return self._show(None)
 
     def _buy(self, message: BuyItem) -> Purchase:
         document = self._document()
@@ -365,3 +450,9 @@ class UserSession(Actor):
         except Exception:
             log.exception("events not recorded", user_id=self.user_id)
             event_counters.incr("lost")
+
+
+def _offer_view(offer: StarOffer, language: Language) -> StarOfferView:
+    title, description = offer_texts(offer, language)
+    return StarOfferView(offer_id=offer.offer_id, title=title, description=description,
+                         stars=offer.stars, days=offer.days)

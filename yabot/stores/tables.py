@@ -172,3 +172,29 @@ subscriptions = Table(
     CheckConstraint("ends_at > starts_at", name="ends_after_start"),
     Index(None, "user_id", "status"),
 )
+
+# VIP paid with Telegram Stars: one row per settled payment, keyed by Telegram's charge id,
+# written in the same transaction as the subscription it granted (so a payment Telegram
+# reports twice grants once), and marked refunded in the refund's transaction.
+star_payments = Table(
+    "star_payments",
+    metadata,
+    Column("charge_id", String(256), primary_key=True),
+    Column(
+        "user_id", BigInteger,
+        ForeignKey("user_profiles.user_id", ondelete="CASCADE"), nullable=False,
+    ),
+    Column("offer_id", String(32), nullable=False),
+    Column("stars", Integer, nullable=False),
+    Column("days", Integer, nullable=False),
+    Column(
+        "status", Enum("paid", "refunded", name="star_payment_status", native_enum=False,
+                       create_constraint=True, length=16),
+        nullable=False,
+    ),
+    Column("subscription_id", Integer, ForeignKey("subscriptions.id"), nullable=True),
+    Column("paid_at", DateTime(timezone=True), nullable=False),
+    Column("refunded_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("stars > 0 AND days > 0", name="positive"),
+    Index(None, "user_id"),
+)

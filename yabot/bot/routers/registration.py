@@ -8,7 +8,7 @@ from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 
-from yabot.bot.context import UserHandle
+from yabot.bot.handle import UserHandle
 from yabot.bot.keyboards import MenuAction, MenuTarget
 from yabot.bot.render import Reply
 

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, TypeVar
 
 from actors import Ask, KeyedActors
 from yabot.domain.users import Language, TelegramIdentity
 from yabot.errors import UserNotFound
-from yabot.sessions.messages import GetState, UserState
+from yabot.sessions.messages import GetState, Start, UserState, Welcome
 
 R = TypeVar("R")
 
 LANGUAGE_CACHE_SIZE = 100_000
-FIRST_CONTACT_THREADS = 32
-
-_first_contact_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _first_contact() -> ThreadPoolExecutor:
-    global _first_contact_pool
-    with _pool_lock:
-        if _first_contact_pool is None:
-            _first_contact_pool = ThreadPoolExecutor(FIRST_CONTACT_THREADS,
-                                                     thread_name_prefix="first-contact")
-        return _first_contact_pool
+#: Seconds a `Start` the session began before its deadline is still waited for.
+START_COMPLETION_GRACE = 30.0
 
 
 class LanguageCache:
@@ -92,22 +76,31 @@ class UserHandle:
         self._languages = languages
 
     async def ask(self, message: Ask[R]) -> R:
-        if self._languages.get(self.user_id) is None:
-            # Likely the first contact in a while: the session actor may have to start, and
-            # starting its thread blocks the caller for a GIL switch or more. Not on the
-            # event loop's thread, where it would hold up every other user's update.
-            # The update's context (correlation id) travels with the ask, as asyncio.to_thread
-            # would carry it; run_in_executor alone does not.
-            context = contextvars.copy_context()
-            reply = await asyncio.get_running_loop().run_in_executor(
-                _first_contact(), partial(context.run, self._sessions.ask, self.user_id,
-                                          message, timeout=self._timeout))
-        else:
-            reply = await self._sessions.ask_async(self.user_id, message, timeout=self._timeout)
+        """The session's reply to ``message`` within the handle's timeout."""
+        reply = await self._sessions.ask_async(self.user_id, message, timeout=self._timeout)
+        self._learn(reply)
+        return reply
+
+    async def start(self) -> Welcome:
+        """`Start` for this user, never left half-done by a timeout: the session does nothing
+        once the ask's ``expires_at`` has passed (raising `TimedOut`), and a start it began in
+        time is waited for up to `START_COMPLETION_GRACE` more, so that it completes and is
+        answered (the stores' own retries give up well within it)."""
+        message = Start(identity=self.identity, expires_at=time.time() + self._timeout)
+        reply = await self._sessions.ask_async(
+            self.user_id, message, timeout=self._timeout + START_COMPLETION_GRACE)
+        self._learn(reply)
+        return reply
+
+    def _learn(self, reply: object) -> None:
         state = getattr(reply, "state", reply)
         if isinstance(state, UserState):
             self.remember(state.preferences.language)
-        return reply
+
+    def other(self, user_id: int) -> UserHandle:
+        """A handle on another user's session (an operator acting for a user)."""
+        return UserHandle(self._sessions, TelegramIdentity(user_id=user_id), self._timeout,
+                          self._languages)
 
     def remember(self, language: Language) -> None:
         self._languages.put(self.user_id, language)
