@@ -21,7 +21,7 @@ def test_the_time_scale_comes_from_the_environment_and_stretches_every_ceiling()
         env={"YABOT_TEST_TIME_SCALE": "2.5", "PATH": ""}, cwd=REPO,
         capture_output=True, text=True, check=True, timeout=scaled(waiting.COMMAND_CEILING),
     )
-    assert read.stdout.split() == ["2.5", "25.0", "75.0"]
+    assert read.stdout.split() == ["2.5", "25.0", "150.0"]
 
 
 def test_eventually_returns_once_the_predicate_holds() -> None:
