@@ -16,10 +16,11 @@ import pykka
 import structlog
 from pymongo import MongoClient
 
-from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
+from actors import ActorError, ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
 from yabot.bot.runner import BotRunner, build_dispatcher
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.coordinator import Coordinator, CoordinatorClient
+from yabot.errors import YabotError
 from yabot.events.bus import Events
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
@@ -33,6 +34,14 @@ from yabot.stores.handles import Stores
 log = structlog.get_logger("yabot.runtime")
 
 ROOT_STOP_TIMEOUT = 30.0
+
+
+def session_failure(error: BaseException) -> bool:
+    """Whether a session's error while answering an ask is a *failure* (counted towards its
+    quarantine, poison if repeated): a bug or a bad record, not a domain answer
+    (`YabotError`: not found, insufficient besitos, store unavailable...) nor the runtime
+    refusing (`ActorError`: a timeout asking the coordinator)."""
+    return not isinstance(error, YabotError | ActorError)
 
 
 class Runtime:
@@ -70,6 +79,12 @@ class Runtime:
                                         self.events.publish, self.session_services),
             idle_timeout=settings.actors.session_idle_timeout,
             max_live=settings.actors.max_sessions,
+            workers=settings.actors.session_workers,
+            key_max_failures=settings.actors.session_key_max_failures,
+            key_period=settings.actors.session_key_failure_period,
+            quarantine=settings.actors.session_quarantine,
+            poison_after=settings.actors.session_poison_after,
+            is_failure=session_failure,
         )
         self._mongo_client_factory = mongo_client_factory
         self._on_fatal = on_fatal
@@ -77,6 +92,7 @@ class Runtime:
         self._supervisor: Supervisor | None = None
         self._bot: BotRunner | None = None
         self.failed = threading.Event()
+        self._starting = False
 
     def start(self) -> None:
         root = Supervisor(
@@ -88,7 +104,11 @@ class Runtime:
                 self.sessions.child_spec(),
             ],
         )
-        self._root = spawn(lambda: root, on_exit=self._root_exited)
+        self._starting = True  # a failed start is raised to our caller, not reported as fatal
+        try:
+            self._root = spawn(lambda: root, on_exit=self._root_exited)
+        finally:
+            self._starting = False
         self._supervisor = root
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
@@ -162,7 +182,7 @@ class Runtime:
         self.stop()
 
     def _root_exited(self, exit_: ActorExit) -> None:
-        if not exit_.failed:
+        if not exit_.failed or self._starting:
             return
         log.critical("root supervisor gave up; shutting down", error=repr(exit_.error))
         self.failed.set()

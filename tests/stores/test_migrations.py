@@ -120,7 +120,7 @@ def test_dry_run_changes_nothing(sql_settings: Settings) -> None:
 
 def test_upgrade_downgrade_upgrade_round_trip(sql_settings: Settings) -> None:
     assert run(sql_settings)[0] == 0
-    code, lines = run(sql_settings, to="base")
+    code, lines = run(sql_settings, to="base", yes=True)
     assert code == 0
     assert "done: sql: revert 0001 baseline: every table" in lines
     engine = engine_of(sql_settings)
