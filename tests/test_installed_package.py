@@ -24,7 +24,7 @@ import pytest
 from tests.support.http import request
 from tests.support.processes import REPO, clean_env, free_port
 from tests.support.settings import TEST_JWT_SECRET
-from tests.support.waiting import eventually, scaled
+from tests.support.waiting import START_CEILING, eventually, scaled
 
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
@@ -93,7 +93,7 @@ def web(request: pytest.FixtureRequest, installed: Path, released: Path,
 
 def _answers(url: str) -> bool:
     try:
-        return request("GET", url, timeout=1).status == 200
+        return request("GET", url, timeout=scaled(5)).status == 200
     except OSError:
         return False
 
@@ -103,7 +103,7 @@ def test_the_installed_package_releases_serves_and_checks_its_story(
 ) -> None:
     process, port, log_path = web
     eventually(lambda: process.poll() is not None or _answers(f"http://127.0.0.1:{port}/readyz"),
-               "the installed web answers /readyz", ceiling=90)
+               "the installed web answers /readyz", ceiling=START_CEILING)
     assert process.poll() is None, log_path.read_text()
     records = [json.loads(line) for line in log_path.read_text().splitlines()]
     [ready] = [record for record in records if record.get("event") == "worker ready"]

@@ -17,7 +17,7 @@ import pytest
 from tests.support.http import bearer, request
 from tests.support.processes import REPO, clean_env, free_port
 from tests.support.settings import TEST_JWT_SECRET
-from tests.support.waiting import eventually, scaled
+from tests.support.waiting import START_CEILING, eventually, scaled
 
 BIN = Path(sys.executable).parent
 
@@ -88,7 +88,7 @@ def web(released: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
 
 def _answers(url: str) -> bool:
     try:
-        return request("GET", url, timeout=1).status == 200
+        return request("GET", url, timeout=scaled(5)).status == 200
     except OSError:
         return False
 
@@ -98,7 +98,7 @@ def test_web_listens_on_the_platforms_port_after_release_and_serves_the_api(
 ) -> None:
     process, port, log_path = web
     eventually(lambda: process.poll() is not None or _answers(f"http://127.0.0.1:{port}/healthz"),
-               "web answers /healthz on $PORT", ceiling=60)
+               "web answers /healthz on $PORT", ceiling=START_CEILING)
     assert process.poll() is None, log_path.read_text()
 
     minted = subprocess.run(

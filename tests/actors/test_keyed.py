@@ -22,6 +22,7 @@ from actors import (
 from actors.testkit import crash_on
 from tests.support.actors import actor_kit
 from tests.support.clock import ManualClock
+from tests.support.threads import race
 from tests.support.waiting import ASK, DEFAULT_CEILING, eventually, joined, scaled
 
 
@@ -263,24 +264,14 @@ def test_order_holds_under_load_with_passivation_and_a_cap(
 ) -> None:
     keyed = appenders(registries, journal, idle_timeout=0.001, max_live=8)
     keys_per_thread, messages_per_key, threads = 25, 20, 4
-    errors: list[BaseException] = []
 
     def send(thread: int) -> None:
-        try:
-            keys = range(thread * keys_per_thread, (thread + 1) * keys_per_thread)
-            for value in range(messages_per_key):
-                for key in keys:
-                    keyed.tell(key, Append(value=value))
-        except BaseException as exc:
-            errors.append(exc)
+        keys = range(thread * keys_per_thread, (thread + 1) * keys_per_thread)
+        for value in range(messages_per_key):
+            for key in keys:
+                keyed.tell(key, Append(value=value))
 
-    workers = [threading.Thread(target=send, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-    assert errors == []
+    race(threads, send)  # fails with any thread's error
     for key in range(keys_per_thread * threads):
         assert keyed.ask(key, Log(), timeout=ASK) == tuple(range(messages_per_key)), key
     assert max(journal.incarnations.values()) > 1, "the cap forced passivation"

@@ -20,7 +20,7 @@ from tests.support.http import request
 from tests.support.postgres import POSTGRES_TEST_URL
 from tests.support.processes import clean_env, free_port
 from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
-from tests.support.waiting import eventually, scaled
+from tests.support.waiting import START_CEILING, eventually, scaled
 from yabot.errors import BackupUnavailable
 from yabot.settings import Settings
 from yabot.stores.connect import sql_engine
@@ -187,7 +187,7 @@ def test_gunicorn_with_three_workers_starts_on_an_empty_postgresql_and_serves(
                 assert process.poll() is None, log_path.read_text()
                 return log_path.read_text().count('"worker ready"')
 
-            eventually(lambda: ready_workers() == 3, "three workers ready", ceiling=120)
+            eventually(lambda: ready_workers() == 3, "three workers ready", ceiling=START_CEILING)
             assert request("GET", f"http://127.0.0.1:{port}/healthz").status == 200
         finally:
             process.terminate()

@@ -28,7 +28,7 @@ def free_port() -> int:
 #: not about them (an ask answered in 6 s is a 504; a worker draining for 25 s is SIGKILLed).
 #: A test about one of these limits sets it itself, in ``extra``.
 BUSY_MACHINE_ENV = {
-    "ACTORS_ASK_TIMEOUT": str(min(120.0, scaled(30.0))),
+    "ACTORS_ASK_TIMEOUT": str(min(120.0, scaled(60.0))),
     "API_GRACEFUL_TIMEOUT": str(int(scaled(60.0))),
     "API_WORKER_TIMEOUT": str(min(3600, int(scaled(120.0)))),
     "BOT_DRAIN_TIMEOUT": str(min(600.0, scaled(30.0))),
