@@ -96,6 +96,7 @@ def test_a_key_failing_in_a_loop_is_quarantined_alone_and_the_registry_keeps_run
     clock = ManualClock(1000.0)
     keyed = fragile(registries, table, max_failures=2, period=60, key_max_failures=5,
                     key_period=60, quarantine=30, clock=clock)
+    restarts_before = metrics.snapshot().get("Fragile", {}).get("restarts", 0)
     with ActorTestKit() as kit:
         sup = Supervisor("s", [keyed.child_spec()])
         kit.spawn(lambda: sup)
@@ -113,6 +114,7 @@ def test_a_key_failing_in_a_loop_is_quarantined_alone_and_the_registry_keeps_run
         assert sent >= 7  # six failures, three times the registry's max_failures, then refused
         eventually(lambda: 1 in keyed.quarantined(), what="key 1 quarantined")
         assert table.starts[1] == 6  # five failures allowed, the sixth quarantined it
+        assert metrics.snapshot()["Fragile"]["restarts"] == restarts_before + 5
         with pytest.raises(Quarantined) as refusal:
             keyed.ask(1, Count(), timeout=ASK)
         assert 0 < refusal.value.retry_after <= 30
