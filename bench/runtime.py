@@ -244,22 +244,23 @@ def ordering_vs_raw(keys: int, per_key: int, threads: int) -> tuple[Measurement,
 
 
 def live_sessions(keys: int) -> tuple[Measurement, list[Check]]:
-    """``keys`` real `UserSession`s made live (each handled one told `RecordUpdate`, which
+    """``keys`` real `UserSession`s made live (each handled one told `Credited`, which
     touches no store) and left idle: RSS per session, threads, and the time `stop_all` takes."""
-    from yabot.sessions.messages import RecordUpdate
+    from yabot.sessions.messages import Credited
     from yabot.sessions.session import SessionServices, UserSession
     from yabot.stores.handles import Stores
 
-    services = SessionServices.build(Stores())
     published: list[int] = []
 
-    def publish(event: Any) -> None:
+    def relay() -> None:  # every handled message that may store wakes the relay
         published.append(1)
 
+    services = SessionServices.build(Stores(), relay=relay)
+
     sessions: KeyedActors[int, UserSession] = KeyedActors(
-        "live-sessions", lambda key: UserSession(key, services.users, publish, services),
+        "live-sessions", lambda key: UserSession(key, services),
         idle_timeout=3600, max_live=keys, workers=32)
-    update = RecordUpdate(update_id=1, update_kind="message")
+    update = Credited(amount=1, balance_after=1, ledger_key="k", reason="bench")
     threads_before = threading.active_count()
     sessions.tell(0, update)
     _wait_for(lambda: len(published) == 1)

@@ -8,9 +8,11 @@ master. `config/gunicorn.conf.py` and `yabot run` both take their settings from
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -75,8 +77,9 @@ class WorkerApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         app = self._app
-        if app is None:
-            start_response("503 Service Unavailable", [("Content-Type", PROBLEM_JSON)])
+        if app is None:  # not bound yet, or shut down: come back in a moment
+            start_response("503 Service Unavailable",
+                           [("Content-Type", PROBLEM_JSON), ("Retry-After", "1")])
             return [_NOT_READY]
         return app(environ, start_response)
 
@@ -112,6 +115,40 @@ def drain_on(signum: int, app: WorkerApp) -> Callable[[int, Any], None]:
     return handler
 
 
+#: The signal the kernel sends a worker when its master dies (`watch_master`).
+MASTER_DIED = signal.SIGUSR2
+#: How long an orphaned worker lets requests already in flight finish (seconds): nobody will
+#: restart it and a new master is waiting for the port, so it does not wait its full grace.
+ORPHAN_GRACE = 2.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def watch_master(worker: Any, app: WorkerApp) -> bool:
+    """Have the kernel signal this worker (`MASTER_DIED`) when its master dies, and then
+    drain at once: readiness fails, the worker stops accepting, in-flight requests get
+    `ORPHAN_GRACE` seconds (answered with ``Connection: close``), then it exits and frees the
+    port for the next master. gunicorn alone notices a dead master only by polling and then
+    keeps serving its full ``graceful_timeout`` with readiness still passing. Linux only
+    (``prctl(PR_SET_PDEATHSIG)``); False where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+
+    def orphaned(received: int, frame: Any) -> None:
+        log.warning("the gunicorn master died: draining and exiting", pid=os.getpid())
+        app.begin_shutdown()
+        worker.cfg.set("graceful_timeout", min(ORPHAN_GRACE, worker.cfg.graceful_timeout))
+        worker.alive = False  # gunicorn's loop stops accepting; responses close
+
+    signal.signal(MASTER_DIED, orphaned)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(MASTER_DIED), 0, 0, 0) != 0:
+        log.warning("cannot watch the master", errno=ctypes.get_errno())
+        return False
+    if os.getppid() != worker.ppid:  # it died before the watch was set
+        os.kill(os.getpid(), MASTER_DIED)
+    return True
+
+
 #: The exit code a worker asks the master to exit with, in memory shared across fork (made
 #: at import, in the master). A worker that cannot boot must exit with gunicorn's
 #: WORKER_BOOT_ERROR, the only code that halts the master (any other makes it fork a new
@@ -139,6 +176,7 @@ def post_worker_init(worker: Any) -> None:
     application.bind(settings, runtime)
     # gunicorn installed its own handlers in init_signals, before this hook runs.
     signal.signal(signal.SIGTERM, drain_on(signal.SIGTERM, application))
+    watch_master(worker, application)
     host, port = settings.bind
     log.info("worker ready", pid=os.getpid(), bind=f"{host}:{port}",
              package=str(Path(__file__).parent))

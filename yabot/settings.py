@@ -85,6 +85,9 @@ class AppSettings(BaseSettings):
     yabot_env: Environment = Environment.DEVELOPMENT
     yabot_data_dir: Path = Path("./var")
     log_level: str = "INFO"
+    #: Test hook (honoured only with ``YABOT_ENV=test``): the process exits at once
+    #: (``os._exit``) when it reaches the named crash point (`yabot.crashpoints`).
+    yabot_crash_at: Annotated[str, Field(max_length=64)] | None = None
 
     _absolute_data_dir = field_validator("yabot_data_dir")(_absolute)
 
@@ -241,6 +244,10 @@ class RateLimitSettings(BaseSettings):
     enabled: bool = True
     per_subject: str = "1200/minute;100/second"
     key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "yabot:ratelimit"
+    #: Seconds a Redis count may take before this process counts on its own.
+    redis_timeout: Annotated[float, Field(gt=0, le=10)] = 0.1
+    #: Seconds this process counts on its own after Redis failed, before trying it again.
+    redis_retry_after: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
     @field_validator("per_subject")
     @classmethod
@@ -324,7 +331,6 @@ class EventSettings(BaseSettings):
     consumer_group: Annotated[str, Field(min_length=1, max_length=128)] = "yabot"
     consumer_name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     redis_timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
-    publish_retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_base_delay: Annotated[float, Field(gt=0, le=10)] = 0.05
     retry_max_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
     replay_interval: Annotated[float, Field(gt=0, le=600)] = 1.0
@@ -344,6 +350,11 @@ class BesitosSettings(BaseSettings):
 
     reaction_reward: Annotated[int, Field(ge=0, le=1_000_000)] = 1
     reaction_daily_cap: Annotated[int, Field(ge=0, le=1_000_000)] = 10
+    #: Seconds between recovery passes over transfers and gifts a crash left half done.
+    recovery_interval: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    #: How old (seconds) a pending transfer must be before recovery finishes it; the
+    #: request that started it normally finishes it within milliseconds.
+    recovery_after: Annotated[float, Field(ge=0, le=86_400)] = 10.0
 
 
 class StorySettings(BaseSettings):

@@ -56,6 +56,8 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path: Path) -> 
             kept_alive.request("GET", "/readyz")
             draining = kept_alive.getresponse()
             assert draining.status == 503
+            assert draining.getheader("Retry-After") == "1"
+            assert draining.getheader("Connection") == "close"  # not reset: told to go
             checks = json.loads(draining.read())["checks"]
             assert checks["shutdown"][0]["status"] == "fail"
             kept_alive.close()

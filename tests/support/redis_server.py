@@ -84,7 +84,20 @@ class RedisServer:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait(scaled(STOP_CEILING))
 
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets and answers nothing — a hung Redis, not a
+        dead one (connections are not refused, calls wait for their deadline)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self.resume()  # a stopped process would not act on SIGTERM
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:

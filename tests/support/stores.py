@@ -22,7 +22,13 @@ from yabot.services.users import UserService
 from yabot.stores.engine import make_engine
 from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.mongo import ensure_indexes, mongo_documents
-from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents, sql_guard
+from yabot.stores.sql import (
+    SqlSubscriptions,
+    SqlUserProfiles,
+    append_outbox,
+    sql_documents,
+    sql_guard,
+)
 from yabot.stores.tables import metadata
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -90,7 +96,8 @@ def stores_on(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
             return
         with mongo_database(backend) as db:
             ensure_indexes(db)
-            stores.attach_documents(mongo_documents(db))
+            stores.attach_documents(mongo_documents(
+                db, outbox=lambda records: append_outbox(engine, records)))
             yield stores
 
 
