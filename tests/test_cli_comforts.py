@@ -35,7 +35,7 @@ def chat_on_a_terminal(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes]
     os.close(slave)
     try:
         eventually(lambda: process.poll() is not None or "you> " in out_path.read_text(),
-                   "the chat prompt", ceiling=60)
+                   "the chat prompt", ceiling=180)  # the whole runtime starts first
         assert process.poll() is None, out_path.read_text()
         yield process, master, out_path
     finally:

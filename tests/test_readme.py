@@ -103,9 +103,16 @@ def test_what_the_readme_points_at_is_in_the_repository() -> None:
              if not re.match(r"^(https?:|mailto:|#)", target)]
     paths = [path for path in re.findall(r"`([A-Za-z0-9_./-]+)`", text)
              if path.startswith("../") or (path.split("/")[0] in top_level and "/" in path)]
-    missing = [path for path in links + paths
-               if path.rstrip("/").split("#")[0] not in tracked]
+    missing = [path for path in links + paths if not _resolves(path, tracked)]
     assert missing == [], "the README points outside the repository or at untracked files"
+
+
+def _resolves(path: str, tracked: set[str]) -> bool:
+    """A tracked file or folder; ``pkg/module.name`` counts when ``pkg/module.py`` is one."""
+    plain = path.rstrip("/").split("#")[0]
+    attribute_of_module = re.sub(r"\.[A-Za-z_]\w*$", ".py", plain)
+    return plain in tracked or (attribute_of_module != plain
+                                and attribute_of_module in tracked)
 
 
 def test_the_license_is_the_one_setup_cfg_declares() -> None:
