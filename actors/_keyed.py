@@ -340,6 +340,16 @@ class KeyedActors(Generic[K, A]):
                 del self._quarantined[key]
         return len(idle)
 
+    def passivate(self, key: K) -> bool:
+        """Stop ``key``'s actor once the messages already in its mailbox are handled (callable
+        from that actor's own handler); a later message starts a new one. False if ``key`` had
+        no live actor."""
+        with self._cond:
+            if key not in self._cells:
+                return False
+            self._passivate(key)
+            return True
+
     def stop_all(self, timeout: float = DEFAULT_START_TIMEOUT) -> None:
         """Passivate every key (each finishes the messages sent before), refuse new messages
         until `reopen`, and stop the worker threads."""

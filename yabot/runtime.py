@@ -80,6 +80,7 @@ class Runtime:
             reaction_daily_cap=settings.besitos.reaction_daily_cap,
             coordination=self.coordination,
             notify=lambda user_id, message: self.sessions.tell(user_id, message),
+            forget=lambda user_id: self.sessions.passivate(user_id),
             state_max_age=settings.actors.session_state_max_age,
             offers=read_offers(settings.story.seed_path or DEFAULT_SEED_PATH),
         )

@@ -82,6 +82,11 @@ def relay_later() -> None:
     """The default for sessions built without a relay: the outbox keeps the events."""
 
 
+def forget_nobody(user_id: int) -> object:
+    """The default for sessions built without the registry of sessions."""
+    return None
+
+
 @dataclass
 class SessionServices:
     """Everything a session calls; one set is shared by every session (all thread-safe)."""
@@ -106,6 +111,10 @@ class SessionServices:
     #: Wakes the outbox relay after a message stored events (`Events.wake` in the runtime),
     #: so they are published now rather than at the relay's next interval.
     relay: Callable[[], None] = relay_later
+    #: Stops a user's session once its current message is done (`KeyedActors.passivate`):
+    #: a session whose user does not exist stops at once instead of holding its place
+    #: until the idle timeout (any token holder could otherwise fill the cap with made-up ids).
+    forget: Callable[[int], object] = forget_nobody
     #: How long a session may answer `GetState` from the context it last read (seconds; 0
     #: reads every time). It bounds how stale a change made behind the session's back (by
     #: another process on the same database) can look; the session's own changes, and the
@@ -119,6 +128,7 @@ class SessionServices:
     def build(cls, stores: Stores, *, start_fragment: str = "start", reaction_reward: int = 1,
               reaction_daily_cap: int = 10, coordination: Coordination | None = None,
               notify: Notify = notify_nobody, relay: Callable[[], None] = relay_later,
+              forget: Callable[[int], object] = forget_nobody,
               drafts: Drafts | None = None, state_max_age: float = 0.0,
               offers: dict[str, StarOffer] | None = None) -> SessionServices:
         drafts = drafts or Drafts()
@@ -130,7 +140,7 @@ class SessionServices:
             subscriptions=SubscriptionService(stores),
             payments=PaymentService(stores, offers or {}),
             coordination=coordination or InlineCoordination(stores, drafts), drafts=drafts,
-            notify=notify, relay=relay, state_max_age=state_max_age,
+            notify=notify, relay=relay, forget=forget, state_max_age=state_max_age,
         )
 
 
@@ -174,6 +184,10 @@ class UserSession(Actor):
             self._context = None  # it may change the user: the next GetState reads again
         try:
             return self._handle(message)
+        except UserNotFound as exc:
+            if exc.user_id == self.user_id:
+                self._services.forget(self.user_id)
+            raise
         finally:
             if not isinstance(message, _STORE_NOTHING):
                 self._services.relay()
