@@ -236,7 +236,9 @@ class StreamConsumer:
             self._dead_letter(message_id, raw_id[:36], _text(body, fields), exc, attempts=0)
             self._counters.incr("unparseable")
             return
-        for ready, ready_id in self._buffer.offer(event.user_id, event.seq, (event, message_id)):
+        released = self._buffer.offer(event.user_id, event.seq, (event, message_id),
+                                      event.occurred_at.timestamp())
+        for ready, ready_id in released:
             self._process(ready, ready_id)
 
     def _process(self, event: Event, message_id: bytes) -> None:
