@@ -21,7 +21,7 @@ from yabot.bot.runner import BotRunner, build_dispatcher
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.events.bus import Events
-from yabot.events.processor import Handlers
+from yabot.events.groups import ConsumerGroup, Handlers
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
 from yabot.seed import seed_at_start
@@ -49,8 +49,14 @@ class Runtime:
         self.health = HealthRegistry()
         self.stores = Stores()
         self.events = Events(settings, self.stores)
-        #: Event handlers by type; register them before `start`.
+        #: Event handlers by type of the default consumer group (``EVENTS_CONSUMER_GROUP``);
+        #: register them before `start`. A group with no handlers is not run.
         self.event_handlers = Handlers()
+        #: Every consumer group, each with its own handlers and its own record of what it
+        #: handled; add one here before `start`.
+        self.consumer_groups: list[ConsumerGroup] = [
+            ConsumerGroup(settings.events.consumer_group, self.event_handlers),
+        ]
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
@@ -114,7 +120,7 @@ class Runtime:
         return Coordinator(self.stores, on_start=seed)
 
     def _events_supervisor(self) -> Supervisor:
-        return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)
+        return events_supervisor(self.settings, self.stores, self.events, self.consumer_groups)
 
     def stop(self) -> None:
         """Stop the bot, then the tree (children in reverse start order). Idempotent."""

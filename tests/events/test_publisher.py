@@ -122,14 +122,17 @@ def test_events_left_in_the_outbox_by_a_crash_are_replayed_by_the_next_bus(
     engine.dispose()
 
 
-def test_without_redis_events_are_dropped_and_counted(engine: Engine) -> None:
+def test_without_redis_events_go_to_the_outbox_for_in_process_delivery(engine: Engine) -> None:
     counters = EventCounters()
+    woken: list[bool] = []
     publisher = StreamPublisher(None, SqlOutbox(lambda: engine), event_settings("events"),
-                                counters=counters)
+                                counters=counters, on_local=lambda: woken.append(True))
 
-    assert publisher.publish(events(1, 1)[0]) is Outcome.DROPPED
-    assert counters.get("dropped_no_redis") == 1
-    assert SqlOutbox(lambda: engine).count() == 0
+    assert publisher.publish(events(1, 1)[0]) is Outcome.LOCAL
+    assert counters.get("outboxed_local") == 1
+    assert counters.get("dropped_no_redis") == 0
+    assert SqlOutbox(lambda: engine).count() == 1
+    assert woken == [True]
     assert publisher.health().status is HealthStatus.PASS
 
 

@@ -72,20 +72,30 @@ def test_start_publishes_user_interactions_with_consecutive_seqs(
     eventually(lambda: runtime.events.health().status is HealthStatus.PASS, "events healthy")
 
 
-def test_without_redis_the_app_runs_and_events_are_dropped_and_counted(
+def test_without_redis_events_reach_the_consumer_groups_in_process(
     settings: Settings, run: list[Runtime]
 ) -> None:
     runtime = start_runtime(settings, run)
+    seen: list[UserInteraction] = []
+    lock = threading.Lock()
+
+    def remember(event: Any, conn: Connection) -> None:
+        with lock:
+            seen.append(event)
+
+    runtime.event_handlers.on(UserInteraction, remember)
     runtime.start()
-    before = event_counters.get("dropped_no_redis")
 
     assert start(runtime).created
+    assert not start(runtime).created
 
-    assert event_counters.get("dropped_no_redis") == before + 1
+    eventually(lambda: len(seen) == 2, "both /start events handled in-process")
+    assert [(e.seq, e.details["created"]) for e in seen] == [(1, "true"), (2, "false")]
+    outbox = SqlOutbox(lambda: runtime.stores.relational.engine)
+    eventually(lambda: outbox.count() == 0, "the outbox drained")
     health = runtime.events.health()
     assert health.status is HealthStatus.PASS
-    assert health.output == "disabled: REDIS_URL is unset"
-    assert SqlOutbox(lambda: runtime.stores.relational.engine).count() == 0
+    assert str(health.output).startswith("in-process")
 
 
 def test_with_redis_unreachable_start_succeeds_and_the_event_waits_in_the_outbox(

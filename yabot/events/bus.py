@@ -8,6 +8,7 @@ the work: `publish` runs in the caller's thread on the `StreamPublisher` the bus
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -16,9 +17,12 @@ import structlog
 from actors import Actor, Ask
 from yabot.events.backoff import PeriodicThread
 from yabot.events.counters import EventCounters, event_counters
+from yabot.events.groups import ConsumerGroup
+from yabot.events.local import LocalDelivery
 from yabot.events.models import BaseEvent
 from yabot.events.outbox import SqlOutbox
 from yabot.events.publisher import Outcome, StreamPublisher, connect_redis
+from yabot.events.relay import OutboxRelay
 from yabot.health import ComponentHealth, HealthStatus
 from yabot.settings import Settings
 from yabot.stores.handles import Stores
@@ -29,10 +33,10 @@ log = structlog.get_logger("yabot.events")
 class Events:
     """What sessions hold to publish events; survives restarts of the bus.
 
-    `publish` never raises. While no bus is attached (it is starting or restarting) and
-    Redis is configured, events go straight to the SQL outbox, which the next bus drains
-    first; without Redis they are dropped and counted. Attaching recounts the outbox under
-    the same lock the fallback appends under, so a fallback event is never overtaken.
+    `publish` never raises. While no bus is attached (it is starting or restarting), events
+    go straight to the SQL outbox, which the next bus drains first (to Redis, or without
+    Redis to the consumer groups in-process). Attaching recounts the outbox under the same
+    lock the fallback appends under, so a fallback event is never overtaken.
     """
 
     def __init__(
@@ -65,9 +69,6 @@ class Events:
         return publisher.publish(event)
 
     def _without_bus(self, event: BaseEvent) -> Outcome:
-        if self._settings.redis.url is None:
-            self._counters.incr("dropped_no_redis")
-            return Outcome.DROPPED
         try:
             self._outbox.append(str(event.event_id), self._settings.events.stream, event.to_json())
         except Exception:
@@ -101,14 +102,16 @@ class EventBus(Actor):
     Start: needs the SQL store (the outbox) running, not Redis — a bus started while Redis is
     down keeps events in the outbox and the replayer sends them when Redis answers. Stop:
     detaches first (later events go to the outbox), then stops the replayer and closes the
-    client. Without `REDIS_URL` the publisher drops events and counts them.
+    client. Without `REDIS_URL` every event goes to the outbox and a relay thread delivers it
+    to the consumer groups in this process (`LocalDelivery`): nothing is dropped.
     """
 
     def __init__(
         self, settings: Settings, stores: Stores, events: Events,
-        counters: EventCounters = event_counters,
+        groups: Sequence[ConsumerGroup] = (), counters: EventCounters = event_counters,
     ) -> None:
         super().__init__()
+        self._groups = groups
         self._settings = settings
         self._stores = stores
         self._events = events
@@ -120,17 +123,27 @@ class EventBus(Actor):
     def pre_start(self) -> None:
         self._stores.relational  # noqa: B018 (fails the start with StoreUnavailable if down)
         url = self._settings.redis.url
-        if url is not None:
-            self._client = connect_redis(url.get_secret_value(), self._settings.events)
-        else:
-            log.info("events are not published: REDIS_URL is unset (they are counted, dropped)")
         stores = self._stores
+        outbox = SqlOutbox(lambda: stores.relational.engine)
+        events = self._settings.events
+        if url is not None:
+            self._client = connect_redis(url.get_secret_value(), events)
+        else:
+            log.info("REDIS_URL is unset: events are delivered in-process from the outbox")
+            sink = LocalDelivery(lambda: stores.relational.engine, self._groups, events,
+                                 counters=self._counters)
+            relay = OutboxRelay(outbox, sink, events.replay_batch)
+            self._replayer = PeriodicThread("event-local-delivery", events.replay_interval,
+                                            relay.drain).start()
+        local = self._replayer
         publisher = StreamPublisher(
-            self._client, SqlOutbox(lambda: stores.relational.engine), self._settings.events,
-            counters=self._counters,
+            self._client, outbox, events, counters=self._counters,
+            on_local=local.wake if local is not None else None,
         )
         self._events.attach(publisher)
         self._publisher = publisher
+        if local is not None:
+            local.wake()  # what waited in the outbox (a restart, a crash) goes first
         if self._client is not None:
             self._replayer = PeriodicThread(
                 "event-outbox-replayer", self._settings.events.replay_interval,

@@ -55,7 +55,8 @@ class Outcome(StrEnum):
 
     SENT = "sent"  # appended to the Redis stream
     OUTBOX = "outbox"  # stored in the SQL outbox; the replayer sends it later
-    DROPPED = "dropped"  # no Redis configured
+    LOCAL = "local"  # no Redis configured: stored in the outbox for in-process delivery
+    DROPPED = "dropped"  # no Redis and no outbox (nothing publishes at all)
     LOST = "lost"  # neither Redis nor the outbox took it (both down); logged and counted
 
 
@@ -83,8 +84,11 @@ class StreamPublisher:
         *,
         counters: EventCounters = event_counters,
         sleep: Callable[[float], None] = time.sleep,
+        on_local: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
+        #: Called after an event went to the outbox for in-process delivery (no Redis).
+        self._on_local = on_local
         self._outbox = outbox
         self._settings = settings
         self._counters = counters
@@ -101,7 +105,8 @@ class StreamPublisher:
 
     @property
     def enabled(self) -> bool:
-        """False when no Redis is configured: events are dropped (and counted)."""
+        """False when no Redis is configured: events are delivered in-process from the
+        outbox instead."""
         return self._client is not None
 
     @property
@@ -128,8 +133,11 @@ class StreamPublisher:
     def _publish(self, event_id: str, body: str) -> Outcome:
         with self._lock:
             if self._client is None:
-                self._counters.incr("dropped_no_redis")
-                return Outcome.DROPPED
+                self._append_with_retry(event_id, body)
+                self._counters.incr("outboxed_local")
+                if self._on_local is not None:
+                    self._on_local()
+                return Outcome.LOCAL
             if not self._backlog and not self._closed:
                 try:
                     self._send_with_retry(self._client, event_id, body)
@@ -238,7 +246,9 @@ class StreamPublisher:
             return _health(HealthStatus.FAIL, started, f"outbox unreadable: {type(exc).__name__}",
                            details)
         if self._client is None:
-            return _health(HealthStatus.PASS, started, "disabled: REDIS_URL is unset", details)
+            return _health(HealthStatus.PASS, started,
+                           "in-process: REDIS_URL is unset; the outbox feeds the consumers",
+                           details)
         try:
             self._client.ping()
             details["stream_length"] = int(self._client.xlen(self._settings.stream))
