@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from tests.conftest import SettingsFactory
+from tests.support.settings import SettingsFactory
 from yabot.logs import bind_correlation_id, configure_logging
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SettingsFactory
 from tests.support.processes import REPO, clean_env
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import COMMAND_CEILING, scaled
 from yabot.errors import ConfigError
 
 
@@ -80,7 +81,8 @@ def test_yabot_run_refuses_an_invalid_value_and_names_it(tmp_path: Path) -> None
     result = subprocess.run(
         [sys.executable, "-m", "yabot", "run"],
         env=clean_env({"API_PORT": "not-a-port", "YABOT_DATA_DIR": str(tmp_path)}),
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path, capture_output=True, text=True, timeout=scaled(COMMAND_CEILING),
+        check=False,
     )
     assert result.returncode == 2
     assert "API_PORT" in result.stderr

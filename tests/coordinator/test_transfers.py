@@ -8,13 +8,14 @@ import pykka
 import pytest
 
 from actors import ask
-from actors.testkit import ActorTestKit
-from tests.services.support import Failing, InjectedFault, create, inject_documents
+from tests.support.actors import actor_kit
+from tests.support.faults import Failing, InjectedFault, inject_documents
+from tests.support.stores import create
+from tests.support.waiting import ASK
 from yabot.coordinator import Coordinator, ProcessTransaction, ValidateVipAccess
 from yabot.errors import IdempotencyConflict, InsufficientBesitos, InvalidInput, UserNotFound
 from yabot.stores.handles import Stores
 
-ASK = 5.0
 A, B = 1, 2
 
 
@@ -22,7 +23,7 @@ A, B = 1, 2
 def coordinator(stores: Stores) -> Iterator[pykka.ActorRef[Coordinator]]:
     create(stores, A, besitos=10)
     create(stores, B)
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         yield kit.spawn(lambda: Coordinator(stores))
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from tests.support.processes import free_port
-from tests.support.redis_server import RedisServer, no_retry
+from tests.support.redis_server import RedisServer, no_retry, stream_entries
 from yabot.errors import StoreUnavailable
 from yabot.events.counters import EventCounters
 from yabot.events.models import UserInteraction, parse_event
@@ -39,7 +39,7 @@ def events(user_id: int, count: int, start: int = 1) -> list[UserInteraction]:
 
 
 def stream_seqs(client: redis.Redis, stream: str) -> list[int]:
-    return [parse_event(fields[b"body"]).seq for _, fields in client.xrange(stream)]
+    return [parse_event(fields[b"body"]).seq for _, fields in stream_entries(client, stream)]
 
 
 def dead_url() -> str:
@@ -56,7 +56,7 @@ def test_publish_appends_the_event_to_the_stream(
     assert publisher.publish(event) is Outcome.SENT
 
     client = redis.Redis.from_url(url, retry=no_retry())
-    [(_, fields)] = client.xrange(prefix + "events")
+    [(_, fields)] = stream_entries(client, prefix + "events")
     assert fields[b"event_id"] == str(event.event_id).encode()
     assert parse_event(fields[b"body"]) == event
     assert publisher.health().status is HealthStatus.PASS

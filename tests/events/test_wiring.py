@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Connection
 
 from actors import WhichChildren, ask, spawn
-from tests.conftest import SettingsFactory
-from tests.events.support import eventually
 from tests.support.processes import free_port
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import ASK, eventually
 from yabot.domain.users import TelegramIdentity
 from yabot.events.counters import event_counters
 from yabot.events.models import BaseEvent, UserInteraction
@@ -23,8 +23,6 @@ from yabot.services.users import UserService
 from yabot.sessions.messages import Start, Welcome
 from yabot.sessions.session import UserSession
 from yabot.settings import Settings
-
-ASK = 10.0
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ import pykka
 
 from actors import ask
 from actors.testkit import ActorTestKit
+from tests.support.waiting import ASK
 from yabot.domain.users import TelegramIdentity
 from yabot.events.models import BaseEvent
 from yabot.sessions.messages import Start
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.stores.handles import Stores
-
-ASK = 5.0
 
 
 class Sessions:

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from tests.conftest import SettingsFactory
 from tests.support import mongomock_gaps
 from tests.support.processes import clean_env
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import COMMAND_CEILING, scaled
 from yabot.cli import main
 from yabot.errors import SchemaMismatch
 from yabot.settings import Settings
@@ -258,8 +259,8 @@ def test_yabot_migrate_command_exit_codes(tmp_path: Path) -> None:
 
     def yabot(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "yabot", "migrate", *args], env=env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                              check=False)
+                              cwd=tmp_path, capture_output=True, text=True,
+                              timeout=scaled(COMMAND_CEILING), check=False)
 
     before = yabot("--check")
     assert before.returncode == 1
