@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import random
 import sys
-from collections.abc import MutableMapping
+import threading
+import time
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -81,3 +83,41 @@ def bind_correlation_id(correlation_id: str | None = None) -> str:
     cid = correlation_id or new_correlation_id()
     structlog.contextvars.bind_contextvars(correlation_id=cid)
     return cid
+
+
+class LogThrottle:
+    """At most one line per ``interval`` seconds for each kind of repeated message.
+
+    The first occurrence of a message (keyed by its text, or by ``key``) is logged at once;
+    repeats within the interval are counted, not logged; the next line logged after the
+    interval carries ``repeated=<count>`` (how many were held back since the last one). So a
+    dependency that fails on every request costs one line per interval, not one per request.
+    Thread-safe.
+    """
+
+    def __init__(self, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def __call__(self, logger: Any, event: str, *, level: str = "warning",
+                 key: str | None = None, **fields: Any) -> bool:
+        """Log ``event`` through ``logger`` at ``level`` unless held back; True if logged."""
+        name = key or event
+        now = self._clock()
+        with self._lock:
+            started, held = self._windows.get(name, (float("-inf"), 0))
+            if now - started < self.interval:
+                self._windows[name] = (started, held + 1)
+                return False
+            self._windows[name] = (now, 0)
+        if held:
+            fields["repeated"] = held
+        getattr(logger, level)(event, **fields)
+        return True
+
+
+#: The process's throttle for repeated warnings and tracebacks.
+throttled = LogThrottle()

@@ -17,16 +17,20 @@ import structlog
 from pymongo import MongoClient
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
+from yabot import crashpoints
 from yabot.bot.runner import BotRunner, build_dispatcher
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.coordinator import Coordinator, CoordinatorClient
+from yabot.coordinator.actor import Recovery
 from yabot.events.bus import Events
+from yabot.events.drafts import Drafts
 from yabot.events.groups import ConsumerGroup, Handlers
+from yabot.events.local import LocalDelivery
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
 from yabot.seed import seed_at_start
 from yabot.sessions.session import SessionServices, UserSession
-from yabot.settings import Settings
+from yabot.settings import Environment, Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
 from yabot.stores.handles import Stores
 
@@ -62,8 +66,10 @@ class Runtime:
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
         self.coordination = CoordinatorClient(lambda: self.find("coordinator"),
                                               settings.actors.ask_timeout * 0.8)
+        self.drafts = Drafts(settings.events.stream)
         self.session_services = SessionServices.build(
-            self.stores, start_fragment=settings.story.start_fragment,
+            self.stores, start_fragment=settings.story.start_fragment, drafts=self.drafts,
+            relay=self.events.wake,
             reaction_reward=settings.besitos.reaction_reward,
             reaction_daily_cap=settings.besitos.reaction_daily_cap,
             coordination=self.coordination,
@@ -72,8 +78,7 @@ class Runtime:
         )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",
-            lambda user_id: UserSession(user_id, self.session_services.users,
-                                        self.events.publish, self.session_services),
+            lambda user_id: UserSession(user_id, self.session_services),
             idle_timeout=settings.actors.session_idle_timeout,
             max_live=settings.actors.max_sessions,
         )
@@ -85,6 +90,13 @@ class Runtime:
         self.failed = threading.Event()
 
     def start(self) -> None:
+        if self.settings.redis.url is None and self.events.sink is None:
+            # The embedded default: the relay hands the outbox to the consumer groups here.
+            stores = self.stores
+            self.events.sink = LocalDelivery(lambda: stores.relational.engine,
+                                             self.consumer_groups, self.settings.events)
+        if self.settings.app.yabot_env is Environment.TEST:
+            crashpoints.arm(self.settings.app.yabot_crash_at)
         root = Supervisor(
             "root",
             [
@@ -117,7 +129,10 @@ class Runtime:
         def seed() -> None:
             seed_at_start(self.stores, self.settings)
 
-        return Coordinator(self.stores, on_start=seed)
+        besitos = self.settings.besitos
+        return Coordinator(self.stores, on_start=seed, drafts=self.drafts,
+                           recovery=Recovery(besitos.recovery_interval, besitos.recovery_after),
+                           relay=self.events.wake)
 
     def _events_supervisor(self) -> Supervisor:
         return events_supervisor(self.settings, self.stores, self.events, self.consumer_groups)

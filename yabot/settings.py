@@ -51,6 +51,9 @@ class AppSettings(BaseSettings):
     yabot_env: Environment = Environment.DEVELOPMENT
     yabot_data_dir: Path = Path("./var")
     log_level: str = "INFO"
+    #: Test hook (honoured only with ``YABOT_ENV=test``): the process exits at once
+    #: (``os._exit``) when it reaches the named crash point (`yabot.crashpoints`).
+    yabot_crash_at: Annotated[str, Field(max_length=64)] | None = None
 
     @field_validator("log_level")
     @classmethod
@@ -271,6 +274,11 @@ class BesitosSettings(BaseSettings):
 
     reaction_reward: Annotated[int, Field(ge=0, le=1_000_000)] = 1
     reaction_daily_cap: Annotated[int, Field(ge=0, le=1_000_000)] = 10
+    #: Seconds between recovery passes over transfers and gifts a crash left half done.
+    recovery_interval: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    #: How old (seconds) a pending transfer must be before recovery finishes it; the
+    #: request that started it normally finishes it within milliseconds.
+    recovery_after: Annotated[float, Field(ge=0, le=86_400)] = 10.0
 
 
 class StorySettings(BaseSettings):

@@ -62,7 +62,7 @@ def test_a_transfer_moves_besitos_once(stores: Stores,
 def test_a_failed_credit_is_compensated_and_the_ledger_shows_it(
     stores: Stores, coordinator: pykka.ActorRef[Coordinator],
 ) -> None:
-    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_: user_id == B)
+    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_, **__: user_id == B)
     inject_documents(stores, ledger=ledger)
 
     with pytest.raises(InjectedFault):
@@ -106,7 +106,7 @@ def test_a_key_of_the_longest_length_is_refunded_too(
     stores: Stores, coordinator: pykka.ActorRef[Coordinator],
 ) -> None:
     key = "k" * 128
-    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_: user_id == B)
+    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_, **__: user_id == B)
     inject_documents(stores, ledger=ledger)
     with pytest.raises(InjectedFault):
         ask(coordinator, transfer(4, key), timeout=ASK)

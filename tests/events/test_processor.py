@@ -20,7 +20,7 @@ from tests.support.waiting import eventually, joined
 from yabot.events.counters import EventCounters
 from yabot.events.models import UserInteraction
 from yabot.events.processor import Handlers, StreamConsumer
-from yabot.events.publisher import stream_fields
+from yabot.events.relay import stream_fields
 from yabot.settings import EventSettings
 from yabot.stores.tables import dead_letters
 

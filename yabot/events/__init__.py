@@ -21,7 +21,7 @@ from yabot.events.models import (
 )
 from yabot.events.ordering import OrderingBuffer
 from yabot.events.processor import EventProcessor, StreamConsumer
-from yabot.events.publisher import Outcome, StreamPublisher
+from yabot.events.relay import OutboxRelay, OutboxSink
 from yabot.events.supervisor import events_supervisor
 
 __all__ = [
@@ -37,10 +37,10 @@ __all__ = [
     "Handler",
     "Handlers",
     "OrderingBuffer",
-    "Outcome",
+    "OutboxRelay",
+    "OutboxSink",
     "ReactionDetected",
     "StreamConsumer",
-    "StreamPublisher",
     "SubscriptionChanged",
     "UpdateReceived",
     "UserInteraction",

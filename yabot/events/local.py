@@ -32,7 +32,8 @@ UNREADABLE = "(unreadable)"
 
 
 class LocalDelivery:
-    """An `OutboxSink` that runs every group's handlers for each entry, in order.
+    """An `OutboxSink` that runs every group's handlers for each entry, in order (groups
+    with no handlers are skipped; the list is read at each delivery).
 
     - A group that handled an event before skips it (redelivery after a crash).
     - A handler that raises is retried ``handler_retries`` times with backoff, then the event
@@ -50,11 +51,13 @@ class LocalDelivery:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._engine = engine
-        self._groups = [group for group in groups if group.handlers]
+        self._groups = groups
         self._settings = settings
         self._counters = counters
         self._sleep = sleep
         self._backoff = Backoff(settings.retry_base_delay, settings.retry_max_delay)
+
+    name = "in-process"
 
     def deliver(self, entries: Sequence[OutboxEntry]) -> None:
         for entry in entries:
@@ -65,7 +68,8 @@ class LocalDelivery:
                 self._counters.incr("unparseable")
                 continue
             for group in self._groups:
-                self._process(group, event, entry)
+                if group.handlers:
+                    self._process(group, event, entry)
 
     def _process(self, group: ConsumerGroup, event: Event, entry: OutboxEntry) -> None:
         attempts = 0

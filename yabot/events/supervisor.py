@@ -26,7 +26,7 @@ def events_supervisor(
     return Supervisor(
         "events",
         [
-            ChildSpec("bus", lambda: EventBus(settings, stores, events, groups)),
+            ChildSpec("bus", lambda: EventBus(settings, stores, events)),
             ChildSpec("processor", lambda: EventProcessor(settings, stores, groups)),
         ],
         strategy=Strategy.ONE_FOR_ONE,
