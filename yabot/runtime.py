@@ -28,6 +28,8 @@ from yabot.events.groups import ConsumerGroup, Handlers
 from yabot.events.local import LocalDelivery
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
+from yabot.scheduler.actor import SchedulerActor
+from yabot.scheduler.scheduler import JobHandlers
 from yabot.seed import seed_at_start
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Environment, Settings
@@ -58,6 +60,8 @@ class Runtime:
         self.event_handlers = Handlers()
         #: Every consumer group, each with its own handlers and its own record of what it
         #: handled; add one here before `start`.
+        #: What each kind of scheduled job does (`yabot.scheduler`); register before `start`.
+        self.job_handlers = JobHandlers()
         self.consumer_groups: list[ConsumerGroup] = [
             ConsumerGroup(settings.events.consumer_group, self.event_handlers),
         ]
@@ -104,6 +108,7 @@ class Runtime:
                 ChildSpec("events", self._events_supervisor),
                 ChildSpec("coordinator", self._coordinator),
                 self.sessions.child_spec(),
+                ChildSpec("scheduler", self._scheduler),
             ],
         )
         self._root = spawn(lambda: root, on_exit=self._root_exited)
@@ -133,6 +138,9 @@ class Runtime:
         return Coordinator(self.stores, on_start=seed, drafts=self.drafts,
                            recovery=Recovery(besitos.recovery_interval, besitos.recovery_after),
                            relay=self.events.wake)
+
+    def _scheduler(self) -> SchedulerActor:
+        return SchedulerActor(self.settings, self.stores, self.job_handlers)
 
     def _events_supervisor(self) -> Supervisor:
         return events_supervisor(self.settings, self.stores, self.events, self.consumer_groups)

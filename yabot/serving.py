@@ -24,6 +24,7 @@ from yabot.events.counters import event_counters
 from yabot.health import ComponentHealth, HealthStatus
 from yabot.logs import configure_logging
 from yabot.runtime import Runtime
+from yabot.scheduler.scheduler import scheduler_metrics
 from yabot.settings import Settings, load_settings
 
 log = structlog.get_logger("yabot.serving")
@@ -55,7 +56,8 @@ class WorkerApp:
         self._app = create_app(
             settings, bridge, {**runtime.http_routes(), **self.extra_routes},
             health=runtime.health, draining=self.draining,
-            metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text],
+            metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
+                             scheduler_metrics.prometheus_text],
         )
 
     def begin_shutdown(self) -> None:

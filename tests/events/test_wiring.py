@@ -130,5 +130,5 @@ def test_events_subtree_runs_in_the_root_after_stores(settings: Settings, run: l
     runtime.start()
     assert runtime._root is not None
     assert ask(runtime._root, WhichChildren(), timeout=ASK) == ("stores", "events", "coordinator",
-                                                                "sessions")
+                                                                "sessions", "scheduler")
     assert runtime.events.relay is not None
