@@ -26,10 +26,12 @@ from yabot.events.bus import Events
 from yabot.events.drafts import Drafts
 from yabot.events.groups import ConsumerGroup, Handlers
 from yabot.events.local import LocalDelivery
+from yabot.events.models import SubscriptionChanged
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
 from yabot.scheduler.actor import SchedulerActor
 from yabot.scheduler.scheduler import JobHandlers
+from yabot.scheduler.vip import VIP_EXPIRY, expire_vip, schedule_vip_expiry
 from yabot.seed import seed_at_start
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Environment, Settings
@@ -64,6 +66,7 @@ class Runtime:
         self.job_handlers = JobHandlers()
         self.consumer_groups: list[ConsumerGroup] = [
             ConsumerGroup(settings.events.consumer_group, self.event_handlers),
+            self._coordinator_group(settings),
         ]
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
@@ -138,6 +141,16 @@ class Runtime:
         return Coordinator(self.stores, on_start=seed, drafts=self.drafts,
                            recovery=Recovery(besitos.recovery_interval, besitos.recovery_after),
                            relay=self.events.wake)
+
+    def _coordinator_group(self, settings: Settings) -> ConsumerGroup:
+        """What the coordinator does because of events (README, "Scheduler"): keep each
+        user's VIP expiry job at the end of their current subscription."""
+        handlers = Handlers()
+        handlers.on(SubscriptionChanged, schedule_vip_expiry)
+        timeout = settings.actors.ask_timeout
+        self.job_handlers.on(VIP_EXPIRY, expire_vip(
+            lambda user_id, message: self.sessions.ask(user_id, message, timeout=timeout)))
+        return ConsumerGroup(f"{settings.events.consumer_group}:coordinator", handlers)
 
     def _scheduler(self) -> SchedulerActor:
         return SchedulerActor(self.settings, self.stores, self.job_handlers)
