@@ -25,9 +25,14 @@ from yabot.coordinator.actor import Recovery
 from yabot.errors import YabotError
 from yabot.events.bus import Events
 from yabot.events.drafts import Drafts
-from yabot.events.processor import Handlers
+from yabot.events.groups import ConsumerGroup, Handlers
+from yabot.events.local import LocalDelivery
+from yabot.events.models import SubscriptionChanged
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
+from yabot.scheduler.actor import SchedulerActor
+from yabot.scheduler.scheduler import JobHandlers
+from yabot.scheduler.vip import VIP_EXPIRY, expire_vip, schedule_vip_expiry
 from yabot.seed import DEFAULT_SEED_PATH, seed_at_start
 from yabot.services.payments import read_offers
 from yabot.sessions.session import SessionServices, UserSession
@@ -65,8 +70,17 @@ class Runtime:
         self.health = HealthRegistry()
         self.stores = Stores()
         self.events = Events(settings, self.stores)
-        #: Event handlers by type; register them before `start`.
+        #: Event handlers by type of the default consumer group (``EVENTS_CONSUMER_GROUP``);
+        #: register them before `start`. A group with no handlers is not run.
         self.event_handlers = Handlers()
+        #: Every consumer group, each with its own handlers and its own record of what it
+        #: handled; add one here before `start`.
+        #: What each kind of scheduled job does (`yabot.scheduler`); register before `start`.
+        self.job_handlers = JobHandlers()
+        self.consumer_groups: list[ConsumerGroup] = [
+            ConsumerGroup(settings.events.consumer_group, self.event_handlers),
+            self._coordinator_group(settings),
+        ]
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
@@ -107,6 +121,11 @@ class Runtime:
     def start(self, *, wait_for_bot: bool = True) -> None:
         """Start the tree, then the bot: here, or with ``wait_for_bot=False`` on a thread of
         its own (the gunicorn worker: its HTTP API answers while aiogram is imported)."""
+        if self.settings.redis.url is None and self.events.sink is None:
+            # The embedded default: the relay hands the outbox to the consumer groups here.
+            stores = self.stores
+            self.events.sink = LocalDelivery(lambda: stores.relational.engine,
+                                             self.consumer_groups, self.settings.events)
         if self.settings.app.yabot_env is Environment.TEST:
             crashpoints.arm(self.settings.app.yabot_crash_at)
         root = Supervisor(
@@ -116,6 +135,7 @@ class Runtime:
                 ChildSpec("events", self._events_supervisor),
                 ChildSpec("coordinator", self._coordinator),
                 self.sessions.child_spec(),
+                ChildSpec("scheduler", self._scheduler),
             ],
         )
         self._starting = True  # a failed start is raised to our caller, not reported as fatal
@@ -153,8 +173,21 @@ class Runtime:
                            recovery=Recovery(besitos.recovery_interval, besitos.recovery_after),
                            relay=self.events.wake)
 
+    def _coordinator_group(self, settings: Settings) -> ConsumerGroup:
+        """What the coordinator does because of events (README, "Scheduler"): keep each
+        user's VIP expiry job at the end of their current subscription."""
+        handlers = Handlers()
+        handlers.on(SubscriptionChanged, schedule_vip_expiry)
+        timeout = settings.actors.ask_timeout
+        self.job_handlers.on(VIP_EXPIRY, expire_vip(
+            lambda user_id, message: self.sessions.ask(user_id, message, timeout=timeout)))
+        return ConsumerGroup(f"{settings.events.consumer_group}:coordinator", handlers)
+
+    def _scheduler(self) -> SchedulerActor:
+        return SchedulerActor(self.settings, self.stores, self.job_handlers)
+
     def _events_supervisor(self) -> Supervisor:
-        return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)
+        return events_supervisor(self.settings, self.stores, self.events, self.consumer_groups)
 
     def stop(self) -> None:
         """Stop the bot, then the tree (children in reverse start order). Idempotent."""

@@ -29,6 +29,7 @@ from yabot.events.counters import event_counters
 from yabot.health import ComponentHealth, HealthStatus
 from yabot.logs import configure_logging, gunicorn_logconfig
 from yabot.runtime import Runtime
+from yabot.scheduler.scheduler import scheduler_metrics
 from yabot.settings import Settings, load_settings
 from yabot.startup import ExitCode, diagnose
 
@@ -62,7 +63,8 @@ class WorkerApp:
             settings, bridge, {**runtime.http_routes(), **self.extra_routes},
             health=runtime.health, draining=self.draining,
             metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
-                             telegram_counters.prometheus_text],
+                             telegram_counters.prometheus_text,
+                             scheduler_metrics.prometheus_text],
         )
 
     def begin_shutdown(self) -> None:

@@ -350,6 +350,15 @@ class EventSettings(BaseSettings):
     claim_min_idle: Annotated[float, Field(gt=0, le=86_400)] = 60.0
     claim_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
     ordering_gap_timeout: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: How long ``processed_events`` and ``dead_letters`` rows are kept (seconds): an event
+    #: redelivered within it is recognised as handled; the scheduler prunes older rows.
+    retention: Annotated[float, Field(ge=3600)] = 7 * 86_400.0
+    #: Seconds between two retention passes of the scheduler.
+    retention_interval: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+    #: Seconds between two looks of the scheduler for due jobs (it is also woken early).
+    scheduler_poll_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    #: Seconds a scheduler holds a job it fires; another process retries it after that.
+    scheduler_lease: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class BesitosSettings(BaseSettings):

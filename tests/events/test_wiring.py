@@ -69,18 +69,27 @@ def test_start_publishes_user_interactions_with_consecutive_seqs(
     eventually(lambda: runtime.events.health().status is HealthStatus.PASS, "events healthy")
 
 
-def test_without_redis_the_app_runs_and_events_are_dropped_and_counted(
+def test_without_redis_events_reach_the_consumer_groups_in_process(
     settings: Settings, run: list[Runtime]
 ) -> None:
     runtime = start_runtime(settings, run)
+    seen: list[UserInteraction] = []
+    lock = threading.Lock()
+
+    def remember(event: Any, conn: Connection) -> None:
+        with lock:
+            seen.append(event)
+
+    runtime.event_handlers.on(UserInteraction, remember)
     runtime.start()
-    before = event_counters.get("dropped_no_redis")
 
     assert start(runtime).created
+    assert not start(runtime).created
 
+    eventually(lambda: len(seen) == 2, "both /start events handled in-process")
+    assert [(e.seq, e.details["created"]) for e in seen] == [(1, "true"), (2, "false")]
     outbox = SqlOutbox(lambda: runtime.stores.relational.engine)
-    eventually(lambda: outbox.count() == 0, "the relay discarded the stored event")
-    assert event_counters.get("dropped_no_redis") == before + 1
+    eventually(lambda: outbox.count() == 0, "the outbox drained")
     health = runtime.events.health()
     assert health.status is HealthStatus.PASS
     assert health.output == "disabled: REDIS_URL is unset"
@@ -121,5 +130,5 @@ def test_events_subtree_runs_in_the_root_after_stores(settings: Settings, run: l
     runtime.start()
     assert runtime._root is not None
     assert ask(runtime._root, WhichChildren(), timeout=ASK) == ("stores", "events", "coordinator",
-                                                                "sessions")
+                                                                "sessions", "scheduler")
     assert runtime.events.relay is not None

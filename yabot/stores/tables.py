@@ -198,3 +198,25 @@ star_payments = Table(
     CheckConstraint("stars > 0 AND days > 0", name="positive"),
     Index(None, "user_id"),
 )
+
+
+# Durable timers ("at time T, do X for user U"): one row per job key; scheduling a key again
+# moves the job (and bumps `version`, so a firing in flight cannot delete the moved job).
+# `lease_*` marks the process firing it: a job is taken by one process at a time, and taken
+# again only after its lease expired (the process died mid-fire).
+scheduled_jobs = Table(
+    "scheduled_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("kind", String(64), nullable=False),
+    Column("user_id", BigInteger),
+    Column("payload", JSON, nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(128)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "due_at"),
+)
