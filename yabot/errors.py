@@ -85,6 +85,13 @@ class InsufficientBesitos(Conflict):
     code = "insufficient-besitos"
 
 
+class BalanceLimit(Conflict):
+    """A credit would take a balance past `yabot.domain.besitos.MAX_BESITOS`; nothing was
+    written."""
+
+    code = "balance-limit"
+
+
 class IdempotencyConflict(Conflict):
     """An idempotency key reused for a different request."""
 

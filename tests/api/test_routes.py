@@ -169,6 +169,23 @@ def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
     assert after["document"]["besitos"] == before["document"]["besitos"] + 7
 
 
+def test_earning_past_the_balance_limit_is_409_and_changes_nothing(api: ServedApi) -> None:
+    limit = 2**53 - 1
+    balance = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
+    room = limit - balance["document"]["besitos"]
+    filled = _transact(api, BEA, "fill-bea", {"kind": "earn", "amount": room})
+    assert (filled.status, filled.json()["balance"]) == (200, limit)
+    problem(_transact(api, BEA, "past-limit", {"kind": "earn", "amount": 1}),
+            409, "balance-limit")
+    problem(_transact(api, ANA, "to-full-bea",
+                      {"kind": "transfer", "amount": 1, "to_user_id": BEA}),
+            409, "balance-limit")
+    after = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
+    assert after["document"]["besitos"] == limit
+    spent = _transact(api, BEA, "drain-bea", {"kind": "spend", "amount": limit})
+    assert (spent.status, spent.json()["balance"]) == (200, 0)
+
+
 @pytest.mark.parametrize(("user", "key", "body", "status", "code"), [
     (CAROL, None, {"kind": "earn", "amount": 1}, 400, "invalid-input"),  # no Idempotency-Key
     (CAROL, "x" * 129, {"kind": "earn", "amount": 1}, 400, "invalid-input"),

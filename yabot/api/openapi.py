@@ -44,7 +44,7 @@ _STATUS_TEXT = {
     401: "No valid bearer token",
     403: "The token lacks the operation's scope, or the domain forbids it (e.g. vip-required)",
     404: "No such user or fragment",
-    409: "Conflict (e.g. idempotency-conflict, insufficient-besitos)",
+    409: "Conflict (e.g. idempotency-conflict, insufficient-besitos, balance-limit)",
     411: "A body sent without Content-Length",
     413: "The body is larger than API_MAX_BODY_BYTES",
     415: "The body is not application/json",

@@ -17,11 +17,18 @@ from yabot.domain.besitos import (
     LedgerEntry,
     TransactionKind,
     derived_key,
+    ensure_room,
     positive,
     request_fingerprint,
     user_key,
 )
-from yabot.errors import IdempotencyConflict, InsufficientBesitos, InvalidInput, UserNotFound
+from yabot.errors import (
+    BalanceLimit,
+    IdempotencyConflict,
+    InsufficientBesitos,
+    InvalidInput,
+    UserNotFound,
+)
 from yabot.stores.handles import Stores
 
 log = structlog.get_logger("yabot.services.besitos")
@@ -68,7 +75,8 @@ class BesitosService:
         key equal, ``reason`` included) changes nothing and answers ``applied=False``; the same
         key for another request is `IdempotencyConflict`.
 
-        Raises `InsufficientBesitos`, `UserNotFound` (either user), `InvalidInput`.
+        Raises `InsufficientBesitos`, `BalanceLimit` (the balance, or the recipient's, would
+        pass `MAX_BESITOS`; nothing written), `UserNotFound` (either user), `InvalidInput`.
         """
         positive(amount)
         if kind == "transfer":
@@ -92,13 +100,20 @@ class BesitosService:
         if kind == "earn":
             change = ledger.credit(user_id, amount, ledger_key, note, request)
         else:
-            if to_user_id is not None and self._stores.documents.users.get(to_user_id) is None:
-                raise UserNotFound(to_user_id)
+            if to_user_id is not None:
+                recipient = self._stores.documents.users.get(to_user_id)
+                if recipient is None:
+                    raise UserNotFound(to_user_id)
+                # Refused before the debit, so nothing is written; a credit that still
+                # finds no room (a race) is refunded by `_credit_recipient`.
+                ensure_room(recipient.besitos, amount)
             change = ledger.debit(user_id, amount, ledger_key, note, request)
         if not change.applied:
             raced = ledger.get(ledger_key)  # a concurrent request with the same key won
             if raced is not None:
                 return self._replay(raced, request, outcome)
+            if kind == "earn":  # the credit found no room and the balance fell since
+                raise BalanceLimit(f"the balance of {change.balance} was at its limit")
             raise InsufficientBesitos(f"{amount} besitos needed, {change.balance} available")
         outcome = _updated(outcome, balance=change.balance)
         if kind != "transfer":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from yabot.domain.besitos import day_start, reaction_award, system_key
 from yabot.domain.users import utcnow
-from yabot.errors import UserNotFound
+from yabot.errors import BalanceLimit, UserNotFound
 from yabot.stores.handles import Stores
 
 REACTION = "reaction"
@@ -38,5 +38,8 @@ class ReactionService:
         award = reaction_award(self._reward, self._daily_cap, earned)
         if award == 0:
             return ReactionOutcome(0, document.besitos, key)
-        change = documents.ledger.credit(user_id, award, key, REACTION)
+        try:
+            change = documents.ledger.credit(user_id, award, key, REACTION)
+        except BalanceLimit:  # a full wallet earns nothing more; the reaction still counts
+            return ReactionOutcome(0, document.besitos, key)
         return ReactionOutcome(award if change.applied else 0, change.balance, key)

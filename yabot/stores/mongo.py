@@ -16,7 +16,13 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
+from yabot.domain.besitos import (
+    MAX_BESITOS,
+    BalanceChange,
+    LedgerEntry,
+    ensure_room,
+    positive,
+)
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.users import UserChanges, UserDocument
@@ -205,8 +211,8 @@ class MongoBesitosLedger(_Repository):
         users: Collection[Document] = self._db.users
         ledger: Collection[Document] = self._db.besitos_ledger
         guard: Document = {"user_id": user_id, "ledger_keys": {"$ne": key}}
-        if delta < 0:
-            guard["besitos"] = {"$gte": -delta}
+        # A debit never takes the balance below 0, a credit never past MAX_BESITOS.
+        guard["besitos"] = {"$gte": -delta} if delta < 0 else {"$lte": MAX_BESITOS - delta}
 
         def apply() -> BalanceChange:
             if ledger.find_one({"key": key}, projection={"_id": True}) is None:
@@ -224,6 +230,8 @@ class MongoBesitosLedger(_Repository):
             if current is None:
                 raise UserNotFound(user_id)
             self._flush(current)  # a replay after a crash finds its entry in the ledger
+            if delta > 0 and ledger.find_one({"key": key}, projection={"_id": True}) is None:
+                ensure_room(current["besitos"], delta)
             return BalanceChange(applied=False, balance=current["besitos"])
 
         result: BalanceChange = self._write(apply, "debit" if delta < 0 else "credit")

@@ -82,7 +82,10 @@ class BesitosLedger(Protocol):
 
     def credit(self, user_id: int, amount: int, key: str, reason: str = "",
                request: str | None = None) -> BalanceChange:
-        """Add ``amount`` unless ``key`` was applied before; record it under ``key``."""
+        """Add ``amount`` unless ``key`` was applied before; record it under ``key``.
+        `BalanceLimit` (nothing written) when the balance would pass
+        `yabot.domain.besitos.MAX_BESITOS`, even when callers race. `UserNotFound` if no
+        user."""
 
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
         """The user's applied changes, newest first."""

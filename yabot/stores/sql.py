@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, selec
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
+from yabot.domain.besitos import MAX_BESITOS, BalanceChange, LedgerEntry, ensure_room, positive
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
@@ -83,6 +83,7 @@ CONSTRAINT_FIELDS = {
     "ck_subscriptions_subscription_status": "status",
     "fk_subscriptions_user_id_user_profiles": "user_id",
     "ck_user_documents_besitos_not_negative": "besitos",
+    "ck_user_documents_besitos_at_most_max": "besitos",
 }
 
 
@@ -315,14 +316,16 @@ class SqlBesitosLedger:
         # Built once with bound parameters: building statements per call cost more than the
         # SQLite work itself (bench/stores.py).
         balance = user_documents.c.besitos
-        credit = (
+        change = (
             update(user_documents)
             .where(user_documents.c.user_id == bindparam("uid"))
             .values(besitos=balance + bindparam("delta"))
             .returning(balance)
         )
-        self._credit = credit
-        self._debit = credit.where(balance >= -bindparam("delta"))
+        # ``room`` is MAX_BESITOS - delta: a credit never takes the balance past the limit
+        # (the CHECK would refuse it too, but as an error instead of "not applied").
+        self._credit = change.where(balance <= bindparam("room"))
+        self._debit = change.where(balance >= -bindparam("delta"))
         dialect_insert: Any = (sqlite.insert if engine.dialect.name == "sqlite"
                                else postgresql.insert)
         self._record = (dialect_insert(besitos_ledger).on_conflict_do_nothing()
@@ -343,7 +346,7 @@ class SqlBesitosLedger:
         entry = LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0,
                             reason=reason, request=request).model_dump()
         statement = self._debit if delta < 0 else self._credit
-        parameters = {"uid": user_id, "delta": delta}
+        parameters = {"uid": user_id, "delta": delta, "room": MAX_BESITOS - delta}
 
         def apply() -> BalanceChange:
             with self._engine.connect() as conn:
@@ -354,11 +357,14 @@ class SqlBesitosLedger:
                     if recorded.first() is not None:
                         transaction.commit()
                         return BalanceChange(applied=True, balance=after)
-                transaction.rollback()  # too poor, unknown user, or the key was used before
+                transaction.rollback()  # too poor, too rich, no user, or the key was used
                 current = conn.execute(self._balance, {"uid": user_id}).scalar_one_or_none()
+                replay = conn.execute(self._by_key, {"key": key}).first() is not None
                 conn.rollback()
             if current is None:
                 raise UserNotFound(user_id)
+            if delta > 0 and not replay:
+                ensure_room(current, delta)
             return BalanceChange(applied=False, balance=current)
 
         return guarded_write(self._guard, apply, "debit" if delta < 0 else "credit")
