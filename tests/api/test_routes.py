@@ -194,8 +194,8 @@ def test_earning_past_the_balance_limit_is_409_and_changes_nothing(api: ServedAp
     (CAROL, "k-bad-3", {"kind": "earn", "amount": "5"}, 400, "invalid-input"),
     (CAROL, "k-bad-4", {"kind": "earn", "amount": 1, "extra": 1}, 400, "invalid-input"),
     (CAROL, "k-poor", {"kind": "spend", "amount": 10**9}, 409, "insufficient-besitos"),
-    (CAROL, "k-self", {"kind": "transfer", "amount": 1, "to_user_id": CAROL}, 400,
-     "invalid-input"),
+    (CAROL, "k-self", {"kind": "transfer", "amount": 1, "to_user_id": CAROL}, 422,
+     "unprocessable"),
     (CAROL, "k-nobody", {"kind": "transfer", "amount": 1, "to_user_id": UNKNOWN}, 404,
      "user-not-found"),
     (UNKNOWN, "k-ghost", {"kind": "earn", "amount": 1}, 404, "user-not-found"),
@@ -231,7 +231,7 @@ def test_subscription_lifecycle_unlocks_vip_fragments(api: ServedApi) -> None:
 
 
 @pytest.mark.parametrize(("user", "body", "status", "code"), [
-    (BEA, {"plan": "vip", "ends_at": "2001-01-01T00:00:00Z"}, 400, "invalid-input"),  # past
+    (BEA, {"plan": "vip", "ends_at": "2001-01-01T00:00:00Z"}, 422, "unprocessable"),  # past
     (BEA, {"plan": "vip", "ends_at": "2099-01-01T00:00:00"}, 400, "invalid-input"),  # naive
     (BEA, {"plan": "gold"}, 400, "invalid-input"),
     (BEA, {"plan": "vip", "status": "paused"}, 400, "invalid-input"),

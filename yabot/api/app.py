@@ -26,6 +26,7 @@ from yabot.api.resources import (
     SubscriptionResource,
     UserStateResource,
 )
+from yabot.api.strict import RefuseRepeatedParameters
 from yabot.health import HealthRegistry
 from yabot.logs import bind_correlation_id
 from yabot.settings import Settings
@@ -67,21 +68,24 @@ def create_app(
     draining: threading.Event | None = None,
     metrics: HttpMetrics | None = None,
     metrics_sources: Sequence[Callable[[], str]] = (),
+    rate_limit: RateLimit | None = None,
 ) -> falcon.App[Any, Any]:
     """The API; ``extra_routes`` are resources other parts add (the Telegram webhook),
     documented in ``/openapi.json`` too (`yabot.api.openapi.extra_path_items`).
 
     ``health`` feeds ``/readyz`` (no checks: ready), ``draining`` makes it fail (set at the
     start of shutdown), ``metrics_sources`` add Prometheus text to ``/metrics`` after the
-    HTTP metrics (the actors' and the events' counters).
+    HTTP metrics (the actors' and the events' counters). ``rate_limit`` replaces the one
+    the settings describe (tests give one on a manual clock).
     """
     http_metrics = metrics or HttpMetrics()
     middleware: list[Any] = [
         RequestContext(),
         MeasureRequests(http_metrics),
         RequireToken(TokenVerifier(settings)),
-        RateLimit(settings) if settings.rate_limit.enabled else None,
+        rate_limit or (RateLimit(settings) if settings.rate_limit.enabled else None),
         BodyLimits(settings.api.max_body_bytes),
+        RefuseRepeatedParameters(),
     ]
     app: falcon.App[Any, Any] = falcon.App(middleware=[m for m in middleware if m is not None])
     app.resp_options.xml_error_serialization = False

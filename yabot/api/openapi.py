@@ -48,6 +48,8 @@ _STATUS_TEXT = {
     411: "A body sent without Content-Length",
     413: "The body is larger than API_MAX_BODY_BYTES",
     415: "The body is not application/json",
+    422: "Valid by the schema, but the domain cannot do it (a transfer to oneself, a plan "
+         "ending in the past)",
     429: "Too many requests for this token's subject; see Retry-After",
     503: "A store or the actor runtime cannot serve now; retry later",
     504: "The user's session did not answer in time",
@@ -207,12 +209,12 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
                 [_FRAGMENT_ID, _USER_ID_QUERY])},
             "/user/{user_id}/besitos": {"post": _operation(
                 "Earn, spend or transfer besitos, once per Idempotency-Key", "besitos:write",
-                TransactionResult, [*user, _IDEMPOTENCY], TransactionBody, (400, 404, 409))},
+                TransactionResult, [*user, _IDEMPOTENCY], TransactionBody, (400, 404, 409, 422))},
             "/user/{user_id}/subscription": {
                 "get": _operation("The user's subscription", "users:read", SubscriptionView,
                                   user),
                 "put": _operation("Start or cancel a plan", "subscriptions:write",
-                                  SubscriptionView, user, SubscriptionBody),
+                                  SubscriptionView, user, SubscriptionBody, (400, 404, 422)),
             },
             "/healthz": {"get": _health("Liveness: the process answers", ready=False)},
             "/readyz": {"get": _health("Readiness: stores, bus, actor tree", ready=True)},

@@ -10,8 +10,15 @@ import falcon
 from pydantic import TypeAdapter, ValidationError
 
 from yabot.api.bridge import ApiBridge
-from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody, parse_body
+from yabot.api.schemas import (
+    PreferencesBody,
+    SubscriptionBody,
+    TransactionBody,
+    Transfer,
+    parse_body,
+)
 from yabot.domain.narrative import FragmentId
+from yabot.domain.subscriptions import Plan
 from yabot.errors import InvalidInput
 from yabot.sessions.messages import (
     ChangeSubscription,
@@ -25,14 +32,17 @@ from yabot.sessions.messages import (
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, as LedgerKey allows
 _FRAGMENT_ID: TypeAdapter[str] = TypeAdapter(FragmentId)
+#: One spelling per id: ``/user/01001`` is not user 1001 (a cache or a log would see two).
+_USER_ID = re.compile(r"^[1-9][0-9]{0,15}$")
+MAX_USER_ID = 2**53 - 1
 
 
 def parse_user_id(raw: str | None, name: str = "user id") -> int:
     """A Telegram user id from a path segment or query value, or `InvalidInput`."""
     if raw is None or raw == "":
         raise InvalidInput(f"{name} is required")
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 16 or not 0 < int(raw) < 2**53:
-        raise InvalidInput(f"{name} must be a positive integer below 2^53")
+    if not _USER_ID.match(raw) or int(raw) > MAX_USER_ID:
+        raise InvalidInput(f"{name} must be a positive integer below 2^53, without leading 0")
     return int(raw)
 
 
@@ -123,10 +133,11 @@ class BesitosResource:
             raise InvalidInput(
                 f"the {IDEMPOTENCY_KEY} header is required: 1-128 visible ASCII characters"
             )
-        body = parse_body(TransactionBody, read_body(req))
+        body = parse_body(TransactionBody, read_body(req)).root
         result = self._bridge.ask(uid, Transact(
             kind=body.kind, amount=body.amount, idempotency_key=key,
-            to_user_id=body.to_user_id, reason=body.reason,
+            to_user_id=body.to_user_id if isinstance(body, Transfer) else None,
+            reason=body.reason,
         ))
         resp.media = result.model_dump(mode="json")
 
@@ -146,8 +157,8 @@ class SubscriptionResource:
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         uid = parse_user_id(user_id)
-        body = parse_body(SubscriptionBody, read_body(req))
+        body = parse_body(SubscriptionBody, read_body(req)).root
         view = self._bridge.ask(
-            uid, ChangeSubscription(plan=body.plan, status=body.status, ends_at=body.ends_at)
+            uid, ChangeSubscription(plan=Plan(body.plan), status=body.status, ends_at=body.ends_at)
         )
         resp.media = view.model_dump(mode="json")

@@ -27,6 +27,7 @@ from yabot.errors import (
     IdempotencyConflict,
     InsufficientBesitos,
     InvalidInput,
+    Unprocessable,
     UserNotFound,
 )
 from yabot.stores.handles import Stores
@@ -83,7 +84,7 @@ class BesitosService:
             if to_user_id is None:
                 raise InvalidInput("to_user_id: a transfer needs a recipient")
             if to_user_id == user_id:
-                raise InvalidInput("to_user_id: a transfer to oneself is not a transfer")
+                raise Unprocessable("to_user_id: a transfer to oneself is not a transfer")
         elif to_user_id is not None:
             raise InvalidInput(f"to_user_id: only a transfer has a recipient, not {kind}")
         request = request_fingerprint(kind, amount, to_user_id, reason)
