@@ -75,18 +75,25 @@ def problem_response(status: int, description: str | None = None) -> dict[str, A
 
 
 def _operation(
-    summary: str, scope: str, ok: type[BaseModel], parameters: list[dict[str, Any]],
-    body: type[BaseModel] | None = None, errors: tuple[int, ...] = (400, 404),
+    operation_id: str, summary: str, scope: str, ok: type[BaseModel],
+    parameters: list[dict[str, Any]], body: type[BaseModel] | None = None,
+    errors: tuple[int, ...] = (400, 404), links: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     statuses = {400, 401, 403, 429, 503, 504, *errors}
     if body is not None:
         statuses |= {411, 413, 415}
+    success: dict[str, Any] = {
+        "description": "OK", "content": {"application/json": {"schema": _ref(ok)}},
+    }
+    if links:
+        success["links"] = dict(links)
     operation: dict[str, Any] = {
+        "operationId": operation_id,
         "summary": summary,
         "security": [{"bearerAuth": [scope]}],
         "parameters": parameters,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": _ref(ok)}}},
+            "200": success,
             **{str(status): problem_response(status) for status in sorted(statuses)},
         },
     }
@@ -113,6 +120,16 @@ _IDEMPOTENCY = {
                    "the same key is 409",
     "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
 }
+
+
+def _links(operation_ids: tuple[str, ...], user_id: str) -> dict[str, Any]:
+    """OpenAPI links from one operation's answer to ``operation_ids`` on the same user
+    (``user_id``: a runtime expression), so clients and stateful fuzzing follow them."""
+    return {operation_id: {"operationId": operation_id, "parameters": {"user_id": user_id}}
+            for operation_id in operation_ids}
+
+
+_READ_BACK = _links(("getUserState",), "$request.path.user_id")
 
 
 def _health(description: str, ready: bool) -> dict[str, Any]:
@@ -200,21 +217,33 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
         },
         "paths": {
             "/user/{user_id}/state": {"get": _operation(
-                "The user's merged state", "users:read", UserState, user)},
+                "getUserState", "The user's merged state", "users:read", UserState, user,
+                links=_links(("transactBesitos", "putPreferences", "getSubscription",
+                              "putSubscription"), "$response.body#/document/user_id")
+                | {"getFragment": {"operationId": "getFragment", "parameters": {
+                    "query.user_id": "$response.body#/document/user_id"}}})},
             "/user/{user_id}/preferences": {"put": _operation(
+                "putPreferences",
                 "Replace all of the user's preferences (every field required)", "users:write",
-                Preferences, user, PreferencesBody)},
+                Preferences, user, PreferencesBody, links=_READ_BACK)},
             "/narrative/{fragment_id}": {"get": _operation(
-                "A story fragment as the user sees it", "narrative:read", FragmentView,
-                [_FRAGMENT_ID, _USER_ID_QUERY])},
+                "getFragment", "A story fragment as the user sees it", "narrative:read",
+                FragmentView, [_FRAGMENT_ID, _USER_ID_QUERY])},
             "/user/{user_id}/besitos": {"post": _operation(
-                "Earn, spend or transfer besitos, once per Idempotency-Key", "besitos:write",
-                TransactionResult, [*user, _IDEMPOTENCY], TransactionBody, (400, 404, 409, 422))},
+                "transactBesitos", "Earn, spend or transfer besitos, once per Idempotency-Key",
+                "besitos:write", TransactionResult, [*user, _IDEMPOTENCY], TransactionBody,
+                (400, 404, 409, 422), links={**_READ_BACK, "getRecipientState": {
+                    "operationId": "getUserState",
+                    "description": "A transfer's recipient, read back",
+                    "parameters": {"user_id": "$request.body#/to_user_id"}}})},
             "/user/{user_id}/subscription": {
-                "get": _operation("The user's subscription", "users:read", SubscriptionView,
-                                  user),
-                "put": _operation("Start or cancel a plan", "subscriptions:write",
-                                  SubscriptionView, user, SubscriptionBody, (400, 404, 422)),
+                "get": _operation("getSubscription", "The user's subscription", "users:read",
+                                  SubscriptionView, user),
+                "put": _operation("putSubscription", "Start or cancel a plan",
+                                  "subscriptions:write", SubscriptionView, user,
+                                  SubscriptionBody, (400, 404, 422),
+                                  links=_links(("getSubscription", "getUserState"),
+                                               "$request.path.user_id")),
             },
             "/healthz": {"get": _health("Liveness: the process answers", ready=False)},
             "/readyz": {"get": _health("Readiness: stores, bus, actor tree", ready=True)},
