@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.config import SchemathesisConfig
 
 from tests.api.conftest import USERS, ServedApi, make_token
+from yabot.api.resources import MAX_USER_ID
 
 EXAMPLES = int(os.environ.get("YABOT_FUZZ_EXAMPLES", "25"))
 DEADLINE_MS = 5000  # per example; generous for a 2-core machine running the suite
@@ -107,9 +108,10 @@ def test_linked_sequences_conform_and_never_fail(api: ServedApi) -> None:
 
         def before_call(self, case: schemathesis.Case) -> None:
             # A generated id rarely names a user; a linked one always does. Steer generated
-            # ids onto the users that exist, so sequences go past the first 404.
+            # ids onto the users that exist, so sequences go past the first 404. Only valid
+            # ids: an invalid one is what a negative case is about.
             user = (case.path_parameters or {}).get("user_id")
-            if isinstance(user, int) and user not in USERS:
+            if isinstance(user, int) and 0 < user <= MAX_USER_ID and user not in USERS:
                 case.path_parameters["user_id"] = USERS[user % len(USERS)]
             elif isinstance(user, int):
                 followed[case.operation.label] += 1

@@ -16,6 +16,7 @@ from yabot.api.bridge import ApiBridge
 from yabot.api.health import HEALTH_JSON, Readiness
 from yabot.api.metrics import HttpMetrics, MeasureRequests, MetricsResource
 from yabot.api.openapi import OpenApiResource, extra_path_items
+from yabot.api.policy import check_route_policy
 from yabot.api.problems import PROBLEM_JSON, handle_error, serialize_problem
 from yabot.api.ratelimit import RateLimit
 from yabot.api.resources import (
@@ -71,7 +72,8 @@ def create_app(
     rate_limit: RateLimit | None = None,
 ) -> falcon.App[Any, Any]:
     """The API; ``extra_routes`` are resources other parts add (the Telegram webhook),
-    documented in ``/openapi.json`` too (`yabot.api.openapi.extra_path_items`).
+    documented in ``/openapi.json`` too (`yabot.api.openapi.extra_path_items`). Every
+    resource must declare its `RoutePolicy`: `ConfigError` otherwise (nothing starts).
 
     ``health`` feeds ``/readyz`` (no checks: ready), ``draining`` makes it fail (set at the
     start of shutdown), ``metrics_sources`` add Prometheus text to ``/metrics`` after the
@@ -95,16 +97,22 @@ def create_app(
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_error)
     registry = health or HealthRegistry()
-    app.add_route("/healthz", Liveness())
-    app.add_route("/readyz", Readiness(registry.check_all, draining or threading.Event()))
-    app.add_route("/metrics", MetricsResource([http_metrics.prometheus_text, *metrics_sources]))
     extras = dict(extra_routes or {})
-    app.add_route("/openapi.json", OpenApiResource(extra_path_items(extras)))
-    app.add_route("/user/{user_id}/state", UserStateResource(bridge))
-    app.add_route("/user/{user_id}/preferences", PreferencesResource(bridge))
-    app.add_route("/user/{user_id}/besitos", BesitosResource(bridge))
-    app.add_route("/user/{user_id}/subscription", SubscriptionResource(bridge))
-    app.add_route("/narrative/{fragment_id}", FragmentResource(bridge))
     for path, resource in extras.items():
+        check_route_policy(path, resource)  # before they are documented
+    routes: dict[str, object] = {
+        "/healthz": Liveness(),
+        "/readyz": Readiness(registry.check_all, draining or threading.Event()),
+        "/metrics": MetricsResource([http_metrics.prometheus_text, *metrics_sources]),
+        "/openapi.json": OpenApiResource(extra_path_items(extras)),
+        "/user/{user_id}/state": UserStateResource(bridge),
+        "/user/{user_id}/preferences": PreferencesResource(bridge),
+        "/user/{user_id}/besitos": BesitosResource(bridge),
+        "/user/{user_id}/subscription": SubscriptionResource(bridge),
+        "/narrative/{fragment_id}": FragmentResource(bridge),
+        **extras,
+    }
+    for path, resource in routes.items():
+        check_route_policy(path, resource)  # fails closed: no start with an unguarded route
         app.add_route(path, resource)
     return app

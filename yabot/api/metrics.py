@@ -12,6 +12,8 @@ from typing import Any
 
 import falcon
 
+from yabot.api.policy import PUBLIC
+
 # Upper bounds in seconds: from a hello-world answer (~1 ms) to an ask that timed out.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -126,7 +128,7 @@ class MetricsResource:
     Public like the health routes: serve the API on an internal address, or filter
     ``/metrics`` at the proxy."""
 
-    public = True
+    policy = PUBLIC
 
     def __init__(self, sources: list[Callable[[], str]]) -> None:
         self._sources = sources

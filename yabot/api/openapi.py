@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from yabot import __version__ as VERSION
-from yabot.api.auth import SCOPES
+from yabot.api.policy import PUBLIC, SCOPES, policy_of
 from yabot.api.resources import IDEMPOTENCY_KEY
 from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody
 from yabot.sessions.messages import (
@@ -193,9 +193,11 @@ def extra_path_items(routes: Mapping[str, object]) -> dict[str, Operations]:
         if described is not None:
             items[path] = described
             continue
-        security: list[Any] = [] if getattr(resource, "public", False) else [{"bearerAuth": []}]
+        policy = policy_of(resource)
         items[path] = {
-            method: {"summary": "Not described", "security": security,
+            method: {"summary": "Not described",
+                     "security": [] if policy.public else [
+                         {"bearerAuth": [policy.scopes[method.upper()]]}],
                      "responses": {"default": {"description": "Not described"}}}
             for method in _OPENAPI_METHODS
             if callable(getattr(resource, f"on_{method}", None))
@@ -275,7 +277,7 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
 class OpenApiResource:
     """``GET /openapi.json``."""
 
-    public = True
+    policy = PUBLIC
 
     def __init__(self, extra_paths: Mapping[str, Operations] | None = None) -> None:
         self._document = openapi_document(extra_paths)

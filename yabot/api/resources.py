@@ -1,15 +1,15 @@
 """HTTP resources: each turns a request into one ask on the user's session and the reply into
-JSON. ``scopes`` names the token scope each method needs (checked by `RequireToken`)."""
+JSON. ``policy`` declares who may call each (`yabot.api.policy`, checked by `RequireToken`)."""
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
 
 import falcon
 from pydantic import TypeAdapter, ValidationError
 
 from yabot.api.bridge import ApiBridge
+from yabot.api.policy import PUBLIC, requires
 from yabot.api.schemas import (
     PreferencesBody,
     SubscriptionBody,
@@ -63,7 +63,7 @@ def read_body(req: falcon.Request) -> bytes:
 class Liveness:
     """``GET /healthz``: the process answers. Says nothing about dependencies."""
 
-    public = True
+    policy = PUBLIC
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "application/health+json"
@@ -73,7 +73,7 @@ class Liveness:
 class UserStateResource:
     """``GET /user/{user_id}/state``: the user's merged state (`GetState`)."""
 
-    scopes: ClassVar[dict[str, str]] = {"GET": "users:read"}
+    policy = requires(GET="users:read")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
@@ -87,7 +87,7 @@ class PreferencesResource:
     """``PUT /user/{user_id}/preferences``: replace all of the user's preferences
     (`SetPreferences`); answers the preferences now in force."""
 
-    scopes: ClassVar[dict[str, str]] = {"PUT": "users:write"}
+    policy = requires(PUT="users:write")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
@@ -104,7 +104,7 @@ class FragmentResource:
     """``GET /narrative/{fragment_id}?user_id=``: the fragment as that user sees it
     (`ShowFragment`); a VIP fragment for a user without VIP is 403 ``vip-required``."""
 
-    scopes: ClassVar[dict[str, str]] = {"GET": "narrative:read"}
+    policy = requires(GET="narrative:read")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
@@ -121,7 +121,7 @@ class BesitosResource:
     request's ``Idempotency-Key``. Repeating a request with its key changes nothing and
     answers ``applied: false``; the same key with a different body is 409."""
 
-    scopes: ClassVar[dict[str, str]] = {"POST": "besitos:write"}
+    policy = requires(POST="besitos:write")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
@@ -146,7 +146,7 @@ class SubscriptionResource:
     """``GET /user/{user_id}/subscription`` (`GetSubscription`) and ``PUT`` to start or cancel
     a plan (`ChangeSubscription`)."""
 
-    scopes: ClassVar[dict[str, str]] = {"GET": "users:read", "PUT": "subscriptions:write"}
+    policy = requires(GET="users:read", PUT="subscriptions:write")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge

@@ -35,7 +35,7 @@ from pydantic import (
 from yabot.domain.besitos import Amount
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import Language, UserId
-from yabot.errors import InvalidInput
+from yabot.errors import InvalidInput, Unprocessable
 
 #: Text a person typed: any character but the C0/C1 controls (NUL included) and DEL.
 PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f]*$"
@@ -50,11 +50,12 @@ def _integral(value: Any) -> Any:
 
 
 def _utc(value: datetime) -> datetime:
-    """An aware time in UTC; an offset that takes it past year 9999 is refused."""
+    """An aware time in UTC. One valid by the schema that an offset takes out of years
+    1-9999 is `Unprocessable` (422), raised through pydantic as it is."""
     try:
         return value.astimezone(UTC)
     except OverflowError as exc:
-        raise ValueError("out of range once converted to UTC") from exc
+        raise Unprocessable("ends_at: out of the years 1-9999 once converted to UTC") from exc
 
 
 JsonInt = BeforeValidator(_integral)

@@ -21,6 +21,7 @@ import falcon
 import structlog
 
 from yabot.api.openapi import Operations, problem_response
+from yabot.api.policy import PUBLIC
 from yabot.bot.runner import Accepted, BotRunner
 from yabot.errors import InvalidInput, Unauthorized, Unavailable
 
@@ -33,7 +34,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 class TelegramWebhook:
     """The Falcon resource. Public (no JWT): the secret header is its authentication."""
 
-    public = True
+    policy = PUBLIC
     #: Its entry in ``/openapi.json`` (`yabot.api.openapi.extra_path_items`).
     openapi: ClassVar[Operations] = {"post": {
         "summary": "A Telegram update (Bot API setWebhook), authenticated by the secret header",
