@@ -27,8 +27,11 @@ def test_state_of_a_user(api: ServedApi) -> None:
     assert response.status == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert body["document"]["user_id"] == ANA
-    assert body["profile"]["first_name"] == f"User {ANA}"
+    # One field, one place: the API's own shape, not the stored document and profile.
+    assert set(body) == {"user_id", "created_at", "telegram", "preferences", "besitos",
+                         "current_fragment", "inventory", "subscription"}
+    assert body["user_id"] == ANA
+    assert body["telegram"]["first_name"] == f"User {ANA}"
     assert body["subscription"]["plan"] == "free"
     assert set(body["preferences"]) == {"language", "notifications"}
 
@@ -156,7 +159,7 @@ def test_same_key_with_a_body_that_differs_only_in_reason_is_409(api: ServedApi)
     replay = _transact(api, CAROL, "k-reason", body)
     assert (replay.status, replay.json()["applied"]) == (200, False)
     after = api.call("GET", f"/user/{CAROL}/state", token=make_token()).json()
-    assert after["document"]["besitos"] == before["document"]["besitos"]
+    assert after["besitos"] == before["besitos"]
 
 
 def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
@@ -166,13 +169,13 @@ def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
     assert moved.status == 200, moved.body
     assert moved.json()["kind"] == "transfer"
     after = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
-    assert after["document"]["besitos"] == before["document"]["besitos"] + 7
+    assert after["besitos"] == before["besitos"] + 7
 
 
 def test_earning_past_the_balance_limit_is_409_and_changes_nothing(api: ServedApi) -> None:
     limit = 2**53 - 1
     balance = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
-    room = limit - balance["document"]["besitos"]
+    room = limit - balance["besitos"]
     filled = _transact(api, BEA, "fill-bea", {"kind": "earn", "amount": room})
     assert (filled.status, filled.json()["balance"]) == (200, limit)
     problem(_transact(api, BEA, "past-limit", {"kind": "earn", "amount": 1}),
@@ -181,7 +184,7 @@ def test_earning_past_the_balance_limit_is_409_and_changes_nothing(api: ServedAp
                       {"kind": "transfer", "amount": 1, "to_user_id": BEA}),
             409, "balance-limit")
     after = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
-    assert after["document"]["besitos"] == limit
+    assert after["besitos"] == limit
     spent = _transact(api, BEA, "drain-bea", {"kind": "spend", "amount": limit})
     assert (spent.status, spent.json()["balance"]) == (200, 0)
 

@@ -19,14 +19,15 @@ from pydantic.json_schema import models_json_schema
 from yabot import __version__ as VERSION
 from yabot.api.policy import PUBLIC, SCOPES, policy_of
 from yabot.api.resources import IDEMPOTENCY_KEY
-from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody
-from yabot.sessions.messages import (
-    FragmentView,
-    Preferences,
-    SubscriptionView,
-    TransactionResult,
-    UserState,
+from yabot.api.responses import (
+    RESPONSES,
+    FragmentResponse,
+    PreferencesResponse,
+    SubscriptionResponse,
+    TransactionResponse,
+    UserStateResponse,
 )
+from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody
 
 MAX_USER_ID = 2**53 - 1
 #: What an ``openapi`` attribute of a resource holds: method in lower case → operation object.
@@ -35,9 +36,7 @@ _REF = "#/components/schemas/{model}"
 _OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 _REQUESTS: tuple[type[BaseModel], ...] = (PreferencesBody, TransactionBody, SubscriptionBody)
-_RESPONSES: tuple[type[BaseModel], ...] = (
-    UserState, Preferences, FragmentView, TransactionResult, SubscriptionView,
-)
+_RESPONSES: tuple[type[BaseModel], ...] = RESPONSES
 
 _STATUS_TEXT = {
     400: "Bad request: an invalid id, parameter, header or body",
@@ -219,30 +218,30 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
         },
         "paths": {
             "/user/{user_id}/state": {"get": _operation(
-                "getUserState", "The user's merged state", "users:read", UserState, user,
+                "getUserState", "The user's merged state", "users:read", UserStateResponse, user,
                 links=_links(("transactBesitos", "putPreferences", "getSubscription",
-                              "putSubscription"), "$response.body#/document/user_id")
+                              "putSubscription"), "$response.body#/user_id")
                 | {"getFragment": {"operationId": "getFragment", "parameters": {
-                    "query.user_id": "$response.body#/document/user_id"}}})},
+                    "query.user_id": "$response.body#/user_id"}}})},
             "/user/{user_id}/preferences": {"put": _operation(
                 "putPreferences",
                 "Replace all of the user's preferences (every field required)", "users:write",
-                Preferences, user, PreferencesBody, links=_READ_BACK)},
+                PreferencesResponse, user, PreferencesBody, links=_READ_BACK)},
             "/narrative/{fragment_id}": {"get": _operation(
                 "getFragment", "A story fragment as the user sees it", "narrative:read",
-                FragmentView, [_FRAGMENT_ID, _USER_ID_QUERY])},
+                FragmentResponse, [_FRAGMENT_ID, _USER_ID_QUERY])},
             "/user/{user_id}/besitos": {"post": _operation(
                 "transactBesitos", "Earn, spend or transfer besitos, once per Idempotency-Key",
-                "besitos:write", TransactionResult, [*user, _IDEMPOTENCY], TransactionBody,
+                "besitos:write", TransactionResponse, [*user, _IDEMPOTENCY], TransactionBody,
                 (400, 404, 409, 422), links={**_READ_BACK, "getRecipientState": {
                     "operationId": "getUserState",
                     "description": "A transfer's recipient, read back",
                     "parameters": {"user_id": "$request.body#/to_user_id"}}})},
             "/user/{user_id}/subscription": {
                 "get": _operation("getSubscription", "The user's subscription", "users:read",
-                                  SubscriptionView, user),
+                                  SubscriptionResponse, user),
                 "put": _operation("putSubscription", "Start or cancel a plan",
-                                  "subscriptions:write", SubscriptionView, user,
+                                  "subscriptions:write", SubscriptionResponse, user,
                                   SubscriptionBody, (400, 404, 422),
                                   links=_links(("getSubscription", "getUserState"),
                                                "$request.path.user_id")),

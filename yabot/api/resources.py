@@ -10,6 +10,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from yabot.api.bridge import ApiBridge
 from yabot.api.policy import PUBLIC, requires
+from yabot.api.responses import (
+    FragmentResponse,
+    PreferencesResponse,
+    SubscriptionResponse,
+    TransactionResponse,
+    UserStateResponse,
+)
 from yabot.api.schemas import (
     PreferencesBody,
     SubscriptionBody,
@@ -80,7 +87,7 @@ class UserStateResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         state = self._bridge.user_state(parse_user_id(user_id))
-        resp.media = state.model_dump(mode="json")
+        resp.media = UserStateResponse.of(state).model_dump(mode="json")
 
 
 class PreferencesResource:
@@ -97,7 +104,7 @@ class PreferencesResource:
         body = parse_body(PreferencesBody, read_body(req))
         preferences = Preferences(language=body.language, notifications=body.notifications)
         state = self._bridge.ask(uid, SetPreferences(preferences=preferences))
-        resp.media = state.preferences.model_dump(mode="json")
+        resp.media = PreferencesResponse.of(state.preferences).model_dump(mode="json")
 
 
 class FragmentResource:
@@ -113,7 +120,7 @@ class FragmentResource:
         fragment = parse_fragment_id(fragment_id)
         uid = parse_user_id(req.get_param("user_id"), "query parameter user_id")
         view = self._bridge.ask(uid, ShowFragment(fragment_id=fragment))
-        resp.media = view.model_dump(mode="json")
+        resp.media = FragmentResponse.of(view).model_dump(mode="json")
 
 
 class BesitosResource:
@@ -139,7 +146,7 @@ class BesitosResource:
             to_user_id=body.to_user_id if isinstance(body, Transfer) else None,
             reason=body.reason,
         ))
-        resp.media = result.model_dump(mode="json")
+        resp.media = TransactionResponse.of(result).model_dump(mode="json")
 
 
 class SubscriptionResource:
@@ -153,7 +160,7 @@ class SubscriptionResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         view = self._bridge.ask(parse_user_id(user_id), GetSubscription())
-        resp.media = view.model_dump(mode="json")
+        resp.media = SubscriptionResponse.of(view).model_dump(mode="json")
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         uid = parse_user_id(user_id)
@@ -161,4 +168,4 @@ class SubscriptionResource:
         view = self._bridge.ask(
             uid, ChangeSubscription(plan=Plan(body.plan), status=body.status, ends_at=body.ends_at)
         )
-        resp.media = view.model_dump(mode="json")
+        resp.media = SubscriptionResponse.of(view).model_dump(mode="json")

@@ -14,8 +14,8 @@ from yabot.domain.narrative import Choice, Fragment
 from yabot.domain.users import UserChanges, UserDocument
 from yabot.errors import BalanceLimit, FragmentNotFound, InsufficientBesitos, StaleChoice
 from yabot.services.besitos import BesitosService
-from yabot.sessions.messages import ChoiceView, FragmentView
 from yabot.stores.handles import Stores
+from yabot.views import ChoiceView, FragmentView
 
 log = structlog.get_logger("yabot.services.narrative")
 

@@ -13,8 +13,8 @@ from yabot.domain.subscriptions import (
 )
 from yabot.domain.users import utcnow
 from yabot.errors import InvalidInput, Unprocessable
-from yabot.sessions.messages import SubscriptionView
 from yabot.stores.handles import Stores
+from yabot.views import SubscriptionView
 
 
 def subscription_view(subscription: Subscription | None,

@@ -359,11 +359,13 @@ class SqlBesitosLedger:
                         return BalanceChange(applied=True, balance=after)
                 transaction.rollback()  # too poor, too rich, no user, or the key was used
                 current = conn.execute(self._balance, {"uid": user_id}).scalar_one_or_none()
-                replay = conn.execute(self._by_key, {"key": key}).first() is not None
+                # A credit that found no room and is not a replay is over the limit.
+                over = (delta > 0 and current is not None
+                        and conn.execute(self._by_key, {"key": key}).first() is None)
                 conn.rollback()
             if current is None:
                 raise UserNotFound(user_id)
-            if delta > 0 and not replay:
+            if over:
                 ensure_room(current, delta)
             return BalanceChange(applied=False, balance=current)
 
