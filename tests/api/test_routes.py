@@ -248,3 +248,52 @@ def test_subscription_errors(api: ServedApi, user: int, body: object, status: in
     if user != UNKNOWN:
         current = api.call("GET", f"/user/{user}/subscription", token=make_token())
         assert current.json()["plan"] == "free"  # nothing changed
+
+
+# ---- PUT /user/{id}, POST /user/{id}/purchases, POST /user/{id}/gifts ----------------------
+
+
+def test_provisioning_a_user_is_idempotent(api: ServedApi) -> None:
+    token = make_token(["users:write", "users:read"])
+    body = _json({"first_name": "Dora", "username": "dora_x", "language_code": "es-ES"})
+    created = api.call("PUT", "/user/555001", token=token, json_body=body)
+    assert created.status == 201, created.body
+    state = created.json()
+    assert (state["user_id"], state["telegram"]["first_name"]) == (555001, "Dora")
+    assert state["preferences"]["language"] == "es"
+    again = api.call("PUT", "/user/555001", token=token, json_body=body)
+    assert (again.status, again.json()) == (200, state)
+    read = api.call("GET", "/user/555001/state", token=token)
+    assert (read.status, read.json()) == (200, state)
+    problem(api.call("PUT", "/user/555002", token=token,
+                     json_body=_json({"first_name": "nul\u0000"})), 400, "invalid-input")
+    problem(api.call("PUT", "/user/555003", token=make_token(["users:read"]), json_body=body),
+            403, "forbidden")
+
+
+def test_buying_and_gifting_items(api: ServedApi) -> None:
+    assert _transact(api, ANA, "fund-shop", {"kind": "earn", "amount": 10}).status == 200
+    token = make_token(["besitos:write"])
+
+    def post(path: str, key: str, body: object) -> Response:
+        return api.call("POST", path, token=token, json_body=_json(body),
+                        headers={"Idempotency-Key": key})
+
+    bought = post(f"/user/{ANA}/purchases", "buy-lantern", {"sku": "lantern"})
+    assert bought.status == 200, bought.body
+    assert bought.json()["applied"] is True
+    assert "lantern" in bought.json()["inventory"]
+    replay = post(f"/user/{ANA}/purchases", "buy-lantern", {"sku": "lantern"})
+    assert (replay.json()["applied"], replay.json()["balance"]) == (False,
+                                                                   bought.json()["balance"])
+    problem(post(f"/user/{ANA}/purchases", "buy-ghost", {"sku": "ghost"}), 404,
+            "item-not-found")
+
+    gift = post(f"/user/{ANA}/gifts", "rose-for-bea", {"sku": "rose", "to_user_id": BEA})
+    assert gift.status == 200, gift.body
+    assert (gift.json()["applied"], gift.json()["to_user_id"]) == (True, BEA)
+    assert gift.json()["balance"] == bought.json()["balance"] - 2
+    bea = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
+    assert "rose" in bea["inventory"]
+    problem(post(f"/user/{ANA}/gifts", "self", {"sku": "rose", "to_user_id": ANA}), 422,
+            "unprocessable")

@@ -22,9 +22,12 @@ from yabot.api.ratelimit import RateLimit
 from yabot.api.resources import (
     BesitosResource,
     FragmentResource,
+    GiftsResource,
     Liveness,
     PreferencesResource,
+    PurchasesResource,
     SubscriptionResource,
+    UserResource,
     UserStateResource,
 )
 from yabot.api.strict import RefuseRepeatedParameters
@@ -105,7 +108,10 @@ def create_app(
         "/readyz": Readiness(registry.check_all, draining or threading.Event()),
         "/metrics": MetricsResource([http_metrics.prometheus_text, *metrics_sources]),
         "/openapi.json": OpenApiResource(extra_path_items(extras)),
+        "/user/{user_id}": UserResource(bridge),
         "/user/{user_id}/state": UserStateResource(bridge),
+        "/user/{user_id}/purchases": PurchasesResource(bridge),
+        "/user/{user_id}/gifts": GiftsResource(bridge),
         "/user/{user_id}/preferences": PreferencesResource(bridge),
         "/user/{user_id}/besitos": BesitosResource(bridge),
         "/user/{user_id}/subscription": SubscriptionResource(bridge),

@@ -22,12 +22,21 @@ from yabot.api.resources import IDEMPOTENCY_KEY
 from yabot.api.responses import (
     RESPONSES,
     FragmentResponse,
+    GiftResponse,
     PreferencesResponse,
+    PurchaseResponse,
     SubscriptionResponse,
     TransactionResponse,
     UserStateResponse,
 )
-from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody
+from yabot.api.schemas import (
+    GiftBody,
+    PreferencesBody,
+    ProvisionBody,
+    PurchaseBody,
+    SubscriptionBody,
+    TransactionBody,
+)
 
 MAX_USER_ID = 2**53 - 1
 #: What an ``openapi`` attribute of a resource holds: method in lower case → operation object.
@@ -35,7 +44,9 @@ Operations = Mapping[str, Mapping[str, Any]]
 _REF = "#/components/schemas/{model}"
 _OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
-_REQUESTS: tuple[type[BaseModel], ...] = (PreferencesBody, TransactionBody, SubscriptionBody)
+_REQUESTS: tuple[type[BaseModel], ...] = (
+    PreferencesBody, TransactionBody, SubscriptionBody, ProvisionBody, PurchaseBody, GiftBody,
+)
 _RESPONSES: tuple[type[BaseModel], ...] = RESPONSES
 
 _STATUS_TEXT = {
@@ -131,6 +142,22 @@ def _links(operation_ids: tuple[str, ...], user_id: str) -> dict[str, Any]:
 _READ_BACK = _links(("getUserState",), "$request.path.user_id")
 
 
+def _provision() -> dict[str, Any]:
+    """``PUT /user/{user_id}``: 201 when it created the user, 200 when the user existed."""
+    operation = _operation(
+        "provisionUser", "Provision a user known from Telegram (idempotent)", "users:write",
+        UserStateResponse, [_USER_ID_PATH], ProvisionBody,
+        links=_links(("getUserState", "transactBesitos", "putSubscription"),
+                     "$request.path.user_id"))
+    ok = operation["responses"]["200"]
+    operation["responses"] = {
+        "200": {**ok, "description": "The user existed; nothing changed"},
+        "201": {**ok, "description": "Created"},
+        **{k: v for k, v in operation["responses"].items() if k != "200"},
+    }
+    return operation
+
+
 def _health(description: str, ready: bool) -> dict[str, Any]:
     schema = {"$ref": "#/components/schemas/Health"}
     responses: dict[str, Any] = {"200": {
@@ -217,6 +244,17 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
                            "problem details (application/problem+json).",
         },
         "paths": {
+            "/user/{user_id}": {"put": _provision()},
+            "/user/{user_id}/purchases": {"post": _operation(
+                "buyItem", "Buy an item with the user's besitos, once per Idempotency-Key",
+                "besitos:write", PurchaseResponse, [*user, _IDEMPOTENCY], PurchaseBody,
+                (400, 403, 404, 409), links=_READ_BACK)},
+            "/user/{user_id}/gifts": {"post": _operation(
+                "giftItem", "Buy an item for another user, once per Idempotency-Key",
+                "besitos:write", GiftResponse, [*user, _IDEMPOTENCY], GiftBody,
+                (400, 403, 404, 409, 422), links={**_READ_BACK, "getRecipientState": {
+                    "operationId": "getUserState", "description": "The gift's recipient",
+                    "parameters": {"user_id": "$request.body#/to_user_id"}}})},
             "/user/{user_id}/state": {"get": _operation(
                 "getUserState", "The user's merged state", "users:read", UserStateResponse, user,
                 links=_links(("transactBesitos", "putPreferences", "getSubscription",

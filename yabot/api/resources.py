@@ -12,13 +12,18 @@ from yabot.api.bridge import ApiBridge
 from yabot.api.policy import PUBLIC, requires
 from yabot.api.responses import (
     FragmentResponse,
+    GiftResponse,
     PreferencesResponse,
+    PurchaseResponse,
     SubscriptionResponse,
     TransactionResponse,
     UserStateResponse,
 )
 from yabot.api.schemas import (
+    GiftBody,
     PreferencesBody,
+    ProvisionBody,
+    PurchaseBody,
     SubscriptionBody,
     TransactionBody,
     Transfer,
@@ -26,13 +31,17 @@ from yabot.api.schemas import (
 )
 from yabot.domain.narrative import FragmentId
 from yabot.domain.subscriptions import Plan
+from yabot.domain.users import TelegramIdentity
 from yabot.errors import InvalidInput
 from yabot.sessions.messages import (
+    BuyItem,
     ChangeSubscription,
     GetSubscription,
+    GiftItem,
     Preferences,
     SetPreferences,
     ShowFragment,
+    Start,
     Transact,
 )
 
@@ -135,11 +144,7 @@ class BesitosResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         uid = parse_user_id(user_id)
-        key = req.get_header(IDEMPOTENCY_KEY)
-        if key is None or not _IDEMPOTENCY_KEY.match(key):
-            raise InvalidInput(
-                f"the {IDEMPOTENCY_KEY} header is required: 1-128 visible ASCII characters"
-            )
+        key = idempotency_key(req)
         body = parse_body(TransactionBody, read_body(req)).root
         result = self._bridge.ask(uid, Transact(
             kind=body.kind, amount=body.amount, idempotency_key=key,
@@ -169,3 +174,68 @@ class SubscriptionResource:
             uid, ChangeSubscription(plan=Plan(body.plan), status=body.status, ends_at=body.ends_at)
         )
         resp.media = SubscriptionResponse.of(view).model_dump(mode="json")
+
+
+def idempotency_key(req: falcon.Request) -> str:
+    """The request's ``Idempotency-Key``, or `InvalidInput`."""
+    key = req.get_header(IDEMPOTENCY_KEY)
+    if key is None or not _IDEMPOTENCY_KEY.match(key):
+        raise InvalidInput(
+            f"the {IDEMPOTENCY_KEY} header is required: 1-128 visible ASCII characters"
+        )
+    return key
+
+
+class UserResource:
+    """``PUT /user/{user_id}``: provision a user without Telegram (`Start`, as the bot's
+    /start does): 201 with the state when created, 200 with the state as it is when the user
+    existed (idempotent; an existing profile is not changed — Telegram's updates do that)."""
+
+    policy = requires(PUT="users:write")
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        body = parse_body(ProvisionBody, read_body(req))
+        welcome = self._bridge.ask(uid, Start(identity=TelegramIdentity(
+            user_id=uid, first_name=body.first_name, username=body.username,
+            language_code=body.language_code)))
+        resp.status = falcon.HTTP_201 if welcome.created else falcon.HTTP_200
+        resp.media = UserStateResponse.of(welcome.state).model_dump(mode="json")
+
+
+class PurchasesResource:
+    """``POST /user/{user_id}/purchases``: buy an item with besitos (`BuyItem`), once per
+    ``Idempotency-Key``."""
+
+    policy = requires(POST="besitos:write")
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        key = idempotency_key(req)
+        body = parse_body(PurchaseBody, read_body(req))
+        purchase = self._bridge.ask(uid, BuyItem(sku=body.sku, idempotency_key=key))
+        resp.media = PurchaseResponse.of(purchase).model_dump(mode="json")
+
+
+class GiftsResource:
+    """``POST /user/{user_id}/gifts``: buy an item for another user (`GiftItem`, the
+    coordinator's workflow), once per ``Idempotency-Key``."""
+
+    policy = requires(POST="besitos:write")
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        key = idempotency_key(req)
+        body = parse_body(GiftBody, read_body(req))
+        gift = self._bridge.ask(uid, GiftItem(sku=body.sku, to_user_id=body.to_user_id,
+                                              idempotency_key=key))
+        resp.media = GiftResponse.of(gift).model_dump(mode="json")

@@ -21,7 +21,9 @@ from yabot.domain.users import Language
 from yabot.views import (
     ChoiceView,
     FragmentView,
+    Gift,
     Preferences,
+    Purchase,
     SubscriptionView,
     TransactionResult,
     UserState,
@@ -155,8 +157,38 @@ class TransactionResponse(Response):
                    balance=view.balance)
 
 
+class PurchaseResponse(Response):
+    """``applied`` false: this key bought before, or the user owns the item already (nothing
+    was charged)."""
+
+    sku: str
+    applied: bool
+    balance: Besitos
+    inventory: tuple[str, ...]
+
+    @classmethod
+    def of(cls, view: Purchase) -> PurchaseResponse:
+        return cls(sku=view.item.sku, applied=view.applied, balance=view.balance,
+                   inventory=view.inventory)
+
+
+class GiftResponse(Response):
+    """``applied`` false: this key gifted before, or the recipient owns the item already
+    (nothing was charged). ``balance`` is the giver's."""
+
+    sku: str
+    to_user_id: UserIdField
+    applied: bool
+    balance: Besitos
+
+    @classmethod
+    def of(cls, view: Gift) -> GiftResponse:
+        return cls(sku=view.item.sku, to_user_id=view.to_user_id, applied=view.applied,
+                   balance=view.balance)
+
+
 #: Every response body of the API's own routes, for the OpenAPI document.
 RESPONSES: tuple[type[Response], ...] = (
     UserStateResponse, PreferencesResponse, FragmentResponse, TransactionResponse,
-    SubscriptionResponse,
+    SubscriptionResponse, PurchaseResponse, GiftResponse,
 )

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from yabot.domain.besitos import Amount
+from yabot.domain.items import Sku
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import Language, UserId
 from yabot.errors import InvalidInput, Unprocessable
@@ -102,6 +103,33 @@ class TransactionBody(RootModel[Annotated[Earn | Spend | Transfer, Field(discrim
     """``POST /user/{id}/besitos``: earn, spend, or transfer to ``to_user_id``."""
 
     model_config = ConfigDict(frozen=True)
+
+
+TelegramUsername = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
+LanguageTag = Annotated[str, Field(min_length=2, max_length=16,
+                                   pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
+
+
+class ProvisionBody(Body):
+    """``PUT /user/{id}``: a user known from Telegram, provisioned by a service before (or
+    without) their first update. The Telegram profile fields, as Telegram gives them."""
+
+    first_name: Annotated[str, Field(max_length=256, pattern=PLAIN_TEXT)] = ""
+    username: TelegramUsername | None = None
+    language_code: LanguageTag | None = None
+
+
+class PurchaseBody(Body):
+    """``POST /user/{id}/purchases``: buy ``sku`` with the user's besitos."""
+
+    sku: Sku
+
+
+class GiftBody(Body):
+    """``POST /user/{id}/gifts``: buy ``sku`` with the user's besitos for ``to_user_id``."""
+
+    sku: Sku
+    to_user_id: Annotated[UserId, JsonInt]
 
 
 class StartPlan(Body):
