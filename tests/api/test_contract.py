@@ -2,7 +2,7 @@
 them is checked in. A response field that appears or disappears changes the document, and this
 test fails until the snapshot is updated on purpose:
 
-    .venv/bin/python -m tests.api.test_contract   # rewrite tests/api/openapi.snapshot.json
+    .venv/bin/python -m tests.api.test_contract   # rewrite the snapshot and the event schema
 """
 
 from __future__ import annotations
@@ -14,9 +14,16 @@ from typing import Any
 from yabot.api.openapi import openapi_document
 from yabot.api.responses import RESPONSES, UserStateResponse
 from yabot.domain.users import UserDocument, UserProfile
+from yabot.events.models import EVENT_ADAPTER
 from yabot.views import Preferences, SubscriptionView, UserState
 
 SNAPSHOT = Path(__file__).with_name("openapi.snapshot.json")
+#: The event stream's contract for consumers (README, "Event stream for consumers").
+EVENTS_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "events.schema.json"
+
+
+def events_schema() -> dict[str, Any]:
+    return EVENT_ADAPTER.json_schema(mode="serialization")
 
 
 def current() -> dict[str, Any]:
@@ -58,6 +65,14 @@ def test_a_state_does_not_follow_storage_fields() -> None:
     assert body["besitos"] == 3
 
 
+def test_the_published_event_schema_is_the_checked_in_one() -> None:
+    assert events_schema() == json.loads(EVENTS_SCHEMA.read_text()), (
+        "an event's shape changed: consumers read docs/events.schema.json; review, then run "
+        "`.venv/bin/python -m tests.api.test_contract` to update it"
+    )
+
+
 if __name__ == "__main__":
     SNAPSHOT.write_text(json.dumps(current(), indent=1, sort_keys=True) + "\n")
-    print(f"wrote {SNAPSHOT}")
+    EVENTS_SCHEMA.write_text(json.dumps(events_schema(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {SNAPSHOT} and {EVENTS_SCHEMA}")
