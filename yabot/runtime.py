@@ -16,23 +16,35 @@ import pykka
 import structlog
 from pymongo import MongoClient
 
-from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
+from actors import ActorError, ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
+from yabot import crashpoints
 from yabot.bot.runner import BotRunner, build_dispatcher
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.coordinator import Coordinator, CoordinatorClient
+from yabot.coordinator.actor import Recovery
+from yabot.errors import YabotError
 from yabot.events.bus import Events
+from yabot.events.drafts import Drafts
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
 from yabot.seed import seed_at_start
 from yabot.sessions.session import SessionServices, UserSession
-from yabot.settings import Settings
+from yabot.settings import Environment, Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
 from yabot.stores.handles import Stores
 
 log = structlog.get_logger("yabot.runtime")
 
 ROOT_STOP_TIMEOUT = 30.0
+
+
+def session_failure(error: BaseException) -> bool:
+    """Whether a session's error while answering an ask is a *failure* (counted towards its
+    quarantine, poison if repeated): a bug or a bad record, not a domain answer
+    (`YabotError`: not found, insufficient besitos, store unavailable...) nor the runtime
+    refusing (`ActorError`: a timeout asking the coordinator)."""
+    return not isinstance(error, YabotError | ActorError)
 
 
 class Runtime:
@@ -56,8 +68,10 @@ class Runtime:
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
         self.coordination = CoordinatorClient(lambda: self.find("coordinator"),
                                               settings.actors.ask_timeout * 0.8)
+        self.drafts = Drafts(settings.events.stream)
         self.session_services = SessionServices.build(
-            self.stores, start_fragment=settings.story.start_fragment,
+            self.stores, start_fragment=settings.story.start_fragment, drafts=self.drafts,
+            relay=self.events.wake,
             reaction_reward=settings.besitos.reaction_reward,
             reaction_daily_cap=settings.besitos.reaction_daily_cap,
             coordination=self.coordination,
@@ -66,10 +80,15 @@ class Runtime:
         )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",
-            lambda user_id: UserSession(user_id, self.session_services.users,
-                                        self.events.publish, self.session_services),
+            lambda user_id: UserSession(user_id, self.session_services),
             idle_timeout=settings.actors.session_idle_timeout,
             max_live=settings.actors.max_sessions,
+            workers=settings.actors.session_workers,
+            key_max_failures=settings.actors.session_key_max_failures,
+            key_period=settings.actors.session_key_failure_period,
+            quarantine=settings.actors.session_quarantine,
+            poison_after=settings.actors.session_poison_after,
+            is_failure=session_failure,
         )
         self._mongo_client_factory = mongo_client_factory
         self._on_fatal = on_fatal
@@ -77,8 +96,11 @@ class Runtime:
         self._supervisor: Supervisor | None = None
         self._bot: BotRunner | None = None
         self.failed = threading.Event()
+        self._starting = False
 
     def start(self) -> None:
+        if self.settings.app.yabot_env is Environment.TEST:
+            crashpoints.arm(self.settings.app.yabot_crash_at)
         root = Supervisor(
             "root",
             [
@@ -88,7 +110,11 @@ class Runtime:
                 self.sessions.child_spec(),
             ],
         )
-        self._root = spawn(lambda: root, on_exit=self._root_exited)
+        self._starting = True  # a failed start is raised to our caller, not reported as fatal
+        try:
+            self._root = spawn(lambda: root, on_exit=self._root_exited)
+        finally:
+            self._starting = False
         self._supervisor = root
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
@@ -111,7 +137,10 @@ class Runtime:
         def seed() -> None:
             seed_at_start(self.stores, self.settings)
 
-        return Coordinator(self.stores, on_start=seed)
+        besitos = self.settings.besitos
+        return Coordinator(self.stores, on_start=seed, drafts=self.drafts,
+                           recovery=Recovery(besitos.recovery_interval, besitos.recovery_after),
+                           relay=self.events.wake)
 
     def _events_supervisor(self) -> Supervisor:
         return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)
@@ -162,7 +191,7 @@ class Runtime:
         self.stop()
 
     def _root_exited(self, exit_: ActorExit) -> None:
-        if not exit_.failed:
+        if not exit_.failed or self._starting:
             return
         log.critical("root supervisor gave up; shutting down", error=repr(exit_.error))
         self.failed.set()

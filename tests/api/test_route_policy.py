@@ -8,8 +8,8 @@ import falcon
 import falcon.testing
 import pytest
 
-from tests.api.conftest import FailingBridge, make_token
 from tests.conftest import SettingsFactory
+from tests.support.api import FailingBridge, make_token
 from yabot.api.app import create_app
 from yabot.api.auth import RequireToken, TokenVerifier
 from yabot.api.policy import PUBLIC, RoutePolicy, requires

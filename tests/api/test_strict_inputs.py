@@ -11,8 +11,8 @@ import jsonschema_rs
 import pytest
 
 from actors import Ask
-from tests.api.conftest import FailingBridge, make_token
 from tests.conftest import SettingsFactory
+from tests.support.api import FailingBridge, make_token
 from tests.support.clock import ManualClock
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge

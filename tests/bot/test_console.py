@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.processes import clean_env
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import COMMAND_CEILING, scaled
 
 
 def chat(tmp_path: Path, lines: list[str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -19,7 +20,8 @@ def chat(tmp_path: Path, lines: list[str], *args: str) -> subprocess.CompletedPr
     return subprocess.run(
         [sys.executable, "-m", "yabot", "chat", *args],
         input="".join(f"{line}\n" for line in lines),
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=scaled(COMMAND_CEILING),
+        check=False,
     )
 
 

@@ -62,9 +62,10 @@ def test_an_old_story_button_answers_with_a_notice_and_changes_nothing(
     assert story.params["text"].startswith("La invitación")
     gate, _ = ben.press(story, "Aceptar")
     assert gate is not None
-    stale, answer = ben.press(story, "Pasear")  # the first fragment's button, pressed again
-    assert stale is None  # no message: the story did not move
+    # The first fragment's button, pressed again: only a notice, no message.
+    _, answer = ben.press(story, "Pasear", answer_only=True)
     assert answer["text"] == "Esa opción es de una parte anterior de la historia."
+    # The story did not move (and no message came before this answer: it would be returned).
     assert ben.send("/story").params["text"].startswith("La verja")
 
 
@@ -77,10 +78,11 @@ def test_a_choice_that_costs_more_than_the_balance_is_refused_with_an_alert(
     assert street is not None
     gate, _ = cy.press(street, "Climb the hill")  # no reward on this path: 0 besitos
     assert gate is not None
-    refused, answer = cy.press(gate, "Pay the toll")
-    assert refused is None
+    _, answer = cy.press(gate, "Pay the toll", answer_only=True)
     assert answer["text"] == "You don't have enough besitos for that."
     assert answer["show_alert"] in (True, "true")
+    # Nothing was charged, and no message came before this answer (it would be returned).
+    assert cy.send("/wallet").params["text"].splitlines()[0] == "💰 Balance: 0 besitos"
 
 
 def test_reacting_to_a_bot_message_earns_besitos_once(

@@ -17,20 +17,19 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from actors.testkit import eventually
 from tests.bot import updates
-from tests.bot.conftest import (
-    ASK,
+from tests.support.bot import (
     BOT_TOKEN,
     WEBHOOK_SECRET,
     WEBHOOK_URL,
     WebhookClient,
     webhook_env,
 )
-from tests.conftest import TEST_JWT_SECRET, SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import Response, bearer, request
 from tests.support.processes import Gunicorn
+from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
+from tests.support.waiting import ASK, eventually
 from yabot.api.auth import mint_token
 from yabot.bot.webhook import TelegramWebhook
 from yabot.errors import UserNotFound
@@ -184,7 +183,7 @@ def test_bad_webhook_input_gets_its_status_and_changes_nothing(
 
 
 def test_a_chunked_body_without_length_is_refused(server: Gunicorn) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=ASK)
     try:
         connection.putrequest("POST", "/telegram/webhook")
         connection.putheader("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
@@ -229,10 +228,10 @@ def test_one_users_replies_come_in_the_order_sent_among_many_concurrent_users(
         list(pool.map(send_theirs, theirs))
         mine_done.result()
     assert statuses == [200] * 1100
-    assert fake.wait_for(lambda: len(fake.sent(chat_id=user)) == 101, timeout=60), server.log()
+    assert fake.wait_for(lambda: len(fake.sent(chat_id=user)) == 101), server.log()
     answered = [c.params["reply_parameters"]["message_id"] for c in fake.sent(chat_id=user)[1:]]
     assert answered == [50_000 + i for i in range(100)]
-    assert fake.wait_for(lambda: all(fake.sent(chat_id=uid) for uid in others), timeout=60)
+    assert fake.wait_for(lambda: all(fake.sent(chat_id=uid) for uid in others))
 
 
 def test_realistic_updates_of_every_kind_are_taken_and_handled(
@@ -302,6 +301,6 @@ def test_too_many_pending_updates_are_refused_with_503_and_taken_when_retried(
     with pytest.raises(UserNotFound):  # the refused update never reached a session
         one_at_a_time.sessions.ask(33, GetState(), timeout=ASK)
     # Telegram sends it again later; once the first update is done it is taken.
-    eventually(lambda: webhook.post(refused).status_code == 200, what="the retry is taken")
+    eventually(lambda: webhook.post(refused).status_code == 200, "the retry is taken")
     assert fake_telegram.wait_for(lambda: bool(fake_telegram.sent(chat_id=33)))
     assert "Welcome" in fake_telegram.sent(chat_id=33)[0].params["text"]

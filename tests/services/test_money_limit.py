@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, text, update
 from sqlalchemy import exc as sa_exc
 
-from tests.services.support import create, inject_documents, stores_on
-from tests.support.stores import sql_engine
+from tests.support.faults import inject_documents
+from tests.support.stores import create, sql_engine, stores_on
 from yabot.domain.besitos import MAX_BESITOS, LedgerEntry, user_key
 from yabot.domain.items import Item
 from yabot.domain.users import UserDocument

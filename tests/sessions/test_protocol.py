@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import SettingsFactory
-from tests.services.support import Failing, InjectedFault, inject_relational
-from tests.sessions.conftest import ASK, start_user
 from tests.sessions.support import Sessions, start
+from tests.support.faults import Failing, InjectedFault, inject_relational
+from tests.support.settings import SettingsFactory
+from tests.support.users import start_user
+from tests.support.waiting import ASK
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import TelegramIdentity, utcnow
 from yabot.errors import IdempotencyConflict, InvalidInput, ItemNotFound, UserNotFound

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.sessions.conftest import ASK, start_user
+from tests.support.users import start_user
+from tests.support.waiting import ASK
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import utcnow
 from yabot.errors import InsufficientBesitos, ItemRequired, StaleChoice, VipRequired

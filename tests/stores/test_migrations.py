@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy import exc as sa_exc
 
-from tests.conftest import SettingsFactory
 from tests.support import mongomock_gaps
 from tests.support.processes import clean_env
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import COMMAND_CEILING, scaled
 from yabot.cli import main
 from yabot.domain.besitos import MAX_BESITOS
 from yabot.errors import SchemaMismatch
@@ -121,7 +122,7 @@ def test_dry_run_changes_nothing(sql_settings: Settings) -> None:
 
 def test_upgrade_downgrade_upgrade_round_trip(sql_settings: Settings) -> None:
     assert run(sql_settings)[0] == 0
-    code, lines = run(sql_settings, to="base")
+    code, lines = run(sql_settings, to="base", yes=True)
     assert code == 0
     assert "done: sql: revert 0001 baseline: every table" in lines
     engine = engine_of(sql_settings)
@@ -260,8 +261,8 @@ def test_yabot_migrate_command_exit_codes(tmp_path: Path) -> None:
 
     def yabot(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "yabot", "migrate", *args], env=env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                              check=False)
+                              cwd=tmp_path, capture_output=True, text=True,
+                              timeout=scaled(COMMAND_CEILING), check=False)
 
     before = yabot("--check")
     assert before.returncode == 1

@@ -18,9 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from tests.support.waiting import DEFAULT_CEILING, scaled
+
 BOT_USER = {"id": 100000, "is_bot": True, "first_name": "YabotTest", "username": "yabot_test_bot"}
 LONG_POLL_CAP = 0.5  # seconds a getUpdates waits at most, whatever the bot asks
-HOLD_LIMIT = 30.0  # seconds a held call waits for its release at most (a test that forgot)
+HOLD_LIMIT = scaled(DEFAULT_CEILING)  # a held call's wait for its release (a test that forgot)
 
 
 class _Server(ThreadingHTTPServer):
@@ -78,7 +80,7 @@ class FakeTelegram:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> FakeTelegram:
         self._thread.start()
@@ -160,8 +162,10 @@ class FakeTelegram:
             return [c for c in self.calls if c.method == method and (
                 chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-        deadline = time.monotonic() + timeout
+    def wait_for(self, predicate: Callable[[], bool], ceiling: float = DEFAULT_CEILING) -> bool:
+        """Block until ``predicate`` (checked under the fake's lock, after each change)
+        holds: True; False after ``scaled(ceiling)`` s."""
+        deadline = time.monotonic() + scaled(ceiling)
         with self._changed:
             while not predicate():
                 remaining = deadline - time.monotonic()

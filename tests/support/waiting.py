@@ -6,12 +6,17 @@ setting stretches them all on a slow or busy machine:
 
     YABOT_TEST_TIME_SCALE=4 make test
 
-A test never asserts that something happened *fast*; speed belongs in `make bench`.
+The ceilings are generous on purpose: a test passing on a quiet machine in milliseconds
+still passes on a 2-core machine running two CPU hogs (`make test-stressed`), because it
+only ever waits *up to* a ceiling for what it is waiting for. A test never asserts that
+something happened *fast*; speed belongs in `make bench`.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 
@@ -26,6 +31,23 @@ def scaled(seconds: float) -> float:
     return seconds * TIME_SCALE
 
 
+#: How long a test waits for an actor's reply (`ask(..., timeout=ASK)`) before failing. The
+#: reply normally takes milliseconds; a generous ceiling only costs time when a test fails.
+ASK = scaled(30.0)
+
+#: The ceiling for a subprocess server (gunicorn, `yabot run`, redis-server) to answer its
+#: readiness probe, and for one to exit after it was told to.
+START_CEILING = 120.0
+STOP_CEILING = 60.0
+
+#: The ceiling for a one-shot command (`yabot chat`, `yabot migrate`) to finish.
+COMMAND_CEILING = 180.0
+
+#: The per-test hang catcher (pytest-timeout), far above every ceiling a test waits on; the
+#: suite's conftest applies ``scaled(TEST_CEILING)`` to every test without its own marker.
+TEST_CEILING = 600.0
+
+
 def eventually(
     predicate: Callable[[], bool], what: str, ceiling: float = DEFAULT_CEILING
 ) -> None:
@@ -38,3 +60,32 @@ def eventually(
             raise AssertionError(f"not within {limit:.0f}s: {what}")
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
+
+
+def wait_for_event(
+    event: threading.Event, what: str, ceiling: float = DEFAULT_CEILING
+) -> None:
+    """Block until ``event`` is set; fail naming ``what`` after ``scaled(ceiling)`` s."""
+    limit = scaled(ceiling)
+    if not event.wait(limit):
+        raise AssertionError(f"not within {limit:.0f}s: {what}")
+
+
+def joined(thread: threading.Thread, what: str, ceiling: float = DEFAULT_CEILING) -> None:
+    """Join ``thread``; fail naming ``what`` if it is still alive after ``scaled(ceiling)`` s."""
+    limit = scaled(ceiling)
+    thread.join(limit)
+    if thread.is_alive():
+        raise AssertionError(f"not within {limit:.0f}s: {what}")
+
+
+def exited(process: subprocess.Popen[bytes] | subprocess.Popen[str],
+           ceiling: float = STOP_CEILING) -> int:
+    """``process``'s exit code, waiting up to ``scaled(ceiling)`` s (then it is killed and
+    `subprocess.TimeoutExpired` raised, so a hung process never outlives its test)."""
+    try:
+        return process.wait(scaled(ceiling))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise

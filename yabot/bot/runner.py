@@ -33,8 +33,8 @@ from yabot.bot.lanes import Lanes
 from yabot.bot.middleware import ActionFlag, UpdateContext
 from yabot.bot.routers import all_routers
 from yabot.errors import InvalidInput
-from yabot.events.backoff import Backoff
 from yabot.settings import Settings
+from yabot.stores.retry import RetryPolicy
 
 log = structlog.get_logger("yabot.bot")
 
@@ -112,8 +112,8 @@ class BotRunner:
         self._lanes: Lanes[Update] | None = None
         self._pending = 0
         self._pending_lock = threading.Lock()
-        self._backoff = Backoff(settings.bot.bot_retry_initial_delay,
-                                settings.bot.bot_retry_max_delay)
+        self._backoff = RetryPolicy(base_delay=settings.bot.bot_retry_initial_delay,
+                                    max_delay=settings.bot.bot_retry_max_delay)
         #: Set once Telegram acknowledged setWebhook / deleteWebhook (for tests and health).
         self.connected = threading.Event()
 
@@ -225,7 +225,7 @@ class BotRunner:
                 raise
             except Exception as exc:
                 attempt += 1
-                delay = max(self._backoff.base / 2, self._backoff.delay(attempt))
+                delay = max(self._backoff.base_delay / 2, self._backoff.delay(attempt))
                 log.warning("telegram unreachable; retrying", call=what, attempt=attempt,
                             retry_in=round(delay, 2), error=type(exc).__name__,
                             detail=str(exc)[:200])

@@ -20,7 +20,7 @@ from yabot.events.models import (
 )
 from yabot.events.ordering import OrderingBuffer
 from yabot.events.processor import EventProcessor, Handler, Handlers, StreamConsumer
-from yabot.events.publisher import Outcome, StreamPublisher
+from yabot.events.relay import OutboxRelay, OutboxSink
 from yabot.events.supervisor import events_supervisor
 
 __all__ = [
@@ -35,10 +35,10 @@ __all__ = [
     "Handler",
     "Handlers",
     "OrderingBuffer",
-    "Outcome",
+    "OutboxRelay",
+    "OutboxSink",
     "ReactionDetected",
     "StreamConsumer",
-    "StreamPublisher",
     "SubscriptionChanged",
     "UpdateReceived",
     "UserInteraction",

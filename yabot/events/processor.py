@@ -22,13 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actors import Actor, ActorDead, Message, tell
 from yabot.errors import InvalidEvent, StoreUnavailable
-from yabot.events.backoff import Backoff
 from yabot.events.counters import EventCounters, event_counters
 from yabot.events.models import BaseEvent, Event, parse_event
 from yabot.events.ordering import OrderingBuffer
 from yabot.events.publisher import TRANSIENT, connect_redis
 from yabot.settings import EventSettings, Settings
 from yabot.stores.handles import Stores
+from yabot.stores.retry import RetryPolicy
 from yabot.stores.sql import insert_if_absent
 from yabot.stores.tables import dead_letters, processed_events
 
@@ -103,7 +103,8 @@ class StreamConsumer:
         self._counters = counters
         self._clock = clock
         self._sleep = sleep
-        self._backoff = Backoff(settings.retry_base_delay, settings.retry_max_delay)
+        self._backoff = RetryPolicy(base_delay=settings.retry_base_delay,
+                                    max_delay=settings.retry_max_delay)
         self._buffer: OrderingBuffer[tuple[Event, bytes]] = OrderingBuffer(
             settings.ordering_gap_timeout, clock, counters=counters
         )

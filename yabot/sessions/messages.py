@@ -175,3 +175,20 @@ class RecordUpdate(Message):
     update_kind: Annotated[str, Field(min_length=1, max_length=128)]
     action: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     details: dict[str, str] = Field(default_factory=dict)
+
+
+class Credited(Message):
+    """Told (never asked) to a user's session when another user's workflow credited them (the
+    credit and its event are stored by then): the session's cached state is stale."""
+
+    amount: int
+    balance_after: int
+    ledger_key: str
+    reason: str
+
+
+class Gifted(Message):
+    """Told to a user's session when another user gave them an item (stored, with its event)."""
+
+    sku: str
+    from_user_id: int

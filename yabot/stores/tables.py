@@ -55,6 +55,9 @@ user_documents = Table(
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("document", JSON, nullable=False),
     Column("besitos", BigInteger, nullable=False, server_default="0"),
+    # Revision 0003 (faults): the ``seq`` of the user's last event, advanced in the same
+    # transaction that writes the events to ``event_outbox``: gap-free across restarts.
+    Column("event_seq", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("besitos >= 0", name="besitos_not_negative"),
     # Revision 0003_api: the limit `yabot.domain.besitos.MAX_BESITOS` (2^53 - 1).
     CheckConstraint(f"besitos <= {MAX_BESITOS}", name="besitos_at_most_max"),
@@ -97,7 +100,8 @@ besitos_ledger = Table(
     Index(None, "user_id", "id"),
 )
 
-# Events that could not reach Redis yet. `position` is the publish order the replayer keeps.
+# The transactional outbox: every event, written in the transaction of the change it
+# describes; the relay publishes rows in `position` order and deletes them once delivered.
 event_outbox = Table(
     "event_outbox",
     metadata,
@@ -106,6 +110,24 @@ event_outbox = Table(
     Column("stream", String(128), nullable=False),
     Column("body", Text, nullable=False),  # the event's JSON, exactly as it will be published
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Revision 0003 (faults): the second half of a transfer or gift, written in the debit's
+# transaction and deleted in the transaction that credits the recipient (or refunds the
+# sender): a row left here is a workflow a crash interrupted, which the recovery pass finishes.
+pending_transfers = Table(
+    "pending_transfers",
+    metadata,
+    Column("key", String(128), primary_key=True),  # the sender's debit ledger key
+    Column("from_user_id", BigInteger, nullable=False),
+    Column("to_user_id", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("sku", String(64)),  # a gift's item; None for a transfer of besitos
+    Column("credit_key", String(128), nullable=False),
+    Column("request", String(64)),
+    Column("reason", String(256), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "created_at"),
 )
 
 # Idempotency of consumers: an event handled by a consumer group is recorded here once.

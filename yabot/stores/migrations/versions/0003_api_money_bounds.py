@@ -1,7 +1,7 @@
 """money bounds: balances and ledger amounts at most 2^53 - 1
 
 Revision ID: 0003_api
-Revises: 0002
+Revises: 0003_faults
 Create Date: 2026-12-02 09:30:00
 
 CHECK constraints for `yabot.domain.besitos.MAX_BESITOS`. Adding them validates every row:
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0003_api"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003_faults"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

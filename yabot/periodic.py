@@ -1,31 +1,16 @@
-"""Exponential backoff with full jitter, and a stoppable periodic thread."""
+"""A stoppable periodic thread (the outbox relay, the transfer recovery pass).
+
+Backoff lives in one place, `yabot.stores.retry.RetryPolicy`.
+"""
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
-log = structlog.get_logger("yabot.events")
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delay before retry ``attempt`` (1-based): uniform in [0, min(cap, base * 2**(attempt-1))].
-
-    Full jitter (AWS architecture blog, "Exponential Backoff And Jitter") spreads retries of
-    many callers so they do not hit a recovering server in step.
-    """
-
-    base: float
-    cap: float
-
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
-        ceiling = min(self.cap, self.base * 2 ** max(0, attempt - 1))
-        return float(ceiling * rng())
+log = structlog.get_logger("yabot.periodic")
 
 
 class PeriodicThread:
