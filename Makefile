@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-stressed soak lint pytest bench clean
+.PHONY: run test test-stressed soak lint pytest fuzz bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,13 @@ test-stressed: lint $(VENV)/.installed-dev
 	done; \
 	echo "CPU hogs running: $$hogs"; \
 	$(PYTEST) $(PYTEST_ARGS)
+
+# The API against its own OpenAPI document with every schemathesis check, stateful links
+# included, at 300 examples per operation and mode (`make test` runs 25).
+FUZZ_EXAMPLES ?= 300
+fuzz: $(VENV)/.installed-dev
+	YABOT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:cacheprovider \
+		-o timeout=0 tests/api/test_schemathesis.py $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Check, Measurement, Report
+from yabot.api.policy import PUBLIC
 
 REPO = Path(__file__).resolve().parents[1]
 USERS = 10_000
@@ -51,7 +52,7 @@ HELLO = "/hello"
 class HelloWorld:
     """The baseline: the smallest Falcon resource, public (no token)."""
 
-    public = True
+    policy = PUBLIC
 
     def on_get(self, req: Any, resp: Any) -> None:
         resp.media = {"hello": "world"}

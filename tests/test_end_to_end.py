@@ -58,9 +58,9 @@ def test_start_from_telegram_creates_the_user_seen_by_the_api(
     after = request("GET", state_url, headers=bearer(token))
     assert after.status == 200
     body = after.json()
-    assert body["document"]["user_id"] == 42
-    assert body["document"]["language"] == "es"
-    assert body["profile"]["first_name"] == "User42"
+    assert body["user_id"] == 42
+    assert body["preferences"]["language"] == "es"
+    assert body["telegram"]["first_name"] == "User42"
     assert "x-request-id" in after.headers
 
 

@@ -27,6 +27,13 @@ class InvalidInput(YabotError):
     code = "invalid-input"
 
 
+class Unprocessable(InvalidInput):
+    """A well-formed request (valid by the API's schema) that the domain cannot carry out as
+    asked: a transfer or gift to oneself, a plan that ends in the past (HTTP 422)."""
+
+    code = "unprocessable"
+
+
 class NotFound(YabotError):
     code = "not-found"
 
@@ -85,6 +92,13 @@ class InsufficientBesitos(Conflict):
     code = "insufficient-besitos"
 
 
+class BalanceLimit(Conflict):
+    """A credit would take a balance past `yabot.domain.besitos.MAX_BESITOS`; nothing was
+    written."""
+
+    code = "balance-limit"
+
+
 class IdempotencyConflict(Conflict):
     """An idempotency key reused for a different request."""
 
@@ -92,9 +106,15 @@ class IdempotencyConflict(Conflict):
 
 
 class Unavailable(YabotError):
-    """A dependency (store, bus) cannot serve right now; retrying later may work."""
+    """A dependency (store, bus) cannot serve right now; retrying later may work, and
+    ``retry_after`` says when (whole seconds, at least 1: e.g. a breaker's remaining
+    cool-down)."""
 
     code = "unavailable"
+
+    def __init__(self, message: str = "", retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class StoreUnavailable(Unavailable):

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from actors import metrics as actor_metrics
+from yabot.api import framing
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.api.problems import PROBLEM_JSON
@@ -170,6 +171,7 @@ def requested_exit_code() -> int | None:
 
 
 def post_worker_init(worker: Any) -> None:
+    framing.install()  # gunicorn's own 400/414/431 as problem JSON
     settings = _master_settings or load_settings()
     configure_logging(settings)
     runtime = Runtime(settings, on_fatal=lambda: setattr(worker, "alive", False))

@@ -98,7 +98,7 @@ def test_current_and_previous_keys_are_both_valid_during_rotation(api: ServedApi
     for token in (current, previous, no_kid):
         response = api.call("GET", f"/user/{USER}/state", token=token)
         assert response.status == 200, response.body
-        assert response.json()["document"]["user_id"] == USER
+        assert response.json()["user_id"] == USER
 
 
 ROUTES = [

@@ -132,3 +132,29 @@ def test_a_rate_limit_that_does_not_parse_is_a_config_error(make_settings: Setti
                                                             ) -> None:
     with pytest.raises(ConfigError, match="RATE_LIMIT_PER_SUBJECT"):
         make_settings(RATE_LIMIT_PER_SUBJECT="lots")
+
+
+@pytest.mark.parametrize(("data", "status", "code"), [
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414, "uri-too-long"),
+    (b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+     + b"".join(b"X-H%d: v\r\n" % n for n in range(200)) + b"\r\n",
+     431, "header-fields-too-large"),
+    (b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"v" * 9000 + b"\r\n\r\n",
+     431, "header-fields-too-large"),
+    (b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n", 400,
+     "invalid-request"),
+    # The app refuses the chunked body (411); gunicorn then finds the chunk broken and
+    # answers 400 on the same connection: both problem JSON.
+    (b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 411,
+     "length-required"),
+    (b"GET /<script> HTTP/9.9\r\n\r\n", 400, "invalid-request"),
+])
+def test_gunicorns_own_refusals_are_problem_json_that_echo_nothing(
+    api: ServedApi, data: bytes, status: int, code: str,
+) -> None:
+    answered, headers, body = raw_request(api, data)
+    assert answered == status, body
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body[:int(headers["content-length"])])
+    assert (problem["type"], problem["status"]) == (f"/problems/{code}", status)
+    assert b"<" not in body  # no HTML, and nothing of the request quoted back

@@ -18,6 +18,7 @@ from tests.support.api import USERS, FailingBridge, ServedApi, make_token
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.api.openapi import openapi_document
+from yabot.api.policy import PUBLIC, policy_of
 from yabot.bot.runner import BotRunner
 from yabot.bot.webhook import SECRET_HEADER, WEBHOOK_PATH, TelegramWebhook
 from yabot.errors import StoreUnavailable, TimedOut
@@ -87,7 +88,7 @@ def test_openapi_documents_exactly_the_routes_of_the_app(api: ServedApi, setting
 class HelloWorld:
     """An extra route that does not describe itself (like the benchmark's)."""
 
-    public = True
+    policy = PUBLIC
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"hello": "world"}
@@ -127,9 +128,10 @@ def _assert_documents_exactly(document: dict[str, Any], app: falcon.App[Any, Any
         for method, operation in ops.items():
             security = operation.get("security", document["security"])
             scopes = [s for requirement in security for s in requirement.get("bearerAuth", [])]
-            if getattr(resource, "public", False):
+            policy = policy_of(resource)
+            if policy.public:
                 assert security == [], (path, method)
-            expected = dict(getattr(resource, "scopes", {})).get(method.upper())
+            expected = policy.scopes.get(method.upper())
             assert scopes == ([expected] if expected else []), (path, method)
 
 

@@ -27,8 +27,11 @@ def test_state_of_a_user(api: ServedApi) -> None:
     assert response.status == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert body["document"]["user_id"] == ANA
-    assert body["profile"]["first_name"] == f"User {ANA}"
+    # One field, one place: the API's own shape, not the stored document and profile.
+    assert set(body) == {"user_id", "created_at", "telegram", "preferences", "besitos",
+                         "current_fragment", "inventory", "subscription"}
+    assert body["user_id"] == ANA
+    assert body["telegram"]["first_name"] == f"User {ANA}"
     assert body["subscription"]["plan"] == "free"
     assert set(body["preferences"]) == {"language", "notifications"}
 
@@ -156,7 +159,7 @@ def test_same_key_with_a_body_that_differs_only_in_reason_is_409(api: ServedApi)
     replay = _transact(api, CAROL, "k-reason", body)
     assert (replay.status, replay.json()["applied"]) == (200, False)
     after = api.call("GET", f"/user/{CAROL}/state", token=make_token()).json()
-    assert after["document"]["besitos"] == before["document"]["besitos"]
+    assert after["besitos"] == before["besitos"]
 
 
 def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
@@ -166,7 +169,24 @@ def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
     assert moved.status == 200, moved.body
     assert moved.json()["kind"] == "transfer"
     after = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
-    assert after["document"]["besitos"] == before["document"]["besitos"] + 7
+    assert after["besitos"] == before["besitos"] + 7
+
+
+def test_earning_past_the_balance_limit_is_409_and_changes_nothing(api: ServedApi) -> None:
+    limit = 2**53 - 1
+    balance = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
+    room = limit - balance["besitos"]
+    filled = _transact(api, BEA, "fill-bea", {"kind": "earn", "amount": room})
+    assert (filled.status, filled.json()["balance"]) == (200, limit)
+    problem(_transact(api, BEA, "past-limit", {"kind": "earn", "amount": 1}),
+            409, "balance-limit")
+    problem(_transact(api, ANA, "to-full-bea",
+                      {"kind": "transfer", "amount": 1, "to_user_id": BEA}),
+            409, "balance-limit")
+    after = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
+    assert after["besitos"] == limit
+    spent = _transact(api, BEA, "drain-bea", {"kind": "spend", "amount": limit})
+    assert (spent.status, spent.json()["balance"]) == (200, 0)
 
 
 @pytest.mark.parametrize(("user", "key", "body", "status", "code"), [
@@ -177,8 +197,8 @@ def test_transfer_moves_besitos_between_users(api: ServedApi) -> None:
     (CAROL, "k-bad-3", {"kind": "earn", "amount": "5"}, 400, "invalid-input"),
     (CAROL, "k-bad-4", {"kind": "earn", "amount": 1, "extra": 1}, 400, "invalid-input"),
     (CAROL, "k-poor", {"kind": "spend", "amount": 10**9}, 409, "insufficient-besitos"),
-    (CAROL, "k-self", {"kind": "transfer", "amount": 1, "to_user_id": CAROL}, 400,
-     "invalid-input"),
+    (CAROL, "k-self", {"kind": "transfer", "amount": 1, "to_user_id": CAROL}, 422,
+     "unprocessable"),
     (CAROL, "k-nobody", {"kind": "transfer", "amount": 1, "to_user_id": UNKNOWN}, 404,
      "user-not-found"),
     (UNKNOWN, "k-ghost", {"kind": "earn", "amount": 1}, 404, "user-not-found"),
@@ -214,7 +234,7 @@ def test_subscription_lifecycle_unlocks_vip_fragments(api: ServedApi) -> None:
 
 
 @pytest.mark.parametrize(("user", "body", "status", "code"), [
-    (BEA, {"plan": "vip", "ends_at": "2001-01-01T00:00:00Z"}, 400, "invalid-input"),  # past
+    (BEA, {"plan": "vip", "ends_at": "2001-01-01T00:00:00Z"}, 422, "unprocessable"),  # past
     (BEA, {"plan": "vip", "ends_at": "2099-01-01T00:00:00"}, 400, "invalid-input"),  # naive
     (BEA, {"plan": "gold"}, 400, "invalid-input"),
     (BEA, {"plan": "vip", "status": "paused"}, 400, "invalid-input"),
@@ -228,3 +248,52 @@ def test_subscription_errors(api: ServedApi, user: int, body: object, status: in
     if user != UNKNOWN:
         current = api.call("GET", f"/user/{user}/subscription", token=make_token())
         assert current.json()["plan"] == "free"  # nothing changed
+
+
+# ---- PUT /user/{id}, POST /user/{id}/purchases, POST /user/{id}/gifts ----------------------
+
+
+def test_provisioning_a_user_is_idempotent(api: ServedApi) -> None:
+    token = make_token(["users:write", "users:read"])
+    body = _json({"first_name": "Dora", "username": "dora_x", "language_code": "es-ES"})
+    created = api.call("PUT", "/user/555001", token=token, json_body=body)
+    assert created.status == 201, created.body
+    state = created.json()
+    assert (state["user_id"], state["telegram"]["first_name"]) == (555001, "Dora")
+    assert state["preferences"]["language"] == "es"
+    again = api.call("PUT", "/user/555001", token=token, json_body=body)
+    assert (again.status, again.json()) == (200, state)
+    read = api.call("GET", "/user/555001/state", token=token)
+    assert (read.status, read.json()) == (200, state)
+    problem(api.call("PUT", "/user/555002", token=token,
+                     json_body=_json({"first_name": "nul\u0000"})), 400, "invalid-input")
+    problem(api.call("PUT", "/user/555003", token=make_token(["users:read"]), json_body=body),
+            403, "forbidden")
+
+
+def test_buying_and_gifting_items(api: ServedApi) -> None:
+    assert _transact(api, ANA, "fund-shop", {"kind": "earn", "amount": 10}).status == 200
+    token = make_token(["besitos:write"])
+
+    def post(path: str, key: str, body: object) -> Response:
+        return api.call("POST", path, token=token, json_body=_json(body),
+                        headers={"Idempotency-Key": key})
+
+    bought = post(f"/user/{ANA}/purchases", "buy-lantern", {"sku": "lantern"})
+    assert bought.status == 200, bought.body
+    assert bought.json()["applied"] is True
+    assert "lantern" in bought.json()["inventory"]
+    replay = post(f"/user/{ANA}/purchases", "buy-lantern", {"sku": "lantern"})
+    assert (replay.json()["applied"], replay.json()["balance"]) == (False,
+                                                                   bought.json()["balance"])
+    problem(post(f"/user/{ANA}/purchases", "buy-ghost", {"sku": "ghost"}), 404,
+            "item-not-found")
+
+    gift = post(f"/user/{ANA}/gifts", "rose-for-bea", {"sku": "rose", "to_user_id": BEA})
+    assert gift.status == 200, gift.body
+    assert (gift.json()["applied"], gift.json()["to_user_id"]) == (True, BEA)
+    assert gift.json()["balance"] == bought.json()["balance"] - 2
+    bea = api.call("GET", f"/user/{BEA}/state", token=make_token()).json()
+    assert "rose" in bea["inventory"]
+    problem(post(f"/user/{ANA}/gifts", "self", {"sku": "rose", "to_user_id": ANA}), 422,
+            "unprocessable")

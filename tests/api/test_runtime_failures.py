@@ -39,4 +39,5 @@ def test_an_ask_timeout_is_504_and_an_open_breaker_is_503_with_retry_after(
 
     refused = _state(failing_api, OTHER_USER)  # a healthy read, refused by the open breaker
     assert "circuit open" in problem(refused, 503, "store-unavailable")["detail"]
-    assert refused.headers["retry-after"] == "1"
+    # The breaker's remaining cool-down (SQL_BREAKER_COOL_DOWN=3600), not a guess of 1 s.
+    assert 3000 < int(refused.headers["retry-after"]) <= 3600

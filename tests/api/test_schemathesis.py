@@ -1,60 +1,65 @@
 """Property-based testing of the served API against its own `/openapi.json` (schemathesis).
 
-Bounded: ``MAX_EXAMPLES`` per operation and generation mode; no per-example deadline
-(speed is for `make bench`: a deadline fails on a busy machine, not on a slow API).
-Valid requests (positive mode) and invalid ones (negative mode) must never get a 5xx, and
-every response must match the document (status, content type, headers, body).
+Every check schemathesis has (its default set: no 5xx, status codes, content types, headers
+and bodies as documented, valid data accepted, invalid data refused, auth not ignored,
+unsupported methods 405, …), for each operation alone and as stateful sequences that follow
+the document's links (a transaction, then its user and its recipient read back).
+
+Bounded: ``YABOT_FUZZ_EXAMPLES`` examples per operation and generation mode (25 in
+``make test``; ``make fuzz`` runs 300).
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.core.result import Ok
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    negative_data_rejection,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.config import SchemathesisConfig
 
 from tests.support.api import USERS, ServedApi, make_token
 from tests.support.waiting import ASK
+from yabot.api.resources import MAX_USER_ID
 
-MAX_EXAMPLES = 25
-CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance,
-               response_headers_conformance, response_schema_conformance]
+EXAMPLES = int(os.environ.get("YABOT_FUZZ_EXAMPLES", "25"))
+#: Valid by the schema may still be refused by the domain: 404 (no such user), 409 (too few
+#: besitos, a key reused), 422 (a transfer to oneself, a plan ending in the past). 400 is not
+#: here: a body the schema accepts must parse.
+ACCEPTED = ["2xx", "401", "403", "404", "409", "422", "429"]
+CONFIG = SchemathesisConfig.from_dict(
+    {"checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED}}}
+)
+# No per-example deadline: speed is for `make bench` (a deadline fails on a busy machine).
+HYPOTHESIS: dict[str, Any] = {"deadline": None, "database": None,
+              "suppress_health_check": list(HealthCheck), "derandomize": True}
+
+
+def _schema(api: ServedApi) -> Any:
+    return schemathesis.openapi.from_url(api.base_url + "/openapi.json", config=CONFIG)
 
 
 def _operations(api: ServedApi) -> list[Any]:
-    schema = schemathesis.openapi.from_url(api.base_url + "/openapi.json")
-    operations = []
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), result  # an operation the document failed to describe
-        operations.append(result.ok())
-    assert len(operations) == 9
+    operations = [result.ok() for result in _schema(api).get_all_operations()]
+    assert len(operations) == 12
     return operations
 
 
 @pytest.mark.parametrize(
-    ("mode", "checks", "existing_user"),
+    ("mode", "existing_user"),
     [
-        (schemathesis.GenerationMode.POSITIVE, CONFORMANCE, False),
+        (schemathesis.GenerationMode.POSITIVE, False),
         # Random ids rarely name a user: this run fixes an existing one (and the story's start
         # fragment), so success responses are checked against their schemas too.
-        (schemathesis.GenerationMode.POSITIVE, CONFORMANCE, True),
-        (schemathesis.GenerationMode.NEGATIVE, [*CONFORMANCE, negative_data_rejection], False),
+        (schemathesis.GenerationMode.POSITIVE, True),
+        (schemathesis.GenerationMode.NEGATIVE, False),
     ],
     ids=["positive", "positive-existing-user", "negative"],
 )
 def test_every_operation_conforms_and_never_fails(
-    api: ServedApi, mode: schemathesis.GenerationMode, checks: list[Any], existing_user: bool
+    api: ServedApi, mode: schemathesis.GenerationMode, existing_user: bool
 ) -> None:
     headers = {"Authorization": f"Bearer {make_token()}"}
     tested = []
@@ -73,12 +78,11 @@ def test_every_operation_conforms_and_never_fails(
             fixed = {"path_parameters": path,
                      "query": {"user_id": USERS[0]} if operation.query else None}
 
-        @settings(max_examples=MAX_EXAMPLES, deadline=None,
-                  database=None, suppress_health_check=list(HealthCheck), derandomize=True)
+        @settings(max_examples=EXAMPLES, **HYPOTHESIS)
         @given(case=operation.as_strategy(generation_mode=mode, **fixed))
         def run(case: schemathesis.Case[Any]) -> None:
             response = case.call_and_validate(base_url=api.base_url, headers=headers,
-                                              checks=checks, timeout=ASK)
+                                              timeout=ASK)
             statuses[case.operation.label].add(response.status_code)
 
         run()
@@ -88,6 +92,38 @@ def test_every_operation_conforms_and_never_fails(
         for label in ("GET /user/{user_id}/state", "GET /narrative/{fragment_id}",
                       "GET /user/{user_id}/subscription"):
             assert 200 in statuses[label], dict(statuses)
+
+
+def test_linked_sequences_conform_and_never_fail(api: ServedApi) -> None:
+    """Stateful: schemathesis follows the document's links from each answer (state → its
+    besitos and subscription; a transaction → its user and recipient read back)."""
+    schema = _schema(api)
+    answered: dict[str, int] = defaultdict(int)
+    token = make_token()
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
+            return {"base_url": api.base_url, "headers": {"Authorization": f"Bearer {token}"},
+                    "timeout": ASK}
+
+        def before_call(self, case: schemathesis.Case[Any]) -> None:
+            # A generated id rarely names a user; a linked one always does. Steer generated
+            # ids onto the users that exist, so sequences go past the first 404. Only valid
+            # ids: an invalid one is what a negative case is about.
+            user = (case.path_parameters or {}).get("user_id")
+            if isinstance(user, int) and 0 < user <= MAX_USER_ID and user not in USERS:
+                case.path_parameters["user_id"] = USERS[user % len(USERS)]
+
+        def after_call(self, response: Any, case: schemathesis.Case[Any]) -> None:
+            super().after_call(response, case)
+            answered[f"{case.operation.label} {response.status_code}"] += 1
+
+    Workflow.run(settings=settings(max_examples=max(5, EXAMPLES // 3),
+                                   stateful_step_count=6, **HYPOTHESIS))
+    # Every step's response was validated by every check (a failure raises above); this
+    # says the machine made steps at all. (Steering onto existing users does not yet make
+    # linked steps reach 2xx reliably: see the report.)
+    assert sum(answered.values()) > 0, dict(answered)
 
 
 def _has_inputs(operation: Any) -> bool:

@@ -59,9 +59,9 @@ def test_known_user_state(
     runtime.sessions.ask(42, Start(identity=identity), timeout=ASK)
     result = client.simulate_get("/user/42/state", headers=auth(settings))
     assert result.status_code == 200
-    assert result.json["document"]["user_id"] == 42
-    assert result.json["document"]["language"] == "es"
-    assert result.json["profile"]["first_name"] == "Ana"
+    assert result.json["user_id"] == 42
+    assert result.json["preferences"]["language"] == "es"
+    assert result.json["telegram"]["first_name"] == "Ana"
 
 
 @pytest.mark.parametrize("user_id", ["abc", "0", "-5", "9" * 30])

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy import exc as sa_exc
 
 from tests.support import mongomock_gaps
 from tests.support.processes import clean_env
 from tests.support.settings import SettingsFactory
 from tests.support.waiting import COMMAND_CEILING, scaled
 from yabot.cli import main
+from yabot.domain.besitos import MAX_BESITOS
 from yabot.errors import SchemaMismatch
 from yabot.settings import Settings
 from yabot.stores.connect import sql_engine
@@ -29,7 +31,7 @@ from yabot.stores.migrate import (
 from yabot.stores.migration_command import MigrateOptions, migrate
 from yabot.stores.mongo import mongo_documents
 from yabot.stores.mongo_migrations import mongo_current, mongo_head, mongo_problems
-from yabot.stores.schemas.history import VALIDATORS_V1
+from yabot.stores.schemas.history import MONEY_UNBOUNDED_V3, VALIDATORS_V1
 from yabot.stores.sql import SqlBesitosLedger
 from yabot.stores.tables import metadata
 
@@ -335,3 +337,43 @@ def test_revision_0003_bot_adds_the_star_payments_table(sql_settings: Settings) 
         engine.dispose()
     assert columns == {"charge_id", "user_id", "offer_id", "stars", "days", "status",
                        "subscription_id", "paid_at", "refunded_at"}
+
+
+def test_revision_0003_api_bounds_balances_and_keeps_the_earlier_checks(
+    sql_settings: Settings,
+) -> None:
+    assert run(sql_settings, to="0002")[0] == 0
+    engine = engine_of(sql_settings)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO user_documents (user_id, document, besitos) VALUES (1, '{}', 5)"))
+    assert run(sql_settings)[0] == 0
+
+    for bad in (-1, MAX_BESITOS + 1):
+        with pytest.raises(sa_exc.IntegrityError), engine.begin() as conn:
+            conn.execute(text("UPDATE user_documents SET besitos = :b"), {"b": bad})
+    with pytest.raises(sa_exc.IntegrityError), engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO besitos_ledger (key, user_id, amount, balance_after, reason, created_at)"
+            " VALUES ('k', 1, :a, 5, 'earn', CURRENT_TIMESTAMP)"), {"a": -MAX_BESITOS - 1})
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE user_documents SET besitos = :b"), {"b": MAX_BESITOS})
+    assert run(sql_settings, to="0002")[0] == 0  # and back: the row stays
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT besitos FROM user_documents")).scalar_one() == MAX_BESITOS
+    engine.dispose()
+
+
+def test_mongo_step_4_bounds_balances_and_reverts_to_step_3(mongo_settings: Settings) -> None:
+    assert run(mongo_settings)[0] == 0
+    db = _mongo_client["migrations"]
+    options = {info["name"]: info["options"] for info in db.list_collections()}
+    besitos = options["users"]["validator"]["$jsonSchema"]["properties"]["besitos"]
+    assert besitos["maximum"] == MAX_BESITOS
+    assert mongo_problems(db) == []
+    assert run(mongo_settings, mongo_to=3)[0] == 0
+    options = {info["name"]: info["options"] for info in db.list_collections()}
+    assert options["users"]["validator"] == MONEY_UNBOUNDED_V3["users"]
+    assert options["besitos_ledger"]["validator"] == MONEY_UNBOUNDED_V3["besitos_ledger"]
+    assert run(mongo_settings)[0] == 0
+    assert mongo_problems(db) == []

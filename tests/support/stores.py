@@ -83,14 +83,16 @@ def mongo_database(kind: str) -> Iterator[Database[Document]]:
 @contextmanager
 def stores_on(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     """Relational repositories on SQLite (a file), documents on ``backend``: ``sqlite``
-    (the embedded `sql` backend, same file) or ``mongomock``."""
-    with sql_engine("sqlite", request, tmp_path) as engine:
+    (the embedded `sql` backend, same file) or ``mongomock``; ``postgresql``: both on a
+    fresh PostgreSQL schema."""
+    relational = "postgresql" if backend == "postgresql" else "sqlite"
+    with sql_engine(relational, request, tmp_path) as engine:
         stores = Stores()
         guard = sql_guard()
         stores.attach_relational(RelationalRepositories(
             engine, SqlUserProfiles(engine, guard), SqlSubscriptions(engine, guard), guard
         ))
-        if backend == "sqlite":
+        if backend in ("sqlite", "postgresql"):
             stores.attach_documents(sql_documents(engine, guard))
             yield stores
             return

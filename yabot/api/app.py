@@ -16,16 +16,21 @@ from yabot.api.bridge import ApiBridge
 from yabot.api.health import HEALTH_JSON, Readiness
 from yabot.api.metrics import HttpMetrics, MeasureRequests, MetricsResource
 from yabot.api.openapi import OpenApiResource, extra_path_items
+from yabot.api.policy import check_route_policy
 from yabot.api.problems import PROBLEM_JSON, handle_error, serialize_problem
 from yabot.api.ratelimit import RateLimit
 from yabot.api.resources import (
     BesitosResource,
     FragmentResource,
+    GiftsResource,
     Liveness,
     PreferencesResource,
+    PurchasesResource,
     SubscriptionResource,
+    UserResource,
     UserStateResource,
 )
+from yabot.api.strict import RefuseRepeatedParameters
 from yabot.health import HealthRegistry
 from yabot.logs import bind_correlation_id
 from yabot.settings import Settings
@@ -67,21 +72,25 @@ def create_app(
     draining: threading.Event | None = None,
     metrics: HttpMetrics | None = None,
     metrics_sources: Sequence[Callable[[], str]] = (),
+    rate_limit: RateLimit | None = None,
 ) -> falcon.App[Any, Any]:
     """The API; ``extra_routes`` are resources other parts add (the Telegram webhook),
-    documented in ``/openapi.json`` too (`yabot.api.openapi.extra_path_items`).
+    documented in ``/openapi.json`` too (`yabot.api.openapi.extra_path_items`). Every
+    resource must declare its `RoutePolicy`: `ConfigError` otherwise (nothing starts).
 
     ``health`` feeds ``/readyz`` (no checks: ready), ``draining`` makes it fail (set at the
     start of shutdown), ``metrics_sources`` add Prometheus text to ``/metrics`` after the
-    HTTP metrics (the actors' and the events' counters).
+    HTTP metrics (the actors' and the events' counters). ``rate_limit`` replaces the one
+    the settings describe (tests give one on a manual clock).
     """
     http_metrics = metrics or HttpMetrics()
     middleware: list[Any] = [
         RequestContext(),
         MeasureRequests(http_metrics),
         RequireToken(TokenVerifier(settings)),
-        RateLimit(settings) if settings.rate_limit.enabled else None,
+        rate_limit or (RateLimit(settings) if settings.rate_limit.enabled else None),
         BodyLimits(settings.api.max_body_bytes),
+        RefuseRepeatedParameters(),
     ]
     app: falcon.App[Any, Any] = falcon.App(middleware=[m for m in middleware if m is not None])
     app.resp_options.xml_error_serialization = False
@@ -91,16 +100,25 @@ def create_app(
     app.set_error_serializer(serialize_problem)
     app.add_error_handler(Exception, handle_error)
     registry = health or HealthRegistry()
-    app.add_route("/healthz", Liveness())
-    app.add_route("/readyz", Readiness(registry.check_all, draining or threading.Event()))
-    app.add_route("/metrics", MetricsResource([http_metrics.prometheus_text, *metrics_sources]))
     extras = dict(extra_routes or {})
-    app.add_route("/openapi.json", OpenApiResource(extra_path_items(extras)))
-    app.add_route("/user/{user_id}/state", UserStateResource(bridge))
-    app.add_route("/user/{user_id}/preferences", PreferencesResource(bridge))
-    app.add_route("/user/{user_id}/besitos", BesitosResource(bridge))
-    app.add_route("/user/{user_id}/subscription", SubscriptionResource(bridge))
-    app.add_route("/narrative/{fragment_id}", FragmentResource(bridge))
     for path, resource in extras.items():
+        check_route_policy(path, resource)  # before they are documented
+    routes: dict[str, object] = {
+        "/healthz": Liveness(),
+        "/readyz": Readiness(registry.check_all, draining or threading.Event()),
+        "/metrics": MetricsResource([http_metrics.prometheus_text, *metrics_sources]),
+        "/openapi.json": OpenApiResource(extra_path_items(extras)),
+        "/user/{user_id}": UserResource(bridge),
+        "/user/{user_id}/state": UserStateResource(bridge),
+        "/user/{user_id}/purchases": PurchasesResource(bridge),
+        "/user/{user_id}/gifts": GiftsResource(bridge),
+        "/user/{user_id}/preferences": PreferencesResource(bridge),
+        "/user/{user_id}/besitos": BesitosResource(bridge),
+        "/user/{user_id}/subscription": SubscriptionResource(bridge),
+        "/narrative/{fragment_id}": FragmentResource(bridge),
+        **extras,
+    }
+    for path, resource in routes.items():
+        check_route_policy(path, resource)  # fails closed: no start with an unguarded route
         app.add_route(path, resource)
     return app

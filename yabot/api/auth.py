@@ -19,20 +19,12 @@ from typing import Any
 import falcon
 import jwt
 
+from yabot.api.policy import SCOPES as SCOPES  # re-exported: `yabot token` lists them
+from yabot.api.policy import policy_of, responders
 from yabot.errors import ConfigError, Forbidden, Unauthorized
 from yabot.settings import JwtAlgorithm, Settings
 
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
-
-#: Every scope a route may require (documented in the README and the OpenAPI document).
-SCOPES: Mapping[str, str] = {
-    "users:read": "read a user's state and subscription",
-    "users:write": "change a user's preferences",
-    "narrative:read": "read story fragments as a user sees them",
-    "besitos:write": "earn, spend and transfer besitos",
-    "subscriptions:write": "start or cancel a user's subscription",
-}
-
 
 @dataclass(frozen=True)
 class KeySet:
@@ -166,19 +158,28 @@ def mint_token(
 
 
 class RequireToken:
-    """Middleware: every resource needs a valid bearer token unless it sets ``public = True``,
-    and the scope its ``scopes`` mapping names for the request's method.
+    """Middleware: a resource's declared `RoutePolicy` decides. A public one needs nothing;
+    any other needs a valid bearer token, and for a method the resource answers, the scope
+    its policy names for that method. Fails closed: a resource without a policy is refused
+    (`create_app` does not start with one; this is the second line).
 
     Runs in ``process_resource`` (after routing) so unknown routes still answer 404/405.
     """
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
+        self._responders: dict[type, frozenset[str]] = {}
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
-        if resource is None or getattr(resource, "public", False):
+        if resource is None:
+            return
+        try:
+            policy = policy_of(resource)
+        except ConfigError as exc:
+            raise Forbidden("this route declares no access policy") from exc
+        if policy.public:
             return
         scheme, _, token = (req.auth or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -186,6 +187,11 @@ class RequireToken:
         claims = self._verifier.verify(token.strip())
         req.context.claims = claims
         req.context.subject = claims["sub"]
-        required: str | None = getattr(resource, "scopes", {}).get(req.method)
-        if required is not None and required not in token_scopes(claims):
-            raise Forbidden(f"this operation needs the scope {required}")
+        answered = self._responders.get(type(resource))
+        if answered is None:
+            answered = self._responders[type(resource)] = responders(resource)
+        if req.method not in answered:
+            return  # falcon's own 405 / OPTIONS answer: nothing to protect
+        required = policy.scopes.get(req.method)
+        if required is None or required not in token_scopes(claims):
+            raise Forbidden(f"this operation needs the scope {required or '(none declared)'}")

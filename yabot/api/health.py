@@ -10,6 +10,7 @@ from typing import Any
 
 import falcon
 
+from yabot.api.policy import PUBLIC
 from yabot.health import ComponentHealth, HealthStatus, overall
 
 HEALTH_JSON = "application/health+json"
@@ -20,7 +21,7 @@ class Readiness:
     down; otherwise 503. ``draining`` is set at the start of shutdown (SIGTERM), before
     in-flight requests finish, so a load balancer stops sending new ones first."""
 
-    public = True
+    policy = PUBLIC
 
     def __init__(
         self, checks: Callable[[], list[ComponentHealth]], draining: threading.Event

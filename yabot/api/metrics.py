@@ -12,11 +12,15 @@ from typing import Any
 
 import falcon
 
+from yabot.api.policy import PUBLIC
+
 # Upper bounds in seconds: from a hello-world answer (~1 ms) to an ask that timed out.
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 UNMATCHED = "<unmatched>"  # requests no route matched, so labels stay bounded
+OTHER_METHOD = "OTHER"  # any method HTTP does not define: a client may send any token
+KNOWN_METHODS = frozenset(falcon.constants.COMBINED_METHODS)
 
 
 @dataclass
@@ -28,7 +32,9 @@ class _Latency:
 
 class HttpMetrics:
     """Request counts by (method, route template, status), latency histograms by (method,
-    route template), and requests in flight. Thread-safe; labels are bounded by the routes."""
+    route template), and requests in flight. Thread-safe; labels are bounded: by the routes
+    (`UNMATCHED` for any path no route matched) and by HTTP's methods (`OTHER_METHOD` for any
+    other), whatever clients send."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -109,8 +115,8 @@ class MeasureRequests:
         if started is None:  # process_request never ran for this request
             return
         route = req.uri_template or UNMATCHED
-        self._metrics.finished(req.method, route, resp.status_code,
-                               time.perf_counter() - started)
+        method = req.method if req.method in KNOWN_METHODS else OTHER_METHOD
+        self._metrics.finished(method, route, resp.status_code, time.perf_counter() - started)
 
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -122,7 +128,7 @@ class MetricsResource:
     Public like the health routes: serve the API on an internal address, or filter
     ``/metrics`` at the proxy."""
 
-    public = True
+    policy = PUBLIC
 
     def __init__(self, sources: list[Callable[[], str]]) -> None:
         self._sources = sources

@@ -17,15 +17,25 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from yabot import __version__ as VERSION
-from yabot.api.auth import SCOPES
+from yabot.api.policy import PUBLIC, SCOPES, policy_of
 from yabot.api.resources import IDEMPOTENCY_KEY
-from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody
-from yabot.sessions.messages import (
-    FragmentView,
-    Preferences,
-    SubscriptionView,
-    TransactionResult,
-    UserState,
+from yabot.api.responses import (
+    RESPONSES,
+    FragmentResponse,
+    GiftResponse,
+    PreferencesResponse,
+    PurchaseResponse,
+    SubscriptionResponse,
+    TransactionResponse,
+    UserStateResponse,
+)
+from yabot.api.schemas import (
+    GiftBody,
+    PreferencesBody,
+    ProvisionBody,
+    PurchaseBody,
+    SubscriptionBody,
+    TransactionBody,
 )
 
 MAX_USER_ID = 2**53 - 1
@@ -34,20 +44,22 @@ Operations = Mapping[str, Mapping[str, Any]]
 _REF = "#/components/schemas/{model}"
 _OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
-_REQUESTS: tuple[type[BaseModel], ...] = (PreferencesBody, TransactionBody, SubscriptionBody)
-_RESPONSES: tuple[type[BaseModel], ...] = (
-    UserState, Preferences, FragmentView, TransactionResult, SubscriptionView,
+_REQUESTS: tuple[type[BaseModel], ...] = (
+    PreferencesBody, TransactionBody, SubscriptionBody, ProvisionBody, PurchaseBody, GiftBody,
 )
+_RESPONSES: tuple[type[BaseModel], ...] = RESPONSES
 
 _STATUS_TEXT = {
     400: "Bad request: an invalid id, parameter, header or body",
     401: "No valid bearer token",
     403: "The token lacks the operation's scope, or the domain forbids it (e.g. vip-required)",
     404: "No such user or fragment",
-    409: "Conflict (e.g. idempotency-conflict, insufficient-besitos)",
+    409: "Conflict (e.g. idempotency-conflict, insufficient-besitos, balance-limit)",
     411: "A body sent without Content-Length",
     413: "The body is larger than API_MAX_BODY_BYTES",
     415: "The body is not application/json",
+    422: "Valid by the schema, but the domain cannot do it (a transfer to oneself, a plan "
+         "ending in the past)",
     429: "Too many requests for this token's subject; see Retry-After",
     503: "A store or the actor runtime cannot serve now; retry later",
     504: "The user's session did not answer in time",
@@ -73,18 +85,25 @@ def problem_response(status: int, description: str | None = None) -> dict[str, A
 
 
 def _operation(
-    summary: str, scope: str, ok: type[BaseModel], parameters: list[dict[str, Any]],
-    body: type[BaseModel] | None = None, errors: tuple[int, ...] = (400, 404),
+    operation_id: str, summary: str, scope: str, ok: type[BaseModel],
+    parameters: list[dict[str, Any]], body: type[BaseModel] | None = None,
+    errors: tuple[int, ...] = (400, 404), links: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     statuses = {400, 401, 403, 429, 503, 504, *errors}
     if body is not None:
         statuses |= {411, 413, 415}
+    success: dict[str, Any] = {
+        "description": "OK", "content": {"application/json": {"schema": _ref(ok)}},
+    }
+    if links:
+        success["links"] = dict(links)
     operation: dict[str, Any] = {
+        "operationId": operation_id,
         "summary": summary,
         "security": [{"bearerAuth": [scope]}],
         "parameters": parameters,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": _ref(ok)}}},
+            "200": success,
             **{str(status): problem_response(status) for status in sorted(statuses)},
         },
     }
@@ -111,6 +130,32 @@ _IDEMPOTENCY = {
                    "the same key is 409",
     "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
 }
+
+
+def _links(operation_ids: tuple[str, ...], user_id: str) -> dict[str, Any]:
+    """OpenAPI links from one operation's answer to ``operation_ids`` on the same user
+    (``user_id``: a runtime expression), so clients and stateful fuzzing follow them."""
+    return {operation_id: {"operationId": operation_id, "parameters": {"user_id": user_id}}
+            for operation_id in operation_ids}
+
+
+_READ_BACK = _links(("getUserState",), "$request.path.user_id")
+
+
+def _provision() -> dict[str, Any]:
+    """``PUT /user/{user_id}``: 201 when it created the user, 200 when the user existed."""
+    operation = _operation(
+        "provisionUser", "Provision a user known from Telegram (idempotent)", "users:write",
+        UserStateResponse, [_USER_ID_PATH], ProvisionBody,
+        links=_links(("getUserState", "transactBesitos", "putSubscription"),
+                     "$request.path.user_id"))
+    ok = operation["responses"]["200"]
+    operation["responses"] = {
+        "200": {**ok, "description": "The user existed; nothing changed"},
+        "201": {**ok, "description": "Created"},
+        **{k: v for k, v in operation["responses"].items() if k != "200"},
+    }
+    return operation
 
 
 def _health(description: str, ready: bool) -> dict[str, Any]:
@@ -174,9 +219,11 @@ def extra_path_items(routes: Mapping[str, object]) -> dict[str, Operations]:
         if described is not None:
             items[path] = described
             continue
-        security: list[Any] = [] if getattr(resource, "public", False) else [{"bearerAuth": []}]
+        policy = policy_of(resource)
         items[path] = {
-            method: {"summary": "Not described", "security": security,
+            method: {"summary": "Not described",
+                     "security": [] if policy.public else [
+                         {"bearerAuth": [policy.scopes[method.upper()]]}],
                      "responses": {"default": {"description": "Not described"}}}
             for method in _OPENAPI_METHODS
             if callable(getattr(resource, f"on_{method}", None))
@@ -197,22 +244,45 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
                            "problem details (application/problem+json).",
         },
         "paths": {
+            "/user/{user_id}": {"put": _provision()},
+            "/user/{user_id}/purchases": {"post": _operation(
+                "buyItem", "Buy an item with the user's besitos, once per Idempotency-Key",
+                "besitos:write", PurchaseResponse, [*user, _IDEMPOTENCY], PurchaseBody,
+                (400, 403, 404, 409), links=_READ_BACK)},
+            "/user/{user_id}/gifts": {"post": _operation(
+                "giftItem", "Buy an item for another user, once per Idempotency-Key",
+                "besitos:write", GiftResponse, [*user, _IDEMPOTENCY], GiftBody,
+                (400, 403, 404, 409, 422), links={**_READ_BACK, "getRecipientState": {
+                    "operationId": "getUserState", "description": "The gift's recipient",
+                    "parameters": {"user_id": "$request.body#/to_user_id"}}})},
             "/user/{user_id}/state": {"get": _operation(
-                "The user's merged state", "users:read", UserState, user)},
+                "getUserState", "The user's merged state", "users:read", UserStateResponse, user,
+                links=_links(("transactBesitos", "putPreferences", "getSubscription",
+                              "putSubscription"), "$response.body#/user_id")
+                | {"getFragment": {"operationId": "getFragment", "parameters": {
+                    "query.user_id": "$response.body#/user_id"}}})},
             "/user/{user_id}/preferences": {"put": _operation(
+                "putPreferences",
                 "Replace all of the user's preferences (every field required)", "users:write",
-                Preferences, user, PreferencesBody)},
+                PreferencesResponse, user, PreferencesBody, links=_READ_BACK)},
             "/narrative/{fragment_id}": {"get": _operation(
-                "A story fragment as the user sees it", "narrative:read", FragmentView,
-                [_FRAGMENT_ID, _USER_ID_QUERY])},
+                "getFragment", "A story fragment as the user sees it", "narrative:read",
+                FragmentResponse, [_FRAGMENT_ID, _USER_ID_QUERY])},
             "/user/{user_id}/besitos": {"post": _operation(
-                "Earn, spend or transfer besitos, once per Idempotency-Key", "besitos:write",
-                TransactionResult, [*user, _IDEMPOTENCY], TransactionBody, (400, 404, 409))},
+                "transactBesitos", "Earn, spend or transfer besitos, once per Idempotency-Key",
+                "besitos:write", TransactionResponse, [*user, _IDEMPOTENCY], TransactionBody,
+                (400, 404, 409, 422), links={**_READ_BACK, "getRecipientState": {
+                    "operationId": "getUserState",
+                    "description": "A transfer's recipient, read back",
+                    "parameters": {"user_id": "$request.body#/to_user_id"}}})},
             "/user/{user_id}/subscription": {
-                "get": _operation("The user's subscription", "users:read", SubscriptionView,
-                                  user),
-                "put": _operation("Start or cancel a plan", "subscriptions:write",
-                                  SubscriptionView, user, SubscriptionBody),
+                "get": _operation("getSubscription", "The user's subscription", "users:read",
+                                  SubscriptionResponse, user),
+                "put": _operation("putSubscription", "Start or cancel a plan",
+                                  "subscriptions:write", SubscriptionResponse, user,
+                                  SubscriptionBody, (400, 404, 422),
+                                  links=_links(("getSubscription", "getUserState"),
+                                               "$request.path.user_id")),
             },
             "/healthz": {"get": _health("Liveness: the process answers", ready=False)},
             "/readyz": {"get": _health("Readiness: stores, bus, actor tree", ready=True)},
@@ -244,7 +314,7 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
 class OpenApiResource:
     """``GET /openapi.json``."""
 
-    public = True
+    policy = PUBLIC
 
     def __init__(self, extra_paths: Mapping[str, Operations] | None = None) -> None:
         self._document = openapi_document(extra_paths)

@@ -22,6 +22,7 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], str, str], ...] = (
     (errors.PayloadTooLarge, falcon.HTTP_413, "Content Too Large"),
     (errors.LengthRequired, falcon.HTTP_411, "Length Required"),
     (errors.UnsupportedMediaType, falcon.HTTP_415, "Unsupported Media Type"),
+    (errors.Unprocessable, falcon.HTTP_422, "Unprocessable Content"),
     (errors.InvalidInput, falcon.HTTP_400, "Bad Request"),
     (errors.Unauthorized, falcon.HTTP_401, "Unauthorized"),
     (errors.Forbidden, falcon.HTTP_403, "Forbidden"),
@@ -64,7 +65,7 @@ def _headers(error: errors.YabotError) -> dict[str, str] | None:
     if isinstance(error, errors.Unauthorized):
         return {"WWW-Authenticate": 'Bearer realm="yabot"'}
     if isinstance(error, errors.Unavailable):
-        return {"Retry-After": "1"}
+        return {"Retry-After": str(error.retry_after)}
     return None
 
 
@@ -111,5 +112,6 @@ def _default_code(status: int) -> str:
     return {
         400: "invalid-input", 401: "unauthorized", 403: "forbidden", 404: "not-found",
         405: "method-not-allowed", 409: "conflict", 411: "length-required",
-        413: "payload-too-large", 415: "unsupported-media-type", 429: "too-many-requests",
+        413: "payload-too-large", 415: "unsupported-media-type", 422: "unprocessable",
+        429: "too-many-requests",
     }.get(status, "internal" if status >= 500 else "error")

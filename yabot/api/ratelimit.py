@@ -203,9 +203,11 @@ class RateLimit:
     `RateLimited` (429 with ``Retry-After``). Runs after `RequireToken` in
     ``process_resource``, so public routes and unknown routes are not counted."""
 
-    def __init__(self, settings: Settings, storage: Storage | None = None) -> None:
+    def __init__(self, settings: Settings, storage: Storage | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._items: list[RateLimitItem] = parse_many(settings.rate_limit.per_subject)
         self._limiter = FixedWindowRateLimiter(storage or rate_limit_storage(settings))
+        self._clock = clock  # the storage's clock: ``Retry-After`` is its window's reset
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
@@ -214,10 +216,15 @@ class RateLimit:
         if resource is None or subject is None:
             return
         try:
+            # Every limit is tested before any is hit: a request refused by one limit spends
+            # nothing of the others (two racing requests may both pass a test; the hits still
+            # count both, so the overshoot is at most the number of racing requests).
             for item in self._items:
-                if not self._limiter.hit(item, "sub", subject):
+                if not self._limiter.test(item, "sub", subject):
                     reset_at = self._limiter.get_window_stats(item, "sub", subject).reset_time
-                    raise RateLimited(max(1, math.ceil(reset_at - time.time())))
+                    raise RateLimited(max(1, math.ceil(reset_at - self._clock())))
+            for item in self._items:
+                self._limiter.hit(item, "sub", subject)
         except StorageError as exc:
             throttled(log, "rate limit not checked: storage unavailable",
                       error_type=type(exc.storage_error).__name__)

@@ -1,38 +1,64 @@
 """HTTP resources: each turns a request into one ask on the user's session and the reply into
-JSON. ``scopes`` names the token scope each method needs (checked by `RequireToken`)."""
+JSON. ``policy`` declares who may call each (`yabot.api.policy`, checked by `RequireToken`)."""
 
 from __future__ import annotations
 
 import re
-from typing import ClassVar
 
 import falcon
 from pydantic import TypeAdapter, ValidationError
 
 from yabot.api.bridge import ApiBridge
-from yabot.api.schemas import PreferencesBody, SubscriptionBody, TransactionBody, parse_body
+from yabot.api.policy import PUBLIC, requires
+from yabot.api.responses import (
+    FragmentResponse,
+    GiftResponse,
+    PreferencesResponse,
+    PurchaseResponse,
+    SubscriptionResponse,
+    TransactionResponse,
+    UserStateResponse,
+)
+from yabot.api.schemas import (
+    GiftBody,
+    PreferencesBody,
+    ProvisionBody,
+    PurchaseBody,
+    SubscriptionBody,
+    TransactionBody,
+    Transfer,
+    parse_body,
+)
 from yabot.domain.narrative import FragmentId
+from yabot.domain.subscriptions import Plan
+from yabot.domain.users import TelegramIdentity
 from yabot.errors import InvalidInput
 from yabot.sessions.messages import (
+    BuyItem,
     ChangeSubscription,
     GetSubscription,
+    GiftItem,
     Preferences,
     SetPreferences,
     ShowFragment,
+    Start,
     Transact,
 )
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, as LedgerKey allows
 _FRAGMENT_ID: TypeAdapter[str] = TypeAdapter(FragmentId)
+#: One spelling per id: ``/user/01001`` is not user 1001 (a cache or a log would see two).
+_USER_ID = re.compile(r"^[1-9][0-9]{0,15}$")
+MAX_USER_ID = 2**53 - 1
 
 
 def parse_user_id(raw: str | None, name: str = "user id") -> int:
     """A Telegram user id from a path segment or query value, or `InvalidInput`."""
     if raw is None or raw == "":
         raise InvalidInput(f"{name} is required")
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 16 or not 0 < int(raw) < 2**53:
-        raise InvalidInput(f"{name} must be a positive integer below 2^53")
+    if not _USER_ID.match(raw) or int(raw) > MAX_USER_ID:
+        raise InvalidInput(f"{name} must be a positive integer below 2^53, without leading 0")
     return int(raw)
 
 
@@ -53,7 +79,7 @@ def read_body(req: falcon.Request) -> bytes:
 class Liveness:
     """``GET /healthz``: the process answers. Says nothing about dependencies."""
 
-    public = True
+    policy = PUBLIC
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = "application/health+json"
@@ -63,21 +89,21 @@ class Liveness:
 class UserStateResource:
     """``GET /user/{user_id}/state``: the user's merged state (`GetState`)."""
 
-    scopes: ClassVar[dict[str, str]] = {"GET": "users:read"}
+    policy = requires(GET="users:read")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         state = self._bridge.user_state(parse_user_id(user_id))
-        resp.media = state.model_dump(mode="json")
+        resp.media = UserStateResponse.of(state).model_dump(mode="json")
 
 
 class PreferencesResource:
     """``PUT /user/{user_id}/preferences``: replace all of the user's preferences
     (`SetPreferences`); answers the preferences now in force."""
 
-    scopes: ClassVar[dict[str, str]] = {"PUT": "users:write"}
+    policy = requires(PUT="users:write")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
@@ -87,14 +113,14 @@ class PreferencesResource:
         body = parse_body(PreferencesBody, read_body(req))
         preferences = Preferences(language=body.language, notifications=body.notifications)
         state = self._bridge.ask(uid, SetPreferences(preferences=preferences))
-        resp.media = state.preferences.model_dump(mode="json")
+        resp.media = PreferencesResponse.of(state.preferences).model_dump(mode="json")
 
 
 class FragmentResource:
     """``GET /narrative/{fragment_id}?user_id=``: the fragment as that user sees it
     (`ShowFragment`); a VIP fragment for a user without VIP is 403 ``vip-required``."""
 
-    scopes: ClassVar[dict[str, str]] = {"GET": "narrative:read"}
+    policy = requires(GET="narrative:read")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
@@ -103,7 +129,7 @@ class FragmentResource:
         fragment = parse_fragment_id(fragment_id)
         uid = parse_user_id(req.get_param("user_id"), "query parameter user_id")
         view = self._bridge.ask(uid, ShowFragment(fragment_id=fragment))
-        resp.media = view.model_dump(mode="json")
+        resp.media = FragmentResponse.of(view).model_dump(mode="json")
 
 
 class BesitosResource:
@@ -111,43 +137,105 @@ class BesitosResource:
     request's ``Idempotency-Key``. Repeating a request with its key changes nothing and
     answers ``applied: false``; the same key with a different body is 409."""
 
-    scopes: ClassVar[dict[str, str]] = {"POST": "besitos:write"}
+    policy = requires(POST="besitos:write")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         uid = parse_user_id(user_id)
-        key = req.get_header(IDEMPOTENCY_KEY)
-        if key is None or not _IDEMPOTENCY_KEY.match(key):
-            raise InvalidInput(
-                f"the {IDEMPOTENCY_KEY} header is required: 1-128 visible ASCII characters"
-            )
-        body = parse_body(TransactionBody, read_body(req))
+        key = idempotency_key(req)
+        body = parse_body(TransactionBody, read_body(req)).root
         result = self._bridge.ask(uid, Transact(
             kind=body.kind, amount=body.amount, idempotency_key=key,
-            to_user_id=body.to_user_id, reason=body.reason,
+            to_user_id=body.to_user_id if isinstance(body, Transfer) else None,
+            reason=body.reason,
         ))
-        resp.media = result.model_dump(mode="json")
+        resp.media = TransactionResponse.of(result).model_dump(mode="json")
 
 
 class SubscriptionResource:
     """``GET /user/{user_id}/subscription`` (`GetSubscription`) and ``PUT`` to start or cancel
     a plan (`ChangeSubscription`)."""
 
-    scopes: ClassVar[dict[str, str]] = {"GET": "users:read", "PUT": "subscriptions:write"}
+    policy = requires(GET="users:read", PUT="subscriptions:write")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         view = self._bridge.ask(parse_user_id(user_id), GetSubscription())
-        resp.media = view.model_dump(mode="json")
+        resp.media = SubscriptionResponse.of(view).model_dump(mode="json")
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         uid = parse_user_id(user_id)
-        body = parse_body(SubscriptionBody, read_body(req))
+        body = parse_body(SubscriptionBody, read_body(req)).root
         view = self._bridge.ask(
-            uid, ChangeSubscription(plan=body.plan, status=body.status, ends_at=body.ends_at)
+            uid, ChangeSubscription(plan=Plan(body.plan), status=body.status, ends_at=body.ends_at)
         )
-        resp.media = view.model_dump(mode="json")
+        resp.media = SubscriptionResponse.of(view).model_dump(mode="json")
+
+
+def idempotency_key(req: falcon.Request) -> str:
+    """The request's ``Idempotency-Key``, or `InvalidInput`."""
+    key = req.get_header(IDEMPOTENCY_KEY)
+    if key is None or not _IDEMPOTENCY_KEY.match(key):
+        raise InvalidInput(
+            f"the {IDEMPOTENCY_KEY} header is required: 1-128 visible ASCII characters"
+        )
+    return key
+
+
+class UserResource:
+    """``PUT /user/{user_id}``: provision a user without Telegram (`Start`, as the bot's
+    /start does): 201 with the state when created, 200 with the state as it is when the user
+    existed (idempotent; an existing profile is not changed — Telegram's updates do that)."""
+
+    policy = requires(PUT="users:write")
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        body = parse_body(ProvisionBody, read_body(req))
+        welcome = self._bridge.ask(uid, Start(identity=TelegramIdentity(
+            user_id=uid, first_name=body.first_name, username=body.username,
+            language_code=body.language_code)))
+        resp.status = falcon.HTTP_201 if welcome.created else falcon.HTTP_200
+        resp.media = UserStateResponse.of(welcome.state).model_dump(mode="json")
+
+
+class PurchasesResource:
+    """``POST /user/{user_id}/purchases``: buy an item with besitos (`BuyItem`), once per
+    ``Idempotency-Key``."""
+
+    policy = requires(POST="besitos:write")
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        key = idempotency_key(req)
+        body = parse_body(PurchaseBody, read_body(req))
+        purchase = self._bridge.ask(uid, BuyItem(sku=body.sku, idempotency_key=key))
+        resp.media = PurchaseResponse.of(purchase).model_dump(mode="json")
+
+
+class GiftsResource:
+    """``POST /user/{user_id}/gifts``: buy an item for another user (`GiftItem`, the
+    coordinator's workflow), once per ``Idempotency-Key``."""
+
+    policy = requires(POST="besitos:write")
+
+    def __init__(self, bridge: ApiBridge) -> None:
+        self._bridge = bridge
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        key = idempotency_key(req)
+        body = parse_body(GiftBody, read_body(req))
+        gift = self._bridge.ask(uid, GiftItem(sku=body.sku, to_user_id=body.to_user_id,
+                                              idempotency_key=key))
+        resp.media = GiftResponse.of(gift).model_dump(mode="json")

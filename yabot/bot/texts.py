@@ -206,6 +206,10 @@ CATALOGUE: dict[str, dict[Language, str]] = {
         "en": "You don't have enough besitos for that.",
         "es": "No tienes suficientes besitos para eso.",
     },
+    "error_balance-limit": {
+        "en": "Your wallet is full: it cannot hold more besitos.",
+        "es": "Tu cartera está llena: no caben más besitos.",
+    },
     "error_item-not-found": {
         "en": "That item is no longer in the shop.",
         "es": "Ese objeto ya no está en la tienda.",

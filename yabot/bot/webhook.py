@@ -24,6 +24,7 @@ import falcon
 import structlog
 
 from yabot.api.openapi import Operations, problem_response
+from yabot.api.policy import PUBLIC
 from yabot.bot.accepted import Accepted
 from yabot.errors import InvalidInput, Unauthorized, Unavailable
 
@@ -44,7 +45,7 @@ class UpdateIntake(Protocol):
 class TelegramWebhook:
     """The Falcon resource. Public (no JWT): the secret header is its authentication."""
 
-    public = True
+    policy = PUBLIC
     #: Its entry in ``/openapi.json`` (`yabot.api.openapi.extra_path_items`).
     openapi: ClassVar[Operations] = {"post": {
         "summary": "A Telegram update (Bot API setWebhook), authenticated by the secret header",

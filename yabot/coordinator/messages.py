@@ -11,7 +11,7 @@ from yabot.domain.besitos import Amount, LedgerKey, TransactionKind
 from yabot.domain.items import Item, Sku
 from yabot.domain.users import UserId
 from yabot.services.besitos import TransactionOutcome
-from yabot.sessions.messages import SubscriptionView
+from yabot.views import SubscriptionView
 
 
 class VipAccess(Message):

@@ -9,10 +9,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from yabot.domain.users import UserId, UtcDatetime, utcnow
-from yabot.errors import InsufficientBesitos, InvalidInput
+from yabot.errors import BalanceLimit, InsufficientBesitos, InvalidInput
+
+#: The most besitos a balance may hold, and so the largest amount one change may move:
+#: 2^53 - 1, the largest integer every JSON reader (JavaScript's included) reads exactly and a
+#: float holds exactly. Both backends enforce it (a CHECK constraint or ``$jsonSchema``
+#: ``maximum``, and a term of the conditional update), and the models below refuse more
+#: before anything is written; a change past it is `BalanceLimit` (409 ``balance-limit``).
+MAX_BESITOS = 2**53 - 1
 
 LedgerKey = Annotated[str, Field(min_length=1, max_length=128)]
-Amount = Annotated[int, Field(gt=0, lt=2**53)]
+Amount = Annotated[int, Field(gt=0, le=MAX_BESITOS)]
+Balance = Annotated[int, Field(ge=0, le=MAX_BESITOS)]
 TransactionKind = Literal["earn", "spend", "transfer"]
 
 #: Longest ledger key the stores hold (``besitos_ledger.key``).
@@ -31,8 +39,8 @@ class LedgerEntry(BaseModel):
 
     key: LedgerKey
     user_id: UserId
-    amount: int
-    balance_after: Annotated[int, Field(ge=0)]
+    amount: Annotated[int, Field(ge=-MAX_BESITOS, le=MAX_BESITOS)]
+    balance_after: Balance
     reason: Annotated[str, Field(max_length=256)] = ""
     request: Annotated[str, Field(max_length=64)] | None = None
     compensated: bool = False
@@ -46,14 +54,25 @@ class BalanceChange(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     applied: bool
-    balance: Annotated[int, Field(ge=0)]
+    balance: Balance
 
 
 def positive(amount: int) -> int:
     """``amount`` if it is a valid amount of besitos to move, else `InvalidInput`."""
-    if not 0 < amount < 2**53:
-        raise InvalidInput(f"amount: must be a positive number of besitos (got {amount})")
+    if not 0 < amount <= MAX_BESITOS:
+        raise InvalidInput(
+            f"amount: must be a positive number of besitos, at most {MAX_BESITOS} (got {amount})"
+        )
     return amount
+
+
+def ensure_room(balance: int, amount: int) -> None:
+    """`BalanceLimit` unless a balance of ``balance`` can take ``amount`` more."""
+    if balance > MAX_BESITOS - amount:
+        raise BalanceLimit(
+            f"{amount} more besitos would take the balance of {balance} past the limit of "
+            f"{MAX_BESITOS}"
+        )
 
 
 def ensure_affordable(balance: int, amount: int) -> None:

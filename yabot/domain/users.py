@@ -52,7 +52,8 @@ class UserDocument(BaseModel):
     user_id: UserId
     language: Language = "en"
     notifications: bool = True
-    besitos: Annotated[int, Field(ge=0)] = 0
+    # At most `yabot.domain.besitos.MAX_BESITOS` (that module imports this one).
+    besitos: Annotated[int, Field(ge=0, le=2**53 - 1)] = 0
     current_fragment: str | None = None
     inventory: tuple[str, ...] = ()
     created_at: UtcDatetime = Field(default_factory=utcnow)

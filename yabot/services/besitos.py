@@ -23,16 +23,19 @@ from yabot.domain.besitos import (
     LedgerEntry,
     TransactionKind,
     derived_key,
+    ensure_room,
     positive,
     request_fingerprint,
     user_key,
 )
 from yabot.domain.users import utcnow
 from yabot.errors import (
+    BalanceLimit,
     IdempotencyConflict,
     InsufficientBesitos,
     InvalidInput,
     InvalidRecord,
+    Unprocessable,
     UserNotFound,
 )
 from yabot.events import drafts as draft
@@ -92,7 +95,7 @@ class BesitosService:
             if to_user_id is None:
                 raise InvalidInput("to_user_id: a transfer needs a recipient")
             if to_user_id == user_id:
-                raise InvalidInput("to_user_id: a transfer to oneself is not a transfer")
+                raise Unprocessable("to_user_id: a transfer to oneself is not a transfer")
         elif to_user_id is not None:
             raise InvalidInput(f"to_user_id: only a transfer has a recipient, not {kind}")
         request = request_fingerprint(kind, amount, to_user_id, reason)
@@ -113,8 +116,12 @@ class BesitosService:
         else:
             pending = None
             if to_user_id is not None:
-                if self._stores.documents.users.get(to_user_id) is None:
+                recipient = self._stores.documents.users.get(to_user_id)
+                if recipient is None:
                     raise UserNotFound(to_user_id)
+                # Refused before the debit, so nothing is written; a credit that still
+                # finds no room (a race) is refunded like any failed credit.
+                ensure_room(recipient.besitos, amount)
                 pending = PendingTransfer(
                     key=ledger_key, from_user_id=user_id, to_user_id=to_user_id,
                     amount=amount, credit_key=user_key(user_id, key, CREDIT),
@@ -126,6 +133,8 @@ class BesitosService:
             raced = ledger.get(ledger_key)  # a concurrent request with the same key won
             if raced is not None:
                 return self._replay(raced, request, outcome)
+            if kind == "earn":  # the credit found no room and the balance fell since
+                raise BalanceLimit(f"the balance of {change.balance} was at its limit")
             raise InsufficientBesitos(f"{amount} besitos needed, {change.balance} available")
         outcome = _updated(outcome, balance=change.balance)
         if kind != "transfer":

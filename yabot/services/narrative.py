@@ -12,13 +12,13 @@ from yabot.domain.besitos import BalanceChange, system_key
 from yabot.domain.choices import Reader, ensure_may_read, select_choice, why_not
 from yabot.domain.narrative import Choice, Fragment
 from yabot.domain.users import UserChanges, UserDocument
-from yabot.errors import FragmentNotFound, InsufficientBesitos, StaleChoice
+from yabot.errors import BalanceLimit, FragmentNotFound, InsufficientBesitos, StaleChoice
 from yabot.events import drafts as draft
 from yabot.events.drafts import Drafts
 from yabot.events.models import FragmentReached
 from yabot.services.besitos import BesitosService
-from yabot.sessions.messages import ChoiceView, FragmentView
 from yabot.stores.handles import Stores
+from yabot.views import ChoiceView, FragmentView
 
 log = structlog.get_logger("yabot.services.narrative")
 
@@ -141,12 +141,16 @@ class NarrativeService:
         reward_key: str | None = None
         if choice.reward_besitos:
             reward_key = system_key(user_id, f"reward:{fragment_id}:{choice_id}")
-            reward = ledger.credit(
-                user_id, choice.reward_besitos, reward_key, CHOICE_REWARD,
-                events=self._drafts.of(draft.besitos(user_id, choice.reward_besitos,
-                                                     reward_key, CHOICE_REWARD)),
-            )
-            balance = reward.balance
+            try:
+                reward = ledger.credit(
+                    user_id, choice.reward_besitos, reward_key, CHOICE_REWARD,
+                    events=self._drafts.of(draft.besitos(user_id, choice.reward_besitos,
+                                                         reward_key, CHOICE_REWARD)),
+                )
+                balance = reward.balance
+            except BalanceLimit:  # the move stands; a full wallet takes no reward
+                log.info("choice reward not paid: balance at its limit", user_id=user_id)
+                reward_key = None
         return ChoiceOutcome(choice=choice, fragment=target, document=moved, balance=balance,
                              cost=cost, cost_key=cost_key, reward=reward, reward_key=reward_key)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from yabot.domain.besitos import day_start, reaction_award, system_key
 from yabot.domain.users import utcnow
-from yabot.errors import UserNotFound
+from yabot.errors import BalanceLimit, UserNotFound
 from yabot.events import drafts as draft
 from yabot.events.drafts import Drafts
 from yabot.events.models import ReactionDetected
@@ -47,11 +47,16 @@ class ReactionService:
         earned = documents.ledger.earned_since(user_id, REACTION, day_start(utcnow()))
         award = reaction_award(self._reward, self._daily_cap, earned)
         if award:
-            change = documents.ledger.credit(
-                user_id, award, key, REACTION,
-                events=self._drafts.of(detected, draft.besitos(user_id, award, key, REACTION)),
-            )
-            if change.applied:
-                return ReactionOutcome(award, change.balance, key)
+            try:
+                change = documents.ledger.credit(
+                    user_id, award, key, REACTION,
+                    events=self._drafts.of(detected,
+                                           draft.besitos(user_id, award, key, REACTION)),
+                )
+            except BalanceLimit:  # a full wallet earns nothing more; the reaction still counts
+                pass
+            else:
+                if change.applied:
+                    return ReactionOutcome(award, change.balance, key)
         after = documents.users.record_events(user_id, self._drafts.of(detected))
         return ReactionOutcome(0, after.besitos, key)

@@ -15,8 +15,8 @@ from yabot.domain.users import UserDocument, utcnow
 from yabot.errors import (
     IdempotencyConflict,
     InsufficientBesitos,
-    InvalidInput,
     ItemNotFound,
+    Unprocessable,
     UserNotFound,
     VipRequired,
 )
@@ -77,7 +77,7 @@ class ShopService:
         oneself), `VipRequired` (a VIP-only item needs a VIP giver), `InsufficientBesitos`,
         `IdempotencyConflict`."""
         if to_user_id == giver.user_id:
-            raise InvalidInput("to_user_id: a gift to oneself is a purchase")
+            raise Unprocessable("to_user_id: a gift to oneself is a purchase")
         item = self._item(sku)
         recipient = self._stores.documents.users.get(to_user_id)
         if recipient is None:

@@ -12,9 +12,9 @@ from yabot.domain.subscriptions import (
     status_at,
 )
 from yabot.domain.users import utcnow
-from yabot.errors import InvalidInput
-from yabot.sessions.messages import SubscriptionView
+from yabot.errors import InvalidInput, Unprocessable
 from yabot.stores.handles import Stores
+from yabot.views import SubscriptionView
 
 
 def subscription_view(subscription: Subscription | None,
@@ -75,7 +75,7 @@ class SubscriptionService:
                 return SubscriptionView(plan=Plan.FREE), None
             return subscription_view(cancelled, now), cancelled
         if ends_at is None or _aware(ends_at) <= now:
-            raise InvalidInput("ends_at: an active plan needs an end in the future")
+            raise Unprocessable("ends_at: an active plan needs an end in the future")
         started = subscriptions.start(Subscription(user_id=user_id, plan=plan, starts_at=now,
                                                    ends_at=ends_at))
         return subscription_view(started, now), started

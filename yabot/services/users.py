@@ -9,10 +9,10 @@ import structlog
 from yabot.domain.users import TelegramIdentity, UserChanges, UserDocument, UserProfile
 from yabot.errors import UserNotFound
 from yabot.services.subscriptions import SubscriptionService, subscription_view
-from yabot.sessions.messages import Preferences, SubscriptionView, UserState
 from yabot.stores.context import UserContext, read_user_context
 from yabot.stores.handles import Stores
 from yabot.stores.outbox import EventDrafts, no_events
+from yabot.views import Preferences, SubscriptionView, UserState
 
 log = structlog.get_logger("yabot.services.users")
 

@@ -14,125 +14,55 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from actors import Ask, Message
-from yabot.domain.besitos import Amount, LedgerEntry, LedgerKey
-from yabot.domain.items import Item, Sku
+from yabot.domain.besitos import Amount, LedgerKey
+from yabot.domain.items import Sku
 from yabot.domain.narrative import FragmentId
-from yabot.domain.subscriptions import Plan, SubscriptionStatus
-from yabot.domain.users import Language, TelegramIdentity, UserDocument, UserId, UserProfile
+from yabot.domain.subscriptions import Plan
+from yabot.domain.users import TelegramIdentity, UserId
+from yabot.views import (
+    ChoiceView,
+    FragmentView,
+    Gift,
+    Preferences,
+    Purchase,
+    ReactionReward,
+    Shop,
+    SubscriptionView,
+    TransactionResult,
+    UserState,
+    Wallet,
+    Welcome,
+)
 
-
-class Preferences(Message):
-    """What a user may choose. `SetPreferences` replaces all of them at once."""
-
-    language: Language
-    notifications: bool = True
-
-
-class SubscriptionView(Message):
-    """The user's plan as of the moment of the ask: expiry is evaluated at access time, so a
-    VIP subscription whose ``ends_at`` has passed reads ``vip=False``, ``status="expired"``
-    even if no job has marked it yet. No subscription at all reads ``plan="free"``."""
-
-    plan: Plan
-    status: SubscriptionStatus | None = None
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
-    vip: bool = False
-
-
-class UserState(Message):
-    """Everything known about a user: the document (story position, besitos, inventory,
-    language), the relational profile, the preferences and the subscription."""
-
-    document: UserDocument
-    profile: UserProfile | None
-    preferences: Preferences
-    subscription: SubscriptionView
-
-
-class ChoiceView(Message):
-    """One choice of a fragment, as the user sees it. ``available`` is False when the user
-    cannot take it now (too few besitos, a missing item, VIP needed); ``why_not`` then names
-    the reason with an error code (``insufficient-besitos``, ``item-required``,
-    ``vip-required``)."""
-
-    choice_id: str
-    label: str
-    next_fragment: FragmentId
-    cost_besitos: int = 0
-    reward_besitos: int = 0
-    requires_item: Sku | None = None
-    requires_vip: bool = False
-    available: bool = True
-    why_not: str | None = None
-
-
-class FragmentView(Message):
-    """A fragment rendered for one user, in their language. No choices: an ending."""
-
-    fragment_id: FragmentId
-    title: str
-    text: str
-    vip_only: bool
-    choices: tuple[ChoiceView, ...]
-    ending: bool
-    balance: int
-
-
-class Wallet(Message):
-    balance: int
-    entries: tuple[LedgerEntry, ...]  # newest first
-
-
-class Shop(Message):
-    items: tuple[Item, ...]  # by sku
-    balance: int
-    inventory: tuple[Sku, ...]
-
-
-class Purchase(Message):
-    """``applied`` is False when the same idempotency key bought before (nothing changed)."""
-
-    item: Item
-    applied: bool
-    balance: int
-    inventory: tuple[Sku, ...]
-
-
-class TransactionResult(Message):
-    """``applied`` is False when the key had been applied before: a replay changes nothing
-    and answers with the current balance."""
-
-    key: LedgerKey
-    kind: Literal["earn", "spend", "transfer"]
-    amount: int
-    applied: bool
-    balance: int
-
-
-class ReactionReward(Message):
-    """``awarded`` is 0 once the user reached the daily cap or reacted to this message before."""
-
-    awarded: int
-    balance: int
-
-
-class Gift(Message):
-    """Reply to `GiftItem`. ``applied`` is False when the key gifted before, or the recipient
-    owns the item already (nothing was charged); ``balance`` is the giver's."""
-
-    item: Item
-    to_user_id: UserId
-    applied: bool
-    balance: int
-
-
-class Welcome(Message):
-    """Reply to `Start`."""
-
-    state: UserState
-    created: bool
-
+# The views are re-exported: each ask's reply type is importable next to the ask.
+__all__ = [
+    "BuyItem",
+    "ChangeSubscription",
+    "ChoiceView",
+    "Choose",
+    "FragmentView",
+    "GetShop",
+    "GetState",
+    "GetSubscription",
+    "GetWallet",
+    "Gift",
+    "GiftItem",
+    "Preferences",
+    "Purchase",
+    "React",
+    "ReactionReward",
+    "RecordUpdate",
+    "SetPreferences",
+    "Shop",
+    "ShowFragment",
+    "Start",
+    "SubscriptionView",
+    "Transact",
+    "TransactionResult",
+    "UserState",
+    "Wallet",
+    "Welcome",
+]
 
 # ---- asks ---------------------------------------------------------------------------------
 

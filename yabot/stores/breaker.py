@@ -10,6 +10,7 @@ Thread-safe; the clock is injected so tests never sleep.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -70,7 +71,11 @@ class CircuitBreaker:
                 return
             if self._state is BreakerState.OPEN:
                 if not self._cooled_down():
-                    raise StoreUnavailable(f"the {self.name} store is unavailable (circuit open)")
+                    remaining = self._cool_down - (self._clock() - self._opened_at)
+                    raise StoreUnavailable(
+                        f"the {self.name} store is unavailable (circuit open)",
+                        retry_after=math.ceil(remaining),
+                    )
                 self._transition(BreakerState.HALF_OPEN)
             if self._probing:  # half-open: one probe at a time
                 raise StoreUnavailable(f"the {self.name} store is unavailable (circuit probing)")

@@ -18,7 +18,12 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from yabot.crashpoints import crash_point
-from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
+from yabot.domain.besitos import (
+    BalanceChange,
+    LedgerEntry,
+    ensure_room,
+    positive,
+)
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.users import UserChanges, UserDocument
@@ -341,8 +346,12 @@ class MongoBesitosLedger(_Repository):
                 current = users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
                 if current is None:
                     raise UserNotFound(user_id)
-                possible = (fresh and key not in (current.get("ledger_keys") or [])
-                            and current["besitos"] + delta >= 0)
+                new_key = fresh and key not in (current.get("ledger_keys") or [])
+                if new_key and delta > 0:
+                    # The compare-and-set below matches this exact balance, so the limit
+                    # checked here is the limit the change meets.
+                    ensure_room(int(current["besitos"]), delta)
+                possible = new_key and current["besitos"] + delta >= 0
                 if not possible:
                     self._flush(current)  # a replay after a crash finds its entry in the ledger
                     return BalanceChange(applied=False, balance=current["besitos"])

@@ -18,7 +18,7 @@ from pymongo.errors import OperationFailure
 
 from yabot.domain.users import utcnow
 from yabot.stores.schemas import COLLECTIONS
-from yabot.stores.schemas.history import VALIDATORS_V1
+from yabot.stores.schemas.history import MONEY_UNBOUNDED_V3, VALIDATORS_V1
 
 log = structlog.get_logger("yabot.stores.mongo_migrations")
 
@@ -84,7 +84,18 @@ STEPS: tuple[MongoStep, ...] = (
     MongoStep(3, "validators: localized fragments, preferences, ledger request and mark",
               lambda db: _set_validators(db, _current_validators()),
               lambda db: _set_validators(db, VALIDATORS_V1)),
+    # Expand only, for every balance the domain could hold: MAX_BESITOS (2^53 - 1) on
+    # balances and ledger amounts; a document past it (an overflow before this step) makes
+    # the next write to it fail validation until it is corrected.
+    MongoStep(4, "validators: balances and ledger amounts at most MAX_BESITOS (api)",
+              lambda db: _set_validators(db, _current_validators_of(MONEY_UNBOUNDED_V3)),
+              lambda db: _set_validators(db, MONEY_UNBOUNDED_V3)),
 )
+
+
+def _current_validators_of(names: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: validator for name, validator in _current_validators().items()
+            if name in names}
 
 
 def mongo_head() -> int:

@@ -100,7 +100,9 @@ class BesitosLedger(Protocol):
                request: str | None = None, *, events: EventDrafts = no_events,
                settles: str | None = None) -> BalanceChange:
         """Add ``amount`` unless ``key`` was applied before; record it under ``key``, with
-        ``events``; ``settles``: the key of the pending transfer this credit finishes."""
+        ``events``; ``settles``: the key of the pending transfer this credit finishes.
+        `BalanceLimit` (nothing written) when the balance would pass
+        `yabot.domain.besitos.MAX_BESITOS`, even when callers race."""
 
     def pending_transfers(self, older_than: datetime, limit: int = 100
                           ) -> list[PendingTransfer]:

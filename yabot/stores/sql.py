@@ -25,7 +25,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from yabot.crashpoints import crash_point
-from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
+from yabot.domain.besitos import (
+    MAX_BESITOS,
+    BalanceChange,
+    LedgerEntry,
+    ensure_room,
+    positive,
+)
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
@@ -130,6 +136,7 @@ CONSTRAINT_FIELDS = {
     "ck_subscriptions_subscription_status": "status",
     "fk_subscriptions_user_id_user_profiles": "user_id",
     "ck_user_documents_besitos_not_negative": "besitos",
+    "ck_user_documents_besitos_at_most_max": "besitos",
 }
 
 
@@ -386,7 +393,9 @@ class SqlBesitosLedger:
             .values(besitos=balance + bindparam("delta"))
             .returning(balance, user_documents.c.event_seq)
         )
-        self._credit = credit
+        # ``room`` is MAX_BESITOS - delta: a credit never takes the balance past the limit
+        # (the CHECK would refuse it too, but as an error instead of "not applied").
+        self._credit = credit.where(balance <= bindparam("room"))
         self._debit = credit.where(balance >= -bindparam("delta"))
         dialect_insert: Any = (sqlite.insert if engine.dialect.name == "sqlite"
                                else postgresql.insert)
@@ -414,7 +423,7 @@ class SqlBesitosLedger:
         entry = LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0,
                             reason=reason, request=request).model_dump()
         statement = self._debit if delta < 0 else self._credit
-        parameters = {"uid": user_id, "delta": delta}
+        parameters = {"uid": user_id, "delta": delta, "room": MAX_BESITOS - delta}
 
         def apply() -> BalanceChange:
             with self._engine.connect() as conn:
@@ -438,9 +447,14 @@ class SqlBesitosLedger:
                         return BalanceChange(applied=True, balance=after)
                 transaction.rollback()  # too poor, unknown user, or the key was used before
                 current = conn.execute(self._balance, {"uid": user_id}).scalar_one_or_none()
+                # A credit that found no room and is not a replay is over the limit.
+                over = (delta > 0 and current is not None
+                        and conn.execute(self._by_key, {"key": key}).first() is None)
                 conn.rollback()
             if current is None:
                 raise UserNotFound(user_id)
+            if over:
+                ensure_room(current, delta)
             return BalanceChange(applied=False, balance=current)
 
         return guarded_write(self._guard, apply, "debit" if delta < 0 else "credit")

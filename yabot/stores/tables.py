@@ -22,6 +22,8 @@ from sqlalchemy import (
     false,
 )
 
+from yabot.domain.besitos import MAX_BESITOS
+
 # Named constraints, so migrations and error messages can refer to them the same way on
 # every database (https://alembic.sqlalchemy.org/en/latest/naming.html).
 metadata = MetaData(
@@ -57,6 +59,8 @@ user_documents = Table(
     # transaction that writes the events to ``event_outbox``: gap-free across restarts.
     Column("event_seq", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("besitos >= 0", name="besitos_not_negative"),
+    # Revision 0003_api: the limit `yabot.domain.besitos.MAX_BESITOS` (2^53 - 1).
+    CheckConstraint(f"besitos <= {MAX_BESITOS}", name="besitos_at_most_max"),
 )
 
 narrative_fragments = Table(
@@ -90,6 +94,9 @@ besitos_ledger = Table(
     Column("compensated", Boolean, nullable=False, server_default=false()),
     CheckConstraint("amount <> 0", name="amount_not_zero"),
     CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+    CheckConstraint(f"balance_after <= {MAX_BESITOS}", name="balance_after_at_most_max"),
+    CheckConstraint(f"amount BETWEEN {-MAX_BESITOS} AND {MAX_BESITOS}",
+                    name="amount_at_most_max"),
     Index(None, "user_id", "id"),
 )
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
+from yabot.domain.besitos import MAX_BESITOS
+
 INTEGER = ["int", "long"]
 
 
@@ -40,7 +42,7 @@ USERS = CollectionSchema(
         ["user_id", "besitos", "language", "created_at"],
         {
             "user_id": {"bsonType": INTEGER, "minimum": 1},
-            "besitos": {"bsonType": INTEGER, "minimum": 0},
+            "besitos": {"bsonType": INTEGER, "minimum": 0, "maximum": MAX_BESITOS},
             "language": {"enum": ["es", "en"]},
             "notifications": {"bsonType": "bool"},
             "current_fragment": {"bsonType": ["string", "null"]},
@@ -106,8 +108,9 @@ BESITOS_LEDGER = CollectionSchema(
         {
             "key": {"bsonType": "string", "minLength": 1},
             "user_id": {"bsonType": INTEGER, "minimum": 1},
-            "amount": {"bsonType": INTEGER, "not": {"enum": [0]}},
-            "balance_after": {"bsonType": INTEGER, "minimum": 0},
+            "amount": {"bsonType": INTEGER, "not": {"enum": [0]},
+                       "minimum": -MAX_BESITOS, "maximum": MAX_BESITOS},
+            "balance_after": {"bsonType": INTEGER, "minimum": 0, "maximum": MAX_BESITOS},
             "reason": {"bsonType": "string"},
             "request": {"bsonType": ["string", "null"]},
             "compensated": {"bsonType": "bool"},

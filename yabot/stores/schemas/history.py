@@ -79,3 +79,37 @@ VALIDATORS_V1: dict[str, dict[str, Any]] = {
         }
     },
 }
+
+
+#: The validators of ``users`` and ``besitos_ledger`` as MongoDB step 3 set them (before the
+#: money bound of step 4).
+MONEY_UNBOUNDED_V3: dict[str, dict[str, Any]] = {
+    "users": {"$jsonSchema": {
+        "bsonType": "object",
+        "required": ["user_id", "besitos", "language", "created_at"],
+        "properties": {
+            "user_id": {"bsonType": ["int", "long"], "minimum": 1},
+            "besitos": {"bsonType": ["int", "long"], "minimum": 0},
+            "language": {"enum": ["es", "en"]},
+            "notifications": {"bsonType": "bool"},
+            "current_fragment": {"bsonType": ["string", "null"]},
+            "inventory": {"bsonType": "array", "items": {"bsonType": "string"}},
+            "ledger_keys": {"bsonType": "array", "items": {"bsonType": "string"}},
+            "created_at": {"bsonType": "date"},
+        },
+    }},
+    "besitos_ledger": {"$jsonSchema": {
+        "bsonType": "object",
+        "required": ["key", "user_id", "amount", "balance_after", "created_at"],
+        "properties": {
+            "key": {"bsonType": "string", "minLength": 1},
+            "user_id": {"bsonType": ["int", "long"], "minimum": 1},
+            "amount": {"bsonType": ["int", "long"], "not": {"enum": [0]}},
+            "balance_after": {"bsonType": ["int", "long"], "minimum": 0},
+            "reason": {"bsonType": "string"},
+            "request": {"bsonType": ["string", "null"]},
+            "compensated": {"bsonType": "bool"},
+            "created_at": {"bsonType": "date"},
+        },
+    }},
+}
