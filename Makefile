@@ -25,8 +25,8 @@ run: $(VENV)/.installed-run
 	$(BIN)/yabot run
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check actors yabot tests bench config
-	$(BIN)/mypy actors yabot tests bench
+	$(BIN)/ruff check actors yabot tests bench config docs
+	$(BIN)/mypy actors yabot tests bench docs
 
 # Parallel workers (pytest-xdist), one test module per worker at a time (--dist loadscope), so
 # a module's server fixture starts once. Each worker has its own PostgreSQL schema, Redis key
