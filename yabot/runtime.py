@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -28,6 +29,7 @@ from yabot.events.drafts import Drafts
 from yabot.events.groups import ConsumerGroup, Handlers
 from yabot.events.local import LocalDelivery
 from yabot.events.models import SubscriptionChanged
+from yabot.events.stats import DailyFigures, daily_figures, stats_group
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
 from yabot.scheduler.actor import SchedulerActor
@@ -80,6 +82,7 @@ class Runtime:
         self.consumer_groups: list[ConsumerGroup] = [
             ConsumerGroup(settings.events.consumer_group, self.event_handlers),
             self._coordinator_group(settings),
+            stats_group(f"{settings.events.consumer_group}:stats"),
         ]
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
@@ -208,6 +211,10 @@ class Runtime:
         webhook = TelegramWebhook(bot, secret.get_secret_value(),
                                   self.settings.bot.bot_webhook_max_body)
         return {WEBHOOK_PATH: webhook}
+
+    def daily_stats(self, first: date, last: date) -> list[DailyFigures]:
+        """The daily figures of ``first``..``last`` (`yabot.events.stats`)."""
+        return daily_figures(self.stores.relational.engine, first, last)
 
     @property
     def bot(self) -> BotRunner | None:

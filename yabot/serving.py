@@ -65,6 +65,7 @@ class WorkerApp:
             metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
                              telegram_counters.prometheus_text,
                              scheduler_metrics.prometheus_text],
+            daily_stats=runtime.daily_stats,
         )
 
     def begin_shutdown(self) -> None:

@@ -26,6 +26,7 @@ from yabot.api.resources import (
     SubscriptionResource,
     UserStateResource,
 )
+from yabot.api.stats import DailyFiguresSource, DailyStatsResource
 from yabot.health import HealthRegistry
 from yabot.logs import bind_correlation_id
 from yabot.settings import Settings
@@ -67,13 +68,15 @@ def create_app(
     draining: threading.Event | None = None,
     metrics: HttpMetrics | None = None,
     metrics_sources: Sequence[Callable[[], str]] = (),
+    daily_stats: DailyFiguresSource | None = None,
 ) -> falcon.App[Any, Any]:
     """The API; ``extra_routes`` are resources other parts add (the Telegram webhook),
     documented in ``/openapi.json`` too (`yabot.api.openapi.extra_path_items`).
 
     ``health`` feeds ``/readyz`` (no checks: ready), ``draining`` makes it fail (set at the
     start of shutdown), ``metrics_sources`` add Prometheus text to ``/metrics`` after the
-    HTTP metrics (the actors' and the events' counters).
+    HTTP metrics (the actors' and the events' counters); ``daily_stats`` serves
+    ``/stats/daily``.
     """
     http_metrics = metrics or HttpMetrics()
     middleware: list[Any] = [
@@ -95,6 +98,8 @@ def create_app(
     app.add_route("/readyz", Readiness(registry.check_all, draining or threading.Event()))
     app.add_route("/metrics", MetricsResource([http_metrics.prometheus_text, *metrics_sources]))
     extras = dict(extra_routes or {})
+    if daily_stats is not None:
+        extras["/stats/daily"] = DailyStatsResource(daily_stats)
     app.add_route("/openapi.json", OpenApiResource(extra_path_items(extras)))
     app.add_route("/user/{user_id}/state", UserStateResource(bridge))
     app.add_route("/user/{user_id}/preferences", PreferencesResource(bridge))

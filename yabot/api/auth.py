@@ -31,6 +31,7 @@ SCOPES: Mapping[str, str] = {
     "narrative:read": "read story fragments as a user sees them",
     "besitos:write": "earn, spend and transfer besitos",
     "subscriptions:write": "start or cancel a user's subscription",
+    "stats:read": "read the daily figures of the whole bot",
 }
 
 

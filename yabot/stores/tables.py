@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -219,4 +220,21 @@ scheduled_jobs = Table(
     Column("lease_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index(None, "due_at"),
+)
+
+
+# Per-day figures of what users did (UTC days), kept by the `stats` consumer group: each
+# event adds to its day's row in the transaction that marks it handled, so a redelivered
+# event never counts twice.
+daily_stats = Table(
+    "daily_stats",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("starts", BigInteger, nullable=False, server_default="0"),
+    Column("choices", BigInteger, nullable=False, server_default="0"),
+    Column("purchases", BigInteger, nullable=False, server_default="0"),
+    Column("besitos_earned", BigInteger, nullable=False, server_default="0"),
+    Column("besitos_spent", BigInteger, nullable=False, server_default="0"),
+    Column("vip_starts", BigInteger, nullable=False, server_default="0"),
+    Column("vip_lapses", BigInteger, nullable=False, server_default="0"),
 )
