@@ -5,7 +5,7 @@ never to a user who turned notifications off or blocked the bot."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from tests.support.fake_telegram import FakeTelegram
 from tests.support.settings import SettingsFactory
 from tests.support.users import start_user
 from tests.support.waiting import ASK, eventually
+from yabot.domain.subscriptions import Plan
 from yabot.domain.users import UserDocument
 from yabot.events.groups import handle_once
 from yabot.events.models import SubscriptionChanged, UserInteraction
@@ -24,7 +25,15 @@ from yabot.notifications.group import NotificationRules, notifications_group
 from yabot.notifications.sender import ChatBlocked, Notifier, RetryLater, TokenBucket
 from yabot.notifications.texts import notification_text
 from yabot.runtime import Runtime
-from yabot.sessions.messages import GiftItem, Preferences, RecordUpdate, SetPreferences, Transact
+from yabot.sessions.messages import (
+    ChangeSubscription,
+    GetSubscription,
+    GiftItem,
+    Preferences,
+    RecordUpdate,
+    SetPreferences,
+    Transact,
+)
 from yabot.stores.engine import make_engine
 from yabot.stores.tables import blocked_chats, metadata, notifications
 
@@ -94,6 +103,23 @@ def test_a_user_who_blocked_the_bot_is_not_notified(
     eventually(lambda: notification_counters.get("blocked") > blocked_before,
                "the gift to a user who blocked the bot was dropped")
     assert fake_telegram.sent(chat_id=RECIPIENT) == []
+
+
+def test_a_lapsed_vip_is_told_once_in_their_language(
+    make_settings: SettingsFactory, fake_telegram: FakeTelegram
+) -> None:
+    settings = make_settings(**bot_env(fake_telegram), EVENTS_REPLAY_INTERVAL="0.05",
+                             EVENTS_SCHEDULER_POLL_INTERVAL="0.05")
+    with Runtime(settings) as runtime:
+        start_user(runtime, 9, language="es")
+        ends = datetime.now(UTC) + timedelta(seconds=2)
+        runtime.sessions.ask(9, ChangeSubscription(plan=Plan.VIP, ends_at=ends), timeout=ASK)
+        eventually(lambda: len(fake_telegram.sent(chat_id=9)) >= 1,
+                   "the scheduler's VIP expiry led to a lapse notice")
+        assert datetime.now(UTC) >= ends
+        runtime.sessions.ask(9, GetSubscription(), timeout=ASK)  # a later look: no new cause
+    assert [m.params["text"] for m in fake_telegram.sent(chat_id=9)] == [
+        notification_text("vip_lapsed", "es")]
 
 
 # ---- the group and the sender on their own (SQLite file) ---------------------------------
