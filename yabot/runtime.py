@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -22,14 +23,18 @@ from yabot.bot.starting import BotStart
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.coordinator.actor import Recovery
+from yabot.domain.users import UserDocument
 from yabot.errors import YabotError
 from yabot.events.bus import Events
 from yabot.events.drafts import Drafts
 from yabot.events.groups import ConsumerGroup, Handlers
 from yabot.events.local import LocalDelivery
 from yabot.events.models import SubscriptionChanged
+from yabot.events.stats import DailyFigures, daily_figures, stats_group
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
+from yabot.notifications.group import NotificationRules, notifications_group
+from yabot.notifications.sender import Notifier, Send
 from yabot.scheduler.actor import SchedulerActor
 from yabot.scheduler.scheduler import JobHandlers
 from yabot.scheduler.vip import VIP_EXPIRY, expire_vip, schedule_vip_expiry
@@ -80,7 +85,13 @@ class Runtime:
         self.consumer_groups: list[ConsumerGroup] = [
             ConsumerGroup(settings.events.consumer_group, self.event_handlers),
             self._coordinator_group(settings),
+            stats_group(f"{settings.events.consumer_group}:stats"),
+            notifications_group(f"{settings.events.consumer_group}:notifications",
+                                NotificationRules(self._profile, wake=self._wake_notifier)),
         ]
+        #: Sends what the notifications group queued (through the bot, once it runs).
+        self.notifier = Notifier(lambda: self.stores.relational.engine, self._notification_send,
+                                 bot_expected=settings.bot.telegram_bot_token is not None)
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
@@ -145,6 +156,7 @@ class Runtime:
             self._starting = False
         self._supervisor = root
         log.info("actor tree started")
+        self.notifier.start()
         if self.settings.bot.telegram_bot_token is not None:
             self._bot = BotStart(self.settings, self.sessions)
             self.health.register("telegram", self._bot.health)
@@ -191,6 +203,7 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop the bot, then the tree (children in reverse start order). Idempotent."""
+        self.notifier.stop()
         if self._bot is not None:
             self._bot.stop()
             self._bot = None
@@ -208,6 +221,24 @@ class Runtime:
         webhook = TelegramWebhook(bot, secret.get_secret_value(),
                                   self.settings.bot.bot_webhook_max_body)
         return {WEBHOOK_PATH: webhook}
+
+    def _profile(self, user_id: int) -> UserDocument | None:
+        return self.stores.documents.users.get(user_id)
+
+    def _wake_notifier(self) -> None:
+        self.notifier.wake()
+
+    def _notification_send(self) -> Send | None:
+        runner = self.bot
+        if runner is None:
+            return None
+        from yabot.notifications.telegram import telegram_send  # aiogram: only with a bot
+
+        return telegram_send(runner, self.settings.actors.ask_timeout)
+
+    def daily_stats(self, first: date, last: date) -> list[DailyFigures]:
+        """The daily figures of ``first``..``last`` (`yabot.events.stats`)."""
+        return daily_figures(self.stores.relational.engine, first, last)
 
     @property
     def bot(self) -> BotRunner | None:

@@ -29,6 +29,7 @@ from yabot.bot.counters import telegram_counters
 from yabot.events.counters import event_counters
 from yabot.health import ComponentHealth, HealthStatus
 from yabot.logs import configure_logging, gunicorn_logconfig
+from yabot.notifications.counters import notification_counters
 from yabot.runtime import Runtime
 from yabot.scheduler.scheduler import scheduler_metrics
 from yabot.settings import Settings, load_settings
@@ -65,7 +66,9 @@ class WorkerApp:
             health=runtime.health, draining=self.draining,
             metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
                              telegram_counters.prometheus_text,
-                             scheduler_metrics.prometheus_text],
+                             scheduler_metrics.prometheus_text,
+                             notification_counters.prometheus_text],
+            daily_stats=runtime.daily_stats,
         )
 
     def begin_shutdown(self) -> None:

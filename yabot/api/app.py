@@ -30,6 +30,7 @@ from yabot.api.resources import (
     UserResource,
     UserStateResource,
 )
+from yabot.api.stats import DailyFiguresSource, DailyStatsResource
 from yabot.api.strict import RefuseRepeatedParameters
 from yabot.health import HealthRegistry
 from yabot.logs import bind_correlation_id
@@ -73,6 +74,7 @@ def create_app(
     metrics: HttpMetrics | None = None,
     metrics_sources: Sequence[Callable[[], str]] = (),
     rate_limit: RateLimit | None = None,
+    daily_stats: DailyFiguresSource | None = None,
 ) -> falcon.App[Any, Any]:
     """The API; ``extra_routes`` are resources other parts add (the Telegram webhook),
     documented in ``/openapi.json`` too (`yabot.api.openapi.extra_path_items`). Every
@@ -81,7 +83,8 @@ def create_app(
     ``health`` feeds ``/readyz`` (no checks: ready), ``draining`` makes it fail (set at the
     start of shutdown), ``metrics_sources`` add Prometheus text to ``/metrics`` after the
     HTTP metrics (the actors' and the events' counters). ``rate_limit`` replaces the one
-    the settings describe (tests give one on a manual clock).
+    the settings describe (tests give one on a manual clock); ``daily_stats`` serves
+    ``/stats/daily``.
     """
     http_metrics = metrics or HttpMetrics()
     middleware: list[Any] = [
@@ -101,6 +104,8 @@ def create_app(
     app.add_error_handler(Exception, handle_error)
     registry = health or HealthRegistry()
     extras = dict(extra_routes or {})
+    if daily_stats is not None:
+        extras["/stats/daily"] = DailyStatsResource(daily_stats)
     for path, resource in extras.items():
         check_route_policy(path, resource)  # before they are documented
     routes: dict[str, object] = {

@@ -24,6 +24,7 @@ SCOPES: Mapping[str, str] = MappingProxyType({
     "narrative:read": "read story fragments as a user sees them",
     "besitos:write": "earn, spend and transfer besitos; buy and gift items",
     "subscriptions:write": "start or cancel a user's subscription",
+    "stats:read": "read the daily figures of the whole bot",
 })
 
 

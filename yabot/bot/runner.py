@@ -10,9 +10,10 @@ growing delays, forever: the HTTP API keeps serving meanwhile.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import structlog
@@ -132,6 +133,15 @@ class BotRunner:
         self._thread.join(self._settings.bot.bot_drain_timeout + START_TIMEOUT)
         if self._thread.is_alive():
             log.error("telegram thread did not stop in time")
+
+    def run_on_loop(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coroutine`` (a call on `bot`) on the bot's event loop, from any thread (the
+        notifications sender); `RuntimeError` when the loop does not run."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            coroutine.close()
+            raise RuntimeError("the telegram loop is not running")
+        return asyncio.run_coroutine_threadsafe(coroutine, loop)
 
     # -- webhook hand-off (called on HTTP threads) -----------------------------------------
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -226,4 +227,48 @@ scheduled_jobs = Table(
     Column("lease_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index(None, "due_at"),
+)
+
+
+# Per-day figures of what users did (UTC days), kept by the `stats` consumer group: each
+# event adds to its day's row in the transaction that marks it handled, so a redelivered
+# event never counts twice.
+daily_stats = Table(
+    "daily_stats",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("starts", BigInteger, nullable=False, server_default="0"),
+    Column("choices", BigInteger, nullable=False, server_default="0"),
+    Column("purchases", BigInteger, nullable=False, server_default="0"),
+    Column("besitos_earned", BigInteger, nullable=False, server_default="0"),
+    Column("besitos_spent", BigInteger, nullable=False, server_default="0"),
+    Column("vip_starts", BigInteger, nullable=False, server_default="0"),
+    Column("vip_lapses", BigInteger, nullable=False, server_default="0"),
+)
+
+
+# Messages the bot sends unasked (`yabot.notifications`), one per cause: the event that
+# called for it (``cause`` = its event id), so a redelivered event never notifies twice.
+# Written in the notifications group's transaction; a sender thread sends the rows whose
+# ``outcome`` is still NULL and records what happened (sent, blocked, off, no-bot, failed).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("cause", String(36), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(16)),
+    Column("settled_at", DateTime(timezone=True)),
+    Index(None, "outcome", "created_at"),
+)
+
+# Users who blocked the bot (their `my_chat_member` said "kicked"): never sent anything until
+# they unblock it. Kept by the notifications group from the "blocked"/"unblocked" actions.
+blocked_chats = Table(
+    "blocked_chats",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("blocked_at", DateTime(timezone=True), nullable=False),
 )
