@@ -24,6 +24,7 @@ from yabot.events.bus import Events
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
+from yabot.intake.choice import build_intake
 from yabot.seed import seed_at_start
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Settings
@@ -93,7 +94,8 @@ class Runtime:
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
             dispatcher = build_dispatcher(self.sessions, self.settings)
-            self._bot = BotRunner(self.settings, dispatcher)
+            intake = build_intake(self.settings, lambda: self.stores.relational.engine)
+            self._bot = BotRunner(self.settings, dispatcher, intake)
             self._bot.start()
         else:
             log.info(

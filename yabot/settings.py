@@ -264,6 +264,26 @@ class EventSettings(BaseSettings):
     ordering_gap_timeout: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
 
+class ScaleSettings(BaseSettings):
+    """Partitions, the durable intake and partition leases (README "Scaling out")."""
+
+    model_config = _config()
+
+    #: How many partitions users are hashed into. Fixed per deployment: changing it moves
+    #: users between partitions, so do it only with every process stopped and the intake
+    #: drained (README "Scaling out").
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 16
+    #: Redis keys of the intake streams and leases start with this (``{prefix}:in:{p}``).
+    intake_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "yabot"
+    intake_read_count: Annotated[int, Field(ge=1, le=10_000)] = 100
+    intake_read_block_ms: Annotated[int, Field(ge=10, le=10_000)] = 200
+    #: Entries handed to the bot and not yet acknowledged, at most (backpressure on reads).
+    intake_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1024
+    intake_redis_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    #: How many of each user's handled update ids are remembered to skip redeliveries.
+    handled_updates_window: Annotated[int, Field(ge=1, le=10_000)] = 256
+
+
 class BesitosSettings(BaseSettings):
     """The besitos economy: what reactions earn."""
 
@@ -300,12 +320,13 @@ class Settings(BaseModel):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     besitos: BesitosSettings = Field(default_factory=BesitosSettings)
     story: StorySettings = Field(default_factory=StorySettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
     _SECTIONS: ClassVar[dict[str, type[BaseSettings]]] = {
         "app": AppSettings, "mongo": MongoSettings, "sql": SqlSettings, "redis": RedisSettings,
         "api": ApiSettings, "jwt": JwtSettings, "bot": BotSettings, "actors": ActorSettings,
         "events": EventSettings, "rate_limit": RateLimitSettings, "besitos": BesitosSettings,
-        "story": StorySettings,
+        "story": StorySettings, "scale": ScaleSettings,
     }
 
     @property

@@ -102,7 +102,7 @@ def test_check_lists_pending_then_passes(sql_settings: Settings) -> None:
     assert "pending: sql: apply 0001 baseline: every table" in lines
     run(sql_settings)
     assert run(sql_settings, check=True) == (0, [
-        "sql: at 0002, head 0002",
+        f"sql: at {sql_head()}, head {sql_head()}",
         "mongo: not configured (MONGODB_URI unset; documents live in the SQL database)",
         "up to date",
     ])

@@ -5,6 +5,13 @@ Mode is chosen by settings: with ``BOT_WEBHOOK_URL`` the runner registers the we
 over with `accept`; without it, it deletes any webhook and long-polls `getUpdates`. Either
 way, when Telegram cannot be reached it logs one line per failed attempt and retries with
 growing delays, forever: the HTTP API keeps serving meanwhile.
+
+Every update goes through the durable intake (`yabot.intake`): `accept` (webhook) and the
+polling loop append it to its partition's log first — the webhook answers 200, the polling
+offset moves on, only after that — and an `IntakeReader` hands the log's entries of the
+partitions this process owns to the lanes. An entry is acknowledged once the Dispatcher has
+handled it; one a crash interrupted is handled again after the restart, and an update the
+user's session already recorded as handled is skipped (`SeenUpdate`).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import enum
 import threading
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import structlog
@@ -34,6 +42,7 @@ from yabot.bot.middleware import ActionFlag, UpdateContext
 from yabot.bot.routers import all_routers
 from yabot.errors import InvalidInput
 from yabot.events.backoff import Backoff
+from yabot.intake import Delivery, Intake, IntakeEntry, IntakeReader, partition_of
 from yabot.settings import Settings
 
 log = structlog.get_logger("yabot.bot")
@@ -85,10 +94,29 @@ def lane_key(update: Update) -> int | None:
 
 
 class Accepted(enum.Enum):
-    QUEUED = "queued"
+    QUEUED = "queued"  # stored in the intake: it will be handled
     IGNORED = "ignored"  # a valid update of a kind the bot does not handle
     BUSY = "busy"  # too many updates pending
     STOPPED = "stopped"  # the runner is not running
+    UNSTORED = "unstored"  # the intake could not store it
+
+
+def _handled_kind(update: Update) -> bool:
+    """Whether the bot handles updates of this kind (others are logged and dropped)."""
+    try:
+        kind = update.event_type
+    except UpdateTypeLookupError:
+        log.info("update of an unknown kind ignored", update_id=update.update_id)
+        return False
+    if kind not in ALLOWED_UPDATES:
+        log.info("update kind not handled", update_id=update.update_id, kind=kind)
+        return False
+    return True
+
+
+def _raw(update: Update) -> str:
+    """The update's JSON as the intake stores it (for updates that came without raw text)."""
+    return update.model_dump_json(exclude_none=True)
 
 
 class BotRunner:
@@ -100,16 +128,24 @@ class BotRunner:
     session and joins the thread.
     """
 
-    def __init__(self, settings: Settings, dispatcher: Dispatcher, bot: Bot | None = None) -> None:
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, intake: Intake,
+                 bot: Bot | None = None,
+                 owned: Callable[[], list[int]] | None = None) -> None:
         self._settings = settings
         self._dispatcher = dispatcher
+        self._intake = intake
+        self._partitions = settings.scale.partitions
+        every = list(range(self._partitions))
+        #: The partitions whose entries this process handles (all of them with no leases).
+        self._owned = owned or (lambda: every)
+        self.reader: IntakeReader | None = None
         self.bot = bot or build_bot(settings)
         self.webhook = settings.bot.bot_webhook_url is not None
         self._thread = threading.Thread(target=self._run, name="telegram", daemon=False)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
-        self._lanes: Lanes[Update] | None = None
+        self._lanes: Lanes[Delivery] | None = None
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._backoff = Backoff(settings.bot.bot_retry_initial_delay,
@@ -145,15 +181,10 @@ class BotRunner:
             fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
             raise InvalidInput(f"not a valid update ({fields})") from None
 
-    def accept(self, update: Update) -> Accepted:
-        """Hand ``update`` to the loop without waiting for it to be handled."""
-        try:
-            kind = update.event_type
-        except UpdateTypeLookupError:
-            log.info("update of an unknown kind ignored", update_id=update.update_id)
-            return Accepted.IGNORED
-        if kind not in ALLOWED_UPDATES:
-            log.info("update kind not handled", update_id=update.update_id, kind=kind)
+    def accept(self, update: Update, raw: str | None = None) -> Accepted:
+        """Store ``update`` (``raw``: its JSON as received) in the intake; QUEUED means it is
+        stored durably and will be handled, without waiting for that."""
+        if not _handled_kind(update):
             return Accepted.IGNORED
         loop, lanes = self._loop, self._lanes
         if loop is None or lanes is None or loop.is_closed() or self._is_stopping():
@@ -163,20 +194,26 @@ class BotRunner:
                 return Accepted.BUSY
             self._pending += 1
         try:
-            # call_soon_threadsafe keeps arrival order (callbacks run FIFO), which the lanes
-            # need; run_coroutine_threadsafe would too, but adds a task and a future per update.
-            loop.call_soon_threadsafe(lanes.submit, lane_key(update), update)
-        except RuntimeError:  # the loop closed between the check and the call
+            self._intake.append([self._entry(update, raw)])
+        except Exception as exc:
             self._done()
-            return Accepted.STOPPED
+            log.warning("update not stored in the intake", update_id=update.update_id,
+                        error=type(exc).__name__)
+            return Accepted.UNSTORED
         return Accepted.QUEUED
+
+    def _entry(self, update: Update, raw: str | None) -> IntakeEntry:
+        key = lane_key(update)
+        return IntakeEntry(partition=partition_of(key, self._partitions), key=key,
+                           body=raw if raw is not None else _raw(update))
 
     def _is_stopping(self) -> bool:
         return self._stopping is not None and self._stopping.is_set()
 
     def _done(self) -> None:
         with self._pending_lock:
-            self._pending -= 1
+            # Entries resumed after a restart were not counted by this process's `accept`.
+            self._pending = max(0, self._pending - 1)
 
     # -- the loop thread -------------------------------------------------------------------
 
@@ -192,6 +229,18 @@ class BotRunner:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._lanes = Lanes(self._handle, self._settings.bot.bot_max_concurrent_updates)
+        loop, lanes = self._loop, self._lanes
+        scale = self._settings.scale
+
+        def deliver(delivery: Delivery) -> None:  # on the reader's thread, in log order
+            loop.call_soon_threadsafe(lanes.submit, delivery.entry.key, delivery)
+
+        reader = self.reader = IntakeReader(
+            self._intake, self._owned, deliver, read_count=scale.intake_read_count,
+            read_block=scale.intake_read_block_ms / 1000,
+            max_in_flight=scale.intake_max_in_flight,
+        )
+        reader.start()
         api = str(self._settings.bot.telegram_api_url)
         # Logged before `start` returns, so the log shows the bot starting before the HTTP app.
         log.info("telegram starting", mode="webhook" if self.webhook else "polling", api=api)
@@ -202,18 +251,28 @@ class BotRunner:
         await self._stopping.wait()
         connection.cancel()
         await asyncio.gather(connection, return_exceptions=True)
+        # No new entries from here; what is handed out finishes, the rest stays in the log.
+        await asyncio.to_thread(reader.stop_reading)
         drained = await self._lanes.drain(self._settings.bot.bot_drain_timeout)
         if not drained:
             log.error("telegram updates still running at shutdown", pending=len(self._lanes))
+        await asyncio.to_thread(reader.stop)
+        self._intake.close()
         await self.bot.session.close()
         log.info("telegram stopped")
 
-    async def _handle(self, update: Update) -> None:
+    async def _handle(self, delivery: Delivery) -> None:
         try:
+            update = Update.model_validate_json(delivery.entry.body, context={"bot": self.bot})
             await self._dispatcher.feed_update(self.bot, update)
+        except ValidationError:
+            # Stored by an older version, or tampered with: it can never be handled.
+            log.error("intake entry is not an update; dropped", entry_id=delivery.entry_id)
         finally:
-            if self.webhook:
-                self._done()
+            reader = self.reader
+            if reader is not None:
+                reader.done(delivery)
+            self._done()
 
     async def _retrying(self, what: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         """``await attempt_once()`` until it succeeds; one log line per failure, then wait."""
@@ -255,10 +314,12 @@ class BotRunner:
         self.connected.set()
         log.info("telegram polling started")
         offset: int | None = None
-        lanes = self._lanes
-        assert lanes is not None
         while True:
             updates = await self._retrying("getUpdates", self._get_updates_call(offset))
-            for update in updates:
-                offset = update.update_id + 1
-                lanes.submit(lane_key(update), update)
+            entries = [self._entry(update, None) for update in updates
+                       if _handled_kind(update)]
+            # Stored before the next getUpdates confirms them to Telegram (the offset).
+            await self._retrying("intake append", partial(asyncio.to_thread,
+                                                          self._intake.append, entries))
+            if updates:
+                offset = updates[-1].update_id + 1

@@ -3,12 +3,15 @@
 Order of checks: the body's framing and size, by the API's `BodyLimits` like every route
 (chunked without a length → 411; over ``BOT_WEBHOOK_MAX_BODY`` → 413, never read; not JSON
 → 415), then the secret header (constant-time compare; wrong or missing → 401), then JSON
-(→ 400) and the update's shape (→ 400). A valid update is handed to the Dispatcher's
-loop and answered 200 at once; the reply to the user goes out through the Bot API.
+(→ 400) and the update's shape (→ 400). A valid update is appended to its partition's
+intake (`yabot.intake`) and answered 200 once the intake has stored it durably — never
+before, since Telegram does not resend an update it got a 2xx for; the reply to the user goes
+out through the Bot API when the update's partition owner has handled it.
 
 Status choices, knowing that Telegram retries any update it could not deliver with a 2xx: an
 update of a kind the bot does not handle is answered 200 (retrying it could never help);
-a full queue or a stopping bot answers 503 with ``Retry-After`` (retrying later will work).
+a full queue, a stopping bot or an intake that cannot store the update answers 503 with
+``Retry-After`` (retrying later will work).
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ class TelegramWebhook:
             "411": problem_response(411),
             "413": problem_response(413, "The body is larger than BOT_WEBHOOK_MAX_BODY"),
             "415": problem_response(415),
-            "503": problem_response(503, "The bot's queue is full or the bot is stopping; "
-                                         "Telegram retries later"),
+            "503": problem_response(503, "The bot's queue is full, the bot is stopping or the "
+                                         "intake cannot store the update; Telegram "
+                                         "retries later"),
         },
     }}
 
@@ -76,13 +80,15 @@ class TelegramWebhook:
         length = req.content_length
         if not length:
             raise InvalidInput("an update is required")
+        body = req.bounded_stream.read(length)
         try:
-            data = json.loads(req.bounded_stream.read(length))
+            raw = body.decode()
+            data = json.loads(raw)
         except ValueError:  # also UnicodeDecodeError
             raise InvalidInput("the body is not JSON") from None
         update = self._runner.parse(data)
-        outcome = self._runner.accept(update)
-        if outcome in (Accepted.BUSY, Accepted.STOPPED):
+        outcome = self._runner.accept(update, raw)
+        if outcome in (Accepted.BUSY, Accepted.STOPPED, Accepted.UNSTORED):
             log.warning("webhook update refused", update_id=update.update_id,
                         reason=outcome.value)
             raise Unavailable("the bot cannot take updates right now")  # 503, Retry-After

@@ -150,3 +150,28 @@ subscriptions = Table(
     CheckConstraint("ends_at > starts_at", name="ends_after_start"),
     Index(None, "user_id", "status"),
 )
+
+# The durable intake of the embedded default (no Redis): accepted Telegram updates not yet
+# handled. A row is inserted before the webhook answers and deleted once handled.
+intake_entries = Table(
+    "intake_entries",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("partition", Integer, nullable=False),
+    Column("user_key", BigInteger),
+    Column("body", Text, nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Index(None, "partition", "position"),
+)
+
+# What must outlive a user's session in any process, next to the user's record: the last
+# event ``seq`` handed out (sessions reserve blocks of them) and the ids of the user's
+# most recently handled updates (a redelivered update is skipped).
+user_progress = Table(
+    "user_progress",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_seq", BigInteger, nullable=False, server_default="0"),
+    Column("handled_updates", JSON, nullable=False),
+)
