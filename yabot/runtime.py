@@ -26,6 +26,7 @@ from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
 from yabot.intake.choice import build_intake
 from yabot.seed import seed_at_start
+from yabot.sessions.messages import SeenUpdate
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
@@ -64,6 +65,7 @@ class Runtime:
             coordination=self.coordination,
             notify=lambda user_id, message: self.sessions.tell(user_id, message),
             state_max_age=settings.actors.session_state_max_age,
+            handled_updates_window=settings.scale.handled_updates_window,
         )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",
@@ -95,7 +97,7 @@ class Runtime:
         if self.settings.bot.telegram_bot_token is not None:
             dispatcher = build_dispatcher(self.sessions, self.settings)
             intake = build_intake(self.settings, lambda: self.stores.relational.engine)
-            self._bot = BotRunner(self.settings, dispatcher, intake)
+            self._bot = BotRunner(self.settings, dispatcher, intake, seen=self._seen_update)
             self._bot.start()
         else:
             log.info(
@@ -103,6 +105,10 @@ class Runtime:
                 "with BOT_WEBHOOK_URL for a webhook (and TELEGRAM_API_URL for a self-hosted "
                 "Bot API server); `yabot chat` talks to the bot in a terminal"
             )
+
+    async def _seen_update(self, user_id: int, update_id: int) -> bool:
+        return await self.sessions.ask_async(user_id, SeenUpdate(update_id=update_id),
+                                             timeout=self.settings.actors.ask_timeout)
 
     def _stores_supervisor(self) -> Supervisor:
         return stores_supervisor(

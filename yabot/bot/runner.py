@@ -49,6 +49,10 @@ log = structlog.get_logger("yabot.bot")
 
 T = TypeVar("T")
 
+#: Whether user ``user_id``'s update ``update_id`` was handled before (the user's session
+#: answers `SeenUpdate`).
+Seen = Callable[[int, int], Awaitable[bool]]
+
 #: Update kinds the bot handles; `setWebhook`/`getUpdates` ask Telegram for exactly these
 #: (``message_reaction`` is only sent when listed, and only to chat administrators).
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "message_reaction",
@@ -130,7 +134,8 @@ class BotRunner:
 
     def __init__(self, settings: Settings, dispatcher: Dispatcher, intake: Intake,
                  bot: Bot | None = None,
-                 owned: Callable[[], list[int]] | None = None) -> None:
+                 owned: Callable[[], list[int]] | None = None,
+                 seen: Seen | None = None) -> None:
         self._settings = settings
         self._dispatcher = dispatcher
         self._intake = intake
@@ -139,6 +144,9 @@ class BotRunner:
         #: The partitions whose entries this process handles (all of them with no leases).
         self._owned = owned or (lambda: every)
         self.reader: IntakeReader | None = None
+        self._seen = seen
+        #: Updates skipped because the user's session had handled them already.
+        self.redeliveries_skipped = 0
         self.bot = bot or build_bot(settings)
         self.webhook = settings.bot.bot_webhook_url is not None
         self._thread = threading.Thread(target=self._run, name="telegram", daemon=False)
@@ -207,6 +215,11 @@ class BotRunner:
         return IntakeEntry(partition=partition_of(key, self._partitions), key=key,
                            body=raw if raw is not None else _raw(update))
 
+    @property
+    def intake(self) -> Intake:
+        """The durable log this runner appends updates to."""
+        return self._intake
+
     def _is_stopping(self) -> bool:
         return self._stopping is not None and self._stopping.is_set()
 
@@ -264,6 +277,11 @@ class BotRunner:
     async def _handle(self, delivery: Delivery) -> None:
         try:
             update = Update.model_validate_json(delivery.entry.body, context={"bot": self.bot})
+            if await self._handled_before(update):
+                self.redeliveries_skipped += 1
+                log.info("redelivered update skipped: handled before",
+                         update_id=update.update_id)
+                return
             await self._dispatcher.feed_update(self.bot, update)
         except ValidationError:
             # Stored by an older version, or tampered with: it can never be handled.
@@ -273,6 +291,19 @@ class BotRunner:
             if reader is not None:
                 reader.done(delivery)
             self._done()
+
+    async def _handled_before(self, update: Update) -> bool:
+        """The sender's session says so; an update it cannot answer for is handled."""
+        seen = self._seen
+        sender = UserContextMiddleware.resolve_event_context(update).user
+        if seen is None or sender is None or sender.is_bot:
+            return False
+        try:
+            return await seen(sender.id, update.update_id)
+        except Exception as exc:
+            log.warning("handled updates not checked; handling the update",
+                        update_id=update.update_id, error=type(exc).__name__)
+            return False
 
     async def _retrying(self, what: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         """``await attempt_once()`` until it succeeds; one log line per failure, then wait."""

@@ -45,6 +45,7 @@ from yabot.sessions.messages import (
     React,
     ReactionReward,
     RecordUpdate,
+    SeenUpdate,
     SetPreferences,
     Shop,
     ShowFragment,
@@ -55,8 +56,10 @@ from yabot.sessions.messages import (
     Wallet,
     Welcome,
 )
+from yabot.sessions.progress import EventSeqs, HandledUpdates
 from yabot.stores.context import UserContext
 from yabot.stores.handles import Stores
+from yabot.stores.repositories import UserProgress
 
 log = structlog.get_logger("yabot.sessions")
 
@@ -113,6 +116,8 @@ class SessionServices:
     #: another process on the same database) can look; the session's own changes, and the
     #: ones other sessions tell it of, are never served stale.
     state_max_age: float = 0.0
+    #: How many handled update ids each user remembers (`SeenUpdate`).
+    handled_updates_window: int = 256
 
     def __post_init__(self) -> None:
         self.own_wallet = InlineCoordination(self.stores)
@@ -120,28 +125,32 @@ class SessionServices:
     @classmethod
     def build(cls, stores: Stores, *, start_fragment: str = "start", reaction_reward: int = 1,
               reaction_daily_cap: int = 10, coordination: Coordination | None = None,
-              notify: Notify = notify_nobody, state_max_age: float = 0.0) -> SessionServices:
+              notify: Notify = notify_nobody, state_max_age: float = 0.0,
+              handled_updates_window: int = 256) -> SessionServices:
         return cls(
             stores=stores, users=UserService(stores),
             narrative=NarrativeService(stores, start_fragment), shop=ShopService(stores),
             reactions=ReactionService(stores, reaction_reward, reaction_daily_cap),
             subscriptions=SubscriptionService(stores),
             coordination=coordination or InlineCoordination(stores), notify=notify,
-            state_max_age=state_max_age,
+            state_max_age=state_max_age, handled_updates_window=handled_updates_window,
         )
 
 
 #: Messages that only read the user's state: handling them keeps the context `GetState` serves.
-_READS_ONLY = (GetState, GetWallet, GetShop, RecordUpdate)
+_READS_ONLY = (GetState, GetWallet, GetShop, RecordUpdate, SeenUpdate)
 
 
 class UserSession(Actor):
     """Handles every message for one user, one at a time, in arrival order.
 
     It holds no state a restart could lose: everything lives in the stores, read on demand.
-    The one exception is ``seq``, the number of the user's next event: it counts from 1 in
-    each incarnation, gap-free, and the ordering buffer reads a ``seq`` of 1 as "the session
-    started again". Publishing never fails a request: an error is logged and counted.
+    That includes ``seq``, the number of the user's next event: reserved from the user's
+    stored progress in blocks (`EventSeqs`), so it keeps growing across incarnations,
+    restarts and processes — gap-free except after a crash or a lost partition, when the
+    unused rest of one block is skipped. Publishing never fails a request: an error is
+    logged and counted. The handled Telegram updates are remembered there too
+    (`SeenUpdate`, `RecordUpdate`).
 
     `GetState`, the hottest read, is answered from the context the previous `GetState` read
     as long as the session has handled nothing but reads since and the context is younger
@@ -167,10 +176,20 @@ class UserSession(Actor):
         self._services = services or SessionServices.build(users.stores)
         self._users = users
         self._publish = publish
-        self._seq = 0
+        progress = self._progress
+        self._seqs = EventSeqs(user_id, progress)
+        self._handled = HandledUpdates(user_id, progress,
+                                       self._services.handled_updates_window)
         self._profile_checked = False
         self._context: UserContext | None = None
         self._context_read_at = 0.0
+
+    def _progress(self) -> UserProgress:
+        return self._services.stores.documents.progress
+
+    def post_stop(self) -> None:
+        self._seqs.release()
+        super().post_stop()
 
     def handle(self, message: Any) -> Any:
         if not isinstance(message, _READS_ONLY):
@@ -232,10 +251,13 @@ class UserSession(Actor):
             case RecordUpdate():
                 self._record_update(message)
                 return None
+            case SeenUpdate(update_id=update_id):
+                return self._handled.seen(update_id)
         return super().handle(message)
 
     def _record_update(self, message: RecordUpdate) -> None:
         """The bot handled one update of this user (told, never asked; never fails)."""
+        self._handled.record(message.update_id)
         self._emit(lambda seq: UpdateReceived(
             user_id=self.user_id, seq=seq, update_id=message.update_id,
             update_kind=message.update_kind, correlation_id=_correlation_id(),
@@ -443,13 +465,13 @@ class UserSession(Actor):
     def _emit(self, build: Callable[[int], BaseEvent]) -> None:
         """Publish the event ``build(seq)`` with this user's next ``seq``; never raises."""
         try:
-            event = build(self._seq + 1)
+            event = build(self._seqs.peek())
             self._publish(event)
         except Exception:
             log.exception("event not published", user_id=self.user_id)
             event_counters.incr("lost")
             return
-        self._seq += 1
+        self._seqs.advance()
 
 
 def _correlation_id() -> str | None:

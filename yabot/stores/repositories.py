@@ -37,6 +37,26 @@ class UserDocuments(Protocol):
         after it. `UserNotFound` if no user."""
 
 
+class UserProgress(Protocol):
+    """What outlives any one session of a user, in whichever process: the user's event
+    ``seq`` and the ids of the user's last handled Telegram updates. Stored next to the
+    user's record; a user without a row reads as ``seq`` 0 and no updates."""
+
+    def reserve_seq(self, user_id: int, count: int) -> int:
+        """Reserve the next ``count`` event seqs of the user; the highest one reserved (the
+        block is ``high - count + 1 … high``). Never hands out a seq twice, across processes."""
+
+    def release_seq(self, user_id: int, reserved: int, used: int) -> bool:
+        """Give back the unused seqs ``used + 1 … reserved`` if nobody reserved after them
+        (so a clean stop leaves no gap); True when given back."""
+
+    def handled_updates(self, user_id: int) -> list[int]:
+        """The user's most recently handled update ids, oldest first."""
+
+    def record_update(self, user_id: int, update_id: int, window: int) -> None:
+        """Remember ``update_id`` as handled, keeping the newest ``window`` ids."""
+
+
 class UserProfiles(Protocol):
     """The ``user_profiles`` rows."""
 
