@@ -13,20 +13,25 @@ from collections.abc import Callable
 from typing import Any
 
 import pykka
+import redis
 import structlog
 from pymongo import MongoClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
 from yabot.bot.runner import BotRunner, build_dispatcher
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
+from yabot.cluster import LocalOwnership, Ownership, RedisOwnership
 from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.events.bus import Events
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
 from yabot.health import HealthRegistry
-from yabot.intake.choice import build_intake
+from yabot.intake import partition_of
+from yabot.intake.choice import build_intake, consumer_name
 from yabot.seed import seed_at_start
-from yabot.sessions.messages import SeenUpdate
+from yabot.sessions.messages import Relinquish, SeenUpdate
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
@@ -79,6 +84,10 @@ class Runtime:
         self._root: pykka.ActorRef[Supervisor] | None = None
         self._supervisor: Supervisor | None = None
         self._bot: BotRunner | None = None
+        #: Which partitions this process owns (all of them without Redis).
+        self.ownership: Ownership = LocalOwnership(settings.scale.partitions)
+        #: This process's name among the members (leases, the intake's consumer group).
+        self.node_name = consumer_name()
         self.failed = threading.Event()
 
     def start(self) -> None:
@@ -96,15 +105,49 @@ class Runtime:
         log.info("actor tree started")
         if self.settings.bot.telegram_bot_token is not None:
             dispatcher = build_dispatcher(self.sessions, self.settings)
-            intake = build_intake(self.settings, lambda: self.stores.relational.engine)
-            self._bot = BotRunner(self.settings, dispatcher, intake, seen=self._seen_update)
+            intake = build_intake(self.settings, lambda: self.stores.relational.engine,
+                                  self.node_name)
+            ownership = self.ownership = self._ownership()
+            self._bot = BotRunner(self.settings, dispatcher, intake, owned=ownership.owned,
+                                  owns=ownership.owns, seen=self._seen_update)
             self._bot.start()
+            ownership.start()
         else:
             log.info(
                 "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates, "
                 "with BOT_WEBHOOK_URL for a webhook (and TELEGRAM_API_URL for a self-hosted "
                 "Bot API server); `yabot chat` talks to the bot in a terminal"
             )
+
+    def _ownership(self) -> Ownership:
+        scale, url = self.settings.scale, self.settings.redis.url
+        if url is None:
+            return LocalOwnership(scale.partitions)
+        client = redis.Redis.from_url(url.get_secret_value(),
+                                      socket_timeout=scale.intake_redis_timeout,
+                                      socket_connect_timeout=scale.intake_redis_timeout,
+                                      retry=Retry(NoBackoff(), 0))
+        return RedisOwnership(
+            client, self.node_name, partitions=scale.partitions,
+            prefix=scale.intake_key_prefix, ttl=scale.lease_ttl,
+            renew_interval=scale.lease_renew_interval, safety_margin=scale.lease_safety_margin,
+            lost=self._partitions_lost, busy=lambda p: self._bot.busy(p) if self._bot else 0,
+        )
+
+    def _partitions_lost(self, partitions: list[int]) -> None:
+        """Drop what this process cached of the users of ``partitions`` (another process owns
+        them now, or soon) and let the reader claim them afresh if they come back."""
+        bot, lost = self._bot, set(partitions)
+        if bot is not None and bot.reader is not None:
+            bot.reader.forget(partitions)
+        count = self.settings.scale.partitions
+        for user_id in self.sessions.live_keys():
+            if partition_of(user_id, count) in lost:
+                try:
+                    self.sessions.tell(user_id, Relinquish())
+                except Exception:
+                    log.warning("session not told to relinquish", user_id=user_id,
+                                exc_info=True)
 
     async def _seen_update(self, user_id: int, update_id: int) -> bool:
         return await self.sessions.ask_async(user_id, SeenUpdate(update_id=update_id),
@@ -129,6 +172,8 @@ class Runtime:
         if self._bot is not None:
             self._bot.stop()
             self._bot = None
+        # After the bot drained: the leases go back only once nothing of theirs runs here.
+        self.ownership.stop()
         root, self._root = self._root, None
         if root is not None:
             root.stop(block=True, timeout=ROOT_STOP_TIMEOUT)

@@ -282,6 +282,20 @@ class ScaleSettings(BaseSettings):
     intake_redis_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
     #: How many of each user's handled update ids are remembered to skip redeliveries.
     handled_updates_window: Annotated[int, Field(ge=1, le=10_000)] = 256
+    #: A partition lease (and a member's heartbeat) lives this long unless renewed (s).
+    lease_ttl: Annotated[float, Field(ge=0.5, le=300)] = 6.0
+    #: How often leases and heartbeats are renewed and shares rebalanced (s; < lease_ttl/2).
+    lease_renew_interval: Annotated[float, Field(ge=0.1, le=100)] = 2.0
+    #: A process stops handling a partition this long before its lease could expire in Redis
+    #: (s): room for clock drift between the process and Redis, and for a slow renewal.
+    lease_safety_margin: Annotated[float, Field(ge=0, le=60)] = 1.0
+
+    @model_validator(mode="after")
+    def _renewal_fits_the_lease(self) -> ScaleSettings:
+        if self.lease_renew_interval * 2 + self.lease_safety_margin > self.lease_ttl:
+            raise ValueError("LEASE_TTL must be at least 2 * LEASE_RENEW_INTERVAL + "
+                             "LEASE_SAFETY_MARGIN, so one failed renewal does not lose a lease")
+        return self
 
 
 class BesitosSettings(BaseSettings):

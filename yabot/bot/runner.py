@@ -135,6 +135,7 @@ class BotRunner:
     def __init__(self, settings: Settings, dispatcher: Dispatcher, intake: Intake,
                  bot: Bot | None = None,
                  owned: Callable[[], list[int]] | None = None,
+                 owns: Callable[[int], bool] | None = None,
                  seen: Seen | None = None) -> None:
         self._settings = settings
         self._dispatcher = dispatcher
@@ -143,6 +144,8 @@ class BotRunner:
         every = list(range(self._partitions))
         #: The partitions whose entries this process handles (all of them with no leases).
         self._owned = owned or (lambda: every)
+        self._owns = owns or (lambda partition: True)
+        self._busy: dict[int, int] = {}
         self.reader: IntakeReader | None = None
         self._seen = seen
         #: Updates skipped because the user's session had handled them already.
@@ -275,6 +278,16 @@ class BotRunner:
         log.info("telegram stopped")
 
     async def _handle(self, delivery: Delivery) -> None:
+        partition = delivery.entry.partition
+        reader = self.reader
+        assert reader is not None  # deliveries come from it
+        if not self._owns(partition):
+            # The partition moved (or is being given back) since the entry was read: it stays
+            # pending in the log for the next owner, who claims it.
+            reader.abandon(delivery)
+            self._done()
+            return
+        self._busy[partition] = self._busy.get(partition, 0) + 1
         try:
             update = Update.model_validate_json(delivery.entry.body, context={"bot": self.bot})
             if await self._handled_before(update):
@@ -287,10 +300,13 @@ class BotRunner:
             # Stored by an older version, or tampered with: it can never be handled.
             log.error("intake entry is not an update; dropped", entry_id=delivery.entry_id)
         finally:
-            reader = self.reader
-            if reader is not None:
-                reader.done(delivery)
+            self._busy[partition] -= 1
+            reader.done(delivery)
             self._done()
+
+    def busy(self, partition: int) -> int:
+        """Entries of ``partition`` being handled right now (any thread may ask)."""
+        return self._busy.get(partition, 0)
 
     async def _handled_before(self, update: Update) -> bool:
         """The sender's session says so; an update it cannot answer for is handled."""

@@ -89,6 +89,13 @@ class IntakeReader:
         """``delivery`` is handled: acknowledge it (soon, in a batch). Any thread."""
         self._acks.put(delivery)
 
+    def abandon(self, delivery: Delivery) -> None:
+        """``delivery`` will not be handled here (its partition moved): it stays pending for
+        the partition's next owner. Any thread."""
+        with self._room:
+            self._in_flight -= 1
+            self._room.notify_all()
+
     def forget(self, partitions: Sequence[int]) -> None:
         """These partitions were lost: take them over afresh (resume) if they come back."""
         self._resumed.difference_update(partitions)

@@ -256,3 +256,9 @@ class RecordUpdate(Message):
     update_kind: Annotated[str, Field(min_length=1, max_length=128)]
     action: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     details: dict[str, str] = Field(default_factory=dict)
+
+
+class Relinquish(Message):
+    """Told when this process stopped owning the user's partition: the session drops every
+    cached thing (state, its block of event seqs, the handled-updates window), so whatever
+    reaches it later starts from the stores, as a fresh incarnation would. Never fails."""

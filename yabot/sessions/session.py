@@ -45,6 +45,7 @@ from yabot.sessions.messages import (
     React,
     ReactionReward,
     RecordUpdate,
+    Relinquish,
     SeenUpdate,
     SetPreferences,
     Shop,
@@ -139,6 +140,7 @@ class SessionServices:
 
 #: Messages that only read the user's state: handling them keeps the context `GetState` serves.
 _READS_ONLY = (GetState, GetWallet, GetShop, RecordUpdate, SeenUpdate)
+# (`Relinquish` is not one of them: it drops the cached context too.)
 
 
 class UserSession(Actor):
@@ -176,9 +178,8 @@ class UserSession(Actor):
         self._services = services or SessionServices.build(users.stores)
         self._users = users
         self._publish = publish
-        progress = self._progress
-        self._seqs = EventSeqs(user_id, progress)
-        self._handled = HandledUpdates(user_id, progress,
+        self._seqs = EventSeqs(user_id, self._progress)
+        self._handled = HandledUpdates(user_id, self._progress,
                                        self._services.handled_updates_window)
         self._profile_checked = False
         self._context: UserContext | None = None
@@ -253,6 +254,13 @@ class UserSession(Actor):
                 return None
             case SeenUpdate(update_id=update_id):
                 return self._handled.seen(update_id)
+            case Relinquish():
+                # Another process owns the user now: its seqs are not ours to give back.
+                self._seqs = EventSeqs(self.user_id, self._progress)
+                self._handled = HandledUpdates(self.user_id, self._progress,
+                                               self._services.handled_updates_window)
+                self._profile_checked = False
+                return None
         return super().handle(message)
 
     def _record_update(self, message: RecordUpdate) -> None:
