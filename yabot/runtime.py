@@ -27,7 +27,7 @@ from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.events.bus import Events
 from yabot.events.processor import Handlers
 from yabot.events.supervisor import events_supervisor
-from yabot.health import HealthRegistry
+from yabot.health import ComponentHealth, HealthRegistry, HealthStatus
 from yabot.intake import partition_of
 from yabot.intake.choice import build_intake, consumer_name
 from yabot.seed import seed_at_start
@@ -112,6 +112,7 @@ class Runtime:
                                   owns=ownership.owns, seen=self._seen_update)
             self._bot.start()
             ownership.start()
+            self.health.register("partitions", self._partitions_health)
         else:
             log.info(
                 "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates, "
@@ -133,6 +134,17 @@ class Runtime:
             renew_interval=scale.lease_renew_interval, safety_margin=scale.lease_safety_margin,
             lost=self._partitions_lost, busy=lambda p: self._bot.busy(p) if self._bot else 0,
         )
+
+    def _partitions_health(self) -> ComponentHealth:
+        """Which partitions this process owns now, and their fencing tokens (/readyz)."""
+        owned = self.ownership.owned()
+        tokens = self.ownership.tokens()
+        return ComponentHealth(name="partitions", status=HealthStatus.PASS, details={
+            "owned": ",".join(str(p) for p in owned),
+            "count": len(owned),
+            "tokens": ",".join(f"{p}:{tokens[p]}" for p in sorted(tokens)),
+            "node": self.node_name,
+        })
 
     def _partitions_lost(self, partitions: list[int]) -> None:
         """Drop what this process cached of the users of ``partitions`` (another process owns

@@ -3,13 +3,7 @@ update the webhook answered 200 for is handled — on the embedded SQLite intake
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,56 +11,11 @@ from tests.bot.conftest import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.bot.updates import message
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.fake_telegram import FakeTelegram
-from tests.support.http import Response, request
-from tests.support.processes import clean_env, free_port
-from tests.support.waiting import eventually, scaled
+from tests.support.nodes import Node
+from tests.support.waiting import eventually
 
 USERS = 120
 FIRST_USER = 700_000
-
-
-class YabotRun:
-    """`yabot run` in its own process group, so ``kill -9`` takes master and worker at once."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = cwd / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "yabot", "run"],
-                env=clean_env({**env, "API_PORT": str(self.port)}), cwd=cwd,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"yabot run exited:\n{self.log()}")
-        try:
-            return request("GET", self.url + "/readyz", timeout=1).status == 200
-        except OSError:
-            return False
-
-    def post(self, update: dict[str, Any]) -> Response:
-        return request("POST", self.url + "/telegram/webhook",
-                       body=json.dumps(update).encode(),
-                       headers={"Content-Type": "application/json",
-                                "X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET})
-
-    def kill9(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(scaled(30))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(scaled(30))
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 def env_for(tmp_path: Path, fake: FakeTelegram, **extra: str) -> dict[str, str]:
@@ -93,7 +42,7 @@ def test_kill_9_with_accepted_updates_in_flight_loses_none_of_them(
 ) -> None:
     fake = fake_telegram
     users = range(FIRST_USER, FIRST_USER + USERS)
-    first = YabotRun(crash_env, tmp_path, "first")
+    first = Node(crash_env, tmp_path, "first", webhook_secret=WEBHOOK_SECRET)
     try:
         eventually(first.ready, "the first process serves", 60)
         # Every reply waits on the Bot API: handlers pile up, the rest stays in the intake.
@@ -107,7 +56,7 @@ def test_kill_9_with_accepted_updates_in_flight_loses_none_of_them(
         first.stop()
     release.set()  # the killed process's held calls are answered into closed sockets
     before_restart = len(fake.calls)
-    second = YabotRun(crash_env, tmp_path, "second")
+    second = Node(crash_env, tmp_path, "second", webhook_secret=WEBHOOK_SECRET)
     try:
         eventually(second.ready, "the restarted process serves", 60)
 

@@ -255,6 +255,8 @@ class BotRunner:
             self._intake, self._owned, deliver, read_count=scale.intake_read_count,
             read_block=scale.intake_read_block_ms / 1000,
             max_in_flight=scale.intake_max_in_flight,
+            # Longer than any lease could still be valid for a previous reader.
+            stale_after=scale.lease_ttl * 2,
         )
         reader.start()
         api = str(self._settings.bot.telegram_api_url)

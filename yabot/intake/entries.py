@@ -57,6 +57,11 @@ class Intake(Protocol):
         """Take over ``partition``'s pending entries (delivered before and never acked), in
         order; call it before reading the partition's new entries."""
 
+    def claim_stale(self, partition: int, min_idle: float) -> list[Delivery]:
+        """Take over ``partition``'s entries handed out at least ``min_idle`` seconds ago
+        and never acknowledged (a reader that lost the partition left them); an intake with
+        a single reader has none."""
+
     def read(self, partitions: Sequence[int], count: int, block: float) -> list[Delivery]:
         """Up to ``count`` new entries of ``partitions``, waiting up to ``block`` seconds
         when there are none."""

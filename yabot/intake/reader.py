@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -44,6 +45,8 @@ class IntakeReader:
         read_count: int = 100,
         read_block: float = 0.2,
         max_in_flight: int = 1024,
+        stale_after: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._intake = intake
         self._owned = owned
@@ -51,6 +54,9 @@ class IntakeReader:
         self._read_count = read_count
         self._read_block = read_block
         self._max_in_flight = max_in_flight
+        self._stale_after = stale_after
+        self._clock = clock
+        self._next_sweep = clock() + stale_after
         self._in_flight = 0
         self._room = threading.Condition()
         self._acks: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
@@ -129,6 +135,16 @@ class IntakeReader:
                              entries=len(pending))
                 self._hand_out(pending)
                 self._resumed.add(partition)
+        if self._clock() >= self._next_sweep:
+            self._next_sweep = self._clock() + self._stale_after
+            for partition in owned:
+                stale = self._intake.claim_stale(partition, self._stale_after)
+                if stale:
+                    # A reader that lost the partition read these after its owner took it
+                    # over; whatever of them was handled already is skipped downstream.
+                    log.warning("claimed stale intake entries", partition=partition,
+                                entries=len(stale))
+                    self._hand_out(stale)
         with self._room:
             while self._in_flight >= self._max_in_flight and not self._stopping.is_set():
                 self._room.wait(self._read_block)

@@ -83,15 +83,19 @@ class RedisIntake:
             raise StoreUnavailable(f"the intake did not answer ({type(exc).__name__})") from exc
 
     def resume(self, partition: int) -> list[Delivery]:
+        # min idle 0: the caller holds the partition's lease, so whoever had these entries
+        # stopped handling them before the lease could pass here.
+        return self.claim_stale(partition, 0)
+
+    def claim_stale(self, partition: int, min_idle: float) -> list[Delivery]:
         self._ensure_group(partition)
         key = self._key(partition)
         taken: list[Delivery] = []
         start = "0-0"
         while True:
-            # min_idle_time 0: the caller holds the partition's lease, so whoever had these
-            # entries stopped handling them before the lease could pass here.
-            reply: Any = self._client.xautoclaim(key, self._group, self.consumer, 0,
-                                                 start_id=start, count=CLAIM_BATCH)
+            reply: Any = self._client.xautoclaim(key, self._group, self.consumer,
+                                                 int(min_idle * 1000), start_id=start,
+                                                 count=CLAIM_BATCH)
             start = _text(reply[0])
             taken += [_delivery(partition, entry_id, fields) for entry_id, fields in reply[1]
                       if fields is not None]

@@ -51,6 +51,9 @@ class SqlIntake:
     def resume(self, partition: int) -> list[Delivery]:
         return self._take([partition], None)
 
+    def claim_stale(self, partition: int, min_idle: float) -> list[Delivery]:
+        return []  # one process reads the table: nothing is left with another reader
+
     def read(self, partitions: Sequence[int], count: int, block: float) -> list[Delivery]:
         self._arrived.clear()
         found = self._take(partitions, count)
