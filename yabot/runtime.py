@@ -23,6 +23,8 @@ from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
 from yabot.bot.runner import BotRunner, build_dispatcher
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.cluster import LocalOwnership, Ownership, RedisOwnership
+from yabot.cluster.forwarding import AskForwarder, AskServer
+from yabot.cluster.routing import AskRouter
 from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.events.bus import Events
 from yabot.events.processor import Handlers
@@ -88,6 +90,9 @@ class Runtime:
         self.ownership: Ownership = LocalOwnership(settings.scale.partitions)
         #: This process's name among the members (leases, the intake's consumer group).
         self.node_name = consumer_name()
+        #: Forwards asks for users other processes own (None: one process, no Redis).
+        self.router: AskRouter | None = None
+        self._ask_server: AskServer | None = None
         self.failed = threading.Event()
 
     def start(self) -> None:
@@ -103,22 +108,37 @@ class Runtime:
         self._root = spawn(lambda: root, on_exit=self._root_exited)
         self._supervisor = root
         log.info("actor tree started")
+        ownership = self.ownership = self._ownership()
+        if isinstance(ownership, RedisOwnership):
+            self._serve_forwarded_asks(ownership)
         if self.settings.bot.telegram_bot_token is not None:
             dispatcher = build_dispatcher(self.sessions, self.settings)
             intake = build_intake(self.settings, lambda: self.stores.relational.engine,
                                   self.node_name)
-            ownership = self.ownership = self._ownership()
             self._bot = BotRunner(self.settings, dispatcher, intake, owned=ownership.owned,
                                   owns=ownership.owns, seen=self._seen_update)
             self._bot.start()
-            ownership.start()
-            self.health.register("partitions", self._partitions_health)
         else:
             log.info(
                 "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates, "
                 "with BOT_WEBHOOK_URL for a webhook (and TELEGRAM_API_URL for a self-hosted "
                 "Bot API server); `yabot chat` talks to the bot in a terminal"
             )
+        ownership.start()
+        self.health.register("partitions", self._partitions_health)
+
+    def _serve_forwarded_asks(self, ownership: RedisOwnership) -> None:
+        key = self.settings.jwt_secret().encode()
+        count = self.settings.scale.partitions
+        timeout = self.settings.actors.ask_timeout
+        server = self._ask_server = AskServer(
+            self.settings.scale.forward_host, key,
+            lambda user_id, message: self.sessions.ask(user_id, message, timeout=timeout),
+            lambda user_id: ownership.owns(partition_of(user_id, count)),
+        )
+        server.start()
+        ownership.address = server.address
+        self.router = AskRouter(ownership, count, AskForwarder(key))
 
     def _ownership(self) -> Ownership:
         scale, url = self.settings.scale, self.settings.redis.url
@@ -186,6 +206,9 @@ class Runtime:
             self._bot = None
         # After the bot drained: the leases go back only once nothing of theirs runs here.
         self.ownership.stop()
+        if self._ask_server is not None:
+            self._ask_server.stop()
+            self._ask_server = None
         root, self._root = self._root, None
         if root is not None:
             root.stop(block=True, timeout=ROOT_STOP_TIMEOUT)

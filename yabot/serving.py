@@ -51,7 +51,7 @@ class WorkerApp:
         self.runtime = runtime
         self.draining.clear()
         runtime.health.register("actors", lambda: _actor_tree_health(runtime))
-        bridge = ApiBridge(runtime.sessions, settings.actors.ask_timeout)
+        bridge = ApiBridge(runtime.sessions, settings.actors.ask_timeout, runtime.router)
         self._app = create_app(
             settings, bridge, {**runtime.http_routes(), **self.extra_routes},
             health=runtime.health, draining=self.draining,

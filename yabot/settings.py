@@ -289,6 +289,9 @@ class ScaleSettings(BaseSettings):
     #: A process stops handling a partition this long before its lease could expire in Redis
     #: (s): room for clock drift between the process and Redis, and for a slow renewal.
     lease_safety_margin: Annotated[float, Field(ge=0, le=60)] = 1.0
+    #: The interface a process serves asks forwarded by other processes on (an ephemeral
+    #: port, advertised in Redis); other hosts must reach it, so not loopback across hosts.
+    forward_host: str = "127.0.0.1"
 
     @model_validator(mode="after")
     def _renewal_fits_the_lease(self) -> ScaleSettings:

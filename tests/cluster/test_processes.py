@@ -13,14 +13,18 @@ from typing import Any
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from tests.bot.conftest import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.bot.updates import message
 from tests.conftest import TEST_JWT_SECRET
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.http import bearer, request
 from tests.support.nodes import Node
 from tests.support.waiting import eventually
+from yabot.api.auth import mint_token
 from yabot.intake import partition_of
+from yabot.settings import JwtSettings, load_settings
 
 PARTITIONS = 8
 LEASE_TTL, LEASE_RENEW, LEASE_MARGIN = 3.0, 0.5, 0.5
@@ -196,3 +200,34 @@ def test_a_paused_owner_handles_nothing_of_the_partitions_it_lost(
     finally:
         fake_a.stop()
         fake_b.stop()
+
+
+def test_a_write_through_one_process_is_read_back_at_once_through_another(
+    cluster: Cluster, fake_telegram: FakeTelegram
+) -> None:
+    a, b = cluster.start(fake_telegram), cluster.start(fake_telegram)
+    eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
+    settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
+    token = bearer(mint_token(settings, "tests", ["users:read", "users:write"]))
+    users = [4001, 4002, 4003, 4004]  # in partitions of both processes, most likely
+    for user in users:
+        assert a.post(message(user, "/start", update_id=user)).status == 200
+    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in users), "users created")
+    owners = {partition_of(u, PARTITIONS) in cluster.owned_by(a) for u in users}
+    assert owners == {True, False}, "the users should be spread over both processes"
+    matches = 0
+    for n in range(100):
+        user = users[n % len(users)]
+        language = "es" if n % 2 else "en"
+        put = request("PUT", f"{a.url}/user/{user}/preferences", headers={
+            **token, "Content-Type": "application/json"},
+            body=json.dumps({"language": language, "notifications": True}).encode())
+        assert put.status == 200, put.body
+        got = request("GET", f"{b.url}/user/{user}/state", headers=token)
+        assert got.status == 200, got.body
+        matches += got.json()["preferences"]["language"] == language
+    assert matches == 100
+    # A problem from the owner reaches the client unchanged through the other process.
+    missing = [request("GET", f"{node.url}/user/4999/state", headers=token) for node in (a, b)]
+    assert [r.status for r in missing] == [404, 404]
+    assert missing[0].json() == missing[1].json()

@@ -68,6 +68,16 @@ end
 return renewed
 """
 
+# KEYS[1]: a lease. The address its holder advertises, or nil.
+_OWNER_ADDRESS = """
+local held = redis.call('GET', KEYS[1])
+if not held then
+  return nil
+end
+local owner = string.match(held, '^(.*)|%d+$')
+return redis.call('GET', ARGV[1] .. owner)
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -177,6 +187,9 @@ class RedisOwnership:
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._owner_address = client.register_script(_OWNER_ADDRESS)
+        #: Where this process serves forwarded asks (advertised with each heartbeat).
+        self.address: str | None = None
         #: Counters for /metrics.
         self.takeovers = 0
         self.members: list[str] = []
@@ -196,6 +209,13 @@ class RedisOwnership:
     def tokens(self) -> dict[int, int]:
         with self._lock:
             return {p: lease.token for p, lease in self._leases.items()}
+
+    def owner_address(self, partition: int) -> str | None:
+        """Where the process holding ``partition``'s lease serves forwarded asks; None while
+        nobody holds it (it is moving)."""
+        found: Any = self._owner_address(keys=[self._lease_key(partition)],
+                                         args=[f"{self._prefix}:node:"])
+        return None if found is None else _text(found)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -256,6 +276,8 @@ class RedisOwnership:
         sent = self._clock()
         members = [_text(m) for m in self._heartbeat(keys=[self._members_key],
                                                       args=[self.name, self._ttl_ms])]
+        if self.address is not None:
+            self._client.set(f"{self._prefix}:node:{self.name}", self.address, px=self._ttl_ms)
         self.members = members
         self._renew_held(sent)
         target = fair_share(self._partitions, members, self.name)
