@@ -166,6 +166,43 @@ class Runtime:
             "node": self.node_name,
         })
 
+    def cluster_metrics(self) -> str:
+        """Prometheus text: partitions owned, intake lag per owned partition, takeovers,
+        forwarded asks (sent, served), redeliveries skipped."""
+        owned = self.ownership.owned()
+        bot = self._bot
+        lines = [
+            "# HELP yabot_partitions_owned Partitions this process owns now.",
+            "# TYPE yabot_partitions_owned gauge",
+            f"yabot_partitions_owned {len(owned)}",
+            "# HELP yabot_partition_takeovers_total Partition leases this process acquired.",
+            "# TYPE yabot_partition_takeovers_total counter",
+            f"yabot_partition_takeovers_total {getattr(self.ownership, 'takeovers', 0)}",
+            "# HELP yabot_forwarded_asks_total Asks sent to the owning process, and served "
+            "for other processes.",
+            "# TYPE yabot_forwarded_asks_total counter",
+            "yabot_forwarded_asks_total{direction=\"sent\"} "
+            f"{self.router.forwarder.forwarded if self.router else 0}",
+            "yabot_forwarded_asks_total{direction=\"served\"} "
+            f"{self._ask_server.served if self._ask_server else 0}",
+            "# HELP yabot_redeliveries_skipped_total Updates skipped: handled before.",
+            "# TYPE yabot_redeliveries_skipped_total counter",
+            f"yabot_redeliveries_skipped_total {bot.redeliveries_skipped if bot else 0}",
+            "# HELP yabot_intake_lag Entries of an owned partition accepted, not yet handled.",
+            "# TYPE yabot_intake_lag gauge",
+        ]
+        if bot is not None:
+            for partition in owned:
+                try:
+                    lag = bot.intake.lag(partition)
+                except Exception as exc:
+                    # The intake is down: no figure rather than a wrong one.
+                    log.warning("intake lag unreadable", partition=partition,
+                                error=type(exc).__name__)
+                    continue
+                lines.append(f'yabot_intake_lag{{partition="{partition}"}} {lag}')
+        return "\n".join(lines) + "\n"
+
     def _partitions_lost(self, partitions: list[int]) -> None:
         """Drop what this process cached of the users of ``partitions`` (another process owns
         them now, or soon) and let the reader claim them afresh if they come back."""

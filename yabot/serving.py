@@ -55,7 +55,8 @@ class WorkerApp:
         self._app = create_app(
             settings, bridge, {**runtime.http_routes(), **self.extra_routes},
             health=runtime.health, draining=self.draining,
-            metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text],
+            metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
+                             runtime.cluster_metrics],
         )
 
     def begin_shutdown(self) -> None:

@@ -26,6 +26,10 @@ from yabot.api.auth import mint_token
 from yabot.intake import partition_of
 from yabot.settings import JwtSettings, load_settings
 
+#: Several gunicorn processes start, migrate and serve on a 2-core machine: more than the
+#: suite's default per-test timeout.
+pytestmark = pytest.mark.timeout(360)
+
 PARTITIONS = 8
 LEASE_TTL, LEASE_RENEW, LEASE_MARGIN = 3.0, 0.5, 0.5
 #: The documented bound for a dead owner's partitions to be owned again.
@@ -231,3 +235,17 @@ def test_a_write_through_one_process_is_read_back_at_once_through_another(
     missing = [request("GET", f"{node.url}/user/4999/state", headers=token) for node in (a, b)]
     assert [r.status for r in missing] == [404, 404]
     assert missing[0].json() == missing[1].json()
+    metrics = [request("GET", f"{node.url}/metrics").body.decode() for node in (a, b)]
+    forwarded = [_metric(text, 'yabot_forwarded_asks_total{direction="sent"}')
+                 for text in metrics]
+    # a forwarded the PUTs for b's users, b the GETs for a's: one of the two per round.
+    assert sum(forwarded) >= 100
+    owned = [_metric(text, "yabot_partitions_owned") for text in metrics]
+    assert sum(owned) == PARTITIONS
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics:\n{text}")

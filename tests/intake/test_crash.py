@@ -14,6 +14,8 @@ from tests.support.fake_telegram import FakeTelegram
 from tests.support.nodes import Node
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.timeout(300)  # two process starts and a recovery per test
+
 USERS = 120
 FIRST_USER = 700_000
 

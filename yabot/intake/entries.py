@@ -69,5 +69,8 @@ class Intake(Protocol):
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Mark ``deliveries`` handled: they are never handed out again."""
 
+    def lag(self, partition: int) -> int:
+        """Entries of ``partition`` accepted and not yet acknowledged."""
+
     def close(self) -> None:
         """Release connections; wakes a blocked `read`."""

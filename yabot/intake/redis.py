@@ -126,8 +126,8 @@ class RedisIntake:
             pipe.xdel(key, delivery.entry_id)
         pipe.execute()
 
-    def pending(self, partition: int) -> int:
-        """Entries of ``partition`` in the stream: not yet acknowledged (the lag)."""
+    def lag(self, partition: int) -> int:
+        """Entries of ``partition`` in the stream: not yet acknowledged (acks delete)."""
         return int(self._client.xlen(self._key(partition)))
 
     def close(self) -> None:

@@ -105,14 +105,14 @@ class SqlIntake:
         with self._lock:
             self._delivered.difference_update(positions)
 
-    def pending(self) -> int:
-        """Entries stored and not yet acknowledged (every partition)."""
+    def lag(self, partition: int) -> int:
         def read() -> int:
             with self._engine().connect() as conn:
                 return int(conn.execute(
-                    select(func.count()).select_from(intake_entries)).scalar_one())
+                    select(func.count()).select_from(intake_entries)
+                    .where(intake_entries.c.partition == partition)).scalar_one())
 
-        return self._guard.run(read, "count the intake")
+        return self._guard.run(read, "count the intake", retry=False)
 
     def close(self) -> None:
         self._closed = True
