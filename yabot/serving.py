@@ -106,6 +106,13 @@ def drain_on(signum: int, app: WorkerApp) -> Callable[[int, Any], None]:
 def post_worker_init(worker: Any) -> None:
     settings = load_settings()
     configure_logging(settings)
+    workers = int(getattr(worker.cfg, "workers", 1) or 1)
+    if workers > 1 and settings.redis.url is None:
+        # Each worker owns partitions through leases in Redis; without it every worker
+        # would read the same SQL intake and act for every user (README "Scaling out").
+        log.critical("several workers need REDIS_URL (partition leases); run one worker "
+                     "without it", workers=workers)
+        raise SystemExit(WORKER_GAVE_UP)
     runtime = Runtime(settings, on_fatal=lambda: setattr(worker, "alive", False))
     runtime.start()
     application.bind(settings, runtime)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +23,8 @@ from tests.conftest import TEST_JWT_SECRET
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
 from tests.support.nodes import Node
-from tests.support.waiting import eventually
+from tests.support.processes import clean_env
+from tests.support.waiting import eventually, scaled
 from yabot.api.auth import mint_token
 from yabot.intake import partition_of
 from yabot.settings import JwtSettings, load_settings
@@ -249,3 +252,40 @@ def _metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} not in /metrics:\n{text}")
+
+
+def test_gunicorn_with_three_workers_shares_the_partitions_among_them(
+    cluster: Cluster, fake_telegram: FakeTelegram
+) -> None:
+    # The release phase first (Procfile): concurrent auto-migration is issue 13's req. 6.
+    migrated = subprocess.run([sys.executable, "-m", "yabot", "migrate"],
+                              env=clean_env(cluster.env), cwd=cluster.tmp_path,
+                              capture_output=True, timeout=scaled(120), check=False)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    node = Node({**cluster.env, "TELEGRAM_API_URL": fake_telegram.url}, cluster.tmp_path,
+                "workers", gunicorn=True, webhook_secret=WEBHOOK_SECRET, args=("-w", "3"))
+    cluster.nodes.append(node)
+    eventually(node.ready, "gunicorn -w 3 serves", 90)
+
+    def three_owners() -> bool:
+        owners = cluster.owners()
+        return len(owners) == PARTITIONS and len(set(owners.values())) == 3
+
+    eventually(three_owners, "every worker owns a share", 60)
+    users = range(8001, 8013)
+    for user in users:
+        assert node.post(message(user, "/start", update_id=user)).status == 200
+    eventually(lambda: all(len(fake_telegram.sent(chat_id=u)) == 1 for u in users),
+               "every update handled by its owner, once")
+
+
+def test_several_workers_without_redis_are_refused_with_one_line(tmp_path: Path) -> None:
+    node = Node({"YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+                 "JWT_SECRET": TEST_JWT_SECRET}, tmp_path, "refused", gunicorn=True,
+                args=("-w", "2"))
+    try:
+        exit_code = node.process.wait(scaled(90))
+    finally:
+        node.stop()
+    assert exit_code != 0
+    assert "several workers need REDIS_URL" in node.log()

@@ -22,15 +22,15 @@ class Node:
     """One process: ``yabot run`` or gunicorn with `config/gunicorn.conf.py`."""
 
     def __init__(self, env: dict[str, str], cwd: Path, name: str, *, gunicorn: bool = False,
-                 webhook_secret: str = "") -> None:
+                 webhook_secret: str = "", args: tuple[str, ...] = ()) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"{name}.log"
         self._secret = webhook_secret
         command = ([sys.executable, "-m", "gunicorn", "-c",
-                    str(REPO / "config" / "gunicorn.conf.py")] if gunicorn
-                   else [sys.executable, "-m", "yabot", "run"])
+                    str(REPO / "config" / "gunicorn.conf.py"), *args] if gunicorn
+                   else [sys.executable, "-m", "yabot", "run", *args])
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command, env=clean_env({**env, "API_PORT": str(self.port),
