@@ -19,7 +19,7 @@ from pymongo import MongoClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from actors import ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
+from actors import ActorExit, ChildSpec, KeyedActors, Message, Supervisor, spawn
 from yabot.bot.runner import BotRunner, build_dispatcher
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.cluster import LocalOwnership, Ownership, RedisOwnership
@@ -70,7 +70,7 @@ class Runtime:
             reaction_reward=settings.besitos.reaction_reward,
             reaction_daily_cap=settings.besitos.reaction_daily_cap,
             coordination=self.coordination,
-            notify=lambda user_id, message: self.sessions.tell(user_id, message),
+            notify=self._notify,
             state_max_age=settings.actors.session_state_max_age,
             handled_updates_window=settings.scale.handled_updates_window,
         )
@@ -127,6 +127,15 @@ class Runtime:
         ownership.start()
         self.health.register("partitions", self._partitions_health)
 
+    def _notify(self, user_id: int, message: Message) -> None:
+        """One session tells another user's (the recipient of a transfer or gift): at that
+        user's owner, which may be another process."""
+        router = self.router
+        if router is not None and not router.owns(user_id):
+            router.tell(user_id, message, self.settings.actors.ask_timeout)
+        else:
+            self.sessions.tell(user_id, message)
+
     def _serve_forwarded_asks(self, ownership: RedisOwnership) -> None:
         key = self.settings.jwt_secret().encode()
         count = self.settings.scale.partitions
@@ -135,6 +144,7 @@ class Runtime:
             self.settings.scale.forward_host, key,
             lambda user_id, message: self.sessions.ask(user_id, message, timeout=timeout),
             lambda user_id: ownership.owns(partition_of(user_id, count)),
+            self.sessions.tell,
         )
         server.start()
         ownership.address = server.address

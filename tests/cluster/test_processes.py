@@ -289,3 +289,49 @@ def test_several_workers_without_redis_are_refused_with_one_line(tmp_path: Path)
         node.stop()
     assert exit_code != 0
     assert "several workers need REDIS_URL" in node.log()
+
+
+def test_transfers_across_owners_keep_balances_ledger_and_each_users_seq(
+    cluster: Cluster, fake_telegram: FakeTelegram
+) -> None:
+    a, b = cluster.start(fake_telegram), cluster.start(fake_telegram)
+    eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
+    settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
+    token = bearer(mint_token(settings, "tests", ["users:read", "besitos:write"]))
+    a_owned = cluster.owned_by(a)
+    giver = next(u for u in range(9001, 9100) if partition_of(u, PARTITIONS) in a_owned)
+    taker = next(u for u in range(9101, 9200) if partition_of(u, PARTITIONS) not in a_owned)
+    for user in (giver, taker):
+        assert a.post(message(user, "/start", update_id=user)).status == 200
+    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in (giver, taker)),
+               "both users created")
+
+    def transact(node: Node, user: int, key: str, **body: Any) -> dict[str, Any]:
+        response = request("POST", f"{node.url}/user/{user}/besitos", headers={
+            **token, "Content-Type": "application/json", "Idempotency-Key": key},
+            body=json.dumps(body).encode())
+        assert response.status == 200, response.body
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    transact(b, giver, "earn-1", kind="earn", amount=100)  # through the non-owner
+    jobs = [(a if n % 2 else b, f"t-{n}") for n in range(20)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda job: transact(job[0], giver, job[1], kind="transfer",
+                                                     amount=3, to_user_id=taker), jobs))
+    assert all(r["applied"] for r in results)
+    again = transact(a, giver, "t-0", kind="transfer", amount=3, to_user_id=taker)
+    assert again["applied"] is False  # one effect per key, whichever process replays it
+
+    def balance(node: Node, user: int) -> int:
+        state = request("GET", f"{node.url}/user/{user}/state", headers=token).json()
+        return int(state["document"]["besitos"])
+
+    assert [balance(n, giver) for n in (a, b)] == [100 - 60] * 2
+    assert [balance(n, taker) for n in (a, b)] == [60] * 2
+    eventually(lambda: len(cluster.events_by_user().get(taker, [])) >= 21,
+               "the taker's credit events published")
+    for user in (giver, taker):
+        seqs = cluster.events_by_user()[user]
+        assert len(seqs) == len(set(seqs)), f"user {user}'s seq repeated: {seqs}"
+    assert "another user's session not told" not in a.log() + b.log()

@@ -26,11 +26,12 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import TypeAdapter
 
-from actors import Ask, AskTimeout
+from actors import Ask, AskTimeout, Message
 from yabot.api.problems import Problem, to_http_error
 from yabot.errors import Unavailable
 from yabot.logs import bind_correlation_id
 from yabot.sessions import messages
+from yabot.sessions.session import Credited, Gifted
 
 log = structlog.get_logger("yabot.cluster")
 
@@ -48,6 +49,8 @@ ASKS: dict[str, type[Ask[Any]]] = {
     name: value for name, value in vars(messages).items()
     if isinstance(value, type) and issubclass(value, Ask) and value is not Ask
 }
+#: Tells one user's session sends another's (the recipient side of transfers and gifts).
+TELLS: dict[str, type[Message]] = {cls.__name__: cls for cls in (Credited, Gifted)}
 
 
 def reply_type(message: Ask[Any]) -> Any:
@@ -79,9 +82,12 @@ class AskServer:
     """
 
     def __init__(self, host: str, key: bytes, local_ask: Callable[[int, Ask[Any]], Any],
-                 owns: Callable[[int], bool]) -> None:
+                 owns: Callable[[int], bool],
+                 local_tell: Callable[[int, Message], None] = lambda user_id, message: None,
+                 ) -> None:
         self._key = key
         self._local_ask = local_ask
+        self._local_tell = local_tell
         self._owns = owns
         self._server = ThreadingHTTPServer((host, 0), self._handler())
         self._server.daemon_threads = True
@@ -104,8 +110,10 @@ class AskServer:
         if not hmac.compare_digest(sign(self._key, body), signature):
             return 401, {"error": "bad signature"}
         request = json.loads(body)
-        message_class = ASKS.get(str(request["message"]))
-        if message_class is None:
+        name = str(request["message"])
+        message_class = ASKS.get(name)
+        tell_class = TELLS.get(name)
+        if message_class is None and tell_class is None:
             return 400, {"error": "unknown message"}
         user_id = int(request["user_id"])
         structlog.contextvars.clear_contextvars()
@@ -113,6 +121,11 @@ class AskServer:
         if not self._owns(user_id):
             return 200, {"problem": problem_of(Unavailable(
                 "the user's partition is moving between processes; retry"))}
+        if tell_class is not None:
+            self._local_tell(user_id, tell_class.model_validate_json(request["payload"]))
+            self.served += 1
+            return 200, {"reply": None}
+        assert message_class is not None
         try:
             message = message_class.model_validate_json(request["payload"])
             reply = self._local_ask(user_id, message)
@@ -165,7 +178,24 @@ class AskForwarder:
         #: Asks sent to other processes (for /metrics).
         self.forwarded = 0
 
+    def tell(self, address: str, user_id: int, message: Message, timeout: float) -> None:
+        """Deliver a tell to ``user_id``'s session at ``address``; raises when the owner did
+        not take it (the caller logs and counts it)."""
+        answer = self._send(address, user_id, message, timeout)
+        if "problem" in answer:
+            raise Unavailable(f"the owner of user {user_id} refused the message: "
+                              f"{answer['problem'].get('detail')}")
+
     def ask(self, address: str, user_id: int, message: Ask[R], timeout: float) -> R:
+        answer = self._send(address, user_id, message, timeout)
+        if "problem" in answer:
+            p = answer["problem"]
+            raise Problem(p["status"], p["title"], p["code"], p["detail"], p["headers"] or None)
+        reply: R = TypeAdapter(reply_type(message)).validate_python(answer["reply"])
+        return reply
+
+    def _send(self, address: str, user_id: int, message: Message, timeout: float
+              ) -> dict[str, Any]:
         body = json.dumps({"user_id": user_id, "message": type(message).__name__,
                            "payload": message.model_dump_json()}).encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._key, body)}
@@ -182,12 +212,8 @@ class AskForwarder:
                               f"({type(exc).__name__})") from None
         if status != 200:
             raise Unavailable(f"the owner of user {user_id} refused the ask ({status})")
-        answer = json.loads(data)
-        if "problem" in answer:
-            p = answer["problem"]
-            raise Problem(p["status"], p["title"], p["code"], p["detail"], p["headers"] or None)
-        reply: R = TypeAdapter(reply_type(message)).validate_python(answer["reply"])
-        return reply
+        answer: dict[str, Any] = json.loads(data)
+        return answer
 
     def _post(self, address: str, body: bytes, headers: dict[str, str],
               timeout: float) -> tuple[int, bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from actors import Ask
+from actors import Ask, Message
 from yabot.cluster.forwarding import AskForwarder
 from yabot.cluster.ownership import RedisOwnership
 from yabot.errors import Unavailable
@@ -33,3 +33,10 @@ class AskRouter:
             raise Unavailable("the user's partition is moving between processes; retry")
         return self.forwarder.ask(address, user_id, message, timeout)
 
+
+    def tell(self, user_id: int, message: Message, timeout: float) -> None:
+        """Tell ``user_id``'s session at its owner; raises when it could not be delivered."""
+        address = self._ownership.owner_address(partition_of(user_id, self._partitions))
+        if address is None or address == self._ownership.address:
+            raise Unavailable("the user's partition is moving between processes")
+        self.forwarder.tell(address, user_id, message, timeout)
