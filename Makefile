@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint pytest bench clean
+.PHONY: run test test-stressed soak lint pytest bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,36 @@ run: $(VENV)/.installed-run
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check actors yabot tests bench config
-	$(BIN)/mypy actors yabot
+	$(BIN)/mypy actors yabot tests bench
+
+# Parallel workers (pytest-xdist), one test module per worker at a time (--dist loadscope), so
+# a module's server fixture starts once. Each worker has its own PostgreSQL schema, Redis key
+# prefixes, ports and tmp dirs (see README: Tests). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=15
 
 pytest: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
+
+# The long property runs (`@pytest.mark.soak`), which `make test` leaves out.
+soak: $(VENV)/.installed-dev
+	$(PYTEST) --soak -m soak $(PYTEST_ARGS)
 
 test: lint pytest
+
+# The suite while STRESS_HOGS busy loops load the CPUs (two: both cores of the reference
+# machine): it must pass as it does on a quiet machine, because tests wait for signals under
+# generous ceilings (tests/support/waiting.py), never for a time tuned to a quiet machine.
+# The hogs are this recipe's own children, killed when it ends however it ends.
+STRESS_HOGS ?= 2
+test-stressed: lint $(VENV)/.installed-dev
+	@hogs=""; \
+	trap 'kill $$hogs 2>/dev/null' EXIT INT TERM; \
+	for _ in $$(seq $(STRESS_HOGS)); do \
+		$(BIN)/python -c 'while True: pass' & hogs="$$hogs $$!"; \
+	done; \
+	echo "CPU hogs running: $$hogs"; \
+	$(PYTEST) $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -12,11 +12,13 @@ from actors._errors import (
     ActorError,
     AskTimeout,
     Overloaded,
+    Parked,
+    Quarantined,
     RestartIntensityExceeded,
     SelfAsk,
     StartFailed,
 )
-from actors._keyed import KeyedActors
+from actors._keyed import KeyedActors, KeyedStatus, ParkedMessage
 from actors._message import Ask, Message
 from actors._metrics import Metrics, metrics
 from actors._supervisor import ChildSpec, Restart, Strategy, Supervisor, WhichChildren
@@ -30,9 +32,13 @@ __all__ = [
     "AskTimeout",
     "ChildSpec",
     "KeyedActors",
+    "KeyedStatus",
     "Message",
     "Metrics",
     "Overloaded",
+    "Parked",
+    "ParkedMessage",
+    "Quarantined",
     "Restart",
     "RestartIntensityExceeded",
     "SelfAsk",

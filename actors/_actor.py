@@ -23,6 +23,22 @@ A = TypeVar("A", bound="Actor")
 # The actor whose thread is running, so `ask` can refuse an actor asking itself.
 _current = threading.local()
 
+# Set while `KeyedActors` builds a keyed actor: `Actor.__init__` then skips pykka's own
+# (an inbox queue, an event, a URN and a ref: ~3 KiB that a keyed actor, run by a dispatcher
+# and never by a pykka thread, does not use).
+_building_keyed = threading.local()
+
+
+def build_keyed(factory: Callable[[], A]) -> A:
+    """Call ``factory`` so that the `Actor` it builds is a keyed actor's state object: no pykka
+    inbox, thread or ref (``actor_ref`` and ``actor_urn`` are absent); `KeyedActors` runs its
+    `pre_start`, `handle` and `post_stop` on its dispatcher."""
+    _building_keyed.active = True
+    try:
+        return factory()
+    finally:
+        _building_keyed.active = False
+
 DEFAULT_START_TIMEOUT = 10.0
 
 
@@ -78,17 +94,23 @@ class Actor(pykka.ThreadingActor):
 
     Subclasses implement `handle` and may override `pre_start` / `post_stop`; they must not
     override pykka's `on_start`, `on_stop`, `on_failure` or `on_receive`.
+
+    The same class can be a *keyed* actor (built by a `KeyedActors` factory): then it has no
+    thread, inbox or ``actor_ref``; its registry runs `pre_start`, `handle` and `post_stop`
+    on a worker of its pool, one message at a time, with the failure rules above per key.
     """
 
     def __init__(self) -> None:
+        self._class_name = type(self).__name__
+        if getattr(_building_keyed, "active", False):
+            _building_keyed.active = False  # only the outermost actor the factory builds
+            return  # a keyed actor: see `build_keyed`
         super().__init__()
         self._exit_listeners: list[ExitListener] = []
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._start_after: threading.Event | None = None
         self._start_timeout = DEFAULT_START_TIMEOUT
-        self._after_message: Callable[[], None] | None = None
-        self._class_name = type(self).__name__
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -122,15 +144,13 @@ class Actor(pykka.ThreadingActor):
         self._started.set()
 
     def on_receive(self, message: Any) -> Any:
-        # `_after_message` runs before the reply is released, so an asker that has its answer
-        # sees the message as handled (KeyedActors counts pending messages with it).
         if not isinstance(message, _Envelope) or message.deliver is None:
             try:
                 if isinstance(message, _Envelope):
                     return message.context.run(self.handle, message.message)
                 return self.handle(message)  # sent with plain pykka
             finally:
-                self._message_done()
+                metrics.handled(self._class_name)
         error: Exception | None = None
         result: Any = None
         try:
@@ -138,14 +158,9 @@ class Actor(pykka.ThreadingActor):
         except Exception as exc:  # returned to the asker, like pykka's own ask
             error = exc
         finally:
-            self._message_done()
+            metrics.handled(self._class_name)
         message.deliver(result, error)
         return None
-
-    def _message_done(self) -> None:
-        metrics.handled(self._class_name)
-        if self._after_message is not None:
-            self._after_message()
 
     def on_stop(self) -> None:
         try:
@@ -217,12 +232,19 @@ def prepare(
     register: bool = True,
 ) -> tuple[pykka.ActorRef[A], Callable[[], A]]:
     """The first half of `spawn(wait=False)`: a ref that already accepts messages (they queue
-    until the actor runs) and the function that starts its thread. Lets a caller hand out the
-    ref under a lock and start the thread (which waits for the new thread to run) outside it.
+    until the actor runs) and the function that starts its thread.
 
     ``register=False`` keeps the actor out of pykka's `ActorRegistry`, for a caller that
-    tracks its actors itself (`KeyedActors`): the registry's unregister scans a list, so with
-    10,000 registered actors stopping them all took longer than a 30 s shutdown allows.
+    tracks its actors itself: the registry's unregister scans a list.
+
+    Why a private pykka method: pykka's public `Actor.start(*args)` constructs the actor
+    itself, while this runtime builds actors with factories (closures over their
+    collaborators, wrapped by `testkit.crash_on`) and must attach exit listeners and the
+    start barrier *before* the thread runs. So this registers the ref and calls
+    `_start_actor_loop`, the one step of `start` after construction — exactly what
+    `pykka.Actor.start` does after ``cls(*args)``. `tests/actors/test_pykka_contract.py`
+    fails loudly if a pykka release renames it or changes what `start` does around it; the
+    version range in ``setup.cfg`` keeps pykka below the next major release.
     """
     actor = factory()
     if on_exit is not None:

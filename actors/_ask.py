@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pykka
 
-from actors._actor import current_actor_urn, envelope
+from actors._actor import Deliver, current_actor_urn, envelope
 from actors._errors import ActorDead, AskTimeout, SelfAsk
 from actors._message import Ask, Message
 from actors._metrics import metrics
@@ -75,8 +75,18 @@ async def ask_async(ref: pykka.ActorRef[Any], message: Ask[R], *, timeout: float
 
 def post_ask_async(ref: pykka.ActorRef[Any], message: Ask[R]) -> asyncio.Future[R]:
     """Put an ask in ``ref``'s inbox whose reply resolves a future of the running loop."""
-    loop = asyncio.get_running_loop()
-    reply: asyncio.Future[R] = loop.create_future()
+    reply, deliver = reply_on_loop(asyncio.get_running_loop())
+    try:
+        ref.tell(envelope(message, deliver))
+    except pykka.ActorDeadError as exc:
+        raise ActorDead(f"{ref.actor_class.__name__} is not running") from exc
+    return reply
+
+
+def reply_on_loop(loop: asyncio.AbstractEventLoop) -> tuple[asyncio.Future[Any], Deliver]:
+    """A future of ``loop`` and the function an actor's thread calls with the reply
+    (``deliver(value, error)``) to resolve it there, with ``call_soon_threadsafe``."""
+    reply: asyncio.Future[Any] = loop.create_future()
 
     def resolve(value: Any, error: BaseException | None) -> None:
         if reply.done():  # the asker gave up already
@@ -91,11 +101,7 @@ def post_ask_async(ref: pykka.ActorRef[Any], message: Ask[R]) -> asyncio.Future[
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(resolve, value, error)
 
-    try:
-        ref.tell(envelope(message, deliver))
-    except pykka.ActorDeadError as exc:
-        raise ActorDead(f"{ref.actor_class.__name__} is not running") from exc
-    return reply
+    return reply, deliver
 
 
 async def await_reply_async(

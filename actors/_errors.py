@@ -29,3 +29,17 @@ class RestartIntensityExceeded(ActorError):
 
 class Overloaded(ActorError):
     """A capped `KeyedActors` had no room for another key's actor within its start timeout."""
+
+
+class Quarantined(ActorError):
+    """A key of a `KeyedActors` failed too often and is refused until ``retry_after`` seconds
+    have passed; other keys are not affected. Its pending and new messages get this error."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Parked(ActorError):
+    """A message equal to one that already failed its key's actor several times: it is set
+    aside (counted, listed by `KeyedActors.parked`) instead of being handled again."""

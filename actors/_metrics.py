@@ -30,24 +30,27 @@ class _ClassStats:
     restarts: int = 0
     started: int = 0
     stopped: int = 0
+    parked: int = 0
     ask_count: int = 0
     ask_sum: float = 0.0
     ask_buckets: list[int] = field(default_factory=lambda: [0] * len(ASK_LATENCY_BUCKETS))
 
 
 class ActorSource(Protocol):
-    """Something that knows live actors pykka's registry does not list (`KeyedActors`)."""
+    """Something that runs actors pykka's registry does not list (`KeyedActors`)."""
 
-    def live_refs(self) -> list[pykka.ActorRef[Any]]: ...
+    def gauges(self) -> dict[str, dict[str, int]]:
+        """``{actor_class: {"mailbox_depth": n, "quarantined": n}}`` sampled now."""
+        ...
 
 
 class Metrics:
     """Runtime metrics keyed by actor class name.
 
     ``mailbox_depth`` is sampled on read from the inboxes of the actors in pykka's registry
-    (every actor `spawn` starts) and of the sources `watch` names (keyed actors, which stay out
-    of pykka's registry: its unregister is linear in the number registered), so sending a
-    message costs nothing extra.
+    (every actor `spawn` starts) and from the sources `watch` names (keyed actors, which have
+    no pykka inbox), so sending a message costs nothing extra; so is ``quarantined`` (keys
+    refused after failing too often). ``parked`` counts messages set aside as poison.
     """
 
     def __init__(self) -> None:
@@ -72,13 +75,17 @@ class Metrics:
         with self._lock:
             self._stats[actor_class].restarts += 1
 
+    def parked(self, actor_class: str) -> None:
+        with self._lock:
+            self._stats[actor_class].parked += 1
+
     def started(self, actor_class: str) -> None:
         with self._lock:
             self._stats[actor_class].started += 1
 
-    def stopped(self, actor_class: str) -> None:
+    def stopped(self, actor_class: str, count: int = 1) -> None:
         with self._lock:
-            self._stats[actor_class].stopped += 1
+            self._stats[actor_class].stopped += count
 
     def observe_ask(self, actor_class: str, seconds: float) -> None:
         index = bisect.bisect_left(ASK_LATENCY_BUCKETS, seconds)
@@ -103,8 +110,10 @@ class Metrics:
                 "handled": s.handled,
                 "failures": s.failures,
                 "restarts": s.restarts,
+                "parked": s.parked,
                 "live": s.started - s.stopped,
                 "mailbox_depth": 0,
+                "quarantined": 0,
                 "ask_latency": {
                     "count": s.ask_count,
                     "sum": s.ask_sum,
@@ -113,10 +122,12 @@ class Metrics:
             }
         with self._lock:
             sources = list(self._sources)
-        refs = pykka.ActorRegistry.get_all()
         for source in sources:
-            refs += source.live_refs()
-        for ref in refs:
+            for name, gauges in source.gauges().items():
+                entry = result.setdefault(name, _empty())
+                for gauge, value in gauges.items():
+                    entry[gauge] += value
+        for ref in pykka.ActorRegistry.get_all():
             inbox = ref.actor_inbox  # a queue.Queue for ThreadingActor; typed as a Protocol
             depth = inbox.qsize() if isinstance(inbox, queue.Queue) else 0
             if depth:
@@ -132,8 +143,10 @@ class Metrics:
             ("handled", "counter", "Messages handled"),
             ("failures", "counter", "Actor failures (an actor died of an exception)"),
             ("restarts", "counter", "Restarts performed by supervisors"),
+            ("parked", "counter", "Poison messages set aside instead of handled"),
             ("live", "gauge", "Live actors"),
             ("mailbox_depth", "gauge", "Messages waiting in mailboxes"),
+            ("quarantined", "gauge", "Keys refused for failing too often"),
         ):
             name = f"{prefix}_{metric}" + ("_total" if kind == "counter" else "")
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
@@ -154,15 +167,15 @@ class Metrics:
 
 def _copy(s: _ClassStats) -> _ClassStats:
     return _ClassStats(
-        s.handled, s.failures, s.restarts, s.started, s.stopped, s.ask_count, s.ask_sum,
-        list(s.ask_buckets),
+        s.handled, s.failures, s.restarts, s.started, s.stopped, s.parked, s.ask_count,
+        s.ask_sum, list(s.ask_buckets),
     )
 
 
 def _empty() -> dict[str, Any]:
     return {
-        "handled": 0, "failures": 0, "restarts": 0, "live": 0, "mailbox_depth": 0,
-        "ask_latency": {"count": 0, "sum": 0.0, "buckets": {}},
+        "handled": 0, "failures": 0, "restarts": 0, "parked": 0, "live": 0, "mailbox_depth": 0,
+        "quarantined": 0, "ask_latency": {"count": 0, "sum": 0.0, "buckets": {}},
     }
 
 

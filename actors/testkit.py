@@ -10,6 +10,11 @@
 
 Everything the kit started is stopped when the ``with`` block ends, so no actor thread
 outlives a test. Nothing here imports a test framework: failures raise `AssertionError`.
+
+Every wait here is a ceiling for a message or an exit that normally comes in milliseconds.
+The default (`DEFAULT_EXPECT_TIMEOUT`) suits a quiet machine; a suite that runs on busy ones
+passes its own, e.g. ``ActorTestKit(expect_timeout=30)``, which every probe and the exit
+watch of that kit then use.
 """
 
 from __future__ import annotations
@@ -65,12 +70,16 @@ class Probe(Actor):
 class ProbeHandle:
     """The test's side of a `Probe`: its ``ref`` to hand out, and expectations."""
 
-    def __init__(self, ref: pykka.ActorRef[Probe], inbox: queue.Queue[Any]) -> None:
+    def __init__(self, ref: pykka.ActorRef[Probe], inbox: queue.Queue[Any],
+                 expect_timeout: float = DEFAULT_EXPECT_TIMEOUT) -> None:
         self.ref = ref
         self._inbox = inbox
+        self._expect_timeout = expect_timeout
 
-    def expect_message(self, message_type: type[M], timeout: float = DEFAULT_EXPECT_TIMEOUT) -> M:
-        """The next message, which must be a ``message_type``, within ``timeout`` seconds."""
+    def expect_message(self, message_type: type[M], timeout: float | None = None) -> M:
+        """The next message, which must be a ``message_type``, within ``timeout`` seconds
+        (default: the kit's ``expect_timeout``)."""
+        timeout = self._expect_timeout if timeout is None else timeout
         try:
             message = self._inbox.get(timeout=timeout)
         except queue.Empty:
@@ -89,8 +98,9 @@ class ProbeHandle:
             return
         raise AssertionError(f"expected no message, got {message!r}")
 
-    def receive_n(self, count: int, timeout: float = DEFAULT_EXPECT_TIMEOUT) -> list[Any]:
+    def receive_n(self, count: int, timeout: float | None = None) -> list[Any]:
         """The next ``count`` messages, whatever their types."""
+        timeout = self._expect_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         messages = []
         for _ in range(count):
@@ -137,13 +147,15 @@ def crash(ref: pykka.ActorRef[Any]) -> None:
 class ExitWatch:
     """Collects the exits of the actors the kit spawned; `expect_exit` waits for one."""
 
-    def __init__(self) -> None:
+    def __init__(self, expect_timeout: float = DEFAULT_EXPECT_TIMEOUT) -> None:
         self._exits: queue.Queue[ActorExit] = queue.Queue()
+        self._expect_timeout = expect_timeout
 
     def __call__(self, exit_: ActorExit) -> None:
         self._exits.put(exit_)
 
-    def expect_exit(self, timeout: float = DEFAULT_EXPECT_TIMEOUT) -> ActorExit:
+    def expect_exit(self, timeout: float | None = None) -> ActorExit:
+        timeout = self._expect_timeout if timeout is None else timeout
         try:
             return self._exits.get(timeout=timeout)
         except queue.Empty:
@@ -153,15 +165,18 @@ class ExitWatch:
 class ActorTestKit(AbstractContextManager["ActorTestKit"]):
     """Starts actors and probes for one test and stops them all, newest first, at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, expect_timeout: float = DEFAULT_EXPECT_TIMEOUT) -> None:
+        """``expect_timeout``: the ceiling of every wait of this kit's probes, its exit
+        watch and `stop_all`."""
         self._refs: list[pykka.ActorRef[Any]] = []
         self._lock = threading.Lock()
-        self.exits = ExitWatch()
+        self.expect_timeout = expect_timeout
+        self.exits = ExitWatch(expect_timeout)
 
     def probe(self, replies: Mapping[type, Reply] | None = None) -> ProbeHandle:
         inbox: queue.Queue[Any] = queue.Queue()
         ref = self.spawn(lambda: Probe(inbox, replies or {}))
-        return ProbeHandle(ref, inbox)
+        return ProbeHandle(ref, inbox, self.expect_timeout)
 
     def spawn(self, factory: Callable[[], A]) -> pykka.ActorRef[A]:
         """Start an actor (waiting for its `pre_start`); its exit is recorded in ``exits``."""
@@ -174,7 +189,7 @@ class ActorTestKit(AbstractContextManager["ActorTestKit"]):
         with self._lock:
             refs, self._refs = self._refs, []
         for ref in reversed(refs):
-            ref.stop(block=True, timeout=DEFAULT_EXPECT_TIMEOUT)
+            ref.stop(block=True, timeout=self.expect_timeout)
 
     def __exit__(
         self,
@@ -186,9 +201,13 @@ class ActorTestKit(AbstractContextManager["ActorTestKit"]):
 
 
 def eventually(
-    condition: Callable[[], bool], timeout: float = DEFAULT_EXPECT_TIMEOUT, what: str = ""
+    condition: Callable[[], bool], what: str = "", timeout: float = DEFAULT_EXPECT_TIMEOUT
 ) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds saying ``what``."""
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds saying ``what``.
+
+    The arguments come in the order of the test suite's own ``eventually(predicate, what,
+    ceiling)`` (tests/support/waiting.py), which the suite uses instead: its ceilings scale
+    with the machine."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

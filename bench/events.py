@@ -1,5 +1,6 @@
-"""Event bus: publish rate of raw redis-py XADD vs `StreamPublisher.publish`, and publish →
-handled latency through the consumer at a steady 1,000 events/s.
+"""Event bus: the rate of storing an event in the outbox (what every change pays for its
+events) vs raw redis-py XADD, and stored → handled latency through the relay and the consumer
+at a steady 1,000 events/s.
 
 Needs a Redis server: ``BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``); keys live
 under a per-run prefix and are deleted afterwards. SQL is a SQLite file in a temp directory.
@@ -25,10 +26,18 @@ from yabot.events.counters import EventCounters
 from yabot.events.models import UserInteraction
 from yabot.events.outbox import SqlOutbox
 from yabot.events.processor import Handlers, StreamConsumer
-from yabot.events.publisher import StreamPublisher, connect_redis, stream_fields
+from yabot.events.publisher import connect_redis
+from yabot.events.relay import OutboxRelay, RedisStreamSink, stream_fields
 from yabot.settings import EventSettings
 from yabot.stores.engine import make_engine
+from yabot.stores.outbox import OutboxRecord
 from yabot.stores.tables import metadata
+
+STORED = "event stored in the outbox"
+
+
+def _store(outbox: SqlOutbox, stream: str, event: UserInteraction) -> None:
+    outbox.append_records([OutboxRecord(str(event.event_id), stream, event.to_json())])
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 STEADY_RATE = 1000  # events per second
@@ -52,12 +61,13 @@ def run(quick: bool = False) -> Report:
                 client.delete(key)
             client.close()
     by_name = {m.name: m for m in report.measurements}
-    raw, bus = by_name["raw redis-py XADD"].median_us, by_name["StreamPublisher.publish"].median_us
+    raw, bus = by_name["raw redis-py XADD"].median_us, by_name[STORED].median_us
     assert raw is not None
     assert bus is not None
     ratio = raw / bus  # rate ratio = inverse of the per-call time ratio
     report.checks.append(
-        Check("publish rate / raw XADD rate (medians)", round(ratio, 3), ">= 0.5", ratio >= 0.5)
+        Check("outbox store rate / raw XADD rate (medians)", round(ratio, 3), ">= 0.2",
+              ratio >= 0.2)
     )
     return report
 
@@ -68,10 +78,7 @@ def _publish_rates(client: redis.Redis, prefix: str, tmp: Path, quick: bool
     settings = EventSettings(stream=prefix + "bus")
     engine = make_engine(f"sqlite:///{tmp / 'publish.sqlite3'}")
     metadata.create_all(engine)
-    publisher = StreamPublisher(
-        connect_redis(REDIS_URL, settings), SqlOutbox(lambda: engine), settings,
-        counters=EventCounters(),
-    )
+    outbox = SqlOutbox(lambda: engine)
     seqs = iter(range(1, 10**9))
     template = UserInteraction(user_id=1, seq=1, action="tap")
     raw_body = template.to_json()
@@ -83,11 +90,13 @@ def _publish_rates(client: redis.Redis, prefix: str, tmp: Path, quick: bool
                     maxlen=settings.stream_max_length, approximate=True)
 
     def bus_publish() -> None:
-        # Includes building and serialising the event, as a session does.
-        publisher.publish(UserInteraction(user_id=1, seq=next(seqs), action="tap"))
+        # Includes building and serialising the event, as a change's drafts do; the row is
+        # committed on its own here (a change commits it with its own write).
+        _store(outbox, settings.stream, UserInteraction(user_id=1, seq=next(seqs),
+                                                        action="tap"))
 
     samples = interleaved(
-        {"raw redis-py XADD": raw_xadd, "StreamPublisher.publish": bus_publish},
+        {"raw redis-py XADD": raw_xadd, STORED: bus_publish},
         rounds, per_round,
     )
     engine.dispose()
@@ -101,15 +110,16 @@ def _publish_rates(client: redis.Redis, prefix: str, tmp: Path, quick: bool
 
 
 def _handled_latency(client: redis.Redis, prefix: str, tmp: Path, quick: bool) -> Measurement:
-    """Publish at a steady rate from one thread; the consumer records when each is handled."""
+    """Store events at a steady rate from one thread (waking the relay after each, as a
+    session does); the consumer records when each is handled."""
     seconds = 2 if quick else 10
     settings = EventSettings(stream=prefix + "steady", read_block_ms=100)
     engine = make_engine(f"sqlite:///{tmp / 'steady.sqlite3'}")
     metadata.create_all(engine)
-    publisher = StreamPublisher(
-        connect_redis(REDIS_URL, settings), SqlOutbox(lambda: engine), settings,
-        counters=EventCounters(),
-    )
+    outbox = SqlOutbox(lambda: engine)
+    relay_client = connect_redis(REDIS_URL, settings)
+    relay = OutboxRelay(outbox, RedisStreamSink(relay_client, settings), settings,
+                        counters=EventCounters()).start()
     sent: dict[str, float] = {}
     latencies: list[float] = []
     done = threading.Event()
@@ -137,14 +147,17 @@ def _handled_latency(client: redis.Redis, prefix: str, tmp: Path, quick: bool) -
             time.sleep(min(target - now, 0.0005))
         event = UserInteraction(user_id=1 + i % 100, seq=1 + i // 100, action="tap")
         sent[str(event.event_id)] = time.perf_counter()
-        publisher.publish(event)
+        _store(outbox, settings.stream, event)
+        relay.wake()
     achieved = total / (time.perf_counter() - started)
     done.wait(60)
     stopping.set()
     thread.join(10)
+    relay.stop()
+    relay_client.close()
     consumer_client.close()
     engine.dispose()
     return summarise(
-        f"publish → handled @ {STEADY_RATE}/s", latencies,
+        f"stored → handled @ {STEADY_RATE}/s", latencies,
         events=total, handled=len(latencies), achieved_publish_rate=round(achieved),
     )

@@ -4,24 +4,54 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
+import redis
 
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.postgres import postgres_schema
 from tests.support.processes import clean_env
+from tests.support.redis_server import REDIS_TEST_URL, no_retry
+from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
+from tests.support.stores import stores_on
+from tests.support.waiting import ASK, TEST_CEILING, scaled
 from yabot.runtime import Runtime
 from yabot.settings import Settings, load_settings
-
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
-POSTGRES_TEST_URL = os.environ.get(
-    "POSTGRES_TEST_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from yabot.stores.handles import Stores
 
 
-SettingsFactory = Callable[..., Settings]
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true",
+                     help="also run the long property runs marked `soak` (make soak)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _leave_out_soak_runs(config, items)
+    _scale_the_hang_catcher(config, items)
+
+
+def _leave_out_soak_runs(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without ``--soak``, tests marked ``soak`` are deselected (reported as such)."""
+    if config.getoption("--soak"):
+        return
+    soak = [item for item in items if item.get_closest_marker("soak") is not None]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if item.get_closest_marker("soak") is None]
+
+
+def _scale_the_hang_catcher(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The per-test hang catcher (pytest-timeout's ``timeout`` in setup.cfg, else
+    `TEST_CEILING`) scaled by ``YABOT_TEST_TIME_SCALE`` like every other ceiling, on each test
+    without its own ``timeout`` marker. ``--timeout`` on the command line wins."""
+    if not config.pluginmanager.hasplugin("timeout") or config.getoption("timeout", None):
+        return
+    ceiling = scaled(float(config.getini("timeout") or TEST_CEILING))
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(ceiling))
 
 
 @pytest.fixture
@@ -74,23 +104,45 @@ def fake_telegram() -> Iterator[FakeTelegram]:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A fresh schema on the test PostgreSQL server, dropped afterwards; skip if none."""
-    admin = sqlalchemy.create_engine(POSTGRES_TEST_URL)
+    """A schema on the test PostgreSQL shared by this process's tests (each xdist worker has
+    its own), dropped at the end; tests build their tables in it and drop them. Skips if no
+    server answers."""
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A schema of this test's own on the test PostgreSQL (for an app that migrates it
+    itself), dropped afterwards; skips if no server answers."""
+    with postgres_schema("yabot_fresh") as url:
+        yield url
+
+
+@pytest.fixture
+def local_redis() -> Iterator[tuple[str, str]]:
+    """``(url, key_prefix)`` on the shared local Redis; every key under the prefix is deleted
+    afterwards. Skips when nothing answers at REDIS_TEST_URL."""
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=ASK, retry=no_retry())
     try:
-        with admin.connect():
-            pass
-    except sqlalchemy.exc.OperationalError as exc:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        client.close()
         pytest.skip(
-            f"PostgreSQL is not reachable at {POSTGRES_TEST_URL} ({type(exc).__name__}); "
-            "start it or set POSTGRES_TEST_URL"
+            f"Redis is not reachable at {REDIS_TEST_URL} ({type(exc).__name__}); "
+            "start it or set REDIS_TEST_URL"
         )
-    schema = f"yabot_test_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-    url = sqlalchemy.engine.make_url(POSTGRES_TEST_URL).update_query_dict(
-        {"options": f"-csearch_path={schema}"}
-    )
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as conn:
-        conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    prefix = f"yabot-test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield REDIS_TEST_URL, prefix
+    finally:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
+
+
+@pytest.fixture(params=["sqlite", "mongomock"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    """Relational on SQLite; documents on the `sql` backend (same file) or mongomock."""
+    with stores_on(request.param, request, tmp_path) as stores:
+        yield stores

@@ -5,13 +5,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.support.http import request
-from tests.support.processes import clean_env, free_port
-
-READY_TIMEOUT = 30.0
+from tests.support.processes import answers_healthz, clean_env, free_port
+from tests.support.waiting import exited
 
 
 def test_yabot_run_serves_healthz_and_exits_zero_on_sigint(tmp_path: Path) -> None:
@@ -24,19 +21,10 @@ def test_yabot_run_serves_healthz_and_exits_zero_on_sigint(tmp_path: Path) -> No
             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + READY_TIMEOUT
-            status = None
-            while time.monotonic() < deadline and process.poll() is None:
-                try:
-                    status = request("GET", f"http://127.0.0.1:{port}/healthz", timeout=1).status
-                except OSError:
-                    status = None
-                if status == 200:
-                    break
-                time.sleep(0.1)
-            assert status == 200, log_path.read_text()
+            ready = answers_healthz(f"http://127.0.0.1:{port}", process)
+            assert ready, log_path.read_text()
             process.send_signal(signal.SIGINT)
-            exit_code = process.wait(timeout=30)
+            exit_code = exited(process)
         finally:
             if process.poll() is None:
                 process.kill()

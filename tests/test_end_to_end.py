@@ -3,16 +3,16 @@ aiogram's HTTP client against a fake Bot API server on loopback."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
 from tests.support.processes import Gunicorn, free_port
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import eventually
 from yabot.api.auth import mint_token
 from yabot.settings import load_settings
 
@@ -32,7 +32,7 @@ def server(tmp_path: Path, fake_telegram: FakeTelegram) -> Iterator[Gunicorn]:
         cwd=tmp_path,
     )
     try:
-        gunicorn.wait_ready()
+        gunicorn.wait_ready("/readyz")  # the bot starts on a thread after HTTP
         yield gunicorn
     finally:
         exit_code = gunicorn.terminate()
@@ -82,11 +82,9 @@ def test_the_api_keeps_serving_while_telegram_is_unreachable(tmp_path: Path) -> 
         cwd=tmp_path,
     )
     try:
-        gunicorn.wait_ready()
-        deadline = time.monotonic() + 15
-        while gunicorn.log().count("telegram unreachable; retrying") < 3:
-            assert time.monotonic() < deadline, gunicorn.log()
-            time.sleep(0.05)
+        gunicorn.wait_ready("/readyz")  # the bot starts on a thread after HTTP
+        eventually(lambda: gunicorn.log().count("telegram unreachable; retrying") >= 3,
+                   "three retries logged")
         assert request("GET", f"{gunicorn.base_url}/healthz").status == 200
         assert gunicorn.process.poll() is None
     finally:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.processes import REPO, Gunicorn
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import START_CEILING, STOP_CEILING
 
 
 def test_root_escalation_stops_the_tree_and_exits_non_zero(tmp_path: Path) -> None:
@@ -15,7 +16,7 @@ def test_root_escalation_stops_the_tree_and_exits_non_zero(tmp_path: Path) -> No
         config=REPO / "tests" / "support" / "escalating_gunicorn_conf.py",
     )
 
-    exit_code = server.wait(timeout=60)
+    exit_code = server.wait(START_CEILING + STOP_CEILING)  # the start is part of it
 
     log = server.log()
     assert exit_code == 3, log  # gunicorn halts instead of forking a fresh worker

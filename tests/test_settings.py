@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SettingsFactory
 from tests.support.processes import REPO, clean_env
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import COMMAND_CEILING, scaled
 from yabot.errors import ConfigError
 
 
@@ -33,6 +34,14 @@ def test_database_url_overrides_the_sqlite_path(make_settings: SettingsFactory) 
         ("YABOT_ENV", "staging", "development"),
         ("JWT_SECRET", "short", "at least 32 bytes"),
         ("TELEGRAM_API_URL", "not a url", "URL"),
+        ("DATABASE_URL", "notaurl", "not a database URL"),
+        ("DATABASE_URL", "mysql://root@db/yabot", "one of postgresql, postgres, sqlite"),
+        ("DATABASE_URL", "postgresql://db:port/yabot", "not a database URL"),
+        ("REDIS_URL", "localhost:6379", "not a Redis URL"),
+        ("REDIS_URL", "redis://:pw@host:63a79/0", "not a Redis URL"),
+        ("MONGODB_URI", "mongodb://", "no host"),
+        ("MONGODB_URI", "http://mongo:27017", "not a MongoDB URL"),
+        ("PORT", "http", "valid integer"),
     ],
 )
 def test_invalid_value_names_the_variable(
@@ -45,9 +54,38 @@ def test_invalid_value_names_the_variable(
     assert complaint in message
 
 
+@pytest.mark.parametrize(("variable", "value"), [
+    ("DATABASE_URL", "postgres://u:p@db.example:5432/yabot"),  # Heroku's spelling
+    ("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1/test"),
+    ("DATABASE_URL", "sqlite:////var/lib/yabot/yabot.sqlite3"),
+    ("REDIS_URL", "rediss://:secret@redis.example:6380/0"),
+    ("REDIS_URL", "unix:///run/redis.sock"),
+    ("MONGODB_URI", "mongodb+srv://u:p@cluster.example/yabot"),
+])
+def test_urls_of_supported_servers_are_accepted(make_settings: SettingsFactory, variable: str,
+                                                value: str) -> None:
+    make_settings(**{variable: value})
+
+
+def test_a_platform_port_binds_every_interface(make_settings: SettingsFactory) -> None:
+    assert make_settings(API_HOST="127.0.0.1", API_PORT="8000").bind == ("127.0.0.1", 8000)
+    assert make_settings(PORT="5123", API_PORT="8000").bind == ("0.0.0.0", 5123)
+
+
+def test_relative_paths_are_taken_from_the_starting_directory(
+    make_settings: SettingsFactory, tmp_path: Path,
+) -> None:
+    settings = make_settings(YABOT_DATA_DIR="data", STORY_SEED_PATH="story")
+    assert settings.data_dir == tmp_path / "data"  # make_settings runs in tmp_path
+    assert settings.story.seed_path == tmp_path / "story"
+
+
 def test_secrets_are_not_echoed_in_errors(make_settings: SettingsFactory) -> None:
     with pytest.raises(ConfigError) as caught:
         make_settings(JWT_SECRET="hunter2-is-my-password")
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        make_settings(DATABASE_URL="mysql://root:hunter2@db/yabot")
     assert "hunter2" not in str(caught.value)
 
 
@@ -80,7 +118,8 @@ def test_yabot_run_refuses_an_invalid_value_and_names_it(tmp_path: Path) -> None
     result = subprocess.run(
         [sys.executable, "-m", "yabot", "run"],
         env=clean_env({"API_PORT": "not-a-port", "YABOT_DATA_DIR": str(tmp_path)}),
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path, capture_output=True, text=True, timeout=scaled(COMMAND_CEILING),
+        check=False,
     )
     assert result.returncode == 2
     assert "API_PORT" in result.stderr

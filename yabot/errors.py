@@ -101,6 +101,17 @@ class StoreUnavailable(Unavailable):
     code = "store-unavailable"
 
 
+class StoreUnreachable(StoreUnavailable):
+    """A store did not answer on start after every attempt; ``store`` names it (``sql``,
+    ``mongo``) and ``reason`` is the last error's first line."""
+
+    def __init__(self, store: str, attempts: int, reason: str) -> None:
+        super().__init__(f"could not reach the {store} store after {attempts} attempts "
+                         f"({reason})")
+        self.store = store
+        self.reason = reason
+
+
 class RateLimited(YabotError):
     """Too many requests from one caller; ``retry_after`` says when to try again (seconds)."""
 
@@ -160,8 +171,20 @@ class InvalidRecord(InvalidInput):
         self.field = field
 
 
+class BackupUnavailable(YabotError):
+    """No backup could be taken before a schema change (no ``pg_dump``, or it failed); the
+    change was not made. The message says how to proceed (``--no-backup``)."""
+
+    code = "backup-unavailable"
+
+
 class SchemaMismatch(YabotError):
     """A store's schema is not the one this code needs (pending migrations, or a database
-    migrated by newer code); the message says which revisions and what to run."""
+    migrated by newer code); the message says which revisions and what to run. ``store``
+    names the store (``sql``, ``mongo``) when known."""
 
     code = "schema-mismatch"
+
+    def __init__(self, message: str, *, store: str = "") -> None:
+        super().__init__(message)
+        self.store = store

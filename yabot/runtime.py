@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import redis
@@ -19,29 +19,50 @@ from pymongo import MongoClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from actors import ActorExit, ChildSpec, KeyedActors, Message, Supervisor, spawn
-from yabot.bot.runner import BotRunner, build_dispatcher
+from actors import ActorError, ActorExit, ChildSpec, KeyedActors, Message, Supervisor, spawn
+from yabot import crashpoints
+from yabot.bot.starting import BotStart
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
 from yabot.cluster import LocalOwnership, Ownership, RedisOwnership
 from yabot.cluster.forwarding import AskForwarder, AskServer
 from yabot.cluster.routing import AskRouter
 from yabot.coordinator import Coordinator, CoordinatorClient
+from yabot.coordinator.actor import Recovery
+from yabot.errors import YabotError
 from yabot.events.bus import Events
-from yabot.events.processor import Handlers
+from yabot.events.drafts import Drafts
+from yabot.events.groups import ConsumerGroup, Handlers
+from yabot.events.local import LocalDelivery
+from yabot.events.models import SubscriptionChanged
 from yabot.events.supervisor import events_supervisor
 from yabot.health import ComponentHealth, HealthRegistry, HealthStatus
 from yabot.intake import partition_of
 from yabot.intake.choice import build_intake, consumer_name
-from yabot.seed import seed_at_start
+from yabot.scheduler.actor import SchedulerActor
+from yabot.scheduler.scheduler import JobHandlers
+from yabot.scheduler.vip import VIP_EXPIRY, expire_vip, schedule_vip_expiry
+from yabot.seed import DEFAULT_SEED_PATH, seed_at_start
+from yabot.services.payments import read_offers
 from yabot.sessions.messages import Relinquish, SeenUpdate
 from yabot.sessions.session import SessionServices, UserSession
-from yabot.settings import Settings
+from yabot.settings import Environment, Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
 from yabot.stores.handles import Stores
+
+if TYPE_CHECKING:
+    from yabot.bot.runner import BotRunner
 
 log = structlog.get_logger("yabot.runtime")
 
 ROOT_STOP_TIMEOUT = 30.0
+
+
+def session_failure(error: BaseException) -> bool:
+    """Whether a session's error while answering an ask is a *failure* (counted towards its
+    quarantine, poison if repeated): a bug or a bad record, not a domain answer
+    (`YabotError`: not found, insufficient besitos, store unavailable...) nor the runtime
+    refusing (`ActorError`: a timeout asking the coordinator)."""
+    return not isinstance(error, YabotError | ActorError)
 
 
 class Runtime:
@@ -58,34 +79,52 @@ class Runtime:
         self.health = HealthRegistry()
         self.stores = Stores()
         self.events = Events(settings, self.stores)
-        #: Event handlers by type; register them before `start`.
+        #: Event handlers by type of the default consumer group (``EVENTS_CONSUMER_GROUP``);
+        #: register them before `start`. A group with no handlers is not run.
         self.event_handlers = Handlers()
+        #: Every consumer group, each with its own handlers and its own record of what it
+        #: handled; add one here before `start`.
+        #: What each kind of scheduled job does (`yabot.scheduler`); register before `start`.
+        self.job_handlers = JobHandlers()
+        self.consumer_groups: list[ConsumerGroup] = [
+            ConsumerGroup(settings.events.consumer_group, self.event_handlers),
+            self._coordinator_group(settings),
+        ]
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
         self.coordination = CoordinatorClient(lambda: self.find("coordinator"),
                                               settings.actors.ask_timeout * 0.8)
+        self.drafts = Drafts(settings.events.stream)
         self.session_services = SessionServices.build(
-            self.stores, start_fragment=settings.story.start_fragment,
+            self.stores, start_fragment=settings.story.start_fragment, drafts=self.drafts,
+            relay=self.events.wake,
             reaction_reward=settings.besitos.reaction_reward,
             reaction_daily_cap=settings.besitos.reaction_daily_cap,
             coordination=self.coordination,
             notify=self._notify,
+            forget=lambda user_id: self.sessions.passivate(user_id),
             state_max_age=settings.actors.session_state_max_age,
+            offers=read_offers(settings.story.seed_path or DEFAULT_SEED_PATH),
             handled_updates_window=settings.scale.handled_updates_window,
         )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",
-            lambda user_id: UserSession(user_id, self.session_services.users,
-                                        self.events.publish, self.session_services),
+            lambda user_id: UserSession(user_id, self.session_services),
             idle_timeout=settings.actors.session_idle_timeout,
             max_live=settings.actors.max_sessions,
+            workers=settings.actors.session_workers,
+            key_max_failures=settings.actors.session_key_max_failures,
+            key_period=settings.actors.session_key_failure_period,
+            quarantine=settings.actors.session_quarantine,
+            poison_after=settings.actors.session_poison_after,
+            is_failure=session_failure,
         )
         self._mongo_client_factory = mongo_client_factory
         self._on_fatal = on_fatal
         self._root: pykka.ActorRef[Supervisor] | None = None
         self._supervisor: Supervisor | None = None
-        self._bot: BotRunner | None = None
+        self._bot: BotStart | None = None
         #: Which partitions this process owns (all of them without Redis).
         self.ownership: Ownership = LocalOwnership(settings.scale.partitions)
         #: This process's name among the members (leases, the intake's consumer group).
@@ -94,8 +133,18 @@ class Runtime:
         self.router: AskRouter | None = None
         self._ask_server: AskServer | None = None
         self.failed = threading.Event()
+        self._starting = False
 
-    def start(self) -> None:
+    def start(self, *, wait_for_bot: bool = True) -> None:
+        """Start the tree, then the bot: here, or with ``wait_for_bot=False`` on a thread of
+        its own (the gunicorn worker: its HTTP API answers while aiogram is imported)."""
+        if self.settings.redis.url is None and self.events.sink is None:
+            # The embedded default: the relay hands the outbox to the consumer groups here.
+            stores = self.stores
+            self.events.sink = LocalDelivery(lambda: stores.relational.engine,
+                                             self.consumer_groups, self.settings.events)
+        if self.settings.app.yabot_env is Environment.TEST:
+            crashpoints.arm(self.settings.app.yabot_crash_at)
         root = Supervisor(
             "root",
             [
@@ -103,21 +152,31 @@ class Runtime:
                 ChildSpec("events", self._events_supervisor),
                 ChildSpec("coordinator", self._coordinator),
                 self.sessions.child_spec(),
+                ChildSpec("scheduler", self._scheduler),
             ],
         )
-        self._root = spawn(lambda: root, on_exit=self._root_exited)
+        self._starting = True  # a failed start is raised to our caller, not reported as fatal
+        try:
+            self._root = spawn(lambda: root, on_exit=self._root_exited)
+        finally:
+            self._starting = False
         self._supervisor = root
         log.info("actor tree started")
         ownership = self.ownership = self._ownership()
         if isinstance(ownership, RedisOwnership):
             self._serve_forwarded_asks(ownership)
         if self.settings.bot.telegram_bot_token is not None:
-            dispatcher = build_dispatcher(self.sessions, self.settings)
-            intake = build_intake(self.settings, lambda: self.stores.relational.engine,
-                                  self.node_name)
-            self._bot = BotRunner(self.settings, dispatcher, intake, owned=ownership.owned,
-                                  owns=ownership.owns, seen=self._seen_update)
-            self._bot.start()
+            stores = self.stores
+            self._bot = BotStart(
+                self.settings, self.sessions,
+                lambda: build_intake(self.settings, lambda: stores.relational.engine,
+                                     self.node_name),
+                owned=ownership.owned, owns=ownership.owns, seen=self._seen_update)
+            self.health.register("telegram", self._bot.health)
+            if wait_for_bot:
+                self._bot.run()
+            else:
+                self._bot.begin()
         else:
             log.info(
                 "telegram is not connected: set TELEGRAM_BOT_TOKEN to poll for updates, "
@@ -162,8 +221,12 @@ class Runtime:
             client, self.node_name, partitions=scale.partitions,
             prefix=scale.intake_key_prefix, ttl=scale.lease_ttl,
             renew_interval=scale.lease_renew_interval, safety_margin=scale.lease_safety_margin,
-            lost=self._partitions_lost, busy=lambda p: self._bot.busy(p) if self._bot else 0,
+            lost=self._partitions_lost, busy=self._busy,
         )
+
+    def _busy(self, partition: int) -> int:
+        bot = self.bot
+        return bot.busy(partition) if bot is not None else 0
 
     def _partitions_health(self) -> ComponentHealth:
         """Which partitions this process owns now, and their fencing tokens (/readyz)."""
@@ -180,7 +243,7 @@ class Runtime:
         """Prometheus text: partitions owned, intake lag per owned partition, takeovers,
         forwarded asks (sent, served), redeliveries skipped."""
         owned = self.ownership.owned()
-        bot = self._bot
+        bot = self.bot
         lines = [
             "# HELP yabot_partitions_owned Partitions this process owns now.",
             "# TYPE yabot_partitions_owned gauge",
@@ -216,7 +279,7 @@ class Runtime:
     def _partitions_lost(self, partitions: list[int]) -> None:
         """Drop what this process cached of the users of ``partitions`` (another process owns
         them now, or soon) and let the reader claim them afresh if they come back."""
-        bot, lost = self._bot, set(partitions)
+        bot, lost = self.bot, set(partitions)
         if bot is not None and bot.reader is not None:
             bot.reader.forget(partitions)
         count = self.settings.scale.partitions
@@ -241,10 +304,26 @@ class Runtime:
         def seed() -> None:
             seed_at_start(self.stores, self.settings)
 
-        return Coordinator(self.stores, on_start=seed)
+        besitos = self.settings.besitos
+        return Coordinator(self.stores, on_start=seed, drafts=self.drafts,
+                           recovery=Recovery(besitos.recovery_interval, besitos.recovery_after),
+                           relay=self.events.wake)
+
+    def _coordinator_group(self, settings: Settings) -> ConsumerGroup:
+        """What the coordinator does because of events (README, "Scheduler"): keep each
+        user's VIP expiry job at the end of their current subscription."""
+        handlers = Handlers()
+        handlers.on(SubscriptionChanged, schedule_vip_expiry)
+        timeout = settings.actors.ask_timeout
+        self.job_handlers.on(VIP_EXPIRY, expire_vip(
+            lambda user_id, message: self.sessions.ask(user_id, message, timeout=timeout)))
+        return ConsumerGroup(f"{settings.events.consumer_group}:coordinator", handlers)
+
+    def _scheduler(self) -> SchedulerActor:
+        return SchedulerActor(self.settings, self.stores, self.job_handlers)
 
     def _events_supervisor(self) -> Supervisor:
-        return events_supervisor(self.settings, self.stores, self.events, self.event_handlers)
+        return events_supervisor(self.settings, self.stores, self.events, self.consumer_groups)
 
     def stop(self) -> None:
         """Stop the bot, then the tree (children in reverse start order). Idempotent."""
@@ -273,8 +352,8 @@ class Runtime:
 
     @property
     def bot(self) -> BotRunner | None:
-        """The Telegram runner, when TELEGRAM_BOT_TOKEN is set and the runtime started."""
-        return self._bot
+        """The Telegram runner, when TELEGRAM_BOT_TOKEN is set and the bot started."""
+        return self._bot.runner if self._bot is not None else None
 
     def find(self, path: str) -> pykka.ActorRef[Any] | None:
         """A running actor of the tree by path, e.g. ``"stores/sql"``; None while it is down."""
@@ -297,7 +376,7 @@ class Runtime:
         self.stop()
 
     def _root_exited(self, exit_: ActorExit) -> None:
-        if not exit_.failed:
+        if not exit_.failed or self._starting:
             return
         log.critical("root supervisor gave up; shutting down", error=repr(exit_.error))
         self.failed.set()

@@ -1,4 +1,5 @@
-"""The seed story and shop: read from `config/narrative/`, checked whole, then stored.
+"""The seed story and shop: read from `yabot/narrative/` (package data) or ``STORY_SEED_PATH``,
+checked whole, then stored.
 
 ``yabot seed`` calls `load_seed`; the coordinator calls `seed_if_empty` at start when
 ``STORY_SEED_ON_START`` is true. Loading is idempotent (fragments and items are replaced by
@@ -26,8 +27,9 @@ from yabot.stores.handles import Stores
 
 log = structlog.get_logger("yabot.seed")
 
-#: The story shipped with this checkout (``config/narrative`` at the repository's root).
-DEFAULT_SEED_PATH = Path(__file__).resolve().parent.parent / "config" / "narrative"
+#: The story shipped inside the package (package data, so an installed wheel has it too);
+#: ``STORY_SEED_PATH`` points at an operator's own folder instead.
+DEFAULT_SEED_PATH = Path(__file__).resolve().parent / "narrative"
 STORY_FILE = "story.toml"
 ITEMS_FILE = "items.toml"
 

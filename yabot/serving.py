@@ -8,10 +8,14 @@ master. `config/gunicorn.conf.py` and `yabot run` both take their settings from
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,11 +24,14 @@ from actors import metrics as actor_metrics
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.api.problems import PROBLEM_JSON
+from yabot.bot.counters import telegram_counters
 from yabot.events.counters import event_counters
 from yabot.health import ComponentHealth, HealthStatus
-from yabot.logs import configure_logging
+from yabot.logs import configure_logging, gunicorn_logconfig
 from yabot.runtime import Runtime
+from yabot.scheduler.scheduler import scheduler_metrics
 from yabot.settings import Settings, load_settings
+from yabot.startup import ExitCode, diagnose
 
 log = structlog.get_logger("yabot.serving")
 
@@ -56,7 +63,8 @@ class WorkerApp:
             settings, bridge, {**runtime.http_routes(), **self.extra_routes},
             health=runtime.health, draining=self.draining,
             metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
-                             runtime.cluster_metrics],
+                             telegram_counters.prometheus_text,
+                             scheduler_metrics.prometheus_text, runtime.cluster_metrics],
         )
 
     def begin_shutdown(self) -> None:
@@ -73,16 +81,24 @@ class WorkerApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         app = self._app
-        if app is None:
-            start_response("503 Service Unavailable", [("Content-Type", PROBLEM_JSON)])
+        if app is None:  # not bound yet, or shut down: come back in a moment
+            start_response("503 Service Unavailable",
+                           [("Content-Type", PROBLEM_JSON), ("Retry-After", "1")])
             return [_NOT_READY]
         return app(environ, start_response)
 
 
 def _actor_tree_health(runtime: Runtime) -> ComponentHealth:
     if runtime.running:
-        return ComponentHealth(name="actors", status=HealthStatus.PASS,
-                               details={"sessions": len(runtime.sessions)})
+        # A quarantined session is one user's problem, contained: warn (still ready).
+        sessions = runtime.sessions.status()
+        return ComponentHealth(
+            name="actors", status=HealthStatus.WARN if sessions.quarantined else HealthStatus.PASS,
+            output=(f"{sessions.quarantined} user session(s) quarantined after failing "
+                    "repeatedly") if sessions.quarantined else None,
+            details={"sessions": sessions.live, "quarantined": sessions.quarantined,
+                     "parked": sessions.parked, "mailbox_depth": sessions.mailbox_depth,
+                     "workers": sessions.workers})
     return ComponentHealth(name="actors", status=HealthStatus.FAIL,
                            output="the actor tree is not running")
 
@@ -103,34 +119,136 @@ def drain_on(signum: int, app: WorkerApp) -> Callable[[int, Any], None]:
     return handler
 
 
+#: The signal the kernel sends a worker when its master dies (`watch_master`).
+MASTER_DIED = signal.SIGUSR2
+#: How long an orphaned worker lets requests already in flight finish (seconds): nobody will
+#: restart it and a new master is waiting for the port, so it does not wait its full grace.
+ORPHAN_GRACE = 2.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def watch_master(worker: Any, app: WorkerApp) -> bool:
+    """Have the kernel signal this worker (`MASTER_DIED`) when its master dies, and then
+    drain at once: readiness fails, the worker stops accepting, in-flight requests get
+    `ORPHAN_GRACE` seconds (answered with ``Connection: close``), then it exits and frees the
+    port for the next master. gunicorn alone notices a dead master only by polling and then
+    keeps serving its full ``graceful_timeout`` with readiness still passing. Linux only
+    (``prctl(PR_SET_PDEATHSIG)``); False where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+
+    def orphaned(received: int, frame: Any) -> None:
+        log.warning("the gunicorn master died: draining and exiting", pid=os.getpid())
+        app.begin_shutdown()
+        worker.cfg.set("graceful_timeout", min(ORPHAN_GRACE, worker.cfg.graceful_timeout))
+        worker.alive = False  # gunicorn's loop stops accepting; responses close
+
+    signal.signal(MASTER_DIED, orphaned)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(MASTER_DIED), 0, 0, 0) != 0:
+        log.warning("cannot watch the master", errno=ctypes.get_errno())
+        return False
+    if os.getppid() != worker.ppid:  # it died before the watch was set
+        os.kill(os.getpid(), MASTER_DIED)
+    return True
+
+
+#: The exit code a worker asks the master to exit with, in memory shared across fork (made
+#: at import, in the master). A worker that cannot boot must exit with gunicorn's
+#: WORKER_BOOT_ERROR, the only code that halts the master (any other makes it fork a new
+#: worker, forever); `on_exit` then turns the master's exit into this code.
+_requested_exit = mmap.mmap(-1, 1)
+
+#: The settings the master read (before gunicorn changed directory): workers use them, so a
+#: worker reads no `.env` from elsewhere.
+_master_settings: Settings | None = None
+
+
+def requested_exit_code() -> int | None:
+    """The exit code a worker asked for, if any."""
+    return _requested_exit[0] or None
+
+
 def post_worker_init(worker: Any) -> None:
-    settings = load_settings()
+    settings = _master_settings or load_settings()
     configure_logging(settings)
     workers = int(getattr(worker.cfg, "workers", 1) or 1)
     if workers > 1 and settings.redis.url is None:
         # Each worker owns partitions through leases in Redis; without it every worker
         # would read the same SQL intake and act for every user (README "Scaling out").
         log.critical("several workers need REDIS_URL (partition leases); run one worker "
-                     "without it", workers=workers)
-        raise SystemExit(WORKER_GAVE_UP)
+                     "without it", workers=workers, exit_code=int(ExitCode.CONFIGURATION))
+        if not _requested_exit[0]:
+            _requested_exit[0] = int(ExitCode.CONFIGURATION)
+        raise SystemExit(WORKER_BOOT_ERROR)
     runtime = Runtime(settings, on_fatal=lambda: setattr(worker, "alive", False))
-    runtime.start()
+    try:
+        runtime.start(wait_for_bot=False)  # /healthz answers while aiogram loads
+    except Exception as exc:
+        _refuse_to_boot(exc, runtime)
     application.bind(settings, runtime)
     # gunicorn installed its own handlers in init_signals, before this hook runs.
     signal.signal(signal.SIGTERM, drain_on(signal.SIGTERM, application))
-    log.info("worker ready", pid=os.getpid(), bind=f"{settings.api.host}:{settings.api.port}")
+    watch_master(worker, application)
+    host, port = settings.bind
+    log.info("worker ready", pid=os.getpid(), bind=f"{host}:{port}",
+             package=str(Path(__file__).parent))
+
+
+def _refuse_to_boot(error: Exception, runtime: Runtime) -> None:
+    """One line saying what failed and what to do (the traceback at debug level), the exit
+    code for the master, then gunicorn's boot-error exit."""
+    runtime.stop()
+    failure = diagnose(error)
+    if failure is None:
+        log.critical("worker failed to start", exc_info=error)
+        code = ExitCode.GAVE_UP
+    else:
+        log.critical(failure.line(), exit_code=int(failure.exit_code))
+        log.debug("start-up failure in detail", exc_info=error)
+        code = failure.exit_code
+    if not _requested_exit[0]:
+        _requested_exit[0] = int(code)
+    raise SystemExit(WORKER_BOOT_ERROR)
+
+
+def on_exit(server: Any) -> None:
+    """In the master, last: exit with the code a worker asked for instead of gunicorn's."""
+    code = requested_exit_code()
+    if code is not None:
+        raise SystemExit(code)
+
+
+class _QuietAfterBootFailure:
+    """Drops gunicorn's own lines about a worker that refused to boot ("exited with code 3",
+    "Worker failed to boot"): the worker's line already said why, with the real exit code."""
+
+    _NOISE = ("Worker (pid:%s) exited with code", "Reason: %s", "Shutting down: %s",
+              "Exception in worker process")
+
+    def filter(self, record: Any) -> bool:
+        if requested_exit_code() is None:
+            return True
+        return not str(record.msg).startswith(self._NOISE)
+
+
+def on_starting(server: Any) -> None:
+    server.log.error_log.addFilter(_QuietAfterBootFailure())
 
 
 # A worker exiting with gunicorn's WORKER_BOOT_ERROR makes the arbiter halt with that code
 # instead of forking a fresh worker: the process ends non-zero and the operator's supervisor
 # (systemd, the platform running the Procfile) sees the failure.
 WORKER_GAVE_UP = 3
+WORKER_BOOT_ERROR = 3  # gunicorn's Arbiter.WORKER_BOOT_ERROR
 
 
 def worker_exit(server: Any, worker: Any) -> None:
     if os.getpid() != worker.pid:  # the hook also runs in the master for dead workers
         return
     runtime = application.runtime
+    if runtime is None:  # the worker never booted: nothing to drain or stop
+        return
     application.shutdown()
     if runtime is not None and runtime.failed.is_set():
         log.critical("worker exits because its actor tree gave up", exit_code=WORKER_GAVE_UP)
@@ -138,21 +256,34 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
-    """gunicorn settings derived from ours; the hooks above included."""
+    """gunicorn settings derived from ours; the hooks above included.
+
+    ``chdir`` is the folder holding the `yabot` package that runs (site-packages, once
+    installed): gunicorn puts its working directory first on ``sys.path``, and a checkout there
+    would otherwise shadow the installed package in the workers.
+    """
+    global _master_settings
     settings = settings or load_settings()
+    _master_settings = settings
+    host, port = settings.bind
+    logconfig = gunicorn_logconfig(settings)
     return {
+        **({"logconfig_dict": logconfig} if logconfig is not None else {}),
         "wsgi_app": "yabot.serving:application",
-        "bind": [f"{settings.api.host}:{settings.api.port}"],
-        "workers": 1,  # per-user ordering holds within one process (see README)
+        "bind": [f"{host}:{port}"],
+        "chdir": str(Path(__file__).resolve().parents[1]),
+        "workers": 1,  # `-w N` on the command line needs REDIS_URL (README "Scaling out")
         "worker_class": "gthread",
         "threads": settings.api.threads,
         "graceful_timeout": settings.api.graceful_timeout,
-        "timeout": 60,
+        "timeout": settings.api.worker_timeout,
         "preload_app": False,
         "control_socket_disable": True,  # gunicorn >= 25.1 shares one socket path per user
         "accesslog": None,
+        "on_starting": on_starting,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
+        "on_exit": on_exit,
     }
 
 

@@ -11,6 +11,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -23,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from yabot.errors import ConfigError
 
@@ -45,12 +46,50 @@ def _config(prefix: str = "") -> SettingsConfigDict:
     )
 
 
+def _absolute(value: Path | None) -> Path | None:
+    """Relative paths are taken from the directory the process started in, once: gunicorn's
+    workers run in another directory (see `yabot.gunicorn_conf`)."""
+    return value.absolute() if value is not None else None
+
+
+def _url_checker(what: str, schemes: tuple[str, ...], example: str,
+                 *, needs_host: bool) -> Any:
+    """A validator that a secret holds a URL of one of ``schemes`` (``dialect+driver`` counts
+    as its dialect), with a host when ``needs_host``; the message never shows the value."""
+
+    def check(value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 -- raises ValueError on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"not a {what} URL ({exc}); expected e.g. {example}") from None
+        scheme = parts.scheme.split("+", 1)[0].lower()
+        if "://" not in text or scheme not in schemes:
+            raise ValueError(
+                f"not a {what} URL: the scheme must be one of {', '.join(schemes)}; "
+                f"expected e.g. {example}"
+            )
+        if needs_host and not parts.hostname:
+            raise ValueError(f"not a {what} URL: no host; expected e.g. {example}")
+        return value
+
+    return check
+
+
 class AppSettings(BaseSettings):
     model_config = _config()
 
     yabot_env: Environment = Environment.DEVELOPMENT
     yabot_data_dir: Path = Path("./var")
     log_level: str = "INFO"
+    #: Test hook (honoured only with ``YABOT_ENV=test``): the process exits at once
+    #: (``os._exit``) when it reaches the named crash point (`yabot.crashpoints`).
+    yabot_crash_at: Annotated[str, Field(max_length=64)] | None = None
+
+    _absolute_data_dir = field_validator("yabot_data_dir")(_absolute)
 
     @field_validator("log_level")
     @classmethod
@@ -78,6 +117,10 @@ class MongoSettings(BaseSettings):
     breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
     breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
+    _uri_is_a_url = field_validator("uri")(_url_checker(
+        "MongoDB", ("mongodb",), "mongodb://user:password@host:27017/?authSource=admin",
+        needs_host=True))
+
 
 class SqlSettings(BaseSettings):
     model_config = _config()
@@ -97,11 +140,30 @@ class SqlSettings(BaseSettings):
     sql_breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
     sql_breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
+    _url_is_a_url = field_validator("database_url")(_url_checker(
+        "database", ("postgresql", "postgres", "sqlite"),
+        "postgresql://user:password@host:5432/yabot or sqlite:////var/lib/yabot/yabot.sqlite3",
+        needs_host=False))
+    _absolute_sqlite_path = field_validator("sqlite_database_path")(_absolute)
+
 
 class RedisSettings(BaseSettings):
     model_config = _config("REDIS_")
 
     url: SecretStr | None = None
+
+    _url_is_a_url = field_validator("url")(_url_checker(
+        "Redis", ("redis", "rediss", "unix"), "redis://:password@host:6379/0", needs_host=False))
+
+
+class PlatformSettings(BaseSettings):
+    """What a Procfile platform (Heroku, Dokku, Foreman, Honcho) sets for the web process."""
+
+    model_config = _config()
+
+    #: The port the platform routes traffic to. When set, the server listens on
+    #: ``0.0.0.0:PORT``, whatever ``API_HOST`` and ``API_PORT`` say.
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
 
 class ApiSettings(BaseSettings):
@@ -113,6 +175,9 @@ class ApiSettings(BaseSettings):
     # they mostly wait for it (state reads 0.52 of hello-world's req/s with 4, 0.43 with 8).
     threads: Annotated[int, Field(ge=1, le=256)] = 4
     graceful_timeout: Annotated[int, Field(ge=1, le=3600)] = 20
+    #: Seconds a worker may stay silent (booting included: the actor tree starts in it) before
+    #: gunicorn's master kills it.
+    worker_timeout: Annotated[int, Field(ge=1, le=3600)] = 60
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 64 * 1024
 
 
@@ -141,6 +206,9 @@ class JwtSettings(BaseSettings):
     issuer: str = "yabot"
     audience: str = "yabot-api"
     leeway_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
+
+    _absolute_key_files = field_validator(
+        "public_key_file", "private_key_file", "previous_public_key_file")(_absolute)
 
     @field_validator("secret", "previous_secret")
     @classmethod
@@ -176,6 +244,10 @@ class RateLimitSettings(BaseSettings):
     enabled: bool = True
     per_subject: str = "1200/minute;100/second"
     key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "yabot:ratelimit"
+    #: Seconds a Redis count may take before this process counts on its own.
+    redis_timeout: Annotated[float, Field(gt=0, le=10)] = 0.1
+    #: Seconds this process counts on its own after Redis failed, before trying it again.
+    redis_retry_after: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
     @field_validator("per_subject")
     @classmethod
@@ -217,6 +289,15 @@ class BotSettings(BaseSettings):
     bot_drain_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
     #: Seconds a user's language (from their preferences) is remembered by the bot.
     bot_language_ttl: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    #: Telegram user ids of operators, comma-separated: they may send /refund in the bot.
+    bot_operators: Annotated[tuple[int, ...], NoDecode] = ()
+
+    @field_validator("bot_operators", mode="before")
+    @classmethod
+    def _user_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
 
     @field_validator("bot_webhook_secret")
     @classmethod
@@ -237,8 +318,16 @@ class ActorSettings(BaseSettings):
 
     ask_timeout: Annotated[float, Field(gt=0, le=120)] = 5.0
     session_idle_timeout: Annotated[float, Field(gt=0)] = 300.0
-    max_sessions: Annotated[int, Field(ge=1)] = 10_000
+    max_sessions: Annotated[int, Field(ge=1)] = 100_000
     session_state_max_age: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    #: Worker threads that run every session (there is no thread per session).
+    session_workers: Annotated[int, Field(ge=1, le=1024)] = 32
+    #: A session failing more than this many times within the period is quarantined.
+    session_key_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    session_key_failure_period: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    session_quarantine: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    #: The same message failing a session this many times is parked, not handled again.
+    session_poison_after: Annotated[int, Field(ge=1, le=100)] = 3
 
 
 class EventSettings(BaseSettings):
@@ -251,7 +340,6 @@ class EventSettings(BaseSettings):
     consumer_group: Annotated[str, Field(min_length=1, max_length=128)] = "yabot"
     consumer_name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     redis_timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
-    publish_retries: Annotated[int, Field(ge=0, le=10)] = 2
     retry_base_delay: Annotated[float, Field(gt=0, le=10)] = 0.05
     retry_max_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
     replay_interval: Annotated[float, Field(gt=0, le=600)] = 1.0
@@ -262,6 +350,15 @@ class EventSettings(BaseSettings):
     claim_min_idle: Annotated[float, Field(gt=0, le=86_400)] = 60.0
     claim_interval: Annotated[float, Field(gt=0, le=3600)] = 30.0
     ordering_gap_timeout: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: How long ``processed_events`` and ``dead_letters`` rows are kept (seconds): an event
+    #: redelivered within it is recognised as handled; the scheduler prunes older rows.
+    retention: Annotated[float, Field(ge=3600)] = 7 * 86_400.0
+    #: Seconds between two retention passes of the scheduler.
+    retention_interval: Annotated[float, Field(gt=0, le=86_400)] = 3600.0
+    #: Seconds between two looks of the scheduler for due jobs (it is also woken early).
+    scheduler_poll_interval: Annotated[float, Field(gt=0, le=60)] = 1.0
+    #: Seconds a scheduler holds a job it fires; another process retries it after that.
+    scheduler_lease: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
 class ScaleSettings(BaseSettings):
@@ -308,6 +405,11 @@ class BesitosSettings(BaseSettings):
 
     reaction_reward: Annotated[int, Field(ge=0, le=1_000_000)] = 1
     reaction_daily_cap: Annotated[int, Field(ge=0, le=1_000_000)] = 10
+    #: Seconds between recovery passes over transfers and gifts a crash left half done.
+    recovery_interval: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    #: How old (seconds) a pending transfer must be before recovery finishes it; the
+    #: request that started it normally finishes it within milliseconds.
+    recovery_after: Annotated[float, Field(ge=0, le=86_400)] = 10.0
 
 
 class StorySettings(BaseSettings):
@@ -315,9 +417,13 @@ class StorySettings(BaseSettings):
 
     model_config = _config("STORY_")
 
+    #: An operator's own narrative folder (story.toml, items.toml); unset = the story shipped
+    #: inside the package.
     seed_path: Path | None = None
     seed_on_start: bool = True
     start_fragment: Annotated[str, Field(min_length=1, max_length=128)] = "start"
+
+    _absolute_seed_path = field_validator("seed_path")(_absolute)
 
 
 class Settings(BaseModel):
@@ -337,18 +443,27 @@ class Settings(BaseModel):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     besitos: BesitosSettings = Field(default_factory=BesitosSettings)
     story: StorySettings = Field(default_factory=StorySettings)
+    platform: PlatformSettings = Field(default_factory=PlatformSettings)
     scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
     _SECTIONS: ClassVar[dict[str, type[BaseSettings]]] = {
         "app": AppSettings, "mongo": MongoSettings, "sql": SqlSettings, "redis": RedisSettings,
         "api": ApiSettings, "jwt": JwtSettings, "bot": BotSettings, "actors": ActorSettings,
         "events": EventSettings, "rate_limit": RateLimitSettings, "besitos": BesitosSettings,
-        "story": StorySettings, "scale": ScaleSettings,
+        "story": StorySettings, "platform": PlatformSettings, "scale": ScaleSettings,
     }
 
     @property
     def is_production(self) -> bool:
         return self.app.yabot_env is Environment.PRODUCTION
+
+    @property
+    def bind(self) -> tuple[str, int]:
+        """Where the API listens: ``0.0.0.0:PORT`` on a Procfile platform, else
+        ``API_HOST:API_PORT``."""
+        if self.platform.port is not None:
+            return "0.0.0.0", self.platform.port  # every interface: the platform routes to it
+        return self.api.host, self.api.port
 
     @property
     def data_dir(self) -> Path:
@@ -394,7 +509,8 @@ def load_settings(**overrides: Any) -> Settings:
             prefix = str(section.model_config.get("env_prefix", ""))
             for error in exc.errors():
                 variable = (prefix + str(error["loc"][0])).upper() if error["loc"] else prefix
-                problems.append(f"{variable}: {error['msg']} (got {_shown(error)})")
+                message = str(error["msg"]).removeprefix("Value error, ")
+                problems.append(f"{variable}: {message} (got {_shown(error)})")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     settings = Settings(**sections)

@@ -16,6 +16,7 @@ from actors import (
     ask_async,
     spawn,
 )
+from tests.support.waiting import ASK, DEFAULT_CEILING, scaled
 
 
 class Wait(Ask[str]):
@@ -42,12 +43,12 @@ class Worker(Actor):
     def handle(self, message: Any) -> Any:
         match message:
             case Wait():
-                self._release.wait(10)
+                self._release.wait(scaled(DEFAULT_CEILING))
                 return "released"
             case Fail():
                 raise KeyError("no such thing")
             case AskMyself():
-                return ask(self.actor_ref, Double(value=1), timeout=5)
+                return ask(self.actor_ref, Double(value=1), timeout=ASK)
             case Double(value=value):
                 return value * 2
         return super().handle(message)
@@ -68,15 +69,15 @@ def test_ask_to_a_stopped_actor_raises_actor_dead() -> None:
     ref = spawn(Worker)
     ref.stop(block=True)
     with pytest.raises(ActorDead):
-        ask(ref, Double(value=2), timeout=1)
+        ask(ref, Double(value=2), timeout=ASK)
 
 
 def test_error_while_answering_goes_to_the_asker_and_the_actor_lives() -> None:
     ref = spawn(Worker)
     try:
         with pytest.raises(KeyError, match="no such thing"):
-            ask(ref, Fail(), timeout=1)
-        assert ask(ref, Double(value=21), timeout=1) == 42
+            ask(ref, Fail(), timeout=ASK)
+        assert ask(ref, Double(value=21), timeout=ASK) == 42
     finally:
         ref.stop(block=True)
 
@@ -85,7 +86,7 @@ def test_an_actor_asking_itself_fails_at_once() -> None:
     ref = spawn(Worker)
     try:
         with pytest.raises(SelfAsk):
-            ask(ref, AskMyself(), timeout=5)
+            ask(ref, AskMyself(), timeout=ASK)
     finally:
         ref.stop(block=True)
 
@@ -95,7 +96,7 @@ def test_ask_async_does_not_block_the_event_loop() -> None:
     ref = spawn(lambda: Worker(release))
 
     async def scenario() -> tuple[str, int]:
-        waiting = asyncio.ensure_future(ask_async(ref, Wait(), timeout=5))
+        waiting = asyncio.ensure_future(ask_async(ref, Wait(), timeout=ASK))
         ticks = 0
         while not waiting.done():  # the loop keeps running while the actor is busy
             ticks += 1
@@ -119,7 +120,7 @@ def test_ask_async_times_out_and_returns_errors() -> None:
 
     async def scenario() -> None:
         with pytest.raises(KeyError):
-            await ask_async(ref, Fail(), timeout=1)
+            await ask_async(ref, Fail(), timeout=ASK)
         with pytest.raises(AskTimeout):
             await ask_async(ref, Wait(), timeout=0.05)
 

@@ -7,6 +7,7 @@ import contextvars
 from typing import Any
 
 from actors import Actor, Ask, KeyedActors, ask, ask_async, spawn
+from tests.support.waiting import ASK
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 
@@ -24,9 +25,9 @@ def test_ask_carries_the_senders_context_into_the_actor() -> None:
     ref = spawn(Reader)
     try:
         request_id.set("req-1")
-        assert ask(ref, WhoAsks(), timeout=2) == "req-1"
+        assert ask(ref, WhoAsks(), timeout=ASK) == "req-1"
         request_id.set("req-2")
-        assert ask(ref, WhoAsks(), timeout=2) == "req-2"
+        assert ask(ref, WhoAsks(), timeout=ASK) == "req-2"
     finally:
         request_id.set("none")
         ref.stop(block=True)
@@ -37,7 +38,7 @@ def test_ask_async_and_keyed_asks_carry_the_context_too() -> None:
 
     async def scenario() -> str:
         request_id.set("from-the-loop")
-        return await keyed.ask_async(1, WhoAsks(), timeout=2)
+        return await keyed.ask_async(1, WhoAsks(), timeout=ASK)
 
     try:
         assert asyncio.run(scenario()) == "from-the-loop"
@@ -45,7 +46,7 @@ def test_ask_async_and_keyed_asks_carry_the_context_too() -> None:
         try:
             async def direct() -> str:
                 request_id.set("direct")
-                return await ask_async(ref, WhoAsks(), timeout=2)
+                return await ask_async(ref, WhoAsks(), timeout=ASK)
 
             assert asyncio.run(direct()) == "direct"
         finally:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from actors import KeyedActors
+from actors import Actor, KeyedActors
 from actors._futex import private_futex_hash_slots, use_global_futex_hash
 
 
@@ -19,7 +19,7 @@ def test_a_keyed_registry_moves_the_process_to_the_global_futex_hash() -> None:
         if private_futex_hash_slots() is None:
             pytest.skip("this kernel has no private futex hash (Linux before 6.16, or not "
                         "Linux): nothing to switch")
-        KeyedActors("futex", lambda key: None).stop_all()
+        KeyedActors[int, Actor]("futex", lambda key: Actor()).stop_all()
         assert private_futex_hash_slots() == 0
         assert use_global_futex_hash()
     finally:

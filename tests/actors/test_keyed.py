@@ -19,8 +19,11 @@ from actors import (
     Supervisor,
     metrics,
 )
-from actors.testkit import ActorTestKit, crash_on, eventually
+from actors.testkit import crash_on
+from tests.support.actors import actor_kit
 from tests.support.clock import ManualClock
+from tests.support.threads import race
+from tests.support.waiting import ASK, DEFAULT_CEILING, eventually, joined, scaled
 
 
 class Append(Message):
@@ -70,7 +73,8 @@ class Appender(Actor):
 
     def post_stop(self) -> None:
         if self._release_stop is not None:
-            self._release_stop.wait(5)  # a slow save, to race the next message against
+            # A slow save, to race the next message against.
+            self._release_stop.wait(scaled(DEFAULT_CEILING))
         with self._journal.lock:
             self._journal.logs[self._key] = tuple(self._log)
             self._journal.stopped.append(self._key)
@@ -83,7 +87,7 @@ class Appender(Actor):
             case Log():
                 return tuple(self._log)
             case Block():
-                self._journal.release_blocked.wait(5)
+                self._journal.release_blocked.wait(scaled(DEFAULT_CEILING))
                 return None
         return super().handle(message)
 
@@ -126,8 +130,8 @@ def test_one_actor_per_key_started_on_first_message(
     keyed.tell(2, Append(value=20))
     keyed.tell(1, Append(value=11))
 
-    assert keyed.ask(1, Log(), timeout=2) == (10, 11)
-    assert keyed.ask(2, Log(), timeout=2) == (20,)
+    assert keyed.ask(1, Log(), timeout=ASK) == (10, 11)
+    assert keyed.ask(2, Log(), timeout=ASK) == (20,)
     assert journal.incarnations == {1: 1, 2: 1}
     assert len(keyed) == 2
 
@@ -137,15 +141,15 @@ def test_idle_actor_is_passivated_and_the_next_message_resumes_from_saved_state(
 ) -> None:
     keyed = appenders(registries, journal, idle_timeout=30, clock=clock)
     keyed.tell(1, Append(value=1))
-    assert keyed.ask(1, Log(), timeout=2) == (1,)
+    assert keyed.ask(1, Log(), timeout=ASK) == (1,)
 
     clock.now += 10
     assert keyed.passivate_idle() == 0  # not idle long enough
     clock.now += 25
     assert keyed.passivate_idle() == 1
-    eventually(lambda: journal.stopped == [1], what="key 1 saved its state on passivation")
+    eventually(lambda: journal.stopped == [1], "key 1 saved its state on passivation")
 
-    assert keyed.ask(1, Log(), timeout=2) == (1,)  # a new incarnation, loaded from the journal
+    assert keyed.ask(1, Log(), timeout=ASK) == (1,)  # a new incarnation, loaded from the journal
     assert journal.incarnations[1] == 2
 
 
@@ -160,7 +164,7 @@ def test_a_message_arriving_while_its_key_is_passivating_is_neither_lost_nor_reo
     registries.append(keyed)
     for value in range(5):
         keyed.tell(7, Append(value=value))
-    keyed.ask(7, Log(), timeout=2)
+    keyed.ask(7, Log(), timeout=ASK)
     clock.now += 2
     assert keyed.passivate_idle() == 1  # the old incarnation is now stuck in post_stop
 
@@ -168,7 +172,7 @@ def test_a_message_arriving_while_its_key_is_passivating_is_neither_lost_nor_reo
         keyed.tell(7, Append(value=value))  # go to a new incarnation that must wait
     release_stop.set()
 
-    assert keyed.ask(7, Log(), timeout=5) == tuple(range(10))
+    assert keyed.ask(7, Log(), timeout=ASK) == tuple(range(10))
     assert journal.incarnations[7] == 2
 
 
@@ -178,15 +182,15 @@ def test_at_the_cap_the_least_recently_used_idle_actor_is_evicted(
     keyed = appenders(registries, journal, max_live=2)
     keyed.tell(1, Append(value=1))
     keyed.tell(2, Append(value=2))
-    keyed.ask(2, Log(), timeout=2)
-    keyed.ask(1, Log(), timeout=2)  # key 1 is now more recent than key 2; both are idle
+    keyed.ask(2, Log(), timeout=ASK)
+    keyed.ask(1, Log(), timeout=ASK)  # key 1 is now more recent than key 2; both are idle
 
     keyed.tell(3, Append(value=3))
 
     assert keyed.live_keys() == [1, 3]
     assert len(keyed) <= 2
-    eventually(lambda: journal.stopped == [2], what="key 2 was evicted and saved")
-    assert keyed.ask(2, Log(), timeout=2) == (2,)  # back, evicting key 1 (now the LRU)
+    eventually(lambda: journal.stopped == [2], "key 2 was evicted and saved")
+    assert keyed.ask(2, Log(), timeout=ASK) == (2,)  # back, evicting key 1 (now the LRU)
     assert keyed.live_keys() == [3, 2]
 
 
@@ -194,9 +198,9 @@ def test_at_the_cap_with_every_actor_busy_a_new_key_is_refused(
     registries: list[KeyedActors[Any, Any]], journal: Journal
 ) -> None:
     keyed = appenders(registries, journal, max_live=1, start_timeout=0.2)
-    busy = threading.Thread(target=keyed.ask, args=(1, Block()), kwargs={"timeout": 5})
+    busy = threading.Thread(target=keyed.ask, args=(1, Block()), kwargs={"timeout": ASK})
     busy.start()
-    eventually(lambda: journal.incarnations.get(1) == 1)
+    eventually(lambda: journal.incarnations.get(1) == 1, "key 1 started and busy")
     try:
         with pytest.raises(Overloaded):
             keyed.tell(2, Append(value=2))
@@ -205,7 +209,7 @@ def test_at_the_cap_with_every_actor_busy_a_new_key_is_refused(
         busy.join()
     assert 2 not in journal.incarnations
     keyed.tell(2, Append(value=2))  # key 1 is idle again, so it can be evicted now
-    assert keyed.ask(2, Log(), timeout=2) == (2,)
+    assert keyed.ask(2, Log(), timeout=ASK) == (2,)
 
 
 def test_a_crash_affects_only_its_key_and_the_next_message_starts_it_afresh(
@@ -214,13 +218,13 @@ def test_a_crash_affects_only_its_key_and_the_next_message_starts_it_afresh(
     keyed = appenders(registries, journal)
     keyed.tell(1, Append(value=1))
     keyed.tell(2, Append(value=2))
-    keyed.ask(1, Log(), timeout=2)
+    keyed.ask(1, Log(), timeout=ASK)
 
     keyed.tell(1, Crash())
 
-    eventually(lambda: journal.stopped == [1], what="key 1 died (post_stop still saves)")
-    assert keyed.ask(2, Log(), timeout=2) == (2,)
-    assert keyed.ask(1, Log(), timeout=2) == (1,)
+    eventually(lambda: journal.stopped == [1], "key 1 died (post_stop still saves)")
+    assert keyed.ask(2, Log(), timeout=ASK) == (2,)
+    assert keyed.ask(1, Log(), timeout=ASK) == (1,)
     assert journal.incarnations == {1: 2, 2: 1}
 
 
@@ -228,7 +232,7 @@ def test_keys_failing_too_often_fail_the_keeper_and_its_supervisor_restarts_it(
     registries: list[KeyedActors[Any, Any]], journal: Journal
 ) -> None:
     keyed = appenders(registries, journal, max_failures=1, period=60)
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         sup = Supervisor("s", [keyed.child_spec()])
         kit.spawn(lambda: sup)
         keeper = sup.child("appenders")
@@ -238,10 +242,10 @@ def test_keys_failing_too_often_fail_the_keeper_and_its_supervisor_restarts_it(
         keyed.tell(1, Crash())
         keyed.tell(2, Crash())  # the second failure within the period exceeds the intensity
 
-        eventually(lambda: sup.child("appenders") not in (None, keeper), what="keeper restarted")
+        eventually(lambda: sup.child("appenders") not in (None, keeper), "keeper restarted")
         # The restart stopped every key and reopened the registry: it serves again.
         keyed.tell(3, Append(value=3))
-        assert keyed.ask(3, Log(), timeout=2) == (3,)
+        assert keyed.ask(3, Log(), timeout=ASK) == (3,)
 
 
 def test_a_stopped_registry_refuses_messages(
@@ -260,26 +264,16 @@ def test_order_holds_under_load_with_passivation_and_a_cap(
 ) -> None:
     keyed = appenders(registries, journal, idle_timeout=0.001, max_live=8)
     keys_per_thread, messages_per_key, threads = 25, 20, 4
-    errors: list[BaseException] = []
 
     def send(thread: int) -> None:
-        try:
-            keys = range(thread * keys_per_thread, (thread + 1) * keys_per_thread)
-            for value in range(messages_per_key):
-                for key in keys:
-                    keyed.tell(key, Append(value=value))
-        except BaseException as exc:
-            errors.append(exc)
+        keys = range(thread * keys_per_thread, (thread + 1) * keys_per_thread)
+        for value in range(messages_per_key):
+            for key in keys:
+                keyed.tell(key, Append(value=value))
 
-    workers = [threading.Thread(target=send, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-
-    assert errors == []
+    race(threads, send)  # fails with any thread's error
     for key in range(keys_per_thread * threads):
-        assert keyed.ask(key, Log(), timeout=5) == tuple(range(messages_per_key)), key
+        assert keyed.ask(key, Log(), timeout=ASK) == tuple(range(messages_per_key)), key
     assert max(journal.incarnations.values()) > 1, "the cap forced passivation"
 
 
@@ -295,8 +289,8 @@ def test_crash_on_via_ask_returns_the_error_and_the_actor_lives(
     registries.append(keyed)
     keyed.tell(1, Append(value=1))
     with pytest.raises(RuntimeError, match="crashed on CrashAsk"):
-        keyed.ask(1, CrashAsk(), timeout=2)
-    assert keyed.ask(1, Log(), timeout=2) == (1,)
+        keyed.ask(1, CrashAsk(), timeout=ASK)
+    assert keyed.ask(1, Log(), timeout=ASK) == (1,)
     assert journal.incarnations == {1: 1}
 
 
@@ -304,17 +298,20 @@ def test_keyed_actors_stay_out_of_pykkas_registry_and_their_mailboxes_are_counte
     registries: list[KeyedActors[Any, Any]], journal: Journal
 ) -> None:
     keyed = appenders(registries, journal)
-    keyed.ask(1, Log(), timeout=2)
-    keyed.ask(2, Log(), timeout=2)
+    keyed.ask(1, Log(), timeout=ASK)
+    keyed.ask(2, Log(), timeout=ASK)
     assert set(keyed.live_refs()).isdisjoint(pykka.ActorRegistry.get_all())
 
-    held = threading.Thread(target=lambda: keyed.ask(1, Block(), timeout=5))
+    held = threading.Thread(target=lambda: keyed.ask(1, Block(), timeout=ASK))
     held.start()
     for value in range(3):
         keyed.tell(1, Append(value=value))
-    depth = lambda: metrics.snapshot().get("Appender", {}).get("mailbox_depth")  # noqa: E731
-    eventually(lambda: depth() == 3, what="three messages waiting behind the block")
+
+    def depth() -> object:
+        return metrics.snapshot().get("Appender", {}).get("mailbox_depth")
+
+    eventually(lambda: depth() == 3, "three messages waiting behind the block")
     journal.release_blocked.set()
-    held.join(5)
-    eventually(lambda: depth() == 0, what="the mailbox drained")
-    assert keyed.ask(1, Log(), timeout=2) == (0, 1, 2)
+    joined(held, "the blocked ask answered")
+    eventually(lambda: depth() == 0, "the mailbox drained")
+    assert keyed.ask(1, Log(), timeout=ASK) == (0, 1, 2)

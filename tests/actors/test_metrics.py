@@ -6,7 +6,9 @@ import threading
 from typing import Any
 
 from actors import Actor, Ask, ChildSpec, Message, Supervisor, ask, metrics, tell
-from actors.testkit import ActorTestKit, crash_on, eventually
+from actors.testkit import crash_on
+from tests.support.actors import actor_kit
+from tests.support.waiting import ASK, DEFAULT_CEILING, eventually, scaled
 
 
 class Work(Ask[int]):
@@ -33,7 +35,7 @@ class MeteredWorker(Actor):
             case Work():
                 return 1
             case Hold():
-                self._release.wait(5)
+                self._release.wait(scaled(DEFAULT_CEILING))
                 return None
         return super().handle(message)
 
@@ -46,22 +48,22 @@ def test_counts_follow_a_known_sequence_of_messages_and_crashes() -> None:
     release = threading.Event()
     before = stats() or {"handled": 0, "failures": 0, "restarts": 0,
                          "ask_latency": {"count": 0}}
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         crashing_worker = crash_on(Crash, lambda: MeteredWorker(release))
         sup = Supervisor("metered", [ChildSpec("w", crashing_worker)])
         kit.spawn(lambda: sup)
         worker = sup.child("w")
         assert worker is not None
         for _ in range(5):
-            ask(worker, Work(), timeout=2)
+            ask(worker, Work(), timeout=ASK)
 
         tell(worker, Hold())  # keeps the worker busy while three more messages queue up
         for message in (Hold(), Hold(), Crash()):
             tell(worker, message)
-        eventually(lambda: stats()["mailbox_depth"] == 3, what="three messages waiting")
+        eventually(lambda: stats()["mailbox_depth"] == 3, "three messages waiting")
         release.set()
 
-        eventually(lambda: stats()["restarts"] == before["restarts"] + 1, what="restarted")
+        eventually(lambda: stats()["restarts"] == before["restarts"] + 1, "restarted")
         after = stats()
         assert after["handled"] - before["handled"] == 5 + 1 + 2 + 1  # asks, holds, the crash
         assert after["failures"] - before["failures"] == 1
@@ -74,9 +76,9 @@ def test_counts_follow_a_known_sequence_of_messages_and_crashes() -> None:
 
 
 def test_prometheus_text_exposes_every_metric_per_actor_class() -> None:
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         ref = kit.spawn(lambda: MeteredWorker(threading.Event()))
-        ask(ref, Work(), timeout=2)
+        ask(ref, Work(), timeout=ASK)
         text = metrics.prometheus_text()
 
     lines = text.splitlines()

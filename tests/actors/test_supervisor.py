@@ -20,7 +20,9 @@ from actors import (
     ask,
     tell,
 )
-from actors.testkit import ActorTestKit, ProbeHandle, crash_on, eventually
+from actors.testkit import ProbeHandle, crash_on
+from tests.support.actors import actor_kit
+from tests.support.waiting import ASK, eventually
 
 
 class Ping(Ask[str]):
@@ -79,7 +81,7 @@ def events(probe: ProbeHandle, count: int) -> list[tuple[str, str]]:
 
 def child(sup: Supervisor, name: str) -> pykka.ActorRef[Any]:
     """The running child; waits for it, since a child starts before its supervisor files it."""
-    eventually(lambda: sup.child(name) is not None, what=f"{name} is running")
+    eventually(lambda: sup.child(name) is not None, f"{name} is running")
     ref = sup.child(name)
     assert ref is not None
     return ref
@@ -89,11 +91,11 @@ def crash(sup: Supervisor, name: str) -> None:
     """Kill the child with a told message and wait until its replacement answers."""
     old = child(sup, name)
     tell(old, Crash())
-    eventually(lambda: (ref := sup.child(name)) is not None and ref is not old, what=name)
+    eventually(lambda: (ref := sup.child(name)) is not None and ref is not old, name)
 
 
 def test_children_start_in_order_and_stop_in_reverse_order() -> None:
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         probe = kit.probe()
         ref = kit.spawn(lambda: Supervisor("s", [spec(n, probe) for n in "abc"]))
         assert events(probe, 3) == [("a", "started"), ("b", "started"), ("c", "started")]
@@ -110,7 +112,7 @@ def test_children_start_in_order_and_stop_in_reverse_order() -> None:
     ],
 )
 def test_strategy_decides_which_children_restart(strategy: Strategy, restarted: list[str]) -> None:
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         probe = kit.probe()
         sup = Supervisor("s", [spec(n, probe) for n in "abc"], strategy=strategy)
         kit.spawn(lambda: sup)
@@ -129,7 +131,7 @@ def test_strategy_decides_which_children_restart(strategy: Strategy, restarted: 
         for name in "abc":
             replaced = child(sup, name) is not before[name]
             assert replaced == (name in restarted), name
-            assert ask(child(sup, name), Ping(), timeout=2) == name
+            assert ask(child(sup, name), Ping(), timeout=ASK) == name
 
 
 @pytest.mark.parametrize(
@@ -143,7 +145,7 @@ def test_strategy_decides_which_children_restart(strategy: Strategy, restarted: 
 def test_restart_type_decides_whether_an_exit_is_restarted(
     restart: Restart, after_failure: bool, after_normal_exit: bool
 ) -> None:
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         probe = kit.probe()
         sup = Supervisor("s", [spec("failing", probe, restart), spec("finishing", probe, restart)])
         kit.spawn(lambda: sup)
@@ -159,13 +161,13 @@ def test_restart_type_decides_whether_an_exit_is_restarted(
         assert (("finishing", "started") in observed) == after_normal_exit
         for name, running in (("failing", after_failure), ("finishing", after_normal_exit)):
             if running:
-                assert ask(child(sup, name), Ping(), timeout=2) == name
+                assert ask(child(sup, name), Ping(), timeout=ASK) == name
             else:
                 assert sup.child(name) is None
 
 
 def test_exceeding_restart_intensity_stops_the_children_and_fails_the_supervisor() -> None:
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         probe = kit.probe()
         sup = Supervisor("s", [spec("a", probe), spec("b", probe)], max_restarts=2, period=60)
         kit.spawn(lambda: sup)
@@ -183,7 +185,7 @@ def test_exceeding_restart_intensity_stops_the_children_and_fails_the_supervisor
 
 
 def test_nested_supervisor_escalates_to_its_parent_which_restarts_it() -> None:
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         probe = kit.probe()
         inner_specs = [spec("leaf", probe)]
         root = Supervisor(
@@ -205,16 +207,16 @@ def test_nested_supervisor_escalates_to_its_parent_which_restarts_it() -> None:
         # inner gives up at once (intensity 0) and fails; root restarts inner (one_for_one),
         # whose fresh leaf starts again. The sibling is untouched.
         assert events(probe, 2) == [("leaf", "stopped"), ("leaf", "started")]
-        eventually(lambda: root.find("inner/leaf") is not None, what="the new leaf is registered")
+        eventually(lambda: root.find("inner/leaf") is not None, "the new leaf is registered")
         assert root.child("inner") is not old_inner
         assert root.child("sibling") is old_sibling
         leaf = root.find("inner/leaf")
         assert leaf is not None
-        assert ask(leaf, Ping(), timeout=2) == "leaf"
+        assert ask(leaf, Ping(), timeout=ASK) == "leaf"
 
 
 def test_a_child_failing_to_start_fails_the_supervisor_start() -> None:
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         probe = kit.probe()
         with pytest.raises(StartFailed) as raised:
             kit.spawn(lambda: Supervisor("s", [spec("a", probe), ChildSpec("bad", FailsToStart)]))
@@ -232,7 +234,7 @@ def test_a_restart_that_fails_in_pre_start_counts_towards_the_intensity() -> Non
             if len(attempts) > 1:
                 raise RuntimeError("store is gone")
 
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         sup = Supervisor(
             "s", [ChildSpec("x", crash_on(Crash, BrokenAfterFirst))], max_restarts=3, period=60
         )
@@ -246,7 +248,7 @@ def test_a_restart_that_fails_in_pre_start_counts_towards_the_intensity() -> Non
 
 
 def test_supervisor_learns_of_a_death_without_polling_and_lookups_follow_restarts() -> None:
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         probe = kit.probe()
         sup = Supervisor("s", [spec("a", probe)])
         kit.spawn(lambda: sup)
@@ -257,7 +259,7 @@ def test_supervisor_learns_of_a_death_without_polling_and_lookups_follow_restart
 
         assert events(probe, 2) == [("a", "stopped"), ("a", "started")]
         assert not first.is_alive()
-        assert ask(child(sup, "a"), Ping(), timeout=2) == "a"
+        assert ask(child(sup, "a"), Ping(), timeout=ASK) == "a"
 
 
 def test_duplicate_child_names_are_refused() -> None:

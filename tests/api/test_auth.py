@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.api.conftest import (
+from tests.support.api import (
     ALL_SCOPES,
     CURRENT_KID,
     PREVIOUS_KID,
@@ -30,7 +30,7 @@ from tests.api.conftest import (
     ServedApi,
     make_token,
 )
-from tests.conftest import SettingsFactory
+from tests.support.settings import SettingsFactory
 from yabot.api import auth
 from yabot.api.app import create_app
 from yabot.api.auth import TokenVerifier, mint_token
@@ -55,7 +55,7 @@ def _claims() -> dict[str, object]:
             "scope": "users:read"}
 
 
-BAD_TOKENS = {
+BAD_TOKENS: dict[str, Callable[[], str]] = {
     "alg-none": lambda: _unsigned(_claims()),
     "wrong-key": lambda: make_token(secret="not-our-secret-" + "z" * 40),
     "expired": lambda: make_token(iat=int(time.time()) - 7200, exp=int(time.time()) - 3600),

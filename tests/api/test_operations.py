@@ -14,7 +14,7 @@ import falcon.testing
 import pytest
 
 from actors import ActorDead, AskTimeout, Overloaded
-from tests.api.conftest import USERS, FailingBridge, ServedApi, make_token
+from tests.support.api import USERS, FailingBridge, ServedApi, make_token
 from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.api.openapi import openapi_document

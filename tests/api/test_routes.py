@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.api.conftest import ServedApi, make_token, problem
+from tests.support.api import ServedApi, make_token, problem
 from tests.support.http import Response
 
 ANA, BEA, CAROL = 101, 102, 103  # created by conftest.served_api through Start

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.api.conftest import ServedApi, make_token, problem, served_api
+from tests.support.api import ServedApi, make_token, problem, served_api
 from tests.support.http import Response
 from tests.support.processes import REPO
 

@@ -1,20 +1,21 @@
 """Property-based testing of the served API against its own `/openapi.json` (schemathesis).
 
-Bounded: ``MAX_EXAMPLES`` per operation and generation mode, each example within
-``DEADLINE_MS``. Valid requests (positive mode) and invalid ones (negative mode) must never
-get a 5xx, and every response must match the document (status, content type, headers, body).
+Bounded: ``MAX_EXAMPLES`` per operation and generation mode; no per-example deadline
+(speed is for `make bench`: a deadline fails on a busy machine, not on a slow API).
+Valid requests (positive mode) and invalid ones (negative mode) must never get a 5xx, and
+every response must match the document (status, content type, headers, body).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -23,17 +24,20 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import USERS, ServedApi, make_token
+from tests.support.api import USERS, ServedApi, make_token
+from tests.support.waiting import ASK
 
 MAX_EXAMPLES = 25
-DEADLINE_MS = 5000  # per example; generous for a 2-core machine running the suite
 CONFORMANCE = [not_a_server_error, status_code_conformance, content_type_conformance,
                response_headers_conformance, response_schema_conformance]
 
 
 def _operations(api: ServedApi) -> list[Any]:
     schema = schemathesis.openapi.from_url(api.base_url + "/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result  # an operation the document failed to describe
+        operations.append(result.ok())
     assert len(operations) == 9
     return operations
 
@@ -63,18 +67,18 @@ def test_every_operation_conforms_and_never_fails(
             names = {p.name for p in operation.path_parameters}
             if not names and not operation.query:
                 continue
-            path = {"user_id": USERS[0]} if "user_id" in names else {}
+            path: dict[str, Any] = {"user_id": USERS[0]} if "user_id" in names else {}
             if "fragment_id" in names:
                 path["fragment_id"] = "start"
             fixed = {"path_parameters": path,
                      "query": {"user_id": USERS[0]} if operation.query else None}
 
-        @settings(max_examples=MAX_EXAMPLES, deadline=timedelta(milliseconds=DEADLINE_MS),
+        @settings(max_examples=MAX_EXAMPLES, deadline=None,
                   database=None, suppress_health_check=list(HealthCheck), derandomize=True)
         @given(case=operation.as_strategy(generation_mode=mode, **fixed))
-        def run(case: schemathesis.Case) -> None:
+        def run(case: schemathesis.Case[Any]) -> None:
             response = case.call_and_validate(base_url=api.base_url, headers=headers,
-                                              checks=checks, timeout=10)
+                                              checks=checks, timeout=ASK)
             statuses[case.operation.label].add(response.status_code)
 
         run()

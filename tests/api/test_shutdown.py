@@ -10,9 +10,9 @@ import signal
 import socket
 from pathlib import Path
 
-from actors.testkit import eventually
-from tests.api.conftest import USERS, make_token, served_api
+from tests.support.api import USERS, make_token, served_api
 from tests.support.http import request
+from tests.support.waiting import ASK, eventually
 
 IN_FLIGHT = 3
 
@@ -32,7 +32,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path: Path) -> 
         sockets = []
         try:
             for user, body in zip(USERS, bodies, strict=True):
-                sock = socket.create_connection(("127.0.0.1", api.gunicorn.port), timeout=30)
+                sock = socket.create_connection(("127.0.0.1", api.gunicorn.port), timeout=ASK)
                 sock.sendall(
                     f"PUT /user/{user}/preferences HTTP/1.1\r\nHost: t\r\n"
                     f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
@@ -40,22 +40,24 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path: Path) -> 
                     + body[:5]  # the rest comes after SIGTERM: the handler waits for it
                 )
                 sockets.append(sock)
-            eventually(lambda: _in_flight(api.base_url) == IN_FLIGHT, timeout=10,
-                       what="the requests are being handled")
+            eventually(lambda: _in_flight(api.base_url) == IN_FLIGHT,
+                       "the requests are being handled")
 
             # A kept-alive connection: gunicorn still answers on it for a moment after SIGTERM.
-            kept_alive = http.client.HTTPConnection("127.0.0.1", api.gunicorn.port, timeout=10)
+            kept_alive = http.client.HTTPConnection("127.0.0.1", api.gunicorn.port, timeout=ASK)
             kept_alive.request("GET", "/readyz")
             ready = kept_alive.getresponse()
             assert ready.status == 200
             ready.read()
 
             api.gunicorn.process.send_signal(signal.SIGTERM)
-            eventually(lambda: "readiness fails" in api.gunicorn.log(), timeout=10,
-                       what="the worker began shutting down")
+            eventually(lambda: "readiness fails" in api.gunicorn.log(),
+                       "the worker began shutting down")
             kept_alive.request("GET", "/readyz")
             draining = kept_alive.getresponse()
             assert draining.status == 503
+            assert draining.getheader("Retry-After") == "1"
+            assert draining.getheader("Connection") == "close"  # not reset: told to go
             checks = json.loads(draining.read())["checks"]
             assert checks["shutdown"][0]["status"] == "fail"
             kept_alive.close()
@@ -72,7 +74,7 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path: Path) -> 
         finally:
             for sock in sockets:
                 sock.close()
-        exit_code = api.gunicorn.wait(timeout=30)
+        exit_code = api.gunicorn.wait()
         assert exit_code == 0, api.gunicorn.log()
     log = api.gunicorn.log()
     assert "actor tree stopped" in log

@@ -9,7 +9,8 @@ import falcon.testing
 import jwt
 import pytest
 
-from tests.conftest import TEST_JWT_SECRET
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import ASK
 from yabot.api.app import create_app
 from yabot.api.auth import mint_token
 from yabot.api.bridge import ApiBridge
@@ -55,7 +56,7 @@ def test_known_user_state(
     client: falcon.testing.TestClient, settings: Settings, runtime: Runtime
 ) -> None:
     identity = TelegramIdentity(user_id=42, first_name="Ana", language_code="es-ES")
-    runtime.sessions.ask(42, Start(identity=identity), timeout=5)
+    runtime.sessions.ask(42, Start(identity=identity), timeout=ASK)
     result = client.simulate_get("/user/42/state", headers=auth(settings))
     assert result.status_code == 200
     assert result.json["document"]["user_id"] == 42

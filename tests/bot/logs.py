@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,7 +11,7 @@ from structlog.testing import LogCapture
 
 
 @contextmanager
-def captured_logs() -> Iterator[list[dict[str, Any]]]:
+def captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """Every log event while inside, context variables (update_id, correlation_id) merged."""
     previous = structlog.get_config()
     capture = LogCapture()

@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import TEST_JWT_SECRET
 from tests.support.processes import clean_env
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import COMMAND_CEILING, scaled
 
 
 def chat(tmp_path: Path, lines: list[str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -19,19 +20,21 @@ def chat(tmp_path: Path, lines: list[str], *args: str) -> subprocess.CompletedPr
     return subprocess.run(
         [sys.executable, "-m", "yabot", "chat", *args],
         input="".join(f"{line}\n" for line in lines),
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False,
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=scaled(COMMAND_CEILING),
+        check=False,
     )
 
 
 def test_chat_talks_to_the_real_bot_and_buttons_are_picked_by_number(tmp_path: Path) -> None:
-    result = chat(tmp_path, ["/start", "5", "hola"], "--language", "es", "--name", "Ana",
+    result = chat(tmp_path, ["/start", "6", "hola"], "--language", "es", "--name", "Ana",
                   "--user-id", "31")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "bot> ¡Bienvenido, Ana! Tu historia comienza ahora." in out
     assert "    [1] 📖 Historia" in out
-    assert "    [5] ❓ Ayuda" in out
-    assert "Te cuento una historia" in out  # button 5: help
+    assert "    [5] ⚙️ Ajustes" in out
+    assert "    [6] ❓ Ayuda" in out
+    assert "Te cuento una historia" in out  # button 6: help
     assert "No te he entendido" in out
     assert out.index("Bienvenido") < out.index("Te cuento") < out.index("No te he entendido")
     assert "123:never-used" not in result.stderr
@@ -45,4 +48,12 @@ def test_chat_keeps_the_user_between_sessions_and_says_so_for_a_bad_number(
     second = chat(tmp_path, ["/start", "9"], "--user-id", "32")
     assert second.returncode == 0, second.stderr
     assert "Welcome back, Console!" in second.stdout
-    assert "(no button 9; choose 1-5)" in second.stdout
+    assert "(no button 9; choose 1-6)" in second.stdout
+
+
+def test_chat_shows_a_stars_invoice_as_a_notice(tmp_path: Path) -> None:
+    result = chat(tmp_path, ["/start", "/vip", "1"], "--user-id", "33")
+    assert result.returncode == 0, result.stderr
+    assert "[1] ⭐ VIP for 30 days — 250 Stars" in result.stdout
+    assert "invoice: VIP for 30 days — 250 XTR" in result.stdout
+    assert "Traceback" not in result.stderr

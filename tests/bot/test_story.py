@@ -6,6 +6,7 @@ from __future__ import annotations
 from tests.bot.conversation import Conversation
 from tests.support.fake_telegram import FakeTelegram
 from yabot.runtime import Runtime
+from yabot.sessions.messages import GetState
 
 
 def test_start_menu_story_vip_gate_purchase_and_wallet(
@@ -41,6 +42,9 @@ def test_start_menu_story_vip_gate_purchase_and_wallet(
 
     shop = ana.send("/shop")
     assert "you have 2 besitos" in shop.params["text"]
+    # The price is in the list; the buttons do not say it again.
+    assert [label for label, _ in shop.buttons()] == ["Buy Lantern", "Buy Red rose",
+                                                      "Buy Velvet mask"]
     bought, _ = ana.press(shop, "Buy Red rose")
     assert bought is not None
     assert bought.params["text"] == "You bought Red rose. Balance: 0 besitos."
@@ -48,9 +52,9 @@ def test_start_menu_story_vip_gate_purchase_and_wallet(
     wallet = ana.send("/wallet")
     lines = wallet.params["text"].splitlines()
     assert lines[0] == "💰 Balance: 0 besitos"
-    assert lines[2].startswith("-2 → 0")  # the purchase, newest first
-    assert lines[3].startswith("-3 → 2")
-    assert lines[4].startswith("+5 → 5")
+    assert lines[2] == "-2 → 0  purchase"  # the purchase, newest first
+    assert lines[3] == "-3 → 2  story choice"
+    assert lines[4] == "+5 → 5  story reward"
 
 
 def test_an_old_story_button_answers_with_a_notice_and_changes_nothing(
@@ -62,9 +66,10 @@ def test_an_old_story_button_answers_with_a_notice_and_changes_nothing(
     assert story.params["text"].startswith("La invitación")
     gate, _ = ben.press(story, "Aceptar")
     assert gate is not None
-    stale, answer = ben.press(story, "Pasear")  # the first fragment's button, pressed again
-    assert stale is None  # no message: the story did not move
+    # The first fragment's button, pressed again: only a notice, no message.
+    _, answer = ben.press(story, "Pasear", answer_only=True)
     assert answer["text"] == "Esa opción es de una parte anterior de la historia."
+    # The story did not move (and no message came before this answer: it would be returned).
     assert ben.send("/story").params["text"].startswith("La verja")
 
 
@@ -77,10 +82,11 @@ def test_a_choice_that_costs_more_than_the_balance_is_refused_with_an_alert(
     assert street is not None
     gate, _ = cy.press(street, "Climb the hill")  # no reward on this path: 0 besitos
     assert gate is not None
-    refused, answer = cy.press(gate, "Pay the toll")
-    assert refused is None
+    _, answer = cy.press(gate, "Pay the toll", answer_only=True)
     assert answer["text"] == "You don't have enough besitos for that."
     assert answer["show_alert"] in (True, "true")
+    # Nothing was charged, and no message came before this answer (it would be returned).
+    assert cy.send("/wallet").params["text"].splitlines()[0] == "💰 Balance: 0 besitos"
 
 
 def test_reacting_to_a_bot_message_earns_besitos_once(
@@ -96,3 +102,34 @@ def test_reacting_to_a_bot_message_earns_besitos_once(
     lines = wallet.params["text"].splitlines()
     assert lines[2].startswith("+")
     assert len(lines) == 3  # one movement
+
+
+def test_settings_change_the_language_and_notifications_in_place(
+    bot_runtime: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    eve = Conversation(fake_telegram, 45)
+    eve.send("/start")
+    screen = eve.send("/settings")
+    assert screen.params["text"] == "⚙️ Settings\nLanguage: English\nNotifications: on"
+    assert [label for label, _ in screen.buttons()] == [
+        "✓ English", "Español", "✓ 🔔 Notifications on", "🔕 Notifications off"]
+    edited, _ = eve.press(screen, "Español")
+    assert edited is not None
+    assert edited.method == "editMessageText"
+    assert edited.params["text"] == "⚙️ Ajustes\nIdioma: Español\nAvisos: activados"
+    muted, _ = eve.press(edited, "Desactivar avisos")
+    assert muted is not None
+    assert muted.params["text"].endswith("Avisos: desactivados")
+    state = bot_runtime.sessions.ask(45, GetState(), timeout=5)
+    assert (state.preferences.language, state.preferences.notifications) == ("es", False)
+    assert "Te cuento una historia" in eve.send("/help").params["text"]
+
+
+def test_wallet_amounts_say_besito_for_one(
+    bot_runtime: Runtime, fake_telegram: FakeTelegram
+) -> None:
+    fay = Conversation(fake_telegram, 46, language="es")
+    menu = fay.send("/start")
+    assert "Tienes 0 besitos." in menu.params["text"]
+    assert "+1 besito (saldo 1)" in fay.react(menu).params["text"]
+    assert fay.send("/wallet").params["text"].startswith("💰 Saldo: 1 besito\n")

@@ -17,20 +17,19 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from actors.testkit import eventually
 from tests.bot import updates
-from tests.bot.conftest import (
-    ASK,
+from tests.support.bot import (
     BOT_TOKEN,
     WEBHOOK_SECRET,
     WEBHOOK_URL,
     WebhookClient,
     webhook_env,
 )
-from tests.conftest import TEST_JWT_SECRET, SettingsFactory
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import Response, bearer, request
 from tests.support.processes import Gunicorn
+from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
+from tests.support.waiting import ASK, eventually
 from yabot.api.auth import mint_token
 from yabot.bot.webhook import TelegramWebhook
 from yabot.errors import UserNotFound
@@ -62,7 +61,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, fake: FakeTelegram) -> Iter
         cwd=tmp_path,
     )
     try:
-        gunicorn.wait_ready()
+        gunicorn.wait_ready("/readyz")  # ready once the bot, started on a thread, runs
         yield gunicorn
     finally:
         exit_code = gunicorn.terminate()
@@ -115,15 +114,20 @@ def test_start_registers_the_webhook_with_its_secret_and_the_reaction_updates(
     assert not fake.calls_of("deleteWebhook")
 
 
-def test_start_order_is_stores_bus_coordinator_sessions_bot_then_http(server: Gunicorn) -> None:
-    assert_in_order(server.log(), [
+def test_start_order_is_stores_bus_coordinator_sessions_then_http_with_the_bot_beside(
+    server: Gunicorn,
+) -> None:
+    log = server.log()
+    assert_in_order(log, [
         "sql store started", "document store started",  # the stores supervisor's children
         "event bus started",
         "seed story loaded",  # the coordinator loads the seed story as it starts
         "actor tree started",  # the root's last child, the sessions registry, is up
-        "telegram starting",  # the Dispatcher's loop runs (before BotRunner.start returns)
         "worker ready",  # the API app, webhook route included, is bound: HTTP is served
     ])
+    # The bot is imported and started on a thread of its own once the tree runs; /healthz
+    # does not wait for it, /readyz does (the server fixture waited for /readyz).
+    assert_in_order(log, ["actor tree started", "telegram starting"])
 
 
 def test_the_served_openapi_document_describes_the_webhook(server: Gunicorn) -> None:
@@ -155,8 +159,13 @@ def test_a_valid_update_is_answered_at_once_and_replied_to_through_the_bot_api(
         ("invalid JSON", b'{"update_id": 7, "message": {', None, 400),
         ("not UTF-8", b"\xff\xfe\x00{", None, 400),
         ("JSON that is not an object", b"[1, 2, 3]", None, 400),
-        ("an update failing validation", json.dumps(updates.load("invalid_update")).encode(),
+        ("no integer update_id", json.dumps(updates.load("invalid_update")).encode(),
          None, 400),
+        ("an update aiogram's models refuse (retrying cannot help)",
+         json.dumps(updates.load("message_missing_required_date")).encode(), None, 200),
+        ("JSON nested deeper than the decoder goes", b"[" * 2000 + b"]" * 2000, None, 400),
+        ("deep nesting inside an update of an unknown kind",
+         b'{"update_id": 9, "future_kind": ' + b"[" * 900 + b"]" * 900 + b"}", None, 200),
         ("oversize body", b'{"update_id": 8, "pad": "' + b"x" * MAX_BODY + b'"}', None, 413),
         ("an update kind the bot does not know", json.dumps(updates.load("unknown_kind")).encode(),
          None, 200),
@@ -183,8 +192,16 @@ def test_bad_webhook_input_gets_its_status_and_changes_nothing(
     assert "Traceback" not in server.log()
 
 
+def test_updates_that_cannot_be_modelled_are_counted_in_metrics(server: Gunicorn) -> None:
+    update = updates.load("poll_answer_older_fields")
+    assert post_update(server, update).status == 200
+    metrics = request("GET", f"{server.base_url}/metrics").body.decode()
+    assert 'yabot_telegram_updates_total{outcome="unparseable"}' in metrics
+    assert f"update_id={update['update_id']}" in server.log()  # the warning names it
+
+
 def test_a_chunked_body_without_length_is_refused(server: Gunicorn) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=ASK)
     try:
         connection.putrequest("POST", "/telegram/webhook")
         connection.putheader("X-Telegram-Bot-Api-Secret-Token", WEBHOOK_SECRET)
@@ -229,10 +246,10 @@ def test_one_users_replies_come_in_the_order_sent_among_many_concurrent_users(
         list(pool.map(send_theirs, theirs))
         mine_done.result()
     assert statuses == [200] * 1100
-    assert fake.wait_for(lambda: len(fake.sent(chat_id=user)) == 101, timeout=60), server.log()
+    assert fake.wait_for(lambda: len(fake.sent(chat_id=user)) == 101), server.log()
     answered = [c.params["reply_parameters"]["message_id"] for c in fake.sent(chat_id=user)[1:]]
     assert answered == [50_000 + i for i in range(100)]
-    assert fake.wait_for(lambda: all(fake.sent(chat_id=uid) for uid in others), timeout=60)
+    assert fake.wait_for(lambda: all(fake.sent(chat_id=uid) for uid in others))
 
 
 def test_realistic_updates_of_every_kind_are_taken_and_handled(
@@ -302,6 +319,6 @@ def test_too_many_pending_updates_are_refused_with_503_and_taken_when_retried(
     with pytest.raises(UserNotFound):  # the refused update never reached a session
         one_at_a_time.sessions.ask(33, GetState(), timeout=ASK)
     # Telegram sends it again later; once the first update is done it is taken.
-    eventually(lambda: webhook.post(refused).status_code == 200, what="the retry is taken")
+    eventually(lambda: webhook.post(refused).status_code == 200, "the retry is taken")
     assert fake_telegram.wait_for(lambda: bool(fake_telegram.sent(chat_id=33)))
     assert "Welcome" in fake_telegram.sent(chat_id=33)[0].params["text"]

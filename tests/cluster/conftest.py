@@ -1,3 +1,2 @@
-"""Cluster fixtures: the local Redis with a key prefix per test."""
-
-from tests.events.conftest import local_redis  # noqa: F401 (a fixture)
+"""Cluster tests: real processes on PostgreSQL + Redis (fixtures in tests/conftest.py and
+tests/support/nodes.py)."""

@@ -16,8 +16,7 @@ from actors import Ask, AskTimeout
 from yabot.api.problems import Problem
 from yabot.cluster.forwarding import FORWARD_PATH, SIGNATURE_HEADER, AskForwarder, AskServer, sign
 from yabot.errors import Unavailable, UserNotFound
-from yabot.sessions.messages import GetWallet, SetPreferences, Wallet
-from yabot.sessions.session import Credited
+from yabot.sessions.messages import Credited, GetWallet, SetPreferences, Wallet
 
 KEY = b"k" * 32
 

@@ -17,17 +17,18 @@ import pytest
 import redis
 from pydantic import SecretStr
 
-from tests.bot.conftest import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.bot.updates import message
-from tests.conftest import TEST_JWT_SECRET
+from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
 from tests.support.nodes import Node
 from tests.support.processes import clean_env
+from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import eventually, scaled
 from yabot.api.auth import mint_token
 from yabot.intake import partition_of
 from yabot.settings import JwtSettings, load_settings
+from yabot.startup import ExitCode
 
 #: Several gunicorn processes start, migrate and serve on a 2-core machine: more than the
 #: suite's default per-test timeout.
@@ -68,7 +69,7 @@ class Cluster:
     def owners(self) -> dict[int, str]:
         """partition → the node name holding its lease (from Redis itself)."""
         values = self.redis.mget([f"{self.prefix}:lease:{p}" for p in range(PARTITIONS)])
-        return {p: v.split("|")[0] for p, v in enumerate(values) if v is not None}
+        return {p: str(v).split("|")[0] for p, v in enumerate(values) if v is not None}
 
     def owned_by(self, node: Node) -> list[int]:
         details = node.readiness()["checks"]["partitions"][0]["details"]
@@ -88,7 +89,8 @@ class Cluster:
 
     def events_by_user(self) -> dict[int, list[int]]:
         seqs: dict[int, list[int]] = {}
-        for _, fields in self.redis.xrange(f"{self.prefix}:events"):
+        for _, fields in self.redis.xrange(f"{self.prefix}:events") or []:
+            assert fields is not None
             event = json.loads(fields["body"])
             seqs.setdefault(int(event["user_id"]), []).append(int(event["seq"]))
         return seqs
@@ -287,7 +289,7 @@ def test_several_workers_without_redis_are_refused_with_one_line(tmp_path: Path)
         exit_code = node.process.wait(scaled(90))
     finally:
         node.stop()
-    assert exit_code != 0
+    assert exit_code == ExitCode.CONFIGURATION
     assert "several workers need REDIS_URL" in node.log()
 
 

@@ -9,8 +9,10 @@ import pykka
 import pytest
 
 from actors import ask
-from actors.testkit import ActorTestKit
-from tests.services.support import Failing, InjectedFault, create, inject_documents
+from tests.support.actors import actor_kit
+from tests.support.faults import Failing, InjectedFault, inject_documents
+from tests.support.stores import create
+from tests.support.waiting import ASK
 from yabot.coordinator import Coordinator, ProcessUserInteraction
 from yabot.errors import (
     IdempotencyConflict,
@@ -22,7 +24,6 @@ from yabot.errors import (
 from yabot.seed import load_seed
 from yabot.stores.handles import Stores
 
-ASK = 5.0
 A, B = 1, 2
 
 
@@ -31,7 +32,7 @@ def coordinator(stores: Stores) -> Iterator[pykka.ActorRef[Coordinator]]:
     load_seed(stores)
     create(stores, A, besitos=10)
     create(stores, B)
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         yield kit.spawn(lambda: Coordinator(stores))
 
 

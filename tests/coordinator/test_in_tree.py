@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.testkit import crash, eventually
-from tests.conftest import SettingsFactory
-from tests.sessions.conftest import ASK, start_user
+from actors.testkit import crash
+from tests.support.settings import SettingsFactory
+from tests.support.users import start_user
+from tests.support.waiting import ASK, eventually
 from yabot.errors import FragmentNotFound
 from yabot.runtime import Runtime
 from yabot.sessions.messages import GetWallet, ShowFragment, Transact
@@ -42,7 +43,7 @@ def test_a_crashed_coordinator_is_restarted_and_transfers_go_on(
     crash(before)
 
     eventually(lambda: runtime.find("coordinator") not in (None, before),
-               what="the coordinator restarted")
+               "the coordinator restarted")
     sent = runtime.sessions.ask(1, Transact(kind="transfer", amount=2, idempotency_key="t",
                                             to_user_id=2), timeout=ASK)
     assert (sent.applied, sent.balance) == (True, 3)

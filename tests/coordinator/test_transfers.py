@@ -8,13 +8,14 @@ import pykka
 import pytest
 
 from actors import ask
-from actors.testkit import ActorTestKit
-from tests.services.support import Failing, InjectedFault, create, inject_documents
+from tests.support.actors import actor_kit
+from tests.support.faults import Failing, InjectedFault, inject_documents
+from tests.support.stores import create
+from tests.support.waiting import ASK
 from yabot.coordinator import Coordinator, ProcessTransaction, ValidateVipAccess
 from yabot.errors import IdempotencyConflict, InsufficientBesitos, InvalidInput, UserNotFound
 from yabot.stores.handles import Stores
 
-ASK = 5.0
 A, B = 1, 2
 
 
@@ -22,7 +23,7 @@ A, B = 1, 2
 def coordinator(stores: Stores) -> Iterator[pykka.ActorRef[Coordinator]]:
     create(stores, A, besitos=10)
     create(stores, B)
-    with ActorTestKit() as kit:
+    with actor_kit() as kit:
         yield kit.spawn(lambda: Coordinator(stores))
 
 
@@ -61,7 +62,7 @@ def test_a_transfer_moves_besitos_once(stores: Stores,
 def test_a_failed_credit_is_compensated_and_the_ledger_shows_it(
     stores: Stores, coordinator: pykka.ActorRef[Coordinator],
 ) -> None:
-    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_: user_id == B)
+    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_, **__: user_id == B)
     inject_documents(stores, ledger=ledger)
 
     with pytest.raises(InjectedFault):
@@ -105,7 +106,7 @@ def test_a_key_of_the_longest_length_is_refunded_too(
     stores: Stores, coordinator: pykka.ActorRef[Coordinator],
 ) -> None:
     key = "k" * 128
-    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_: user_id == B)
+    ledger = Failing(stores.documents.ledger, "credit", when=lambda user_id, *_, **__: user_id == B)
     inject_documents(stores, ledger=ledger)
     with pytest.raises(InjectedFault):
         ask(coordinator, transfer(4, key), timeout=ASK)

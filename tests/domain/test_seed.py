@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.support import stores_on
+from tests.support.stores import stores_on
 from yabot.cli import main
 from yabot.errors import InvalidStory
 from yabot.seed import DEFAULT_SEED_PATH, load_seed, read_story, seed_if_empty

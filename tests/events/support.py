@@ -1,11 +1,9 @@
-"""Helpers for event tests: polling with generous deadlines, a recording handler, a consumer
-on a thread."""
+"""Helpers for event tests: a recording handler, a consumer on a thread."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,9 +19,8 @@ from sqlalchemy import (
     select,
 )
 
+from tests.support.waiting import DEFAULT_CEILING, scaled
 from yabot.events.processor import StreamConsumer
-
-DEADLINE = 60.0
 
 # The effect a test handler writes, in the same transaction that marks the event processed.
 test_metadata = MetaData()
@@ -35,16 +32,6 @@ effects = Table(
     Column("user_id", BigInteger, nullable=False),
     Column("seq", Integer, nullable=False),
 )
-
-
-def eventually(predicate: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` after ``deadline`` seconds."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"not within {deadline}s: {what}")
 
 
 def record_effect(event: Any, conn: Connection) -> None:
@@ -70,5 +57,5 @@ def consuming(consumer: StreamConsumer) -> Iterator[threading.Thread]:
         yield thread
     finally:
         stopping.set()
-        thread.join(30)
+        thread.join(scaled(DEFAULT_CEILING))
     assert not thread.is_alive(), "the consumer did not stop"

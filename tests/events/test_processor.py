@@ -11,16 +11,16 @@ from sqlalchemy import Connection, Engine, select
 from tests.events.support import (
     consuming,
     effects,
-    eventually,
     record_effect,
     recorded,
     test_metadata,
 )
-from tests.support.redis_server import no_retry
+from tests.support.redis_server import no_retry, stream_entries
+from tests.support.waiting import eventually, joined
 from yabot.events.counters import EventCounters
 from yabot.events.models import UserInteraction
 from yabot.events.processor import Handlers, StreamConsumer
-from yabot.events.publisher import stream_fields
+from yabot.events.relay import stream_fields
 from yabot.settings import EventSettings
 from yabot.stores.tables import dead_letters
 
@@ -113,7 +113,7 @@ def test_failing_handler_is_retried_then_dead_lettered_and_the_consumer_goes_on(
     assert dead["error"] == "ValueError: seq 2 is cursed"
     assert dead["attempts"] == 3
     assert dead["consumer_group"] == "g"
-    [(_, fields)] = setup.client.xrange(setup.settings.stream + ":dead")
+    [(_, fields)] = stream_entries(setup.client, setup.settings.stream + ":dead")
     assert fields[b"event_id"] == dead["event_id"].encode()
     assert b"cursed" in fields[b"error"]
 
@@ -179,7 +179,7 @@ def test_the_consumer_stops_while_blocked_in_a_read(setup: Setup) -> None:
     thread.start()
     eventually(lambda: setup.client.exists(setup.settings.stream) == 1, "group created")
     stopping.set()
-    thread.join(30)
+    joined(thread, "the consumer stopped")
     assert not thread.is_alive()
     with setup.engine.connect() as conn:
         assert conn.execute(select(effects)).first() is None

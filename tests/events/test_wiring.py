@@ -9,22 +9,19 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 
-from actors import WhichChildren, ask, spawn
-from tests.conftest import SettingsFactory
-from tests.events.support import eventually
+from actors import WhichChildren, ask
+from tests.support.faults import Failing, inject_documents
 from tests.support.processes import free_port
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import ASK, eventually
 from yabot.domain.users import TelegramIdentity
 from yabot.events.counters import event_counters
-from yabot.events.models import BaseEvent, UserInteraction
+from yabot.events.models import UserInteraction
 from yabot.events.outbox import SqlOutbox
 from yabot.health import HealthStatus
 from yabot.runtime import Runtime
-from yabot.services.users import UserService
 from yabot.sessions.messages import Start, Welcome
-from yabot.sessions.session import UserSession
 from yabot.settings import Settings
-
-ASK = 10.0
 
 
 @pytest.fixture
@@ -72,20 +69,30 @@ def test_start_publishes_user_interactions_with_consecutive_seqs(
     eventually(lambda: runtime.events.health().status is HealthStatus.PASS, "events healthy")
 
 
-def test_without_redis_the_app_runs_and_events_are_dropped_and_counted(
+def test_without_redis_events_reach_the_consumer_groups_in_process(
     settings: Settings, run: list[Runtime]
 ) -> None:
     runtime = start_runtime(settings, run)
+    seen: list[UserInteraction] = []
+    lock = threading.Lock()
+
+    def remember(event: Any, conn: Connection) -> None:
+        with lock:
+            seen.append(event)
+
+    runtime.event_handlers.on(UserInteraction, remember)
     runtime.start()
-    before = event_counters.get("dropped_no_redis")
 
     assert start(runtime).created
+    assert not start(runtime).created
 
-    assert event_counters.get("dropped_no_redis") == before + 1
+    eventually(lambda: len(seen) == 2, "both /start events handled in-process")
+    assert [(e.seq, e.details["created"]) for e in seen] == [(1, "true"), (2, "false")]
+    outbox = SqlOutbox(lambda: runtime.stores.relational.engine)
+    eventually(lambda: outbox.count() == 0, "the outbox drained")
     health = runtime.events.health()
     assert health.status is HealthStatus.PASS
     assert health.output == "disabled: REDIS_URL is unset"
-    assert SqlOutbox(lambda: runtime.stores.relational.engine).count() == 0
 
 
 def test_with_redis_unreachable_start_succeeds_and_the_event_waits_in_the_outbox(
@@ -101,21 +108,20 @@ def test_with_redis_unreachable_start_succeeds_and_the_event_waits_in_the_outbox
     assert runtime.events.health().status is HealthStatus.WARN
 
 
-def test_a_publisher_that_raises_does_not_fail_start(settings: Settings) -> None:
-    def broken(event: BaseEvent) -> None:
-        raise RuntimeError("bus on fire")
-
-    runtime = Runtime(settings)
+def test_an_outbox_that_refuses_an_event_of_no_change_does_not_fail_start(
+    settings: Settings, run: list[Runtime]
+) -> None:
+    runtime = start_runtime(settings, run)
     runtime.start()
-    try:
-        session = spawn(lambda: UserSession(7, UserService(runtime.stores), broken))
-        before = event_counters.get("lost")
-        welcome = ask(session, Start(identity=TelegramIdentity(user_id=7)), timeout=ASK)
-        assert welcome.created
-        assert event_counters.get("lost") == before + 1
-        session.stop()
-    finally:
-        runtime.stop()
+    users = Failing(runtime.stores.documents.users, "record_events")
+    inject_documents(runtime.stores, users=users)
+    before = event_counters.get("lost")
+
+    welcome = start(runtime, 7)
+
+    assert welcome.created
+    assert users.raised == 1
+    assert event_counters.get("lost") == before + 1
 
 
 def test_events_subtree_runs_in_the_root_after_stores(settings: Settings, run: list[Runtime]
@@ -124,5 +130,5 @@ def test_events_subtree_runs_in_the_root_after_stores(settings: Settings, run: l
     runtime.start()
     assert runtime._root is not None
     assert ask(runtime._root, WhichChildren(), timeout=ASK) == ("stores", "events", "coordinator",
-                                                                "sessions")
-    assert runtime.events.publisher is not None
+                                                                "sessions", "scheduler")
+    assert runtime.events.relay is not None

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, delete
 
-from tests.events.conftest import local_redis  # noqa: F401 (a fixture)
 from yabot.intake.entries import Intake
 from yabot.intake.redis import RedisIntake
 from yabot.intake.sql import SqlIntake

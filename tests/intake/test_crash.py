@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.bot.conftest import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.bot.updates import message
-from tests.conftest import TEST_JWT_SECRET
+from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.nodes import Node
+from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)  # two process starts and a recovery per test

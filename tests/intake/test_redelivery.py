@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from tests.bot.conftest import WebhookClient, webhook_env
 from tests.bot.updates import message
-from tests.conftest import SettingsFactory
+from tests.support.bot import WebhookClient, webhook_env
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import eventually
 from yabot.intake import IntakeEntry, partition_of
 from yabot.runtime import Runtime
@@ -30,9 +30,9 @@ def test_a_telegram_retry_of_a_handled_update_gets_no_second_reply_even_after_a_
         assert client.post(start).status_code == 200  # Telegram did not get our 200
         assert client.post(message(61, "/start", update_id=5002)).status_code == 200
         eventually(lambda: replies(fake_telegram, 61) == 2, "the reply to the next update")
-        bot = runtime.bot
-        assert bot is not None
-        eventually(lambda: bot.redeliveries_skipped == 1, "the retry skipped")
+        first = runtime.bot
+        assert first is not None
+        eventually(lambda: first.redeliveries_skipped == 1, "the retry skipped")
     with Runtime(settings) as runtime:  # a new process: the window is in the store
         client = WebhookClient(runtime)
         assert client.post(start).status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.services.support import create
+from tests.support.stores import create
 from yabot.domain.besitos import TransactionKind
 from yabot.errors import IdempotencyConflict
 from yabot.services.besitos import BesitosService

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.services.support import Failing, InjectedFault, create, inject_documents
+from tests.support.faults import Failing, InjectedFault, inject_documents
+from tests.support.stores import create
 from yabot.domain.users import UserChanges
 from yabot.errors import IdempotencyConflict
 from yabot.seed import load_seed

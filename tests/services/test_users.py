@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.services.support import Failing, InjectedFault, inject_relational
+from tests.support.faults import Failing, InjectedFault, inject_relational
 from yabot.domain.users import TelegramIdentity
 from yabot.errors import UserNotFound
 from yabot.services.users import UserService

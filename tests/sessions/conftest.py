@@ -1,4 +1,4 @@
-"""The application's tree with the seed story loaded at start (SQLite file, no Redis)."""
+"""Sessions without the tree, on real stores with the seed story loaded."""
 
 from __future__ import annotations
 
@@ -7,27 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from actors.testkit import ActorTestKit
-from tests.services.support import stores_on
 from tests.sessions.support import Sessions
-from yabot.domain.users import TelegramIdentity
-from yabot.runtime import Runtime
+from tests.support.actors import actor_kit
+from tests.support.stores import stores_on
 from yabot.seed import load_seed
-from yabot.sessions.messages import Start
-
-ASK = 5.0
-
-
-def start_user(runtime: Runtime, user_id: int, language: str = "en") -> None:
-    identity = TelegramIdentity(user_id=user_id, first_name=f"user{user_id}",
-                                language_code=language)
-    runtime.sessions.ask(user_id, Start(identity=identity), timeout=ASK)
 
 
 @pytest.fixture(params=["sqlite", "mongomock"])
 def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sessions]:
     """Sessions without the tree on real stores (documents on SQLite or mongomock), the seed
     story loaded."""
-    with stores_on(request.param, request, tmp_path) as stores, ActorTestKit() as kit:
+    with stores_on(request.param, request, tmp_path) as stores, actor_kit() as kit:
         load_seed(stores)
         yield Sessions(kit, stores)

@@ -3,17 +3,25 @@ events each state change publishes (``seq`` gap-free)."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 
-from tests.conftest import SettingsFactory
-from tests.services.support import Failing, InjectedFault, inject_relational
-from tests.sessions.conftest import ASK, start_user
 from tests.sessions.support import Sessions, start
+from tests.support.faults import Failing, InjectedFault, inject_relational
+from tests.support.settings import SettingsFactory
+from tests.support.users import start_user
+from tests.support.waiting import ASK
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import TelegramIdentity, utcnow
-from yabot.errors import IdempotencyConflict, InvalidInput, ItemNotFound, UserNotFound
+from yabot.errors import (
+    IdempotencyConflict,
+    InvalidInput,
+    ItemNotFound,
+    TimedOut,
+    UserNotFound,
+)
 from yabot.events.models import (
     BesitosTransferred,
     FragmentReached,
@@ -213,3 +221,14 @@ def test_a_gift_publishes_on_both_sides(sessions: Sessions) -> None:
         "start", "gift-received"]
     spent = [(e.amount, e.reason) for e in sessions.of(1) if isinstance(e, BesitosTransferred)]
     assert spent == [(5, "earn"), (-2, "gift")]
+
+
+def test_a_start_taken_after_its_asker_gave_up_does_nothing(sessions: Sessions) -> None:
+    identity = TelegramIdentity(user_id=77, first_name="Late", language_code="en")
+    with pytest.raises(TimedOut):
+        sessions.ask(77, Start(identity=identity, expires_at=time.time() - 0.001))
+    with pytest.raises(UserNotFound):  # nothing was created
+        sessions.ask(77, GetState())
+    assert not sessions.of(77)  # and nothing published
+    welcome = sessions.ask(77, Start(identity=identity, expires_at=time.time() + 60))
+    assert welcome.created

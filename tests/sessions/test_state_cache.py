@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 import yabot.services.subscriptions as subscriptions_module
-from actors.testkit import ActorTestKit
-from tests.conftest import SettingsFactory
-from tests.services.support import stores_on
-from tests.sessions.conftest import start_user
 from tests.sessions.support import Sessions, start
+from tests.support.actors import actor_kit
+from tests.support.settings import SettingsFactory
+from tests.support.stores import stores_on
+from tests.support.users import start_user
+from tests.support.waiting import ASK
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import UserChanges, utcnow
 from yabot.runtime import Runtime
@@ -24,7 +25,7 @@ from yabot.sessions.messages import ChangeSubscription, GetState, GetWallet, Tra
 
 @pytest.fixture(params=["sqlite", "mongomock"])
 def cached(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sessions]:
-    with stores_on(request.param, request, tmp_path) as stores, ActorTestKit() as kit:
+    with stores_on(request.param, request, tmp_path) as stores, actor_kit() as kit:
         yield Sessions(kit, stores, state_max_age=3600.0)
 
 
@@ -72,7 +73,7 @@ def test_a_subscription_read_from_memory_still_lapses_on_time(
 
 def test_with_no_max_age_every_read_goes_to_the_stores(tmp_path: Path,
                                                        request: pytest.FixtureRequest) -> None:
-    with stores_on("sqlite", request, tmp_path) as stores, ActorTestKit() as kit:
+    with stores_on("sqlite", request, tmp_path) as stores, actor_kit() as kit:
         sessions = Sessions(kit, stores, state_max_age=0.0)
         start(sessions, 1)
         assert sessions.ask(1, GetState()).preferences.language == "en"
@@ -87,6 +88,6 @@ def test_the_runtime_takes_the_max_age_from_settings(
     settings = make_settings(ACTORS_SESSION_STATE_MAX_AGE=max_age)
     with Runtime(settings) as runtime:
         start_user(runtime, 1)
-        assert runtime.sessions.ask(1, GetState(), timeout=5).preferences.language == "en"
+        assert runtime.sessions.ask(1, GetState(), timeout=ASK).preferences.language == "en"
         runtime.stores.documents.users.update(1, UserChanges(language="es"))
-        assert runtime.sessions.ask(1, GetState(), timeout=5).preferences.language == seen
+        assert runtime.sessions.ask(1, GetState(), timeout=ASK).preferences.language == seen

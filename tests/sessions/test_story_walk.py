@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.sessions.conftest import ASK, start_user
+from tests.support.users import start_user
+from tests.support.waiting import ASK
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import utcnow
 from yabot.errors import InsufficientBesitos, ItemRequired, StaleChoice, VipRequired
@@ -16,7 +17,9 @@ from yabot.sessions.messages import (
     ChangeSubscription,
     Choose,
     FragmentView,
+    GetState,
     React,
+    RestartStory,
     ShowFragment,
 )
 
@@ -87,3 +90,24 @@ def test_an_old_button_is_a_stale_choice(runtime: Runtime) -> None:
     walk(runtime, 4, ["accept"])
     with pytest.raises(StaleChoice):
         runtime.sessions.ask(4, Choose(fragment_id="start", choice_id="accept"), timeout=ASK)
+
+
+def test_after_an_ending_the_story_starts_again_keeping_besitos_and_items(
+    runtime: Runtime,
+) -> None:
+    start_user(runtime, 6)
+    for message_id in (1, 2, 3):
+        runtime.sessions.ask(6, React(chat_id=6, message_id=message_id, reaction="❤"),
+                             timeout=ASK)
+    runtime.sessions.ask(6, BuyItem(sku="rose", idempotency_key="r6"), timeout=ASK)
+    with pytest.raises(StaleChoice):  # not at an ending: nothing to start again from
+        runtime.sessions.ask(6, RestartStory(fragment_id="ending_dawn"), timeout=ASK)
+    end = walk(runtime, 6, ["accept", "pay_toll", "library", "read", "kiss", "stay"])
+    assert (end.fragment_id, end.balance) == ("ending_dawn", 1)
+
+    again = runtime.sessions.ask(6, RestartStory(fragment_id="ending_dawn"), timeout=ASK)
+    assert (again.fragment_id, again.ending, again.balance) == ("start", False, 1)
+    state = runtime.sessions.ask(6, GetState(), timeout=ASK)
+    assert (state.document.besitos, state.document.inventory) == (1, ("rose",))
+    with pytest.raises(StaleChoice):  # the same button pressed twice
+        runtime.sessions.ask(6, RestartStory(fragment_id="ending_dawn"), timeout=ASK)

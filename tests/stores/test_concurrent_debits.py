@@ -6,13 +6,13 @@ atomicity is tested only on a real server (the `mongodb` marker) by the same tes
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.stores import SQL_BACKENDS, mongo_database, sql_engine
+from tests.support.threads import race
 from yabot.domain.besitos import BalanceChange
 from yabot.domain.users import UserDocument
 from yabot.stores.handles import DocumentRepositories
@@ -33,30 +33,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DocumentRe
         yield sql_documents(engine)
 
 
-def race(work: Callable[[int], list[BalanceChange]]) -> list[BalanceChange]:
-    barrier = threading.Barrier(THREADS)
-    results: list[BalanceChange] = []
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results.extend(work(index))
-        except BaseException as exc:  # surfaced below, with the thread's error
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
+def race_all(work: Callable[[int], list[BalanceChange]]) -> list[BalanceChange]:
+    """Every change ``work`` made, from `THREADS` threads racing."""
+    return [change for changes in race(THREADS, work) for change in changes]
 
 
 def test_racing_debits_never_take_the_balance_below_zero(store: DocumentRepositories) -> None:
     store.users.create_if_absent(UserDocument(user_id=1, besitos=100))
-    results = race(lambda i: [store.ledger.debit(1, 3, f"t{i}-{n}") for n in range(10)])
+    results = race_all(lambda i: [store.ledger.debit(1, 3, f"t{i}-{n}") for n in range(10)])
     applied = sum(change.applied for change in results)
     user = store.users.get(1)
     assert user is not None
@@ -68,7 +52,7 @@ def test_racing_debits_never_take_the_balance_below_zero(store: DocumentReposito
 
 def test_racing_debits_with_one_key_apply_once(store: DocumentRepositories) -> None:
     store.users.create_if_absent(UserDocument(user_id=1, besitos=100))
-    results = race(lambda _: [store.ledger.debit(1, 10, "the-same-purchase")])
+    results = race_all(lambda _: [store.ledger.debit(1, 10, "the-same-purchase")])
     assert sum(change.applied for change in results) == 1
     user = store.users.get(1)
     assert user is not None

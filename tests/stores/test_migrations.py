@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from tests.conftest import SettingsFactory
 from tests.support import mongomock_gaps
 from tests.support.processes import clean_env
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import COMMAND_CEILING, scaled
 from yabot.cli import main
 from yabot.errors import SchemaMismatch
 from yabot.settings import Settings
@@ -119,7 +120,7 @@ def test_dry_run_changes_nothing(sql_settings: Settings) -> None:
 
 def test_upgrade_downgrade_upgrade_round_trip(sql_settings: Settings) -> None:
     assert run(sql_settings)[0] == 0
-    code, lines = run(sql_settings, to="base")
+    code, lines = run(sql_settings, to="base", yes=True)
     assert code == 0
     assert "done: sql: revert 0001 baseline: every table" in lines
     engine = engine_of(sql_settings)
@@ -258,8 +259,8 @@ def test_yabot_migrate_command_exit_codes(tmp_path: Path) -> None:
 
     def yabot(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "yabot", "migrate", *args], env=env,
-                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                              check=False)
+                              cwd=tmp_path, capture_output=True, text=True,
+                              timeout=scaled(COMMAND_CEILING), check=False)
 
     before = yabot("--check")
     assert before.returncode == 1
@@ -321,3 +322,16 @@ def test_a_fragment_stored_in_the_old_shape_still_reads(mongo_settings: Settings
     fragment = mongo_documents(db).fragments.get("old")
     assert fragment is not None
     assert (fragment.text.es, fragment.choices[0].label.en) == ("Plain text", "Go")
+
+
+def test_revision_0003_bot_adds_the_star_payments_table(sql_settings: Settings) -> None:
+    assert run(sql_settings)[0] == 0
+    engine = engine_of(sql_settings)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("star_payments")}
+        assert run(sql_settings, to="0002")[0] == 0  # and back: the table goes
+        assert "star_payments" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    assert columns == {"charge_id", "user_id", "offer_id", "stars", "days", "status",
+                       "subscription_id", "paid_at", "refunded_at"}

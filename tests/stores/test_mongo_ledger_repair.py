@@ -64,7 +64,9 @@ def test_later_changes_record_a_cut_off_entry_with_the_balance_it_left(
     assert [(e.key, e.amount, e.balance_after) for e in ledger.entries(USER)] == [
         ("k3", -4, 8), ("k2", 5, 12), ("k1", -3, 7),
     ]
-    assert db.users.find_one({"user_id": USER})["pending_ledger"] == []
+    user = db.users.find_one({"user_id": USER})
+    assert user is not None
+    assert user["pending_ledger"] == []
 
 
 def test_reading_the_entries_records_a_cut_off_entry(db: Database[dict[str, Any]]) -> None:

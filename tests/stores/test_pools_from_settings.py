@@ -13,7 +13,7 @@ import pytest
 from pymongo import MongoClient
 from sqlalchemy import Engine, text
 
-from tests.conftest import SettingsFactory
+from tests.support.settings import SettingsFactory
 from yabot.stores.connect import mongo_client, sql_engine
 from yabot.stores.engine import make_engine
 
@@ -84,7 +84,9 @@ def test_postgresql_engine_takes_its_pool_and_connect_timeout_from_settings(
         assert_pool_from_settings(engine.pool)
         assert engine.pool._pre_ping is True
         with engine.connect() as conn:
-            parameters = conn.connection.dbapi_connection.info.get_parameters()
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            parameters = dbapi.info.get_parameters()
         assert parameters["connect_timeout"] == "9"
     finally:
         engine.dispose()

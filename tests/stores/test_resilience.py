@@ -41,6 +41,12 @@ class Transient(Exception):
     pass
 
 
+def state_of(breaker: CircuitBreaker) -> BreakerState:
+    """``breaker.state``, read afresh (mypy would keep an asserted property narrowed across
+    the calls that change it)."""
+    return breaker.state
+
+
 def is_test_transient(error: BaseException) -> bool:
     return isinstance(error, Transient)
 
@@ -90,9 +96,9 @@ def test_breaker_opens_after_consecutive_failures_only() -> None:
     breaker.record_success()  # resets the count: failures must be consecutive
     breaker.record_failure()
     breaker.record_failure()
-    assert breaker.state is BreakerState.CLOSED
+    assert state_of(breaker) is BreakerState.CLOSED
     breaker.record_failure()
-    assert breaker.state is BreakerState.OPEN
+    assert state_of(breaker) is BreakerState.OPEN
     with pytest.raises(StoreUnavailable, match="circuit open"):
         breaker.before_call()
 
@@ -102,9 +108,9 @@ def test_open_breaker_lets_one_probe_through_after_the_cool_down() -> None:
     breaker = CircuitBreaker("t", failure_threshold=1, cool_down=10, clock=clock)
     breaker.record_failure()
     clock.now += 9.9
-    assert breaker.state is BreakerState.OPEN
+    assert state_of(breaker) is BreakerState.OPEN
     clock.now += 0.1
-    assert breaker.state is BreakerState.HALF_OPEN
+    assert state_of(breaker) is BreakerState.HALF_OPEN
     breaker.before_call()  # the probe
     with pytest.raises(StoreUnavailable, match="probing"):
         breaker.before_call()  # a second caller while the probe runs
@@ -117,7 +123,7 @@ def test_successful_probe_closes_the_breaker() -> None:
     clock.now += 1
     breaker.before_call()
     breaker.record_success()
-    assert breaker.state is BreakerState.CLOSED
+    assert state_of(breaker) is BreakerState.CLOSED
     breaker.before_call()
     breaker.before_call()
 
@@ -130,11 +136,11 @@ def test_failed_probe_reopens_for_a_new_cool_down() -> None:
     clock.now += 5
     breaker.before_call()
     breaker.record_failure()  # one failure in half-open is enough
-    assert breaker.state is BreakerState.OPEN
+    assert state_of(breaker) is BreakerState.OPEN
     clock.now += 4
-    assert breaker.state is BreakerState.OPEN
+    assert state_of(breaker) is BreakerState.OPEN
     clock.now += 1
-    assert breaker.state is BreakerState.HALF_OPEN
+    assert state_of(breaker) is BreakerState.HALF_OPEN
 
 
 def make_guard(clock: ManualClock, threshold: int = 2) -> StoreGuard:
@@ -168,7 +174,7 @@ def test_guard_passes_non_transient_errors_through_without_counting_them() -> No
     guard = make_guard(ManualClock(1000.0), threshold=1)
     with pytest.raises(ValueError, match="constraint"):
         guard.run(Flaky(1, ValueError("constraint")))
-    assert guard.breaker.state is BreakerState.CLOSED
+    assert state_of(guard.breaker) is BreakerState.CLOSED
     assert guard.run(Flaky(0, Transient())) == "ok"
 
 
@@ -178,9 +184,9 @@ def test_guard_closes_again_after_a_successful_probe() -> None:
     with pytest.raises(StoreUnavailable):
         guard.run(Flaky(10, Transient()))
     clock.now += 30
-    assert guard.breaker.state is BreakerState.HALF_OPEN
+    assert state_of(guard.breaker) is BreakerState.HALF_OPEN
     assert guard.run(Flaky(0, Transient())) == "ok"
-    assert guard.breaker.state is BreakerState.CLOSED
+    assert state_of(guard.breaker) is BreakerState.CLOSED
 
 
 def _sqlite_error(message: str) -> sa_exc.OperationalError:

@@ -16,9 +16,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from actors import StartFailed, Supervisor, spawn
-from tests.conftest import SettingsFactory
 from tests.support import mongomock_gaps
 from tests.support.clock import ManualClock
+from tests.support.settings import SettingsFactory
+from tests.support.waiting import ASK, DEFAULT_CEILING, scaled
 from yabot.domain.users import UserDocument
 from yabot.errors import SchemaMismatch, StoreUnavailable
 from yabot.health import HealthRegistry, HealthStatus
@@ -51,7 +52,7 @@ class Tree:
         return {r.name: r for r in self.health.check_all()}
 
     def stop(self) -> None:
-        self.ref.stop(block=True, timeout=10)
+        self.ref.stop(block=True, timeout=ASK)
 
 
 @pytest.fixture
@@ -217,7 +218,8 @@ def test_lock_errors_from_concurrent_writers_never_reach_the_caller(tmp_path: Pa
         return is_transient_sql(error)
 
     def backoff(delay: float) -> None:
-        if released.wait(timeout=60):  # hit while the lock is held: wait for the release
+        # Hit while the lock is held: wait for the release.
+        if released.wait(timeout=scaled(DEFAULT_CEILING)):
             time.sleep(delay)
 
     guard = StoreGuard("sql", is_transient=counting, sleep=backoff,
@@ -240,7 +242,7 @@ def test_lock_errors_from_concurrent_writers_never_reach_the_caller(tmp_path: Pa
     for thread in threads:
         thread.start()
     try:
-        every_writer_blocked = all_blocked.wait(timeout=60)
+        every_writer_blocked = all_blocked.wait(timeout=scaled(DEFAULT_CEILING))
     finally:
         blocker.execute("COMMIT")
         released.set()

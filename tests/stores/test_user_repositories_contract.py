@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import Engine
 
+from tests.support.threads import race
 from yabot.domain.users import UserDocument, UserProfile
 from yabot.stores.handles import DocumentRepositories
 from yabot.stores.repositories import UserDocuments, UserProfiles
@@ -45,18 +44,7 @@ def test_second_create_keeps_the_first_document(documents: UserDocuments) -> Non
 
 
 def test_racing_creates_make_exactly_one_document(documents: UserDocuments) -> None:
-    outcomes: list[bool] = []
-    barrier = threading.Barrier(4)
-
-    def create() -> None:
-        barrier.wait()
-        outcomes.append(documents.create_if_absent(UserDocument(user_id=9))[1])
-
-    threads = [threading.Thread(target=create) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = race(4, lambda _: documents.create_if_absent(UserDocument(user_id=9))[1])
     assert sorted(outcomes) == [False, False, False, True]
 
 

@@ -10,11 +10,16 @@ Every other read is the real one.
 
 from __future__ import annotations
 
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # gunicorn runs in a tmp dir
+
+from tests.support.waiting import DEFAULT_CEILING, scaled
 from yabot import serving
 from yabot.services import users
 from yabot.stores.context import UserContext, read_user_context
@@ -26,7 +31,6 @@ STUCK_USER = 901
 BROKEN_USER = 902
 #: Set at worker exit: the stuck session then finishes and the actor tree stops.
 _released = threading.Event()
-RELEASE_TIMEOUT = 60.0
 
 
 def _drop_connection() -> None:
@@ -35,7 +39,7 @@ def _drop_connection() -> None:
 
 def _faulty_read(stores: Stores, user_id: int) -> UserContext:
     if user_id == STUCK_USER:
-        _released.wait(RELEASE_TIMEOUT)
+        _released.wait(scaled(DEFAULT_CEILING))
     elif user_id == BROKEN_USER:
         stores.relational.guard.run(_drop_connection, "read user context")
     return read_user_context(stores, user_id)

@@ -18,9 +18,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
-BOT_USER = {"id": 100000, "is_bot": True, "first_name": "YabotTest", "username": "yabot_test_bot"}
+from tests.support.waiting import DEFAULT_CEILING, scaled
+
+# The id is the numeric part of the tests' token (tests/bot/conftest.BOT_TOKEN), as Telegram's is.
+BOT_USER = {"id": 123456, "is_bot": True, "first_name": "YabotTest", "username": "yabot_test_bot"}
 LONG_POLL_CAP = 0.5  # seconds a getUpdates waits at most, whatever the bot asks
-HOLD_LIMIT = 30.0  # seconds a held call waits for its release at most (a test that forgot)
+HOLD_LIMIT = scaled(DEFAULT_CEILING)  # a held call's wait for its release (a test that forgot)
 
 
 class _Server(ThreadingHTTPServer):
@@ -62,11 +65,13 @@ class FakeTelegram:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self._updates: list[dict[str, Any]] = []
-        self._update_ids = itertools.count(1)
+        self._next_update_id = 1
+        self._confirmed_below = 0  # the highest offset getUpdates was asked with
         self._message_ids = itertools.count(1)
         self._changed = threading.Condition()
         self._faults: list[_Fault] = []
         self._blocked: set[int] = set()
+        self.refunded: set[str] = set()  # charge ids refundStarPayment was called for
         self.refused = 0  # calls answered with an injected error
         self.in_progress = 0  # calls received and not yet answered
         self._delays: dict[str, float] = {}
@@ -78,7 +83,7 @@ class FakeTelegram:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> FakeTelegram:
         self._thread.start()
@@ -94,12 +99,23 @@ class FakeTelegram:
     # -- what tests do -------------------------------------------------------------------
 
     def push_update(self, update: dict[str, Any]) -> int:
-        """Queue an update for getUpdates; returns its update_id."""
+        """Queue an update for getUpdates; returns its update_id: the update's own if it has
+        an integer one (later updates are numbered after it), else the next number."""
         with self._changed:
-            update_id = next(self._update_ids)
-            self._updates.append({"update_id": update_id, **update})
+            given = update.get("update_id")
+            if isinstance(given, int) and given >= self._next_update_id:
+                update_id = given
+            else:
+                update_id = self._next_update_id
+            self._next_update_id = update_id + 1
+            self._updates.append({**update, "update_id": update_id})
             self._changed.notify_all()
         return update_id
+
+    def confirmed(self, update_id: int) -> bool:
+        """Whether the bot confirmed ``update_id`` (asked getUpdates with a higher offset)."""
+        with self._changed:
+            return self._confirmed_below > update_id
 
     def push_message(self, user_id: int, text: str, language_code: str = "en") -> int:
         sender = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}",
@@ -160,8 +176,10 @@ class FakeTelegram:
             return [c for c in self.calls if c.method == method and (
                 chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)]
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-        deadline = time.monotonic() + timeout
+    def wait_for(self, predicate: Callable[[], bool], ceiling: float = DEFAULT_CEILING) -> bool:
+        """Block until ``predicate`` (checked under the fake's lock, after each change)
+        holds: True; False after ``scaled(ceiling)`` s."""
+        deadline = time.monotonic() + scaled(ceiling)
         with self._changed:
             while not predicate():
                 remaining = deadline - time.monotonic()
@@ -217,8 +235,28 @@ class FakeTelegram:
     def _result(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if method == "getMe":
             return 200, {"ok": True, "result": BOT_USER}
-        if method in ("deleteWebhook", "setWebhook", "answerCallbackQuery", "setMyCommands"):
+        if method in ("deleteWebhook", "setWebhook", "answerCallbackQuery", "setMyCommands",
+                      "answerPreCheckoutQuery"):
             return 200, {"ok": True, "result": True}
+        if method == "refundStarPayment":
+            charge = str(params.get("telegram_payment_charge_id"))
+            with self._changed:
+                refunded_before = charge in self.refunded
+                self.refunded.add(charge)
+            if refunded_before:
+                return 400, {"ok": False, "error_code": 400,
+                             "description": "Bad Request: CHARGE_ALREADY_REFUNDED"}
+            return 200, {"ok": True, "result": True}
+        if method == "sendInvoice":
+            chat_id = int(params.get("chat_id", 0))
+            return 200, {"ok": True, "result": {
+                "message_id": next(self._message_ids), "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"}, "from": BOT_USER,
+                "invoice": {"title": params.get("title", ""),
+                            "description": params.get("description", ""),
+                            "start_parameter": "", "currency": params.get("currency", ""),
+                            "total_amount": int(params["prices"][0]["amount"])},
+            }}
         if method in ("sendMessage", "editMessageText"):
             chat_id = int(params.get("chat_id", 0))
             return 200, {"ok": True, "result": {
@@ -233,10 +271,12 @@ class FakeTelegram:
         wait = min(float(params.get("timeout") or 0), LONG_POLL_CAP)
         deadline = time.monotonic() + wait
         with self._changed:
+            self._confirmed_below = max(self._confirmed_below, offset)
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            self._changed.notify_all()
             while not self._updates and time.monotonic() < deadline:
                 self._changed.wait(deadline - time.monotonic())
-            return list(self._updates)
+            return list(self._updates[:int(params.get("limit") or 100)])
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self

@@ -22,7 +22,7 @@ Two projection bugs are patched on `mongomock.collection.Collection` as well:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import mongomock
@@ -47,8 +47,8 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    original_create = Database.create_collection
-    original_command = Database.command
+    original_create: Callable[..., Any] = Database.create_collection
+    original_command: Callable[..., Any] = Database.command
 
     def create_collection(self: Any, name: str, **kwargs: Any) -> Any:
         if name in self.list_collection_names():
@@ -77,17 +77,18 @@ def install() -> None:
         _options(self).pop(name, None)
         original_drop(self, name_or_collection, session)
 
-    original_drop = Database.drop_collection
-    Database.create_collection = create_collection
-    Database.command = command
-    Database.list_collections = list_collections
-    Database.drop_collection = drop_collection
+    original_drop: Callable[..., Any] = Database.drop_collection
+    # Patched on the class (setattr: mypy rightly refuses method assignment), once.
+    setattr(Database, "create_collection", create_collection)  # noqa: B010
+    setattr(Database, "command", command)  # noqa: B010
+    setattr(Database, "list_collections", list_collections)  # noqa: B010
+    setattr(Database, "drop_collection", drop_collection)  # noqa: B010
     _install_projection_fixes()
 
 
 def _install_projection_fixes() -> None:
-    original_copy_only_fields = Collection._copy_only_fields
-    original_find_one_and_update = Collection.find_one_and_update
+    original_copy_only_fields: Callable[..., Any] = Collection._copy_only_fields
+    original_find_one_and_update: Callable[..., Any] = Collection.find_one_and_update
 
     def copy_only_fields(self: Any, doc: Any, fields: Any, container: Any) -> Any:
         own = dict(fields) if isinstance(fields, dict) else fields
@@ -100,8 +101,8 @@ def _install_projection_fixes() -> None:
             return found
         return self._copy_only_fields(found, projection, dict)
 
-    Collection._copy_only_fields = copy_only_fields
-    Collection.find_one_and_update = find_one_and_update
+    setattr(Collection, "_copy_only_fields", copy_only_fields)  # noqa: B010
+    setattr(Collection, "find_one_and_update", find_one_and_update)  # noqa: B010
 
 
 def client() -> Any:

@@ -10,19 +10,32 @@ bus needs in production for "nothing lost" to hold.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.support.processes import free_port
+from tests.support.waiting import ASK, START_CEILING, STOP_CEILING, scaled
 
-START_TIMEOUT = 10.0
+#: The shared local Redis for tests that need one (`local_redis` gives a key prefix on it).
+REDIS_TEST_URL = os.environ.get("REDIS_TEST_URL", "redis://127.0.0.1:6379/0")
+
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
+
+
+def stream_entries(client: redis.Redis, stream: str) -> list[StreamEntry]:
+    """Every entry of ``stream`` (XRANGE - +), typed: the client here answers bytes."""
+    return cast(list[StreamEntry], client.xrange(stream))
+
+
 MISSING = (
     "no redis-server binary on PATH: install one (apt-get install redis-server) to run the "
     "tests that kill and restart Redis"
@@ -69,24 +82,37 @@ class RedisServer:
         """SIGKILL, as a crash would: no shutdown save, clients see the connection drop."""
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGKILL)
-            self._process.wait(START_TIMEOUT)
+            self._process.wait(scaled(STOP_CEILING))
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets and answers nothing — a hung Redis, not a
+        dead one (connections are not refused, calls wait for their deadline)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause`."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
+            self.resume()  # a stopped process would not act on SIGTERM
+        if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(START_TIMEOUT)
+                self._process.wait(scaled(STOP_CEILING))
             except subprocess.TimeoutExpired:
                 self._process.kill()
-                self._process.wait(START_TIMEOUT)
+                self._process.wait(scaled(STOP_CEILING))
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_timeout=2, retry=no_retry())
+        return redis.Redis.from_url(self.url, socket_timeout=ASK, retry=no_retry())
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + scaled(START_CEILING)
         probe = redis.Redis(
-            host="127.0.0.1", port=self.port, socket_timeout=0.5, retry=no_retry()
+            host="127.0.0.1", port=self.port, socket_timeout=scaled(2), retry=no_retry()
         )
         try:
             while time.monotonic() < deadline:
@@ -103,7 +129,7 @@ class RedisServer:
                 time.sleep(0.02)
         finally:
             probe.close()
-        raise RuntimeError(f"redis-server did not answer in {START_TIMEOUT}s:\n{self.log()}")
+        raise RuntimeError(f"redis-server did not answer:\n{self.log()}")
 
     def log(self) -> str:
         return self._log.read_text(errors="replace") if self._log.exists() else "(no log)"

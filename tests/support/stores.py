@@ -1,5 +1,6 @@
-"""Store backends for tests: SQL engines on a real SQLite file or the test PostgreSQL, and
-MongoDB databases on mongomock or a real server (``MONGODB_TEST_URI``)."""
+"""Store backends for tests: SQL engines on a real SQLite file or the test PostgreSQL,
+MongoDB databases on mongomock or a real server (``MONGODB_TEST_URI``), and whole `Stores`
+on them for service, coordinator and session tests."""
 
 from __future__ import annotations
 
@@ -16,7 +17,18 @@ from pymongo.database import Database
 from sqlalchemy import Engine
 
 from tests.support import mongomock_gaps
+from yabot.domain.users import TelegramIdentity
+from yabot.services.users import UserService
 from yabot.stores.engine import make_engine
+from yabot.stores.handles import RelationalRepositories, Stores
+from yabot.stores.mongo import ensure_indexes, mongo_documents
+from yabot.stores.sql import (
+    SqlSubscriptions,
+    SqlUserProfiles,
+    append_outbox,
+    sql_documents,
+    sql_guard,
+)
 from yabot.stores.tables import metadata
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -66,3 +78,31 @@ def mongo_database(kind: str) -> Iterator[Database[Document]]:
     finally:
         client.drop_database(db.name)
         client.close()
+
+
+@contextmanager
+def stores_on(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    """Relational repositories on SQLite (a file), documents on ``backend``: ``sqlite``
+    (the embedded `sql` backend, same file) or ``mongomock``."""
+    with sql_engine("sqlite", request, tmp_path) as engine:
+        stores = Stores()
+        guard = sql_guard()
+        stores.attach_relational(RelationalRepositories(
+            engine, SqlUserProfiles(engine, guard), SqlSubscriptions(engine, guard), guard
+        ))
+        if backend == "sqlite":
+            stores.attach_documents(sql_documents(engine, guard))
+            yield stores
+            return
+        with mongo_database(backend) as db:
+            ensure_indexes(db)
+            stores.attach_documents(mongo_documents(
+                db, outbox=lambda records: append_outbox(engine, records)))
+            yield stores
+
+
+def create(stores: Stores, user_id: int, besitos: int = 0) -> None:
+    """A user in both stores, with ``besitos`` credited under a setup key."""
+    UserService(stores).create_user(TelegramIdentity(user_id=user_id, first_name=f"u{user_id}"))
+    if besitos:
+        stores.documents.ledger.credit(user_id, besitos, f"setup-{user_id}", "setup")

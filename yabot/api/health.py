@@ -37,6 +37,8 @@ class Readiness:
         status = overall(results)
         resp.content_type = HEALTH_JSON
         resp.status = falcon.HTTP_503 if status is HealthStatus.FAIL else falcon.HTTP_200
+        if status is HealthStatus.FAIL:
+            resp.set_header("Retry-After", "1")
         resp.media = {
             "status": status.value,
             "checks": {result.name: [_check(result, now)] for result in results},

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import falcon
 import structlog
 
-from actors import ActorDead, AskTimeout, Overloaded
+from actors import ActorDead, AskTimeout, Overloaded, Parked, Quarantined
 from yabot import errors
 
 log = structlog.get_logger("yabot.api")
@@ -31,6 +32,8 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], str, str], ...] = (
     (AskTimeout, falcon.HTTP_504, "Gateway Timeout"),
     (ActorDead, falcon.HTTP_503, "Service Unavailable"),
     (Overloaded, falcon.HTTP_503, "Service Unavailable"),
+    (Quarantined, falcon.HTTP_503, "Service Unavailable"),
+    (Parked, falcon.HTTP_503, "Service Unavailable"),
 )
 
 
@@ -51,8 +54,7 @@ def to_http_error(error: Exception) -> Problem:
         if isinstance(error, error_type):
             if isinstance(error, errors.YabotError):
                 return Problem(status, title, error.code, str(error), _headers(error))
-            return Problem(status, title, _actor_code(error), None, {"Retry-After": "1"}
-                           if isinstance(error, Overloaded | ActorDead) else None)
+            return Problem(status, title, _actor_code(error), None, _actor_headers(error))
     return Problem(falcon.HTTP_500, "Internal Server Error", "internal", None)
 
 
@@ -62,6 +64,14 @@ def _headers(error: errors.YabotError) -> dict[str, str] | None:
     if isinstance(error, errors.Unauthorized):
         return {"WWW-Authenticate": 'Bearer realm="yabot"'}
     if isinstance(error, errors.Unavailable):
+        return {"Retry-After": "1"}
+    return None
+
+
+def _actor_headers(error: Exception) -> dict[str, str] | None:
+    if isinstance(error, Quarantined):  # this user's session is refused for a while
+        return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    if isinstance(error, Overloaded | ActorDead):
         return {"Retry-After": "1"}
     return None
 

@@ -1,8 +1,11 @@
 """Rate limit per token subject, with the `limits` package (fixed windows).
 
 Counts live in memory (one count per process) or, when ``REDIS_URL`` is set, in Redis (one
-count across every process of the deployment). When Redis does not answer the request is let
-through and the failure logged: an outage of the counter must not take the API down with it.
+count across every process of the deployment). Redis is asked with a short deadline
+(``RATE_LIMIT_REDIS_TIMEOUT``) behind a circuit breaker (`FailOpenCounts`): when it fails or
+is slow, this process counts on its own for ``RATE_LIMIT_REDIS_RETRY_AFTER`` seconds — the
+limit then holds per process instead of across them — and one request then tries Redis again.
+A slow or dead counter costs a request at most one deadline, once per breaker period.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from yabot.errors import RateLimited
+from yabot.logs import throttled
 from yabot.settings import Settings
 
 log = structlog.get_logger("yabot.api")
@@ -88,16 +94,107 @@ class WindowCounts(Storage):
         self._purge_at = max(1024, 2 * len(self._counts))
 
 
+class FailOpenCounts(Storage):
+    """Counts in ``shared`` (Redis) while it answers, in ``local`` while its breaker is open.
+
+    Any error from ``shared`` (a timeout included) opens the breaker for ``retry_after``
+    seconds: meanwhile every count goes to ``local`` at once, without touching the network.
+    After that, exactly one caller (a flag claimed under a lock that is never held across the
+    call) tries ``shared`` again; the others keep counting locally until it answers.
+    """
+
+    STORAGE_SCHEME = ["yabot-fail-open"]
+
+    def __init__(self, shared: Storage, local: Storage, retry_after: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.shared = shared
+        self.local = local
+        self._retry_after = retry_after
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+        self._probing = False
+        self.failures = 0
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ()
+
+    @property
+    def breaker_open(self) -> bool:
+        return self._clock() < self._open_until
+
+    def _counter(self) -> tuple[Storage, bool]:
+        """Which storage to ask now, and whether this caller is the breaker's probe."""
+        if self._open_until == 0.0:
+            return self.shared, False
+        with self._lock:
+            if self._clock() < self._open_until or self._probing:
+                return self.local, False
+            self._probing = True
+            return self.shared, True
+
+    def _call(self, method: str, *args: Any) -> Any:
+        storage, probe = self._counter()
+        if storage is self.local:
+            return getattr(storage, method)(*args)
+        try:
+            result = getattr(storage, method)(*args)
+        except Exception as exc:
+            with self._lock:
+                self._open_until = self._clock() + self._retry_after
+                self._probing = False
+                self.failures += 1
+            throttled(log, "rate limit counted in this process: redis failed",
+                      error=repr(getattr(exc, "storage_error", exc)),
+                      retry_in_s=self._retry_after)
+            return getattr(self.local, method)(*args)
+        if probe:
+            with self._lock:
+                self._open_until = 0.0
+                self._probing = False
+            log.info("rate limit counted in redis again")
+        return result
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        counted: int = self._call("incr", key, expiry, amount)
+        return counted
+
+    def get(self, key: str) -> int:
+        count: int = self._call("get", key)
+        return count
+
+    def get_expiry(self, key: str) -> float:
+        expiry: float = self._call("get_expiry", key)
+        return expiry
+
+    def check(self) -> bool:
+        return not self.breaker_open
+
+    def reset(self) -> int | None:
+        return self.local.reset()
+
+    def clear(self, key: str) -> None:
+        self.local.clear(key)
+        if not self.breaker_open:
+            self.shared.clear(key)
+
+
 def rate_limit_storage(settings: Settings) -> Storage:
-    """Redis when ``REDIS_URL`` is set (keys under ``RATE_LIMIT_KEY_PREFIX``), else this
-    process's `WindowCounts`."""
+    """Redis behind `FailOpenCounts` when ``REDIS_URL`` is set (keys under
+    ``RATE_LIMIT_KEY_PREFIX``), else this process's `WindowCounts`."""
     if settings.redis.url is not None:
-        storage = storage_from_string(
+        timeout = settings.rate_limit.redis_timeout
+        shared = storage_from_string(
             settings.redis.url.get_secret_value(), key_prefix=settings.rate_limit.key_prefix,
-            wrap_exceptions=True, socket_timeout=0.5, socket_connect_timeout=0.5,
+            wrap_exceptions=True, socket_timeout=timeout, socket_connect_timeout=timeout,
+            # redis-py 8 would retry 10 times by default; limits passes every option through
+            # to `redis.from_url` but annotates them as scalars.
+            retry=Retry(NoBackoff(), 0),  # type: ignore[arg-type]
         )
-        assert isinstance(storage, Storage)
-        return storage
+        assert isinstance(shared, Storage)
+        return FailOpenCounts(shared, WindowCounts(), settings.rate_limit.redis_retry_after)
     return WindowCounts()
 
 
@@ -122,5 +219,5 @@ class RateLimit:
                     reset_at = self._limiter.get_window_stats(item, "sub", subject).reset_time
                     raise RateLimited(max(1, math.ceil(reset_at - time.time())))
         except StorageError as exc:
-            log.warning("rate limit not checked: storage unavailable",
-                        error_type=type(exc.storage_error).__name__)
+            throttled(log, "rate limit not checked: storage unavailable",
+                      error_type=type(exc.storage_error).__name__)

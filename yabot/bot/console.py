@@ -21,6 +21,7 @@ from aiogram.methods import (
     AnswerCallbackQuery,
     EditMessageText,
     GetMe,
+    SendInvoice,
     SendMessage,
     TelegramMethod,
 )
@@ -68,6 +69,12 @@ class ConsoleSession(BaseSession):
             result = True
         elif isinstance(method, GetMe):
             result = CONSOLE_BOT
+        elif isinstance(method, SendInvoice):  # Stars are paid in Telegram, not here
+            stars = sum(price.amount for price in method.prices)
+            self._show("notice", f"invoice: {method.title} — {stars} {method.currency}", None, 0)
+            result = {"message_id": next(self._message_ids), "date": int(time.time()),
+                      "chat": {"id": int(method.chat_id or 0), "type": "private"},
+                      "from": CONSOLE_BOT}
         else:
             result = True
         return cast(T, method.__returning__.model_validate(result, context={"bot": bot})

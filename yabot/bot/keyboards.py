@@ -2,6 +2,10 @@
 
 Telegram limits callback data to 64 bytes; aiogram refuses to pack more (ValueError). Story
 and item ids are short slugs, so the packed forms stay well inside the limit.
+
+The fields carry the domain's constraints (`Sku`, `FragmentId`, `ChoiceId`): button data that
+does not fit them (``b:-5``, ``c:../x``) matches no button's filter and reaches the fallback,
+which answers "that button no longer works", never a handler.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from yabot.bot.texts import text
+from yabot.domain.items import Sku
+from yabot.domain.narrative import ChoiceId, FragmentId
+from yabot.domain.payments import OfferId
 from yabot.domain.users import Language
 
-MenuTarget = Literal["story", "wallet", "shop", "vip", "help"]
-MENU_TARGETS: tuple[MenuTarget, ...] = ("story", "wallet", "shop", "vip", "help")
+MenuTarget = Literal["story", "wallet", "shop", "vip", "help", "settings"]
 
 
 class MenuAction(CallbackData, prefix="m"):
@@ -28,14 +34,33 @@ class MenuAction(CallbackData, prefix="m"):
 class StoryChoice(CallbackData, prefix="c"):
     """A choice button, tied to the fragment it was shown for (so an old button is stale)."""
 
-    fragment: str
-    choice: str
+    fragment: FragmentId
+    choice: ChoiceId
+
+
+class StoryRestart(CallbackData, prefix="r"):
+    """"Start again" under an ending (tied to it, so an old button is stale)."""
+
+    fragment: FragmentId
+
+
+class SettingsChange(CallbackData, prefix="s"):
+    """A button of the /settings screen: one preference set to one value."""
+
+    language: Language | None = None
+    notifications: Literal["on", "off"] | None = None
 
 
 class ShopPurchase(CallbackData, prefix="b"):
     """A "buy" button in the shop."""
 
-    sku: str
+    sku: Sku
+
+
+class VipPurchase(CallbackData, prefix="v"):
+    """A "become VIP" button: opens the Stars invoice for one offer."""
+
+    offer: OfferId
 
 
 def markup(rows: Sequence[Sequence[tuple[str, CallbackData]]]) -> InlineKeyboardMarkup:
@@ -52,5 +77,6 @@ def main_menu(language: Language) -> InlineKeyboardMarkup:
         [(text("menu_wallet", language), MenuAction(target="wallet")),
          (text("menu_shop", language), MenuAction(target="shop"))],
         [(text("menu_vip", language), MenuAction(target="vip")),
-         (text("menu_help", language), MenuAction(target="help"))],
+         (text("menu_settings", language), MenuAction(target="settings"))],
+        [(text("menu_help", language), MenuAction(target="help"))],
     ])

@@ -6,8 +6,16 @@ from dataclasses import dataclass
 
 from aiogram.types import InlineKeyboardMarkup
 
-from yabot.bot.keyboards import ShopPurchase, StoryChoice, main_menu, markup
-from yabot.bot.texts import text
+from yabot.bot.keyboards import (
+    SettingsChange,
+    ShopPurchase,
+    StoryChoice,
+    StoryRestart,
+    VipPurchase,
+    main_menu,
+    markup,
+)
+from yabot.bot.texts import besitos, reason, text
 from yabot.domain.users import Language
 from yabot.sessions.messages import (
     ChoiceView,
@@ -17,6 +25,7 @@ from yabot.sessions.messages import (
     Shop,
     SubscriptionView,
     UserState,
+    VipOffers,
     Wallet,
 )
 
@@ -30,7 +39,8 @@ class Reply:
 
 
 def menu(state: UserState, language: Language) -> Reply:
-    return Reply(text("menu", language, balance=state.document.besitos), main_menu(language))
+    return Reply(text("menu", language, besitos=besitos(state.document.besitos, language)),
+                 main_menu(language))
 
 
 def choice_label(choice: ChoiceView, language: Language) -> str:
@@ -45,8 +55,9 @@ def choice_label(choice: ChoiceView, language: Language) -> str:
 def fragment(view: FragmentView, language: Language) -> Reply:
     key = "fragment" if view.title else "fragment_untitled"
     body = text(key, language, title=view.title, text=view.text, balance=view.balance)
-    if view.ending or not view.choices:
-        return Reply(f"{body}\n\n{text('ending', language)}")
+    if view.ending or not view.choices:  # offer to begin again: the story never dead-ends
+        return Reply(f"{body}\n\n{text('ending', language)}", markup(
+            [[(text("restart", language), StoryRestart(fragment=view.fragment_id))]]))
     # Unavailable choices stay visible (locked): pressing one explains why (VIP gate …).
     rows = [[(choice_label(choice, language),
               StoryChoice(fragment=view.fragment_id, choice=choice.choice_id))]
@@ -55,13 +66,13 @@ def fragment(view: FragmentView, language: Language) -> Reply:
 
 
 def wallet(view: Wallet, language: Language) -> Reply:
-    lines = [text("wallet", language, balance=view.balance)]
+    lines = [text("wallet", language, besitos=besitos(view.balance, language))]
     if view.entries:
         lines.append(text("wallet_recent", language))
         lines += [
             text("wallet_entry", language, sign="+" if entry.amount >= 0 else "-",
                  amount=abs(entry.amount), balance_after=entry.balance_after,
-                 reason=entry.reason)
+                 reason=reason(entry.reason, language))
             for entry in view.entries
         ]
     else:
@@ -71,10 +82,10 @@ def wallet(view: Wallet, language: Language) -> Reply:
 
 def shop(view: Shop, language: Language) -> Reply:
     if not view.items:
-        return Reply(text("shop", language, balance=view.balance) + "\n"
+        return Reply(text("shop", language, besitos=besitos(view.balance, language)) + "\n"
                      + text("shop_empty", language))
     owned = set(view.inventory)
-    lines = [text("shop", language, balance=view.balance)]
+    lines = [text("shop", language, besitos=besitos(view.balance, language))]
     rows = []
     for item in view.items:
         lines.append(text(
@@ -83,14 +94,15 @@ def shop(view: Shop, language: Language) -> Reply:
             owned=text("shop_item_owned", language) if item.sku in owned else "",
             description=item.description,
         ).rstrip())
-        rows.append([(text("shop_buy", language, name=item.name, price=item.price_besitos),
+        rows.append([(text("shop_buy", language, name=item.name),
                       ShopPurchase(sku=item.sku))])
     return Reply("\n\n".join(lines), markup(rows))
 
 
 def purchase(view: Purchase, language: Language) -> Reply:
     key = "purchased" if view.applied else "purchase_repeated"
-    return Reply(text(key, language, name=view.item.name, balance=view.balance))
+    return Reply(text(key, language, name=view.item.name,
+                      besitos=besitos(view.balance, language)))
 
 
 def subscription(view: SubscriptionView, language: Language) -> Reply:
@@ -102,8 +114,43 @@ def subscription(view: SubscriptionView, language: Language) -> Reply:
     return Reply(text("vip_none", language))
 
 
+def vip(view: VipOffers, language: Language) -> Reply:
+    """The user's plan, and a button per Stars offer (each opens an invoice)."""
+    status = subscription(view.subscription, language)
+    if not view.offers:
+        return status
+    rows = [[(text("vip_offer", language, title=offer.title, stars=offer.stars),
+              VipPurchase(offer=offer.offer_id))] for offer in view.offers]
+    return Reply(f"{status.text}\n\n{text('vip_offers', language)}", markup(rows))
+
+
 def reaction_reward(view: ReactionReward, language: Language) -> Reply | None:
     """Nothing to say when nothing was awarded (daily cap, or a second reaction)."""
     if view.awarded <= 0:
         return None
-    return Reply(text("reaction_reward", language, awarded=view.awarded, balance=view.balance))
+    return Reply(text("reaction_reward", language, awarded=besitos(view.awarded, language),
+                      balance=view.balance))
+
+
+def settings(state: UserState, language: Language) -> Reply:
+    """The /settings screen: the current choices, a button for each other one."""
+    preferences = state.preferences
+
+    def label(key: str, chosen: bool) -> str:
+        return text("chosen", language, label=text(key, language)) if chosen else text(
+            key, language)
+
+    body = text("settings", language, lang=text(f"language_{preferences.language}",
+                                                     language),
+                notifications=text("settings_on" if preferences.notifications
+                                   else "settings_off", language))
+    return Reply(body, markup([
+        [(label("language_en", preferences.language == "en"),
+          SettingsChange(language="en")),
+         (label("language_es", preferences.language == "es"),
+          SettingsChange(language="es"))],
+        [(label("settings_notify_on", preferences.notifications),
+          SettingsChange(notifications="on")),
+         (label("settings_notify_off", not preferences.notifications),
+          SettingsChange(notifications="off"))],
+    ]))

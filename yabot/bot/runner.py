@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
+import json
 import threading
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -29,21 +29,23 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
-from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from aiogram.types.update import UpdateTypeLookupError
-from pydantic import ValidationError
 
 from actors import KeyedActors
-from yabot.bot.context import LanguageCache
+from yabot.bot.accepted import Accepted
+from yabot.bot.audience import Audience
+from yabot.bot.counters import telegram_counters
+from yabot.bot.decoding import RawGetUpdates, decode_batch, decode_update, update_id_of
 from yabot.bot.flood import RetryAfter
+from yabot.bot.handle import LanguageCache
 from yabot.bot.lanes import Lanes
 from yabot.bot.middleware import ActionFlag, UpdateContext
 from yabot.bot.routers import all_routers
 from yabot.errors import InvalidInput
-from yabot.events.backoff import Backoff
 from yabot.intake import Delivery, Intake, IntakeEntry, IntakeReader, partition_of
 from yabot.settings import Settings
+from yabot.stores.retry import RetryPolicy
 
 log = structlog.get_logger("yabot.bot")
 
@@ -56,9 +58,10 @@ Seen = Callable[[int, int], Awaitable[bool]]
 #: Update kinds the bot handles; `setWebhook`/`getUpdates` ask Telegram for exactly these
 #: (``message_reaction`` is only sent when listed, and only to chat administrators).
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "message_reaction",
-                   "my_chat_member"]
+                   "my_chat_member", "pre_checkout_query"]
 
 START_TIMEOUT = 10.0
+GET_UPDATES_LIMIT = 100  # the most getUpdates returns at once
 
 
 def build_dispatcher(
@@ -70,10 +73,13 @@ def build_dispatcher(
     dispatcher.update.outer_middleware(
         UpdateContext(sessions, settings.actors.ask_timeout, languages)
     )
+    audience = Audience()
+    dispatcher.message.outer_middleware(audience)
+    dispatcher.callback_query.outer_middleware(audience)
     for observer in (dispatcher.message, dispatcher.callback_query,
                      dispatcher.message_reaction, dispatcher.my_chat_member):
         observer.middleware(ActionFlag())
-    for router in all_routers():
+    for router in all_routers(settings.bot.bot_operators):
         dispatcher.include_router(router)
     return dispatcher
 
@@ -95,32 +101,6 @@ def lane_key(update: Update) -> int | None:
     if context.user is not None:
         return context.user.id
     return context.chat.id if context.chat is not None else None
-
-
-class Accepted(enum.Enum):
-    QUEUED = "queued"  # stored in the intake: it will be handled
-    IGNORED = "ignored"  # a valid update of a kind the bot does not handle
-    BUSY = "busy"  # too many updates pending
-    STOPPED = "stopped"  # the runner is not running
-    UNSTORED = "unstored"  # the intake could not store it
-
-
-def _handled_kind(update: Update) -> bool:
-    """Whether the bot handles updates of this kind (others are logged and dropped)."""
-    try:
-        kind = update.event_type
-    except UpdateTypeLookupError:
-        log.info("update of an unknown kind ignored", update_id=update.update_id)
-        return False
-    if kind not in ALLOWED_UPDATES:
-        log.info("update kind not handled", update_id=update.update_id, kind=kind)
-        return False
-    return True
-
-
-def _raw(update: Update) -> str:
-    """The update's JSON as the intake stores it (for updates that came without raw text)."""
-    return update.model_dump_json(exclude_none=True)
 
 
 class BotRunner:
@@ -159,8 +139,10 @@ class BotRunner:
         self._lanes: Lanes[Delivery] | None = None
         self._pending = 0
         self._pending_lock = threading.Lock()
-        self._backoff = Backoff(settings.bot.bot_retry_initial_delay,
-                                settings.bot.bot_retry_max_delay)
+        #: Set whenever an update is done: polling waits on it while the queue is full.
+        self._room: asyncio.Event | None = None
+        self._backoff = RetryPolicy(base_delay=settings.bot.bot_retry_initial_delay,
+                                    max_delay=settings.bot.bot_retry_max_delay)
         #: Set once Telegram acknowledged setWebhook / deleteWebhook (for tests and health).
         self.connected = threading.Event()
 
@@ -182,20 +164,18 @@ class BotRunner:
 
     # -- webhook hand-off (called on HTTP threads) -----------------------------------------
 
-    def parse(self, data: object) -> Update:
-        """The update in ``data`` (decoded JSON); `InvalidInput` when it is not one."""
-        if not isinstance(data, dict):
-            raise InvalidInput("an update is a JSON object")
-        try:
-            return Update.model_validate(data, context={"bot": self.bot})
-        except ValidationError as exc:
-            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
-            raise InvalidInput(f"not a valid update ({fields})") from None
+    def parse(self, data: object) -> Update | None:
+        """The update in ``data`` (decoded JSON); None for an update aiogram's models refuse
+        (logged and counted: Telegram would only send it again); `InvalidInput` for something
+        that is not an update at all (not an object, no integer ``update_id``)."""
+        if not isinstance(data, dict) or update_id_of(data) is None:
+            raise InvalidInput("an update is a JSON object with an integer update_id")
+        return decode_update(data, self.bot)
 
     def accept(self, update: Update, raw: str | None = None) -> Accepted:
         """Store ``update`` (``raw``: its JSON as received) in the intake; QUEUED means it is
         stored durably and will be handled, without waiting for that."""
-        if not _handled_kind(update):
+        if not handled_kind(update):
             return Accepted.IGNORED
         loop, lanes = self._loop, self._lanes
         if loop is None or lanes is None or loop.is_closed() or self._is_stopping():
@@ -223,6 +203,12 @@ class BotRunner:
         """The durable log this runner appends updates to."""
         return self._intake
 
+    @property
+    def pending(self) -> int:
+        """Updates taken (webhook or polling) and not yet handled."""
+        with self._pending_lock:
+            return self._pending
+
     def _is_stopping(self) -> bool:
         return self._stopping is not None and self._stopping.is_set()
 
@@ -230,6 +216,10 @@ class BotRunner:
         with self._pending_lock:
             # Entries resumed after a restart were not counted by this process's `accept`.
             self._pending = max(0, self._pending - 1)
+        loop, room = self._loop, self._room
+        if loop is not None and room is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(room.set)
 
     # -- the loop thread -------------------------------------------------------------------
 
@@ -244,6 +234,7 @@ class BotRunner:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        self._room = asyncio.Event()
         self._lanes = Lanes(self._handle, self._settings.bot.bot_max_concurrent_updates)
         loop, lanes = self._loop, self._lanes
         scale = self._settings.scale
@@ -291,20 +282,32 @@ class BotRunner:
             return
         self._busy[partition] = self._busy.get(partition, 0) + 1
         try:
-            update = Update.model_validate_json(delivery.entry.body, context={"bot": self.bot})
+            update = self._decoded(delivery)
+            if update is None:
+                return
             if await self._handled_before(update):
                 self.redeliveries_skipped += 1
                 log.info("redelivered update skipped: handled before",
                          update_id=update.update_id)
                 return
             await self._dispatcher.feed_update(self.bot, update)
-        except ValidationError:
-            # Stored by an older version, or tampered with: it can never be handled.
-            log.error("intake entry is not an update; dropped", entry_id=delivery.entry_id)
         finally:
             self._busy[partition] -= 1
             reader.done(delivery)
             self._done()
+
+    def _decoded(self, delivery: Delivery) -> Update | None:
+        """The entry's update; None (logged) for one that can never be handled: stored by an
+        older version or tampered with (not JSON), or one aiogram's models refuse."""
+        try:
+            raw = json.loads(delivery.entry.body)
+        except (ValueError, RecursionError):
+            raw = None
+        if not isinstance(raw, dict) or update_id_of(raw) is None:
+            log.error("intake entry is not an update; dropped", entry_id=delivery.entry_id)
+            telegram_counters.incr("unparseable")
+            return None
+        return decode_update(raw, self.bot)
 
     def busy(self, partition: int) -> int:
         """Entries of ``partition`` being handled right now (any thread may ask)."""
@@ -333,7 +336,7 @@ class BotRunner:
                 raise
             except Exception as exc:
                 attempt += 1
-                delay = max(self._backoff.base / 2, self._backoff.delay(attempt))
+                delay = max(self._backoff.base_delay / 2, self._backoff.delay(attempt))
                 log.warning("telegram unreachable; retrying", call=what, attempt=attempt,
                             retry_in=round(delay, 2), error=type(exc).__name__,
                             detail=str(exc)[:200])
@@ -352,9 +355,11 @@ class BotRunner:
         self.connected.set()
         log.info("telegram webhook registered", url=str(url))
 
-    def _get_updates_call(self, offset: int | None) -> Callable[[], Awaitable[list[Update]]]:
+    def _get_updates_call(self, offset: int | None, limit: int
+                          ) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
         timeout = self._settings.bot.bot_polling_timeout
-        request = GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES)
+        request = RawGetUpdates(offset=offset, limit=limit, timeout=timeout,
+                                allowed_updates=ALLOWED_UPDATES)
         return lambda: self.bot(request, request_timeout=int(self.bot.session.timeout + timeout))
 
     async def _poll(self) -> None:
@@ -364,11 +369,66 @@ class BotRunner:
         log.info("telegram polling started")
         offset: int | None = None
         while True:
-            updates = await self._retrying("getUpdates", self._get_updates_call(offset))
-            entries = [self._entry(update, None) for update in updates
-                       if _handled_kind(update)]
+            room = await self._room_for_updates()
+            raws = await self._retrying("getUpdates", self._get_updates_call(offset, room))
+            # Decoded one by one: an update aiogram's models refuse is skipped, and the
+            # offset still moves past it (or polling would fetch it again forever).
+            updates, next_offset = decode_batch(raws, self.bot)
+            entries = self._polled_entries(raws, updates)
             # Stored before the next getUpdates confirms them to Telegram (the offset).
             await self._retrying("intake append", partial(asyncio.to_thread,
                                                           self._intake.append, entries))
-            if updates:
-                offset = updates[-1].update_id + 1
+            offset = next_offset if next_offset is not None else offset
+
+    async def _room_for_updates(self) -> int:
+        """How many updates to fetch next (at most 100, Telegram's limit); waits while
+        ``BOT_MAX_PENDING_UPDATES`` are pending, as the webhook answers 503 then."""
+        room = self._room
+        assert room is not None
+        while True:
+            room.clear()
+            with self._pending_lock:
+                free = self._settings.bot.bot_max_pending_updates - self._pending
+            if free > 0:
+                return min(free, GET_UPDATES_LIMIT)
+            await room.wait()
+
+    def _polled_entries(self, raws: list[dict[str, Any]], updates: list[Update]
+                        ) -> list[IntakeEntry]:
+        """The intake entries of the polled updates the bot handles (each stored as Telegram
+        sent it), counted as pending when this process handles them itself: the next
+        `getUpdates` waits for room as the webhook answers 503."""
+        sent = {update_id_of(raw): raw for raw in raws}
+        entries: list[IntakeEntry] = []
+        for update in updates:
+            if not handled_kind(update):
+                continue
+            entry = self._entry(update, json.dumps(sent[update.update_id]))
+            entries.append(entry)
+            if self._owns(entry.partition):
+                with self._pending_lock:
+                    self._pending += 1
+        return entries
+
+
+def _raw(update: Update) -> str:
+    """The update's JSON as the intake stores it (for updates that came without raw text)."""
+    return update.model_dump_json(exclude_none=True)
+
+
+def handled_kind(update: Update) -> bool:
+    """Whether ``update`` is of a kind the bot handles; the others are logged and counted
+    (a kind aiogram does not know at warning, a known one not asked for at info)."""
+    try:
+        kind = update.event_type
+    except UpdateTypeLookupError:
+        extra = update.model_extra or {}
+        log.warning("update of an unknown kind skipped", update_id=update.update_id,
+                    kind=next(iter(extra), "?")[:64])
+        telegram_counters.incr("unknown_kind")
+        return False
+    if kind not in ALLOWED_UPDATES:  # Telegram sends only these, unless a setting is stale
+        log.info("update kind not handled", update_id=update.update_id, kind=kind)
+        telegram_counters.incr("not_handled")
+        return False
+    return True

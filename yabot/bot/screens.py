@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from yabot.bot import render
-from yabot.bot.context import UserHandle
+from yabot.bot.handle import UserHandle
 from yabot.bot.render import Reply
 from yabot.bot.texts import text
 from yabot.errors import VipRequired
-from yabot.sessions.messages import GetShop, GetState, GetSubscription, GetWallet, ShowFragment
+from yabot.sessions.messages import GetShop, GetState, GetVipOffers, GetWallet, ShowFragment
 
 
 async def menu(user: UserHandle) -> Reply:
@@ -35,8 +35,13 @@ async def shop(user: UserHandle) -> Reply:
 
 
 async def vip(user: UserHandle) -> Reply:
-    view = await user.ask(GetSubscription())
-    return render.subscription(view, await user.language())
+    view = await user.ask(GetVipOffers())
+    return render.vip(view, await user.language())
+
+
+async def settings(user: UserHandle) -> Reply:
+    state = await user.ask(GetState())
+    return render.settings(state, state.preferences.language)
 
 
 async def help_(user: UserHandle) -> Reply:

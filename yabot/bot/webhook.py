@@ -3,34 +3,44 @@
 Order of checks: the body's framing and size, by the API's `BodyLimits` like every route
 (chunked without a length → 411; over ``BOT_WEBHOOK_MAX_BODY`` → 413, never read; not JSON
 → 415), then the secret header (constant-time compare; wrong or missing → 401), then JSON
-(→ 400) and the update's shape (→ 400). A valid update is appended to its partition's
-intake (`yabot.intake`) and answered 200 once the intake has stored it durably — never
-before, since Telegram does not resend an update it got a 2xx for; the reply to the user goes
-out through the Bot API when the update's partition owner has handled it.
+(→ 400, also for nesting too deep to decode) and the update's shape (no integer
+``update_id`` → 400). A valid update is appended to its partition's intake (`yabot.intake`)
+and answered 200 once the intake has stored it durably — never before, since Telegram does
+not resend an update it got a 2xx for; the reply to the user goes out through the Bot API
+when the update's partition owner has handled it.
 
 Status choices, knowing that Telegram retries any update it could not deliver with a 2xx: an
-update of a kind the bot does not handle is answered 200 (retrying it could never help);
-a full queue, a stopping bot or an intake that cannot store the update answers 503 with
-``Retry-After`` (retrying later will work).
+update of a kind the bot does not handle, or one aiogram's models refuse (a field from a newer
+or older Bot API), is answered 200, logged once at warning and counted (retrying it could never
+help); a full queue, a stopping bot or an intake that cannot store the update answers 503
+with ``Retry-After`` (retrying later will work).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 import falcon
 import structlog
 
 from yabot.api.openapi import Operations, problem_response
-from yabot.bot.runner import Accepted, BotRunner
+from yabot.bot.accepted import Accepted
 from yabot.errors import InvalidInput, Unauthorized, Unavailable
 
 log = structlog.get_logger("yabot.bot")
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
+
+
+class UpdateIntake(Protocol):
+    """What the route hands updates to: the `BotRunner` (or `BotStart` while it starts)."""
+
+    def parse(self, data: object) -> Any: ...
+
+    def accept(self, update: Any, raw: str | None = None) -> Accepted: ...
 
 
 class TelegramWebhook:
@@ -52,12 +62,13 @@ class TelegramWebhook:
             "description": "A Telegram Update object (https://core.telegram.org/bots/api#update)",
         }}}},
         "responses": {
-            "200": {"description": "Accepted, or of a kind the bot does not handle (both "
-                                   "final: Telegram does not retry)",
+            "200": {"description": "Accepted, or of a kind the bot does not handle, or an "
+                                   "update that cannot be modelled (all final: Telegram "
+                                   "does not retry)",
                     "content": {"application/json": {"schema": {
                         "type": "object", "required": ["ok"],
                         "properties": {"ok": {"const": True}}}}}},
-            "400": problem_response(400, "The body is not JSON or not an update"),
+            "400": problem_response(400, "The body is not JSON or has no integer update_id"),
             "401": problem_response(401, "The secret header is missing or wrong"),
             "411": problem_response(411),
             "413": problem_response(413, "The body is larger than BOT_WEBHOOK_MAX_BODY"),
@@ -68,7 +79,7 @@ class TelegramWebhook:
         },
     }}
 
-    def __init__(self, runner: BotRunner, secret: str, max_body: int) -> None:
+    def __init__(self, runner: UpdateIntake, secret: str, max_body: int) -> None:
         self._runner = runner
         self._secret = secret.encode()
         self.max_body_bytes = max_body  # `yabot.api.bodies.BodyLimits` enforces it (411, 413)
@@ -84,9 +95,12 @@ class TelegramWebhook:
         try:
             raw = body.decode()
             data = json.loads(raw)
-        except ValueError:  # also UnicodeDecodeError
-            raise InvalidInput("the body is not JSON") from None
+        except (ValueError, RecursionError):  # also UnicodeDecodeError; nesting too deep
+            raise InvalidInput("the body is not JSON this server can read") from None
         update = self._runner.parse(data)
+        if update is None:  # an update aiogram's models refuse: logged, counted, final
+            resp.media = {"ok": True}
+            return
         outcome = self._runner.accept(update, raw)
         if outcome in (Accepted.BUSY, Accepted.STOPPED, Accepted.UNSTORED):
             log.warning("webhook update refused", update_id=update.update_id,

@@ -32,7 +32,7 @@ from yabot.api.problems import Problem, to_http_error
 from yabot.errors import Unavailable
 from yabot.logs import bind_correlation_id
 from yabot.sessions import messages
-from yabot.sessions.session import Credited, Gifted
+from yabot.sessions.messages import Credited, Gifted
 
 log = structlog.get_logger("yabot.cluster")
 

@@ -4,6 +4,8 @@ gate)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -15,9 +17,20 @@ from yabot.coordinator.messages import (
     ProcessUserInteraction,
     ValidateVipAccess,
 )
+from yabot.domain.users import utcnow
+from yabot.events.drafts import Drafts
+from yabot.periodic import PeriodicThread
 from yabot.stores.handles import Stores
 
 log = structlog.get_logger("yabot.coordinator")
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How often the recovery pass runs, and how old a pending transfer must be (seconds)."""
+
+    interval: float
+    after: float
 
 
 class Coordinator(Actor):
@@ -30,16 +43,42 @@ class Coordinator(Actor):
     (`BesitosService`). It keeps no state across messages, so a restart loses nothing.
 
     ``on_start`` (e.g. loading the seed story into an empty store) runs in `pre_start`.
+    Then, and every ``recovery.interval`` seconds on a thread of its own, a recovery pass
+    finishes the transfers, gifts and purchases a crash left half done (pending for longer
+    than ``recovery.after``) and wakes ``relay`` for their events.
     """
 
-    def __init__(self, stores: Stores, on_start: Callable[[], None] | None = None) -> None:
+    def __init__(self, stores: Stores, on_start: Callable[[], None] | None = None,
+                 drafts: Drafts | None = None, recovery: Recovery | None = None,
+                 relay: Callable[[], None] | None = None) -> None:
         super().__init__()
         self._on_start = on_start
-        self._workflows = InlineCoordination(stores)
+        self._workflows = InlineCoordination(stores, drafts)
+        self._recovery = recovery
+        self._relay = relay
+        self._recovering: PeriodicThread | None = None
 
     def pre_start(self) -> None:
         if self._on_start is not None:
             self._on_start()
+        if self._recovery is not None:
+            self._recovering = PeriodicThread("transfer-recovery", self._recovery.interval,
+                                              self.recover).start()
+            self._recovering.wake()
+
+    def post_stop(self) -> None:
+        if self._recovering is not None:
+            self._recovering.stop()
+
+    def recover(self) -> int:
+        """One recovery pass (thread-safe; the workflows hold no state)."""
+        after = self._recovery.after if self._recovery is not None else 0.0
+        finished = self._workflows.recover(utcnow() - timedelta(seconds=after))
+        if finished:
+            log.warning("recovered interrupted transfers", count=finished)
+            if self._relay is not None:
+                self._relay()
+        return finished
 
     def handle(self, message: Any) -> Any:
         match message:

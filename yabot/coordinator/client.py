@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import pykka
@@ -16,6 +17,7 @@ from yabot.coordinator.messages import (
     VipAccess,
 )
 from yabot.errors import Unavailable, UserNotFound
+from yabot.events.drafts import Drafts
 from yabot.services.besitos import BesitosService, TransactionOutcome
 from yabot.services.shop import ShopService
 from yabot.services.subscriptions import SubscriptionService
@@ -62,11 +64,11 @@ class InlineCoordination:
     """The same workflows run in the caller's thread: for sessions tested without the tree
     and for command-line tools."""
 
-    def __init__(self, stores: Stores) -> None:
+    def __init__(self, stores: Stores, drafts: Drafts | None = None) -> None:
         self._stores = stores
-        self._besitos = BesitosService(stores)
+        self._besitos = BesitosService(stores, drafts)
         self._subscriptions = SubscriptionService(stores)
-        self._shop = ShopService(stores)
+        self._shop = ShopService(stores, drafts)
 
     def validate_vip_access(self, user_id: int) -> VipAccess:
         view = self._subscriptions.check_subscription_status(user_id)
@@ -77,6 +79,13 @@ class InlineCoordination:
             request.user_id, request.kind, request.amount, request.idempotency_key,
             request.to_user_id, request.reason,
         )
+
+    def recover(self, older_than: datetime, limit: int = 100) -> int:
+        """Finish transfers, gifts and purchases a crash left half done before
+        ``older_than`` (`BesitosService.recover`, `ShopService.recover`); how many."""
+        self._stores.documents.users.flush_parked(limit)
+        return (self._besitos.recover(older_than, limit)
+                + self._shop.recover(older_than, limit))
 
     def process_user_interaction(self, request: ProcessUserInteraction
                                  ) -> InteractionOutcome:

@@ -7,6 +7,7 @@ Users import from here::
 
 from yabot.events.bus import EventBus, Events
 from yabot.events.counters import EventCounters, event_counters
+from yabot.events.groups import ConsumerGroup, Handler, Handlers
 from yabot.events.models import (
     BaseEvent,
     BesitosTransferred,
@@ -19,13 +20,14 @@ from yabot.events.models import (
     parse_event,
 )
 from yabot.events.ordering import OrderingBuffer
-from yabot.events.processor import EventProcessor, Handler, Handlers, StreamConsumer
-from yabot.events.publisher import Outcome, StreamPublisher
+from yabot.events.processor import EventProcessor, StreamConsumer
+from yabot.events.relay import OutboxRelay, OutboxSink
 from yabot.events.supervisor import events_supervisor
 
 __all__ = [
     "BaseEvent",
     "BesitosTransferred",
+    "ConsumerGroup",
     "Event",
     "EventBus",
     "EventCounters",
@@ -35,10 +37,10 @@ __all__ = [
     "Handler",
     "Handlers",
     "OrderingBuffer",
-    "Outcome",
+    "OutboxRelay",
+    "OutboxSink",
     "ReactionDetected",
     "StreamConsumer",
-    "StreamPublisher",
     "SubscriptionChanged",
     "UpdateReceived",
     "UserInteraction",

@@ -21,6 +21,8 @@ class _Line(Generic[T]):
 
     expected: int
     last_seen: float
+    #: The latest producer time of any item offered on this line.
+    latest_at: float
     held: dict[int, list[T]] = field(default_factory=dict)
     gap_since: float | None = None
 
@@ -35,8 +37,13 @@ class OrderingBuffer(Generic[T]):
     - ``seq > expected`` is held. If the line then makes no progress for ``gap_timeout``
       seconds (timed from when it last moved), `expire` reports the gap (log +
       ``ordering_gaps`` counter), moves on to the lowest held seq and releases what follows.
-    - ``seq == 1`` below ``expected`` means the user's session started counting again (its
-      actor restarted): held items are released, then this one, and the line restarts.
+    - ``seq == 1`` below ``expected``, produced *after* everything the line has seen (``at``,
+      the producer's timestamp, is later), means the user's session started counting again
+      (its actor restarted): held items are released, then this one, and the line restarts.
+      A ``seq == 1`` produced earlier than something already seen is not a restart but the
+      user's first event arriving late (its line started at the second): it is released
+      as late and the line keeps its place, so nothing after it waits on a gap that does
+      not exist.
     - Any other ``seq < expected`` is late (its gap was skipped, or it is a redelivery) and
       is released at once; consumers deduplicate by event id. Counted as ``ordering_late``.
 
@@ -62,13 +69,16 @@ class OrderingBuffer(Generic[T]):
     def held(self) -> int:
         return sum(len(items) for line in self._lines.values() for items in line.held.values())
 
-    def offer(self, user_id: int, seq: int, item: T) -> list[T]:
-        """Take ``item``; return the items released now, in the order to handle them."""
+    def offer(self, user_id: int, seq: int, item: T, at: float) -> list[T]:
+        """Take ``item``, produced at ``at`` (the producer's clock, e.g. the event's
+        ``occurred_at`` as a timestamp); return the items released now, in handling order."""
         now = self._clock()
         line = self._lines.get(user_id)
         if line is None:
-            line = self._lines[user_id] = _Line(expected=seq, last_seen=now)
+            line = self._lines[user_id] = _Line(expected=seq, last_seen=now, latest_at=at)
         line.last_seen = now
+        produced_after_all_seen = at > line.latest_at
+        line.latest_at = max(line.latest_at, at)
         if seq == line.expected:
             released = [item]
             line.expected += 1
@@ -80,7 +90,7 @@ class OrderingBuffer(Generic[T]):
             if line.gap_since is None:
                 line.gap_since = now
             return []
-        if seq == 1:
+        if seq == 1 and produced_after_all_seen:
             log.info("sequence restarted", user_id=user_id, after=line.expected - 1)
             self._counters.incr("ordering_restarts")
             released = [held for s in sorted(line.held) for held in line.held[s]]

@@ -1,4 +1,8 @@
-"""The durable outbox: events that could not reach Redis yet, in publish order."""
+"""The ``event_outbox`` table as the relay reads it: every event, in the order it was stored.
+
+Rows are written by the stores with the change they describe (`yabot.stores.outbox`), read
+oldest first by the relay, and removed once delivered.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, func, select
 
-from yabot.stores.sql import insert_if_absent
+from yabot.stores.outbox import OutboxRecord
+from yabot.stores.sql import append_outbox, insert_if_absent
 from yabot.stores.tables import event_outbox
 
 
@@ -36,6 +41,10 @@ class SqlOutbox:
                 "event_id": event_id, "stream": stream, "body": body,
                 "created_at": datetime.now(UTC),
             })
+
+    def append_records(self, records: Sequence[OutboxRecord]) -> None:
+        """Append ``records`` in one transaction (skipping ids already there)."""
+        append_outbox(self._engine(), records)
 
     def oldest(self, limit: int) -> list[OutboxEntry]:
         query = select(

@@ -11,32 +11,28 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 import structlog
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Engine, insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from actors import Actor, ActorDead, Message, tell
 from yabot.errors import InvalidEvent, StoreUnavailable
-from yabot.events.backoff import Backoff
 from yabot.events.counters import EventCounters, event_counters
-from yabot.events.models import BaseEvent, Event, parse_event
+from yabot.events.groups import ConsumerGroup, Handler, HandlerFailed, Handlers, handle_once
+from yabot.events.models import Event, parse_event
 from yabot.events.ordering import OrderingBuffer
 from yabot.events.publisher import TRANSIENT, connect_redis
 from yabot.settings import EventSettings, Settings
 from yabot.stores.handles import Stores
-from yabot.stores.sql import insert_if_absent
-from yabot.stores.tables import dead_letters, processed_events
+from yabot.stores.retry import RetryPolicy
+from yabot.stores.tables import dead_letters
 
 log = structlog.get_logger("yabot.events.processor")
-
-#: A handler gets the event and the open transaction that records it as processed: effects
-#: written on ``conn`` commit together with that record, or not at all.
-Handler = Callable[[Any, Connection], None]
 
 MAX_ERROR_TEXT = 4000
 DEAD_LETTER_SUFFIX = ":dead"
@@ -44,20 +40,7 @@ DEAD_LETTER_SUFFIX = ":dead"
 #: Infrastructure failures: the event is left pending and read again, never dead-lettered.
 INFRASTRUCTURE = (*TRANSIENT, SQLAlchemyError, StoreUnavailable)
 
-
-class Handlers:
-    """Handlers by event class; several per class run in registration order, in one
-    transaction. Register before the processor starts."""
-
-    def __init__(self) -> None:
-        self._by_type: dict[str, list[Handler]] = {}
-
-    def on(self, event_class: type[BaseEvent], handler: Handler) -> None:
-        event_type = event_class.model_fields["type"].default
-        self._by_type.setdefault(event_type, []).append(handler)
-
-    def for_event(self, event: BaseEvent) -> list[Handler]:
-        return self._by_type.get(str(getattr(event, "type", "")), [])
+__all__ = ["ConsumerGroup", "EventProcessor", "Handler", "Handlers", "StreamConsumer"]
 
 
 def default_consumer_name() -> str:
@@ -91,6 +74,7 @@ class StreamConsumer:
         settings: EventSettings,
         *,
         consumer: str | None = None,
+        group: str | None = None,
         counters: EventCounters = event_counters,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -100,10 +84,13 @@ class StreamConsumer:
         self._handlers = handlers
         self._settings = settings
         self.consumer = consumer or settings.consumer_name or default_consumer_name()
+        #: The consumer group read as (``EVENTS_CONSUMER_GROUP`` unless given).
+        self.group = group or settings.consumer_group
         self._counters = counters
         self._clock = clock
         self._sleep = sleep
-        self._backoff = Backoff(settings.retry_base_delay, settings.retry_max_delay)
+        self._backoff = RetryPolicy(base_delay=settings.retry_base_delay,
+                                    max_delay=settings.retry_max_delay)
         self._buffer: OrderingBuffer[tuple[Event, bytes]] = OrderingBuffer(
             settings.ordering_gap_timeout, clock, counters=counters
         )
@@ -165,16 +152,16 @@ class StreamConsumer:
         ``processed_events`` turns them into duplicates: nothing runs twice."""
         acks, self._acks = self._acks, []
         if acks:
-            self._client.xack(self.stream, self._settings.consumer_group, *acks)
+            self._client.xack(self.stream, self.group, *acks)
 
     def ensure_group(self) -> None:
         """Create the group at the stream's start (``0``): a new group handles what the bus
         published before it existed; ``processed_events`` skips what was handled already."""
         try:
-            self._client.xgroup_create(self.stream, self._settings.consumer_group, id="0",
+            self._client.xgroup_create(self.stream, self.group, id="0",
                                        mkstream=True)
             log.info("consumer group created", stream=self.stream,
-                     group=self._settings.consumer_group)
+                     group=self.group)
         except redis.exceptions.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -185,7 +172,7 @@ class StreamConsumer:
         reply: Any  # RESP2: [[stream, [(id, fields), ...]]], or [] when nothing arrived
         try:
             reply = self._client.xreadgroup(
-                self._settings.consumer_group, self.consumer,
+                self.group, self.consumer,
                 {self.stream: cursor if cursor is not None else ">"},
                 count=self._settings.read_count,
                 block=None if cursor is not None else self._settings.read_block_ms,
@@ -206,7 +193,7 @@ class StreamConsumer:
 
     def _claim(self) -> None:
         reply: Any = self._client.xautoclaim(
-            self.stream, self._settings.consumer_group, self.consumer,
+            self.stream, self.group, self.consumer,
             min_idle_time=int(self._settings.claim_min_idle * 1000),
             start_id=self._claim_cursor, count=self._settings.read_count,
         )
@@ -236,7 +223,9 @@ class StreamConsumer:
             self._dead_letter(message_id, raw_id[:36], _text(body, fields), exc, attempts=0)
             self._counters.incr("unparseable")
             return
-        for ready, ready_id in self._buffer.offer(event.user_id, event.seq, (event, message_id)):
+        released = self._buffer.offer(event.user_id, event.seq, (event, message_id),
+                                      event.occurred_at.timestamp())
+        for ready, ready_id in released:
             self._process(ready, ready_id)
 
     def _process(self, event: Event, message_id: bytes) -> None:
@@ -245,7 +234,7 @@ class StreamConsumer:
             attempts += 1
             try:
                 handled = self._handle(event)
-            except _HandlerFailed as failed:
+            except HandlerFailed as failed:
                 exc = failed.error
                 if attempts <= self._settings.handler_retries:
                     self._counters.incr("handler_retries")
@@ -262,26 +251,13 @@ class StreamConsumer:
 
     def _handle(self, event: Event) -> bool:
         """Run the handlers and record the event in one transaction; False if seen before."""
-        with self._engine().begin() as conn:
-            fresh = insert_if_absent(conn, processed_events, {
-                "consumer_group": self._settings.consumer_group,
-                "event_id": str(event.event_id),
-                "processed_at": datetime.now(UTC),
-            })
-            if not fresh:
-                return False
-            for handler in self._handlers.for_event(event):
-                try:
-                    handler(event, conn)
-                except Exception as exc:
-                    raise _HandlerFailed(exc) from exc
-        return True
+        return handle_once(self._engine(), self.group, self._handlers, event)
 
     def _dead_letter(
         self, message_id: bytes, event_id: str, body: str, error: Exception, attempts: int
     ) -> None:
         text = f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
-        group = self._settings.consumer_group
+        group = self.group
         with self._engine().begin() as conn:
             conn.execute(insert(dead_letters).values(
                 consumer_group=group, event_id=event_id, stream=self.stream, body=body,
@@ -298,14 +274,6 @@ class StreamConsumer:
         log.error("event dead-lettered", event_id=event_id, attempts=attempts, error=text)
 
 
-class _HandlerFailed(Exception):
-    """A handler raised (as opposed to the stores failing around it)."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(repr(error))
-        self.error = error
-
-
 def _text(body: bytes | None, fields: dict[bytes, bytes]) -> str:
     if body is not None:
         return body.decode(errors="replace")
@@ -320,55 +288,63 @@ class ConsumerCrashed(Message):
 
 
 class EventProcessor(Actor):
-    """Owns the consumer thread. Start never waits for Redis (the loop does); stop sets a flag
-    the loop sees within one ``read_block_ms`` and joins the thread. If the loop dies of an
-    unexpected error, the actor fails and its supervisor starts a fresh one. Without
-    ``REDIS_URL`` it runs idle."""
+    """Owns one consumer thread per consumer group (groups without handlers are not run).
+
+    Start never waits for Redis (the loops do); stop sets a flag the loops see within one
+    ``read_block_ms`` and joins the threads. If a loop dies of an unexpected error, the actor
+    fails and its supervisor starts a fresh one. Without ``REDIS_URL`` it runs idle: the
+    bus then delivers events from the SQL outbox to the same groups in-process.
+    """
 
     def __init__(
-        self, settings: Settings, stores: Stores, handlers: Handlers,
+        self, settings: Settings, stores: Stores, groups: Sequence[ConsumerGroup],
         counters: EventCounters = event_counters,
     ) -> None:
         super().__init__()
         self._settings = settings
         self._stores = stores
-        self._handlers = handlers
+        self._groups = [group for group in groups if group.handlers]
         self._counters = counters
         self._client: redis.Redis | None = None
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def pre_start(self) -> None:
         url = self._settings.redis.url
         if url is None:
-            log.info("event processor idle: REDIS_URL is unset")
+            log.info("event processor idle: REDIS_URL is unset (the bus delivers in-process)")
             return
         events = self._settings.events
         # The socket must outlive a blocking read.
         self._client = connect_redis(url.get_secret_value(), events,
                                      extra_timeout=events.read_block_ms / 1000)
         stores = self._stores
-        consumer = StreamConsumer(self._client, lambda: stores.relational.engine,
-                                  self._handlers, events, counters=self._counters)
         me = self.actor_ref
+        for group in self._groups:
+            consumer = StreamConsumer(self._client, lambda: stores.relational.engine,
+                                      group.handlers, events, group=group.name,
+                                      counters=self._counters)
 
-        def loop() -> None:
-            try:
-                consumer.run(self._stopping)
-            except Exception as exc:
-                log.exception("event consumer loop died")
-                if not self._stopping.is_set():
-                    with contextlib.suppress(ActorDead):
-                        tell(me, ConsumerCrashed(error=repr(exc)))
+            def loop(consumer: StreamConsumer = consumer) -> None:
+                try:
+                    consumer.run(self._stopping)
+                except Exception as exc:
+                    log.exception("event consumer loop died", group=consumer.group)
+                    if not self._stopping.is_set():
+                        with contextlib.suppress(ActorDead):
+                            tell(me, ConsumerCrashed(error=repr(exc)))
 
-        self._thread = threading.Thread(target=loop, name="event-consumer", daemon=True)
-        self._thread.start()
-        log.info("event processor started", consumer=consumer.consumer, stream=events.stream)
+            thread = threading.Thread(target=loop, name=f"event-consumer-{group.name}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+            log.info("event consumer started", consumer=consumer.consumer, group=group.name,
+                     stream=events.stream)
 
     def post_stop(self) -> None:
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(self._settings.events.read_block_ms / 1000 + 10)
+        for thread in self._threads:
+            thread.join(self._settings.events.read_block_ms / 1000 + 10)
         if self._client is not None:
             self._client.close()
 

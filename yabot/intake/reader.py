@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from yabot.events.backoff import Backoff
 from yabot.intake.entries import Delivery, Intake
+from yabot.stores.retry import RetryPolicy
 
 log = structlog.get_logger("yabot.intake")
 
@@ -62,7 +62,7 @@ class IntakeReader:
         self._acks: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._resumed: set[int] = set()
-        self._backoff = Backoff(0.05, 2.0)
+        self._backoff = RetryPolicy(base_delay=0.05, max_delay=2.0)
         self._threads = [
             threading.Thread(target=self._read_loop, name="intake-reader", daemon=True),
             threading.Thread(target=self._ack_loop, name="intake-acker", daemon=True),

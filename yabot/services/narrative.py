@@ -13,6 +13,9 @@ from yabot.domain.choices import Reader, ensure_may_read, select_choice, why_not
 from yabot.domain.narrative import Choice, Fragment
 from yabot.domain.users import UserChanges, UserDocument
 from yabot.errors import FragmentNotFound, InsufficientBesitos, StaleChoice
+from yabot.events import drafts as draft
+from yabot.events.drafts import Drafts
+from yabot.events.models import FragmentReached
 from yabot.services.besitos import BesitosService
 from yabot.sessions.messages import ChoiceView, FragmentView
 from yabot.stores.handles import Stores
@@ -47,10 +50,12 @@ class NarrativeService:
     key names both), so walking a loop of the story never farms besitos.
     """
 
-    def __init__(self, stores: Stores, start_fragment: str = "start") -> None:
+    def __init__(self, stores: Stores, start_fragment: str = "start",
+                 drafts: Drafts | None = None) -> None:
         self._stores = stores
         self.start_fragment = start_fragment
-        self._besitos = BesitosService(stores)
+        self._drafts = drafts or Drafts()
+        self._besitos = BesitosService(stores, self._drafts)
 
     def get_fragment(self, fragment_id: str) -> Fragment:
         fragment = self._stores.documents.fragments.get(fragment_id)
@@ -70,7 +75,10 @@ class NarrativeService:
         """Place a reader who has not begun at the story's start."""
         self.get_fragment(self.start_fragment)
         return self._stores.documents.users.update(
-            document.user_id, UserChanges(current_fragment=self.start_fragment)
+            document.user_id, UserChanges(current_fragment=self.start_fragment),
+            events=self._drafts.of(draft.event(FragmentReached, document.user_id,
+                                               fragment_id=self.start_fragment,
+                                               choice_id=None)),
         )
 
     @staticmethod
@@ -105,8 +113,12 @@ class NarrativeService:
         cost_key: str | None = None
         if choice.cost_besitos:
             cost_key = system_key(user_id, f"choice:{uuid.uuid4().hex}")
-            cost = ledger.debit(user_id, choice.cost_besitos, cost_key,
-                                CHOICE_COST, f"choice:{fragment_id}:{choice_id}"[:64])
+            cost = ledger.debit(
+                user_id, choice.cost_besitos, cost_key, CHOICE_COST,
+                f"choice:{fragment_id}:{choice_id}"[:64],
+                events=self._drafts.of(draft.besitos(user_id, -choice.cost_besitos, cost_key,
+                                                     CHOICE_COST)),
+            )
             if not cost.applied:
                 raise InsufficientBesitos(
                     f"choice {choice_id} costs {choice.cost_besitos} besitos, "
@@ -114,7 +126,10 @@ class NarrativeService:
                 )
         try:
             moved = self._stores.documents.users.update(
-                user_id, UserChanges(current_fragment=target.fragment_id)
+                user_id, UserChanges(current_fragment=target.fragment_id),
+                events=self._drafts.of(draft.event(FragmentReached, user_id,
+                                                   fragment_id=target.fragment_id,
+                                                   choice_id=choice_id)),
             )
         except Exception:
             if cost_key is not None:
@@ -126,7 +141,11 @@ class NarrativeService:
         reward_key: str | None = None
         if choice.reward_besitos:
             reward_key = system_key(user_id, f"reward:{fragment_id}:{choice_id}")
-            reward = ledger.credit(user_id, choice.reward_besitos, reward_key, CHOICE_REWARD)
+            reward = ledger.credit(
+                user_id, choice.reward_besitos, reward_key, CHOICE_REWARD,
+                events=self._drafts.of(draft.besitos(user_id, choice.reward_besitos,
+                                                     reward_key, CHOICE_REWARD)),
+            )
             balance = reward.balance
         return ChoiceOutcome(choice=choice, fragment=target, document=moved, balance=balance,
                              cost=cost, cost_key=cost_key, reward=reward, reward_key=reward_key)

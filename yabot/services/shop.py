@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
-from yabot.domain.besitos import BalanceChange, request_fingerprint, user_key
+import structlog
+
+from yabot.crashpoints import crash_point
+from yabot.domain.besitos import BalanceChange, derived_key, request_fingerprint, user_key
 from yabot.domain.items import Item
-from yabot.domain.users import UserDocument
+from yabot.domain.users import UserDocument, utcnow
 from yabot.errors import (
     IdempotencyConflict,
     InsufficientBesitos,
@@ -16,8 +20,13 @@ from yabot.errors import (
     UserNotFound,
     VipRequired,
 )
-from yabot.services.besitos import BesitosService
+from yabot.events import drafts as draft
+from yabot.events.drafts import Builder, Drafts
+from yabot.services.besitos import REFUND, BesitosService
 from yabot.stores.handles import Stores
+from yabot.stores.outbox import PendingTransfer
+
+log = structlog.get_logger("yabot.services.shop")
 
 PURCHASE = "purchase"
 GIFT = "gift"
@@ -33,13 +42,16 @@ class PurchaseOutcome:
 
 
 class ShopService:
-    """Plain class; a purchase is a debit under the caller's key, then the item into the
-    inventory (idempotent). If putting the item in fails, the debit is compensated. A replay
-    of a purchase whose item never arrived (a crash in between) puts it there."""
+    """Plain class; a purchase is a debit under the caller's key (recording the delivery as
+    pending, with the debit's events), then the item into the inventory (idempotent, with the
+    delivery's events, forgetting the pending delivery). If putting the item in fails, the
+    debit is compensated. A delivery a crash interrupted is made by `recover` (or by a
+    replay of the same key)."""
 
-    def __init__(self, stores: Stores) -> None:
+    def __init__(self, stores: Stores, drafts: Drafts | None = None) -> None:
         self._stores = stores
-        self._besitos = BesitosService(stores)
+        self._drafts = drafts or Drafts()
+        self._besitos = BesitosService(stores, self._drafts)
 
     def catalogue(self) -> list[Item]:
         return self._stores.documents.items.all()
@@ -96,16 +108,33 @@ class ShopService:
                 raise IdempotencyConflict(f"the {reason} under key {key!r} failed and was "
                                           "refunded; retry with a new key")
             if sku not in recipient.inventory:  # a crash between the two writes
-                recipient = documents.users.add_to_inventory(recipient.user_id, sku)
+                recipient = self._put(payer_id, recipient.user_id, sku, ledger_key)
+            else:
+                documents.ledger.settle(ledger_key)
             return PurchaseOutcome(item, False, recipient, ledger_key)
         if item.vip_only and not is_vip():
             raise VipRequired(f"item {sku} is for VIP members")
         if sku in recipient.inventory:
             return PurchaseOutcome(item, False, recipient)
+        gift = payer_id != recipient.user_id
+        payer_event = (draft.interaction(payer_id, "gift", sku=sku,
+                                         to_user_id=str(recipient.user_id)) if gift
+                       else draft.interaction(payer_id, "purchase", sku=sku))
         charge: BalanceChange | None = None
         if item.price_besitos:
-            charge = documents.ledger.debit(payer_id, item.price_besitos, ledger_key, reason,
-                                            request)
+            pending = PendingTransfer(
+                key=ledger_key, from_user_id=payer_id, to_user_id=recipient.user_id,
+                amount=item.price_besitos, credit_key=ledger_key, created_at=utcnow(),
+                sku=sku, request=request, reason=reason,
+            )
+            charge = documents.ledger.debit(
+                payer_id, item.price_besitos, ledger_key, reason, request, pending=pending,
+                events=self._drafts.of(
+                    draft.besitos(payer_id, -item.price_besitos, ledger_key,
+                                  "gift" if gift else "purchase"),
+                    payer_event,
+                ),
+            )
             if not charge.applied:
                 if documents.ledger.get(ledger_key) is not None:  # raced with itself
                     return self._deliver(payer_id, recipient, item, key, is_vip, request,
@@ -113,10 +142,48 @@ class ShopService:
                 raise InsufficientBesitos(
                     f"{item.name} costs {item.price_besitos} besitos, {charge.balance} available"
                 )
+            crash_point("transfer-debited")
+        elif gift:  # nothing to debit: the giver's event is recorded on its own
+            documents.users.record_events(payer_id, self._drafts.of(payer_event))
         try:
-            after = documents.users.add_to_inventory(recipient.user_id, sku)
+            after = self._put(payer_id, recipient.user_id, sku,
+                              ledger_key if charge is not None else None,
+                              first=None if charge is not None or gift else payer_event)
         except Exception:
             if charge is not None:
                 self._besitos.compensate(payer_id, item.price_besitos, ledger_key, request)
             raise
         return PurchaseOutcome(item, True, after, ledger_key, charge)
+
+    def _put(self, payer_id: int, recipient_id: int, sku: str, settles: str | None,
+             first: Builder | None = None) -> UserDocument:
+        """The item into the recipient's inventory with its events, settling the pending
+        delivery debited under ``settles``."""
+        received = (draft.interaction(recipient_id, "gift-received", sku=sku,
+                                      from_user_id=str(payer_id))
+                    if payer_id != recipient_id else None)
+        return self._stores.documents.users.add_to_inventory(
+            recipient_id, sku, events=self._drafts.of(first, received), settles=settles,
+        )
+
+    def recover(self, older_than: datetime, limit: int = 100) -> int:
+        """Deliver every item paid for before ``older_than`` whose delivery a crash left
+        pending (or refund the payer when the recipient is gone); returns how many."""
+        ledger = self._stores.documents.ledger
+        finished = 0
+        for pending in ledger.pending_transfers(older_than, limit):
+            if pending.sku is None:
+                continue
+            if ledger.get(derived_key(pending.key, REFUND)) is not None:
+                ledger.settle(pending.key)
+                finished += 1
+                continue
+            log.warning("finishing an interrupted delivery", key=pending.key,
+                        to_user_id=pending.to_user_id, sku=pending.sku)
+            try:
+                self._put(pending.from_user_id, pending.to_user_id, pending.sku, pending.key)
+            except UserNotFound:
+                self._besitos.compensate(pending.from_user_id, pending.amount, pending.key,
+                                         pending.request)
+            finished += 1
+        return finished

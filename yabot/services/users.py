@@ -12,6 +12,7 @@ from yabot.services.subscriptions import SubscriptionService, subscription_view
 from yabot.sessions.messages import Preferences, SubscriptionView, UserState
 from yabot.stores.context import UserContext, read_user_context
 from yabot.stores.handles import Stores
+from yabot.stores.outbox import EventDrafts, no_events
 
 log = structlog.get_logger("yabot.services.users")
 
@@ -84,14 +85,21 @@ class UserService:
         return _state(document, self.ensure_profile(document),
                       self._subscriptions.check_subscription_status(document.user_id))
 
-    def update_user_state(self, user_id: int, changes: UserChanges) -> UserDocument:
-        """Write ``changes`` to the user's document; `UserNotFound` if none."""
-        return self._stores.documents.users.update(user_id, changes)
+    def update_user_state(self, user_id: int, changes: UserChanges, *,
+                          events: EventDrafts = no_events) -> UserDocument:
+        """Write ``changes`` and their ``events`` to the user's document; `UserNotFound` if
+        none."""
+        return self._stores.documents.users.update(user_id, changes, events=events)
 
-    def set_preferences(self, user_id: int, preferences: Preferences) -> UserState:
+    def record_events(self, user_id: int, events: EventDrafts) -> UserDocument:
+        """Store ``events`` of a change that touched no document; `UserNotFound` if none."""
+        return self._stores.documents.users.record_events(user_id, events)
+
+    def set_preferences(self, user_id: int, preferences: Preferences, *,
+                        events: EventDrafts = no_events) -> UserState:
         document = self.update_user_state(user_id, UserChanges(
             language=preferences.language, notifications=preferences.notifications,
-        ))
+        ), events=events)
         return self.state_of(document)
 
 

@@ -138,9 +138,14 @@ class Welcome(Message):
 
 
 class Start(Ask[Welcome]):
-    """The user pressed /start: create them in both stores if new (both-or-neither)."""
+    """The user pressed /start: create them in both stores if new (both-or-neither).
+
+    With ``expires_at`` (seconds since the epoch) a session that takes the message later
+    does nothing and raises `TimedOut`: the asker gave up by then, and a first contact must
+    not take effect unanswered."""
 
     identity: TelegramIdentity
+    expires_at: float | None = None
 
 
 class GetState(Ask[UserState]):
@@ -168,6 +173,14 @@ class Choose(Ask[FragmentView]):
 
     fragment_id: FragmentId
     choice_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class RestartStory(Ask[FragmentView]):
+    """Begin the story again from the ending ``fragment_id`` (where the button was shown),
+    keeping besitos and items; answers with the start. Raises `StaleChoice` when the user is
+    no longer at that ending, `UserNotFound`."""
+
+    fragment_id: FragmentId
 
 
 class GetWallet(Ask[Wallet]):
@@ -243,6 +256,83 @@ class SeenUpdate(Ask[bool]):
     update_id: int
 
 
+# ---- VIP with Telegram Stars ------------------------------------------------------------
+
+
+class StarOfferView(Message):
+    """A VIP offer as the user sees it, in their language."""
+
+    offer_id: str
+    title: str
+    description: str
+    stars: int
+    days: int
+
+
+class VipOffers(Message):
+    subscription: SubscriptionView
+    offers: tuple[StarOfferView, ...]
+
+
+class Invoice(Message):
+    """What `sendInvoice` needs for one offer (currency ``XTR``, one price of ``stars``)."""
+
+    offer: StarOfferView
+    payload: str
+
+
+class CheckoutVerdict(Message):
+    """``reason`` is None when the checkout may go ahead (an error code otherwise)."""
+
+    reason: str | None = None
+
+
+class StarPaymentResult(Message):
+    """``applied`` is False when this charge id was settled (or refunded) before."""
+
+    charge_id: str
+    applied: bool
+    subscription: SubscriptionView
+
+
+class GetVipOffers(Ask[VipOffers]):
+    """The user's plan and the Stars offers. Raises `UserNotFound`."""
+
+
+class OpenInvoice(Ask[Invoice]):
+    """The invoice for ``offer_id``, made out to this user. Raises `UserNotFound`, `NotFound`."""
+
+    offer_id: Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class CheckStarCheckout(Ask[CheckoutVerdict]):
+    """Telegram's pre-checkout query: may this user pay ``total`` ``currency`` for the
+    invoice ``payload``? Changes nothing."""
+
+    payload: Annotated[str, Field(max_length=128)]
+    currency: Annotated[str, Field(max_length=8)]
+    total: int
+
+
+class SettleStarPayment(Ask[StarPaymentResult]):
+    """Telegram's ``successful_payment``: grant the VIP the invoice named, once per
+    ``charge_id`` (days added to the VIP left). Raises `UserNotFound`, `InvalidInput` (a
+    payment that matches no offer: an operator refunds it)."""
+
+    charge_id: Annotated[str, Field(min_length=1, max_length=256)]
+    payload: Annotated[str, Field(max_length=128)]
+    currency: Annotated[str, Field(max_length=8)]
+    total: int
+
+
+class RecordStarRefund(Ask[StarPaymentResult]):
+    """The payment ``charge_id`` was refunded (``refundStarPayment`` succeeded, or Telegram
+    reported ``refunded_payment``): its days are taken off the VIP, once. Raises
+    `UserNotFound`, `NotFound` (no such payment of this user)."""
+
+    charge_id: Annotated[str, Field(min_length=1, max_length=256)]
+
+
 # ---- tells --------------------------------------------------------------------------------
 
 
@@ -260,5 +350,22 @@ class RecordUpdate(Message):
 
 class Relinquish(Message):
     """Told when this process stopped owning the user's partition: the session drops every
-    cached thing (state, its block of event seqs, the handled-updates window), so whatever
-    reaches it later starts from the stores, as a fresh incarnation would. Never fails."""
+    cached thing (state, the handled-updates window), so whatever reaches it later starts
+    from the stores, as a fresh incarnation would. Never fails."""
+
+
+class Credited(Message):
+    """Told (never asked) to a user's session when another user's workflow credited them (the
+    credit and its event are stored by then): the session's cached state is stale."""
+
+    amount: int
+    balance_after: int
+    ledger_key: str
+    reason: str
+
+
+class Gifted(Message):
+    """Told to a user's session when another user gave them an item (stored, with its event)."""
+
+    sku: str
+    from_user_id: int

@@ -12,87 +12,83 @@ import structlog
 from actors import Actor, Message
 from yabot.coordinator.client import Coordination, InlineCoordination
 from yabot.coordinator.messages import ProcessTransaction, ProcessUserInteraction
+from yabot.domain.payments import StarOffer
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
-from yabot.domain.users import UserDocument
+from yabot.domain.users import Language, UserDocument
+from yabot.errors import StaleChoice, TimedOut, UserNotFound
+from yabot.events import drafts as draft
 from yabot.events.counters import event_counters
-from yabot.events.models import (
-    BaseEvent,
-    BesitosTransferred,
-    FragmentReached,
-    ReactionDetected,
-    SubscriptionChanged,
-    UpdateReceived,
-    UserInteraction,
-)
-from yabot.services.besitos import TransactionOutcome
-from yabot.services.narrative import CHOICE_COST, CHOICE_REWARD, NarrativeService
-from yabot.services.reactions import REACTION, ReactionService
-from yabot.services.shop import GIFT, PURCHASE, ShopService
+from yabot.events.drafts import Builder, Drafts
+from yabot.events.models import SubscriptionChanged, UpdateReceived
+from yabot.services.narrative import NarrativeService
+from yabot.services.payments import PaymentService, offer_texts
+from yabot.services.reactions import ReactionService
+from yabot.services.shop import ShopService
 from yabot.services.subscriptions import SubscriptionService
 from yabot.services.users import UserService, state_from_context
 from yabot.sessions.messages import (
     BuyItem,
     ChangeSubscription,
+    CheckoutVerdict,
+    CheckStarCheckout,
     Choose,
+    Credited,
     FragmentView,
     GetShop,
     GetState,
     GetSubscription,
+    GetVipOffers,
     GetWallet,
     Gift,
+    Gifted,
     GiftItem,
+    Invoice,
+    OpenInvoice,
     Purchase,
     React,
     ReactionReward,
+    RecordStarRefund,
     RecordUpdate,
     Relinquish,
+    RestartStory,
     SeenUpdate,
     SetPreferences,
+    SettleStarPayment,
     Shop,
     ShowFragment,
+    StarOfferView,
+    StarPaymentResult,
     Start,
     SubscriptionView,
     Transact,
     TransactionResult,
+    VipOffers,
     Wallet,
     Welcome,
 )
-from yabot.sessions.progress import EventSeqs, HandledUpdates
+from yabot.sessions.progress import HandledUpdates
 from yabot.stores.context import UserContext
 from yabot.stores.handles import Stores
+from yabot.stores.outbox import EventDrafts
 from yabot.stores.repositories import UserProgress
 
 log = structlog.get_logger("yabot.sessions")
 
-#: Where a session hands its events; `yabot.events.bus.Events.publish` in the runtime.
-Publish = Callable[[BaseEvent], object]
 #: How a session tells another user's session something (`KeyedActors.tell` in the runtime).
 Notify = Callable[[int, Message], None]
-
-
-def publish_nowhere(event: BaseEvent) -> None:
-    """The default for sessions built without an event bus (tests, tools)."""
 
 
 def notify_nobody(user_id: int, message: Message) -> None:
     """The default for sessions built without the registry of sessions."""
 
 
-class Credited(Message):
-    """Told (never asked) to a user's session when another user's workflow credited them,
-    so that the credited user's event gets that user's next ``seq``."""
-
-    amount: int
-    balance_after: int
-    ledger_key: str
-    reason: str
+def relay_later() -> None:
+    """The default for sessions built without a relay: the outbox keeps the events."""
 
 
-class Gifted(Message):
-    """Told to a user's session when another user gave them an item."""
-
-    sku: str
-    from_user_id: int
+def forget_nobody(user_id: int) -> object:
+    """The default for sessions built without the registry of sessions."""
+    return None
 
 
 @dataclass
@@ -105,13 +101,24 @@ class SessionServices:
     shop: ShopService
     reactions: ReactionService
     subscriptions: SubscriptionService
+    #: VIP with Telegram Stars (offers from yabot/narrative/vip.toml).
+    payments: PaymentService
     #: The coordinator's workflows (transfers, the VIP gate): asked through the tree in the
     #: runtime, inline in tests.
     coordination: Coordination
+    #: Builds the events each change stores with it (the transactional outbox).
+    drafts: Drafts = field(default_factory=Drafts)
     #: One user's own earn/spend run in the session's thread: the store's conditional update
     #: makes them atomic, and no single actor becomes a queue for every user's wallet.
     own_wallet: InlineCoordination = field(init=False)
     notify: Notify = notify_nobody
+    #: Wakes the outbox relay after a message stored events (`Events.wake` in the runtime),
+    #: so they are published now rather than at the relay's next interval.
+    relay: Callable[[], None] = relay_later
+    #: Stops a user's session once its current message is done (`KeyedActors.passivate`):
+    #: a session whose user does not exist stops at once instead of holding its place
+    #: until the idle timeout (any token holder could otherwise fill the cap with made-up ids).
+    forget: Callable[[int], object] = forget_nobody
     #: How long a session may answer `GetState` from the context it last read (seconds; 0
     #: reads every time). It bounds how stale a change made behind the session's back (by
     #: another process on the same database) can look; the session's own changes, and the
@@ -121,66 +128,66 @@ class SessionServices:
     handled_updates_window: int = 256
 
     def __post_init__(self) -> None:
-        self.own_wallet = InlineCoordination(self.stores)
+        self.own_wallet = InlineCoordination(self.stores, self.drafts)
 
     @classmethod
     def build(cls, stores: Stores, *, start_fragment: str = "start", reaction_reward: int = 1,
               reaction_daily_cap: int = 10, coordination: Coordination | None = None,
-              notify: Notify = notify_nobody, state_max_age: float = 0.0,
+              notify: Notify = notify_nobody, relay: Callable[[], None] = relay_later,
+              forget: Callable[[int], object] = forget_nobody,
+              drafts: Drafts | None = None, state_max_age: float = 0.0,
+              offers: dict[str, StarOffer] | None = None,
               handled_updates_window: int = 256) -> SessionServices:
+        drafts = drafts or Drafts()
         return cls(
             stores=stores, users=UserService(stores),
-            narrative=NarrativeService(stores, start_fragment), shop=ShopService(stores),
-            reactions=ReactionService(stores, reaction_reward, reaction_daily_cap),
+            narrative=NarrativeService(stores, start_fragment, drafts),
+            shop=ShopService(stores, drafts),
+            reactions=ReactionService(stores, reaction_reward, reaction_daily_cap, drafts),
             subscriptions=SubscriptionService(stores),
-            coordination=coordination or InlineCoordination(stores), notify=notify,
-            state_max_age=state_max_age, handled_updates_window=handled_updates_window,
+            payments=PaymentService(stores, offers or {}),
+            coordination=coordination or InlineCoordination(stores, drafts), drafts=drafts,
+            notify=notify, relay=relay, forget=forget, state_max_age=state_max_age,
+            handled_updates_window=handled_updates_window,
         )
 
 
 #: Messages that only read the user's state: handling them keeps the context `GetState` serves.
 _READS_ONLY = (GetState, GetWallet, GetShop, RecordUpdate, SeenUpdate)
 # (`Relinquish` is not one of them: it drops the cached context too.)
+#: Messages that store nothing, so they leave the outbox relay alone.
+_STORE_NOTHING = (GetState, GetWallet, GetShop, SeenUpdate, Relinquish)
 
 
 class UserSession(Actor):
     """Handles every message for one user, one at a time, in arrival order.
 
     It holds no state a restart could lose: everything lives in the stores, read on demand.
-    That includes ``seq``, the number of the user's next event: reserved from the user's
-    stored progress in blocks (`EventSeqs`), so it keeps growing across incarnations,
-    restarts and processes — gap-free except after a crash or a lost partition, when the
-    unused rest of one block is skipped. Publishing never fails a request: an error is
-    logged and counted. The handled Telegram updates are remembered there too
-    (`SeenUpdate`, `RecordUpdate`).
+    Every change is stored with its events (the transactional outbox, `yabot.stores.outbox`),
+    whose ``seq`` the store takes from the user's record; the session then wakes the relay
+    that publishes them. A change is never stored without its events, and a request that
+    fails stored neither. Events of no change of their own (an update received) are recorded
+    on their own; recording them never fails a message (an error is logged and counted).
+    The ids of the user's handled Telegram updates are kept in the user's stored progress
+    (`SeenUpdate`, `RecordUpdate`), so a redelivered update is skipped in any process.
 
     `GetState`, the hottest read, is answered from the context the previous `GetState` read
     as long as the session has handled nothing but reads since and the context is younger
     than ``state_max_age``: every change to a user passes through this session (or is told to
     it, like `Credited`), so the context cannot have changed behind it within the process.
 
-    Every state change publishes its event after the change is stored. The first message of
-    an incarnation also repairs a user left half-created by a crash (a document without its
-    profile). The session asks the coordinator (never the other way round) and only tells
-    other sessions (`Credited`).
+    The first message of an incarnation also repairs a user left half-created by a crash (a
+    document without its profile). The session asks the coordinator (never the other way
+    round) and only tells other sessions (`Credited`, `Gifted`).
     """
 
-    # A daemon thread, because there are thousands of sessions: CPython's Thread.start scans
-    # every live non-daemon thread (threading._maintain_shutdown_locks), which measured 3.9 ms
-    # per start with 10,000 sessions alive against 0.5 ms for a daemon thread. The runtime
-    # stops every session before the process exits, so nothing relies on Python waiting.
-    use_daemon_thread = True
-
-    def __init__(self, user_id: int, users: UserService, publish: Publish = publish_nowhere,
-                 services: SessionServices | None = None) -> None:
+    def __init__(self, user_id: int, services: SessionServices) -> None:
         super().__init__()
         self.user_id = user_id
-        self._services = services or SessionServices.build(users.stores)
-        self._users = users
-        self._publish = publish
-        self._seqs = EventSeqs(user_id, self._progress)
+        self._services = services
+        self._users = services.users
         self._handled = HandledUpdates(user_id, self._progress,
-                                       self._services.handled_updates_window)
+                                       services.handled_updates_window)
         self._profile_checked = False
         self._context: UserContext | None = None
         self._context_read_at = 0.0
@@ -188,13 +195,20 @@ class UserSession(Actor):
     def _progress(self) -> UserProgress:
         return self._services.stores.documents.progress
 
-    def post_stop(self) -> None:
-        self._seqs.release()
-        super().post_stop()
-
     def handle(self, message: Any) -> Any:
         if not isinstance(message, _READS_ONLY):
             self._context = None  # it may change the user: the next GetState reads again
+        try:
+            return self._handle(message)
+        except UserNotFound as exc:
+            if exc.user_id == self.user_id:
+                self._services.forget(self.user_id)
+            raise
+        finally:
+            if not isinstance(message, _STORE_NOTHING):
+                self._services.relay()
+
+    def _handle(self, message: Any) -> Any:
         match message:
             case Start():
                 return self._start(message)
@@ -202,18 +216,19 @@ class UserSession(Actor):
                 return state_from_context(self._current_context())
             case SetPreferences(preferences=preferences):
                 self._document()
-                state = self._users.set_preferences(self.user_id, preferences)
-                self._emit(lambda seq: UserInteraction(
-                    user_id=self.user_id, seq=seq, action="preferences",
-                    details={"language": preferences.language,
-                             "notifications": str(preferences.notifications).lower()},
-                    correlation_id=_correlation_id(),
-                ))
-                return state
+                return self._users.set_preferences(
+                    self.user_id, preferences,
+                    events=self._drafts(draft.interaction(
+                        self.user_id, "preferences", language=preferences.language,
+                        notifications=str(preferences.notifications).lower(),
+                    )),
+                )
             case ShowFragment(fragment_id=fragment_id):
                 return self._show(fragment_id)
             case Choose(fragment_id=fragment_id, choice_id=choice_id):
                 return self._choose(fragment_id, choice_id)
+            case RestartStory(fragment_id=fragment_id):
+                return self._restart(fragment_id)
             case GetWallet(limit=limit):
                 document = self._document()
                 entries = self._services.stores.documents.ledger.entries(self.user_id, limit)
@@ -228,65 +243,97 @@ class UserSession(Actor):
             case Transact():
                 return self._transact(message)
             case React():
-                return self._react(message)
+                outcome = self._services.reactions.react(
+                    self.user_id, message.chat_id, message.message_id, message.reaction)
+                return ReactionReward(awarded=outcome.awarded, balance=outcome.balance)
             case GetSubscription():
                 return self._subscription()
             case ChangeSubscription():
                 return self._change_subscription(message)
             case GiftItem():
                 return self._gift(message)
-            case Gifted(sku=sku, from_user_id=giver):
-                self._emit(lambda seq: UserInteraction(
-                    user_id=self.user_id, seq=seq, action="gift-received",
-                    details={"sku": sku, "from_user_id": str(giver)},
-                    correlation_id=_correlation_id(),
-                ))
-                return None
-            case Credited():
-                self._emit(lambda seq: BesitosTransferred(
-                    user_id=self.user_id, seq=seq, amount=message.amount,
-                    balance_after=message.balance_after, ledger_key=message.ledger_key,
-                    reason=message.reason, correlation_id=_correlation_id(),
-                ))
-                return None
+            case Credited() | Gifted():
+                return None  # stored (with its event) by the workflow; our context is stale
             case RecordUpdate():
-                self._record_update(message)
+                self._handled.record(message.update_id)
+                self._record(
+                    draft.event(UpdateReceived, self.user_id, update_id=message.update_id,
+                                update_kind=message.update_kind),
+                    None if message.action is None else draft.interaction(
+                        self.user_id, message.action, **message.details),
+                )
                 return None
             case SeenUpdate(update_id=update_id):
                 return self._handled.seen(update_id)
             case Relinquish():
-                # Another process owns the user now: its seqs are not ours to give back.
-                self._seqs = EventSeqs(self.user_id, self._progress)
+                # Another process owns the user now: forget what this incarnation read.
                 self._handled = HandledUpdates(self.user_id, self._progress,
                                                self._services.handled_updates_window)
                 self._profile_checked = False
                 return None
+            case GetVipOffers() | OpenInvoice() | CheckStarCheckout():
+                return self._vip_offers(message)
+            case SettleStarPayment():
+                return self._settle_stars(message)
+            case RecordStarRefund():
+                return self._refund_stars(message)
         return super().handle(message)
 
-    def _record_update(self, message: RecordUpdate) -> None:
-        """The bot handled one update of this user (told, never asked; never fails)."""
-        self._handled.record(message.update_id)
-        self._emit(lambda seq: UpdateReceived(
-            user_id=self.user_id, seq=seq, update_id=message.update_id,
-            update_kind=message.update_kind, correlation_id=_correlation_id(),
-        ))
-        if message.action is not None:
-            action = message.action
-            self._emit(lambda seq: UserInteraction(
-                user_id=self.user_id, seq=seq, action=action, details=dict(message.details),
-                correlation_id=_correlation_id(),
-            ))
+    # -- VIP with Telegram Stars --------------------------------------------------------------
+
+    def _vip_offers(self, message: GetVipOffers | OpenInvoice | CheckStarCheckout
+                    ) -> VipOffers | Invoice | CheckoutVerdict:
+        document = self._document()
+        payments = self._services.payments
+        if isinstance(message, CheckStarCheckout):
+            return CheckoutVerdict(reason=payments.why_not(
+                self.user_id, message.payload, message.currency, message.total))
+        if isinstance(message, OpenInvoice):
+            offer = payments.offer(message.offer_id)
+            return Invoice(offer=_offer_view(offer, document.language),
+                           payload=payments.payload(offer, self.user_id))
+        return VipOffers(subscription=self._subscription(), offers=tuple(
+            _offer_view(offer, document.language) for offer in payments.offers.values()))
+
+    def _settle_stars(self, message: SettleStarPayment) -> StarPaymentResult:
+        document = self._document()
+        self._users.ensure_profile(document)
+        offer, subscription, applied = self._services.payments.settle(
+            self.user_id, message.charge_id, message.payload, message.currency, message.total)
+        if applied:
+            self._record(draft.interaction(
+                self.user_id, "stars-paid", charge_id=message.charge_id[:128],
+                offer=offer.offer_id, stars=str(message.total)))
+            self._subscription_event(subscription.plan.value, subscription.status, subscription)
+        return StarPaymentResult(charge_id=message.charge_id, applied=applied,
+                                 subscription=self._services.subscriptions
+                                 .check_subscription_status(self.user_id))
+
+    def _refund_stars(self, message: RecordStarRefund) -> StarPaymentResult:
+        self._document()
+        payment, applied = self._services.payments.refund(self.user_id, message.charge_id)
+        view = self._services.subscriptions.check_subscription_status(self.user_id)
+        if applied:
+            self._record(
+                draft.interaction(self.user_id, "stars-refunded",
+                                  charge_id=message.charge_id[:128], offer=payment.offer_id,
+                                  stars=str(payment.stars)),
+                draft.event(SubscriptionChanged, self.user_id, plan=view.plan.value,
+                            status=(view.status or SubscriptionStatus.CANCELLED).value,
+                            expires_at=view.ends_at),
+            )
+        return StarPaymentResult(charge_id=message.charge_id, applied=applied,
+                                 subscription=view)
 
     # -- asks ---------------------------------------------------------------------------------
 
     def _start(self, message: Start) -> Welcome:
+        if message.expires_at is not None and time.time() > message.expires_at:
+            log.info("a start taken after its asker gave up; not applied", user_id=self.user_id)
+            raise TimedOut("the start waited too long to be handled; nothing was done")
         created = self._users.create_user(message.identity)
         self._profile_checked = True
-        self._emit(lambda seq: UserInteraction(
-            user_id=self.user_id, seq=seq, action="start",
-            details={"created": str(created).lower()},
-            correlation_id=_correlation_id(),
-        ))
+        self._record(draft.interaction(self.user_id, "start", created=str(created).lower()))
         return Welcome(state=self._users.get_user_context(self.user_id), created=created)
 
     def _show(self, fragment_id: str | None) -> FragmentView:
@@ -295,7 +342,6 @@ class UserSession(Actor):
         if fragment_id is None:
             if document.current_fragment is None:
                 document = narrative.begin(document)
-                self._reached(narrative.start_fragment, None)
             fragment_id = narrative.current_of(document)
         fragment = narrative.get_fragment(fragment_id)
         is_vip = self._vip_check()
@@ -307,14 +353,18 @@ class UserSession(Actor):
         narrative = self._services.narrative
         is_vip = self._vip_check()
         outcome = narrative.process_choice(self._document(), fragment_id, choice_id, is_vip)
-        if outcome.cost is not None and outcome.cost_key is not None:
-            self._besitos_event(-outcome.choice.cost_besitos, outcome.cost.balance,
-                                outcome.cost_key, CHOICE_COST)
-        self._reached(outcome.fragment.fragment_id, choice_id)
-        if outcome.reward is not None and outcome.reward.applied and outcome.reward_key:
-            self._besitos_event(outcome.choice.reward_besitos, outcome.reward.balance,
-                                outcome.reward_key, CHOICE_REWARD)
         return narrative.render(outcome.fragment, outcome.document, is_vip, outcome.balance)
+
+    def _restart(self, ending_id: str) -> FragmentView:
+        """Back to the start from an ending; besitos, items and the ledger stay."""
+        narrative = self._services.narrative
+        document = self._document()
+        current = narrative.current_of(document)
+        if current != ending_id or not narrative.get_fragment(current).ending:
+            raise StaleChoice(f"the user is not at the ending {ending_id}")
+        narrative.begin(document)  # stored with its FragmentReached event
+        self._record(draft.interaction(self.user_id, "restart", **{"from": ending_id}))
+        return self._show(None)
 
     def _buy(self, message: BuyItem) -> Purchase:
         document = self._document()
@@ -322,14 +372,6 @@ class UserSession(Actor):
                                           self._vip_check())
         after = outcome.document
         balance = outcome.charge.balance if outcome.charge is not None else after.besitos
-        if outcome.charge is not None and outcome.ledger_key is not None:
-            self._besitos_event(-outcome.item.price_besitos, outcome.charge.balance,
-                                outcome.ledger_key, PURCHASE)
-        if outcome.applied:
-            self._emit(lambda seq: UserInteraction(
-                user_id=self.user_id, seq=seq, action="purchase",
-                details={"sku": outcome.item.sku}, correlation_id=_correlation_id(),
-            ))
         return Purchase(item=outcome.item.in_(after.language), applied=outcome.applied,
                         balance=balance, inventory=after.inventory)
 
@@ -339,25 +381,18 @@ class UserSession(Actor):
             user_id=self.user_id, action="gift", to_user_id=message.to_user_id,
             sku=message.sku, idempotency_key=message.idempotency_key,
         ))
-        if outcome.charged and outcome.ledger_key is not None:
-            self._besitos_event(-outcome.charged, outcome.balance, outcome.ledger_key, GIFT)
         if outcome.applied:
-            self._emit(lambda seq: UserInteraction(
-                user_id=self.user_id, seq=seq, action="gift",
-                details={"sku": message.sku, "to_user_id": str(message.to_user_id)},
-                correlation_id=_correlation_id(),
-            ))
             self._tell(message.to_user_id, Gifted(sku=message.sku, from_user_id=self.user_id))
         return Gift(item=outcome.item.in_(document.language), to_user_id=message.to_user_id,
                     applied=outcome.applied, balance=outcome.balance)
 
     def _tell(self, user_id: int, message: Message) -> None:
-        """Tell another user's session; the change stands even if this fails."""
+        """Tell another user's session its context changed; the change stands (with its
+        events) even if this fails."""
         try:
             self._services.notify(user_id, message)
         except Exception:
             log.exception("another user's session not told", to_user_id=user_id)
-            event_counters.incr("lost")
 
     def _transact(self, message: Transact) -> TransactionResult:
         self._document()
@@ -370,33 +405,15 @@ class UserSession(Actor):
             outcome = self._services.coordination.process_transaction(request)
         else:
             outcome = self._services.own_wallet.process_transaction(request)
-        if outcome.applied:
-            self._transaction_events(outcome)
-        return TransactionResult(key=message.idempotency_key, kind=message.kind,
-                                 amount=message.amount, applied=outcome.applied,
-                                 balance=outcome.balance)
-
-    def _transaction_events(self, outcome: TransactionOutcome) -> None:
-        signed = outcome.amount if outcome.kind == "earn" else -outcome.amount
-        self._besitos_event(signed, outcome.balance, outcome.ledger_key, outcome.kind)
-        if (outcome.to_user_id is not None and outcome.credit_key is not None
-                and outcome.recipient_balance is not None):
+        if (outcome.applied and outcome.to_user_id is not None
+                and outcome.credit_key is not None and outcome.recipient_balance is not None):
             self._tell(outcome.to_user_id, Credited(
                 amount=outcome.amount, balance_after=outcome.recipient_balance,
                 ledger_key=outcome.credit_key, reason="transfer",
             ))
-
-    def _react(self, message: React) -> ReactionReward:
-        outcome = self._services.reactions.react(self.user_id, message.chat_id,
-                                                 message.message_id)
-        self._emit(lambda seq: ReactionDetected(
-            user_id=self.user_id, seq=seq, chat_id=message.chat_id,
-            message_id=message.message_id, reaction=message.reaction,
-            correlation_id=_correlation_id(),
-        ))
-        if outcome.awarded:
-            self._besitos_event(outcome.awarded, outcome.balance, outcome.ledger_key, REACTION)
-        return ReactionReward(awarded=outcome.awarded, balance=outcome.balance)
+        return TransactionResult(key=message.idempotency_key, kind=message.kind,
+                                 amount=message.amount, applied=outcome.applied,
+                                 balance=outcome.balance)
 
     def _subscription(self) -> SubscriptionView:
         self._document()
@@ -451,37 +468,30 @@ class UserSession(Actor):
 
         return is_vip
 
-    def _reached(self, fragment_id: str, choice_id: str | None) -> None:
-        self._emit(lambda seq: FragmentReached(
-            user_id=self.user_id, seq=seq, fragment_id=fragment_id, choice_id=choice_id,
-            correlation_id=_correlation_id(),
-        ))
-
-    def _besitos_event(self, amount: int, balance: int, ledger_key: str, reason: str) -> None:
-        self._emit(lambda seq: BesitosTransferred(
-            user_id=self.user_id, seq=seq, amount=amount, balance_after=balance,
-            ledger_key=ledger_key, reason=reason, correlation_id=_correlation_id(),
-        ))
+    def _drafts(self, *builders: Builder | None) -> EventDrafts:
+        return self._services.drafts.of(*builders)
 
     def _subscription_event(self, plan: str, status: SubscriptionStatus,
                             subscription: Subscription) -> None:
-        self._emit(lambda seq: SubscriptionChanged(
-            user_id=self.user_id, seq=seq, plan=plan, status=status.value,
-            expires_at=subscription.ends_at, correlation_id=_correlation_id(),
-        ))
+        # Subscriptions are relational rows and the user's event counter lives with the
+        # documents (possibly in MongoDB): the event is recorded right after the change, not
+        # with it (README, "Events": the one change outside the transactional outbox).
+        self._record(draft.event(SubscriptionChanged, self.user_id, plan=plan,
+                                 status=status.value, expires_at=subscription.ends_at))
 
-    def _emit(self, build: Callable[[int], BaseEvent]) -> None:
-        """Publish the event ``build(seq)`` with this user's next ``seq``; never raises."""
+    def _record(self, *builders: Builder | None) -> None:
+        """Record events of no stored change of their own; never raises."""
         try:
-            event = build(self._seqs.peek())
-            self._publish(event)
+            self._users.record_events(self.user_id, self._drafts(*builders))
+        except UserNotFound:
+            # Updates of someone who never pressed /start: nothing to hang them on.
+            event_counters.incr("unrecorded_unknown_user")
         except Exception:
-            log.exception("event not published", user_id=self.user_id)
+            log.exception("events not recorded", user_id=self.user_id)
             event_counters.incr("lost")
-            return
-        self._seqs.advance()
 
 
-def _correlation_id() -> str | None:
-    value = structlog.contextvars.get_contextvars().get("correlation_id")
-    return value[:128] if isinstance(value, str) else None
+def _offer_view(offer: StarOffer, language: Language) -> StarOfferView:
+    title, description = offer_texts(offer, language)
+    return StarOfferView(offer_id=offer.offer_id, title=title, description=description,
+                         stars=offer.stars, days=offer.days)

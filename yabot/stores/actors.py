@@ -30,7 +30,7 @@ from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.health import stopped_check, store_check
 from yabot.stores.migrate import ensure_mongo_schema, ensure_sql_schema
 from yabot.stores.mongo import mongo_documents
-from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents
+from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, append_outbox, sql_documents
 from yabot.stores.transient import is_transient_mongo, is_transient_sql
 
 log = structlog.get_logger("yabot.stores")
@@ -60,7 +60,8 @@ class SqlStore(Actor):
         self._engine = engine
         connect_with_retry("sql", lambda: sql_ping(engine), is_transient_sql,
                            self._settings.sql.sql_connect_attempts)
-        ensure_sql_schema(engine, auto_migrate=self._settings.sql.sql_auto_migrate)
+        ensure_sql_schema(engine, auto_migrate=self._settings.sql.sql_auto_migrate,
+                          backups=self._settings.data_dir / "backups")
         guard = sql_store_guard(self._settings)
         self._stores.attach_relational(RelationalRepositories(
             engine, SqlUserProfiles(engine, guard), SqlSubscriptions(engine, guard), guard
@@ -114,7 +115,9 @@ class DocStore(Actor):
         db = client[self._settings.mongo.database]
         ensure_mongo_schema(db, auto_migrate=self._settings.mongo.auto_migrate)
         guard = mongo_store_guard(self._settings)
-        self._stores.attach_documents(mongo_documents(db, guard))
+        engine = self._stores.relational.engine  # parked events go to its event_outbox
+        self._stores.attach_documents(mongo_documents(
+            db, guard, outbox=lambda records: append_outbox(engine, records)))
         if self._health is not None:
             self._health.register("documents", store_check("documents", "mongo", guard,
                                                            lambda: mongo_ping(client)))

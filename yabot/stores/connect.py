@@ -12,7 +12,7 @@ from pymongo import MongoClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from yabot.errors import StoreUnavailable
+from yabot.errors import StoreUnreachable
 from yabot.settings import Settings
 from yabot.stores.breaker import CircuitBreaker
 from yabot.stores.engine import make_engine
@@ -82,7 +82,7 @@ def connect_with_retry(
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
 ) -> None:
-    """Call ``ping`` until it answers, backing off on transient errors; `StoreUnavailable`
+    """Call ``ping`` until it answers, backing off on transient errors; `StoreUnreachable`
     naming the store when every attempt failed. Non-transient errors (bad credentials, a bad
     URL) are raised at once: waiting would not fix them."""
     policy = RetryPolicy(attempts=attempts, base_delay=0.2, max_delay=CONNECT_MAX_DELAY)
@@ -91,11 +91,16 @@ def connect_with_retry(
                    what=f"connect to {name}")
     except Exception as exc:
         if is_transient(exc):
-            raise StoreUnavailable(
-                f"could not reach the {name} store after {attempts} attempts "
-                f"({type(exc).__name__})"
-            ) from exc
+            raise StoreUnreachable(name, attempts, _first_line(exc)) from exc
         raise
+
+
+def _first_line(error: BaseException) -> str:
+    """``Type: first line of the message``, short: drivers put the host and port there (never
+    the password), which is what an operator needs to see."""
+    lines = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def sql_ping(engine: Engine) -> None:

@@ -1,15 +1,14 @@
 """Migrations of both stores: Alembic for SQL, numbered idempotent steps for MongoDB.
 
-SQL revisions live in `yabot/stores/migrations/versions` and ship with the package. Before an
-upgrade or downgrade of a SQLite file the file is backed up next to itself, as
-``<file>.before-<revision>.bak`` (the revision it was at; ``base`` for none), with SQLite's
-online backup API so a running reader does not corrupt the copy.
+SQL revisions live in `yabot/stores/migrations/versions` and ship with the package. Every
+upgrade or downgrade holds the database's migration lock (`migration_lock`: any number of
+processes starting at once migrate once) and is preceded by a backup (`yabot.stores.backup`:
+a copy of a SQLite file as ``<file>.before-<revision>.bak``, a ``pg_dump`` for PostgreSQL).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RangeNotAncestorError
 from pymongo.database import Database
-from sqlalchemy import Engine, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, inspect
 
-from yabot.errors import SchemaMismatch
+from yabot.errors import BackupUnavailable, SchemaMismatch
+from yabot.stores.backup import backup_database
+from yabot.stores.migration_lock import migration_lock
 from yabot.stores.mongo_migrations import mongo_current, mongo_head, mongo_pending, mongo_upgrade
 from yabot.stores.tables import metadata
 
@@ -86,31 +86,21 @@ def sql_is_known(revision: str | None) -> bool:
         return False
 
 
-def backup_sqlite(engine: Engine, label: str) -> Path | None:
-    """Copy a SQLite database file to ``<file>.<label>.bak``; None for other databases."""
-    url = make_url(str(engine.url))
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-        return None
-    source = Path(url.database)
-    if not source.exists():
-        return None
-    target = source.with_name(f"{source.name}.{label}.bak")
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
-    log.info("sqlite database backed up", path=str(target))
-    return target
-
-
-def sql_upgrade(engine: Engine, to: str = "head") -> list[str]:
-    """Apply pending revisions up to ``to``; return what was applied (empty: a no-op)."""
-    pending = sql_pending(engine, to)
-    if not pending:
-        return []
-    backup_sqlite(engine, f"before-{sql_current(engine) or 'base'}")
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), to)
+def sql_upgrade(engine: Engine, to: str = "head", *, backups: Path | None = None,
+                backup: bool = True) -> list[str]:
+    """Apply pending revisions up to ``to`` under the migration lock; return what was applied
+    (empty: a no-op, e.g. another process did it first). With ``backup`` the database is
+    backed up first (PostgreSQL into ``backups``; an empty one needs none); `BackupUnavailable`
+    when that cannot be done, and nothing is changed."""
+    with migration_lock(engine):
+        pending = sql_pending(engine, to)
+        if not pending:
+            return []
+        current = sql_current(engine)
+        if backup and (current is not None or engine.dialect.name != "postgresql"):
+            backup_database(engine, f"before-{current or 'base'}", backups)
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), to)
     log.info("sql schema upgraded", applied=pending, revision=sql_current(engine))
     return pending
 
@@ -128,17 +118,32 @@ def sql_reverts(engine: Engine, to: str) -> list[str]:
             for rev in scripts.iterate_revisions(current, to) if rev.revision != to]
 
 
-def sql_downgrade(engine: Engine, to: str) -> list[str]:
-    """Revert revisions down to ``to`` (a revision id, or ``base``); return what was reverted."""
-    reverted = sql_reverts(engine, to)
-    if not reverted:
-        return []
-    current = sql_current(engine)
-    backup_sqlite(engine, f"before-{current}")
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), to)
+def sql_downgrade(engine: Engine, to: str, *, backups: Path | None = None,
+                  backup: bool = True) -> list[str]:
+    """Revert revisions down to ``to`` (a revision id, or ``base``) under the migration lock,
+    after a backup as in `sql_upgrade`; return what was reverted."""
+    with migration_lock(engine):
+        reverted = sql_reverts(engine, to)
+        if not reverted:
+            return []
+        if backup:
+            backup_database(engine, f"before-{sql_current(engine)}", backups)
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), to)
     log.info("sql schema downgraded", reverted=reverted, revision=sql_current(engine))
     return reverted
+
+
+def sql_tables_dropped_by(engine: Engine, to: str) -> list[tuple[str, int]]:
+    """The yabot tables a downgrade to ``to`` drops with their row counts (only ``base``
+    drops whole tables: every table the baseline created, plus ``alembic_version``)."""
+    if to != "base" or sql_current(engine) is None:
+        return []
+    present = set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        return [(name, int(conn.execute(metadata.tables[name].select().with_only_columns(
+                    func.count())).scalar_one()))
+                for name in sorted(present & set(metadata.tables))]
 
 
 def sql_differences(engine: Engine) -> list[str]:
@@ -163,15 +168,19 @@ def _describe(diff: Any) -> str:
     return f"{kind}: {'.'.join(names)}"
 
 
-def ensure_sql_schema(engine: Engine, *, auto_migrate: bool) -> None:
-    """Bring the schema to head (``auto_migrate``) or refuse with `SchemaMismatch` saying what
-    to run. A database at a revision this code does not ship is always refused."""
+def ensure_sql_schema(engine: Engine, *, auto_migrate: bool, backups: Path | None = None
+                      ) -> None:
+    """Bring the schema to head (``auto_migrate``; under the migration lock, so concurrent
+    starts migrate once) or refuse with `SchemaMismatch` saying what to run. A database at a
+    revision this code does not ship is always refused, and so is a PostgreSQL database with
+    data when no backup can be taken first (``backups`` is the dump folder)."""
     current = sql_current(engine)
     if not sql_is_known(current):
         raise SchemaMismatch(
             f"the SQL database is at revision {current}, unknown to this version of yabot "
             f"(head {sql_head()}): it was migrated by newer code; deploy that code or run "
-            "`yabot migrate --to REV` with the newer code first"
+            "`yabot migrate --to REV` with the newer code first",
+            store="sql",
         )
     if current is None:
         unmanaged = sorted(set(inspect(engine).get_table_names()) & set(metadata.tables))
@@ -179,7 +188,8 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool) -> None:
             raise SchemaMismatch(
                 f"the SQL database has yabot tables ({', '.join(unmanaged)}) but no Alembic "
                 "revision: it was created without migrations; move it away (for SQLite, the "
-                "file) and start again, or migrate its data by hand"
+                "file) and start again, or migrate its data by hand",
+                store="sql",
             )
     pending = sql_pending(engine)
     if not pending:
@@ -187,9 +197,17 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool) -> None:
     if not auto_migrate:
         raise SchemaMismatch(
             f"the SQL database is at revision {current or 'base'}, this code needs "
-            f"{sql_head()} (pending: {', '.join(pending)}): run `yabot migrate`"
+            f"{sql_head()} (pending: {', '.join(pending)}): run `yabot migrate`",
+            store="sql",
         )
-    sql_upgrade(engine)
+    try:
+        sql_upgrade(engine, backups=backups)
+    except BackupUnavailable as exc:
+        raise SchemaMismatch(
+            f"the SQL database is at revision {current}, this code needs {sql_head()}, and "
+            f"it cannot be backed up before migrating ({exc}): run `yabot migrate`",
+            store="sql",
+        ) from exc
 
 
 def ensure_mongo_schema(db: Database[Document], *, auto_migrate: bool) -> None:
@@ -198,7 +216,8 @@ def ensure_mongo_schema(db: Database[Document], *, auto_migrate: bool) -> None:
     if current > mongo_head():
         raise SchemaMismatch(
             f"the MongoDB database is at migration {current}, newer than this code's "
-            f"{mongo_head()}: it was migrated by newer code"
+            f"{mongo_head()}: it was migrated by newer code",
+            store="mongo",
         )
     pending = mongo_pending(db)
     if not pending:
@@ -206,7 +225,8 @@ def ensure_mongo_schema(db: Database[Document], *, auto_migrate: bool) -> None:
     if not auto_migrate:
         raise SchemaMismatch(
             f"the MongoDB database is at migration {current}, this code needs {mongo_head()} "
-            f"(pending: {', '.join(map(str, pending))}): run `yabot migrate`"
+            f"(pending: {', '.join(map(str, pending))}): run `yabot migrate`",
+            store="mongo",
         )
     mongo_upgrade(db)
 

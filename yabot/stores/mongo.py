@@ -6,31 +6,44 @@ Every public method is one guarded unit of work (`StoreGuard`), retried on trans
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from yabot.crashpoints import crash_point
 from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.users import UserChanges, UserDocument
-from yabot.errors import InvalidRecord, UserNotFound
+from yabot.errors import InvalidRecord, StoreUnavailable, UserNotFound
+from yabot.logs import throttled
 from yabot.stores.guard import StoreGuard
 from yabot.stores.handles import DocumentRepositories
+from yabot.stores.outbox import EventDrafts, OutboxRecord, PendingTransfer, no_events
 from yabot.stores.schemas import COLLECTIONS
 from yabot.stores.transient import is_transient_mongo
 
 Document = dict[str, Any]
 
+log = structlog.get_logger("yabot.stores.mongo")
+
 DOCUMENT_VALIDATION_FAILURE = 121  # MongoDB's error code for a `$jsonSchema` rejection
 # How many recent ledger keys a user document remembers (see `MongoBesitosLedger`).
 RECENT_LEDGER_KEYS = 64
+# How many times a write that stores events re-reads the user after another write to the
+# same user won the compare-and-set (each loss means someone else made progress).
+CAS_ATTEMPTS = 100
+
+#: Copies parked events to the SQL ``event_outbox``, idempotently by ``event_id``
+#: (`yabot.stores.sql.append_outbox` on the relational engine).
+OutboxWriter = Callable[[Sequence[OutboxRecord]], None]
 
 
 def mongo_guard(name: str = "mongo") -> StoreGuard:
@@ -57,16 +70,44 @@ def validation_error(error: OperationFailure) -> InvalidRecord:
 
 
 # What a user read returns: the domain's document, not the ledger's bookkeeping in it.
-USER_FIELDS: Mapping[str, Any] = {"_id": False, "ledger_keys": False, "pending_ledger": False}
-# What a balance change reads back: the balance and the entries still to flush.
+USER_FIELDS: Mapping[str, Any] = {"_id": False, "ledger_keys": False, "pending_ledger": False,
+                                  "pending_events": False, "pending_transfers": False,
+                                  "event_seq": False}
+# What a balance change reads back: the balance, its guards and the entries still to flush.
 BALANCE_FIELDS: Mapping[str, Any] = {"_id": False, "user_id": True, "besitos": True,
-                                     "pending_ledger": True}
+                                     "pending_ledger": True, "pending_events": True,
+                                     "event_seq": True, "ledger_keys": True}
+
+
+def seq_guard(last_seq: int) -> Any:
+    """Matches a document whose ``event_seq`` is ``last_seq`` (a missing one counts as 0)."""
+    return {"$in": [0, None]} if last_seq == 0 else last_seq
+
+
+def parked_events(records: Sequence[OutboxRecord]) -> Document:
+    return {"pending_events": {"$each": [record.as_document() for record in records]}}
+
+
+def flush_events(db: Database[Document], user: Document, outbox: OutboxWriter | None) -> None:
+    """Copy the events parked in ``user`` (oldest first) to the outbox, then unpark them. A
+    crash in between leaves them parked: the next flush copies them again (skipped by id)."""
+    parked = user.get("pending_events") or []
+    if not parked or outbox is None:
+        return
+    outbox([OutboxRecord(entry["event_id"], entry["stream"], entry["body"])
+            for entry in parked])
+    db.users.update_one(
+        {"user_id": user["user_id"]},
+        {"$pull": {"pending_events": {"event_id": {"$in": [e["event_id"] for e in parked]}}}},
+    )
 
 
 class _Repository:
-    def __init__(self, db: Database[Document], guard: StoreGuard | None) -> None:
+    def __init__(self, db: Database[Document], guard: StoreGuard | None,
+                 outbox: OutboxWriter | None = None) -> None:
         self._db = db
         self._guard = guard or mongo_guard()
+        self._outbox = outbox
 
     def _write(self, operation: Any, what: str) -> Any:
         try:
@@ -82,8 +123,9 @@ class _Repository:
 class MongoUserDocuments(_Repository):
     """`UserDocuments` on the ``users`` collection."""
 
-    def __init__(self, db: Database[Document], guard: StoreGuard | None = None) -> None:
-        super().__init__(db, guard)
+    def __init__(self, db: Database[Document], guard: StoreGuard | None = None,
+                 outbox: OutboxWriter | None = None) -> None:
+        super().__init__(db, guard, outbox)
         self._users: Collection[Document] = db.users
 
     def get(self, user_id: int) -> UserDocument | None:
@@ -112,23 +154,85 @@ class MongoUserDocuments(_Repository):
             return document, True
         return UserDocument.model_validate(before), False
 
-    def _modify(self, user_id: int, update: Document, what: str) -> UserDocument:
-        after = self._write(
-            lambda: self._users.find_one_and_update(
-                {"user_id": user_id}, update, projection=USER_FIELDS,
-                return_document=ReturnDocument.AFTER,
-            ),
-            what,
-        )
+    def _modify(self, user_id: int, update: Document, what: str,
+                events: EventDrafts = no_events, settles: str | None = None) -> UserDocument:
+        def write() -> Document | None:
+            after: Document | None
+            if events is no_events:
+                after = self._users.find_one_and_update(
+                    {"user_id": user_id}, update, projection=USER_FIELDS,
+                    return_document=ReturnDocument.AFTER,
+                )
+            else:
+                after = self._with_events(user_id, update, events)
+            if after is not None and settles is not None:
+                settle_transfer(self._db, settles)
+            return after
+
+        after = self._write(write, what)
         if after is None:
             raise UserNotFound(user_id)
-        return UserDocument.model_validate(after)
+        return UserDocument.model_validate(
+            {name: value for name, value in after.items() if name not in USER_FIELDS})
 
-    def update(self, user_id: int, changes: UserChanges) -> UserDocument:
-        return self._modify(user_id, {"$set": changes.fields()}, "update user")
+    def _with_events(self, user_id: int, update: Document,
+                     events: EventDrafts) -> Document | None:
+        """``update`` and the events parked with it in one compare-and-set on ``event_seq``
+        (the drafts need the next ``seq`` before the write); then the events are flushed."""
+        for _ in range(CAS_ATTEMPTS):
+            current = self._users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
+            if current is None:
+                return None
+            last_seq = int(current.get("event_seq") or 0)
+            records = events(last_seq + 1, int(current.get("besitos", 0)))
+            push = {**update.get("$push", {}), **parked_events(records)}
+            after = self._users.find_one_and_update(
+                {"user_id": user_id, "event_seq": seq_guard(last_seq)},
+                {**update, "$set": {**update.get("$set", {}),
+                                    "event_seq": last_seq + len(records)}, "$push": push},
+                return_document=ReturnDocument.AFTER,
+            )
+            if after is not None:
+                crash_point("store-after-commit")
+                try:
+                    flush_events(self._db, after, self._outbox)
+                except Exception as exc:  # stored and parked: a later flush copies them
+                    throttled(log, "parked events not copied yet", user_id=user_id,
+                              error=repr(exc))
+                return dict(after)
+        raise StoreUnavailable(f"user {user_id} changed {CAS_ATTEMPTS} times under a write")
 
-    def add_to_inventory(self, user_id: int, sku: str) -> UserDocument:
-        return self._modify(user_id, {"$addToSet": {"inventory": sku}}, "add to inventory")
+    def flush_parked(self, limit: int = 100) -> int:
+        """Copy events parked in users' documents (a crash came between a change and the
+        copy) to the outbox; how many users had some. Run by the recovery pass."""
+        def flush() -> int:
+            parked = list(self._users.find({"pending_events.0": {"$exists": True}},
+                                           projection=BALANCE_FIELDS).limit(limit))
+            for user in parked:
+                flush_events(self._db, user, self._outbox)
+            return len(parked)
+
+        flushed: int = self._write(flush, "flush parked events")
+        return flushed
+
+    def update(self, user_id: int, changes: UserChanges, *,
+               events: EventDrafts = no_events) -> UserDocument:
+        return self._modify(user_id, {"$set": changes.fields()}, "update user", events)
+
+    def add_to_inventory(self, user_id: int, sku: str, *, events: EventDrafts = no_events,
+                         settles: str | None = None) -> UserDocument:
+        return self._modify(user_id, {"$addToSet": {"inventory": sku}}, "add to inventory",
+                            events, settles)
+
+    def record_events(self, user_id: int, events: EventDrafts) -> UserDocument:
+        return self._modify(user_id, {}, "record events", events)
+
+
+def settle_transfer(db: Database[Document], key: str) -> bool:
+    """Unpark the pending transfer debited under ``key`` from its sender's document."""
+    result = db.users.update_one({"pending_transfers.key": key},
+                                 {"$pull": {"pending_transfers": {"key": key}}})
+    return bool(result.modified_count)
 
 
 class MongoNarrativeFragments(_Repository):
@@ -191,43 +295,78 @@ class MongoBesitosLedger(_Repository):
     """
 
     def debit(self, user_id: int, amount: int, key: str, reason: str = "",
-              request: str | None = None) -> BalanceChange:
-        return self._change(user_id, -positive(amount), key, reason, request)
+              request: str | None = None, *, events: EventDrafts = no_events,
+              pending: PendingTransfer | None = None) -> BalanceChange:
+        return self._change(user_id, -positive(amount), key, reason, request, events,
+                            pending=pending)
 
     def credit(self, user_id: int, amount: int, key: str, reason: str = "",
-               request: str | None = None) -> BalanceChange:
-        return self._change(user_id, positive(amount), key, reason, request)
+               request: str | None = None, *, events: EventDrafts = no_events,
+               settles: str | None = None) -> BalanceChange:
+        return self._change(user_id, positive(amount), key, reason, request, events,
+                            settles=settles)
 
     def _change(self, user_id: int, delta: int, key: str, reason: str,
-                request: str | None) -> BalanceChange:
+                request: str | None, events: EventDrafts, *,
+                pending: PendingTransfer | None = None,
+                settles: str | None = None) -> BalanceChange:
         parked = LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0,
                              reason=reason, request=request).model_dump(exclude={"balance_after"})
         users: Collection[Document] = self._db.users
         ledger: Collection[Document] = self._db.besitos_ledger
-        guard: Document = {"user_id": user_id, "ledger_keys": {"$ne": key}}
-        if delta < 0:
-            guard["besitos"] = {"$gte": -delta}
+
+        def attempt(current: Document) -> Document | None:
+            """One compare-and-set of the change on the document as ``current`` read it:
+            the balance, the key, the events and the pending transfer in one update."""
+            balance = int(current["besitos"])
+            last_seq = int(current.get("event_seq") or 0)
+            records = events(last_seq + 1, balance + delta)
+            push: Document = {
+                "ledger_keys": {"$each": [key], "$slice": -RECENT_LEDGER_KEYS},
+                "pending_ledger": parked, **parked_events(records),
+            }
+            if pending is not None:
+                push["pending_transfers"] = pending.as_document()
+            return users.find_one_and_update(
+                {"user_id": user_id, "ledger_keys": {"$ne": key}, "besitos": balance,
+                 "event_seq": seq_guard(last_seq)},
+                {"$inc": {"besitos": delta}, "$set": {"event_seq": last_seq + len(records)},
+                 "$push": push},
+                projection=BALANCE_FIELDS, return_document=ReturnDocument.AFTER,
+            )
 
         def apply() -> BalanceChange:
-            if ledger.find_one({"key": key}, projection={"_id": True}) is None:
-                after = users.find_one_and_update(
-                    guard,
-                    {"$inc": {"besitos": delta},
-                     "$push": {"ledger_keys": {"$each": [key], "$slice": -RECENT_LEDGER_KEYS},
-                               "pending_ledger": parked}},
-                    projection=BALANCE_FIELDS, return_document=ReturnDocument.AFTER,
-                )
+            fresh = ledger.find_one({"key": key}, projection={"_id": True}) is None
+            for _ in range(CAS_ATTEMPTS):
+                current = users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
+                if current is None:
+                    raise UserNotFound(user_id)
+                possible = (fresh and key not in (current.get("ledger_keys") or [])
+                            and current["besitos"] + delta >= 0)
+                if not possible:
+                    self._flush(current)  # a replay after a crash finds its entry in the ledger
+                    return BalanceChange(applied=False, balance=current["besitos"])
+                after = attempt(current)
                 if after is not None:
-                    self._flush(after)
+                    crash_point("store-after-commit")
+                    self._flush_stored(after)
+                    if settles is not None:
+                        settle_transfer(self._db, settles)
                     return BalanceChange(applied=True, balance=after["besitos"])
-            current = users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
-            if current is None:
-                raise UserNotFound(user_id)
-            self._flush(current)  # a replay after a crash finds its entry in the ledger
-            return BalanceChange(applied=False, balance=current["besitos"])
+            raise StoreUnavailable(f"user {user_id} changed {CAS_ATTEMPTS} times under a write")
 
         result: BalanceChange = self._write(apply, "debit" if delta < 0 else "credit")
         return result
+
+    def _flush_stored(self, user: Document) -> None:
+        """`_flush` after a change is stored: a failure must not turn the stored change into
+        an error (the client would retry what is done); what stays parked, a later write of
+        this user or the recovery pass (`MongoUserDocuments.flush_parked`) copies."""
+        try:
+            self._flush(user)
+        except Exception as exc:
+            throttled(log, "parked ledger entries or events not copied yet",
+                      user_id=user.get("user_id"), error=repr(exc))
 
     def _flush(self, user: Document) -> None:
         """Write the entries parked in ``user`` (one read of the document) to the ledger, then
@@ -235,6 +374,7 @@ class MongoBesitosLedger(_Repository):
         changes parked after it: every change parks itself in the same update that applies
         it, and all of a flush's entries are written before any is unparked, so an entry
         not yet in the ledger always has every later change still parked behind it."""
+        flush_events(self._db, user, self._outbox)
         parked = user.get("pending_ledger") or []
         if not parked:
             return
@@ -283,6 +423,28 @@ class MongoBesitosLedger(_Repository):
         )
         return bool(result.matched_count)
 
+    def pending_transfers(self, older_than: datetime, limit: int = 100
+                          ) -> list[PendingTransfer]:
+        def read() -> list[Document]:
+            return list(self._db.users.find(
+                {"pending_transfers.created_at": {"$lte": older_than}},
+                projection={"_id": False, "pending_transfers": True},
+            ).limit(limit))
+
+        found: list[PendingTransfer] = []
+        for user in self._guard.run(read, "pending transfers"):
+            for entry in user.get("pending_transfers") or []:
+                created = entry["created_at"]
+                if created.tzinfo is None:  # BSON dates come back naive (UTC)
+                    created = created.replace(tzinfo=UTC)
+                if created <= older_than:
+                    found.append(PendingTransfer(**{**entry, "created_at": created}))
+        return sorted(found, key=lambda transfer: transfer.created_at)[:limit]
+
+    def settle(self, key: str) -> bool:
+        settled: bool = self._write(lambda: settle_transfer(self._db, key), "settle transfer")
+        return settled
+
     def earned_since(self, user_id: int, reason: str, since: datetime) -> int:
         found = self._guard.run(
             lambda: list(self._db.besitos_ledger.find(
@@ -302,21 +464,6 @@ class MongoUserProgress:
         self._collection: Collection[Document] = db.user_progress
         self._guard = guard or mongo_guard()
 
-    def reserve_seq(self, user_id: int, count: int) -> int:
-        found = self._guard.run(lambda: self._collection.find_one_and_update(
-            {"_id": user_id},
-            {"$inc": {"event_seq": count}, "$setOnInsert": {"handled_updates": []}},
-            upsert=True, return_document=ReturnDocument.AFTER,
-        ), "reserve event seqs")
-        assert found is not None  # upserted
-        return int(found["event_seq"])
-
-    def release_seq(self, user_id: int, reserved: int, used: int) -> bool:
-        result = self._guard.run(lambda: self._collection.update_one(
-            {"_id": user_id, "event_seq": reserved}, {"$set": {"event_seq": used}},
-        ), "release event seqs")
-        return result.modified_count == 1
-
     def handled_updates(self, user_id: int) -> list[int]:
         found = self._guard.run(lambda: self._collection.find_one(
             {"_id": user_id}, projection={"handled_updates": True}), "read handled updates")
@@ -328,8 +475,7 @@ class MongoUserProgress:
             # by its one session, so nothing interleaves; a retry repeats both harmlessly.
             self._collection.update_one(
                 {"_id": user_id},
-                {"$pull": {"handled_updates": update_id},
-                 "$setOnInsert": {"event_seq": 0}}, upsert=True)
+                {"$pull": {"handled_updates": update_id}}, upsert=True)
             self._collection.update_one(
                 {"_id": user_id},
                 {"$push": {"handled_updates": {"$each": [update_id], "$slice": -window}}})
@@ -337,12 +483,13 @@ class MongoUserProgress:
         self._guard.run(write, "record a handled update")
 
 
-def mongo_documents(db: Database[Document], guard: StoreGuard | None = None
-                    ) -> DocumentRepositories:
-    """Every document repository of the `mongo` backend, sharing one guard."""
+def mongo_documents(db: Database[Document], guard: StoreGuard | None = None,
+                    outbox: OutboxWriter | None = None) -> DocumentRepositories:
+    """Every document repository of the `mongo` backend, sharing one guard. ``outbox``
+    receives the events parked with each change; without one they stay parked."""
     guard = guard or mongo_guard()
     return DocumentRepositories(
-        "mongo", MongoUserDocuments(db, guard), MongoNarrativeFragments(db, guard),
-        MongoItemCatalogue(db, guard), MongoBesitosLedger(db, guard),
+        "mongo", MongoUserDocuments(db, guard, outbox), MongoNarrativeFragments(db, guard),
+        MongoItemCatalogue(db, guard), MongoBesitosLedger(db, guard, outbox),
         MongoUserProgress(db, guard),
     )

@@ -1,6 +1,8 @@
 """What the domain needs from storage, one small interface per aggregate.
 
 Every backend implements these exactly; `tests/stores` runs one contract suite against all.
+A write that changes a user takes the change's ``events`` (`yabot.stores.outbox`) and stores
+them with the change, atomically: the transactional outbox.
 Methods run in the caller's thread: implementations hold only thread-safe pools. Every
 implementation raises `StoreUnavailable` when its store cannot answer (retries exhausted, or
 the circuit breaker open) and `InvalidRecord` when the store refuses a write.
@@ -16,6 +18,7 @@ from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import UserChanges, UserDocument, UserProfile
+from yabot.stores.outbox import EventDrafts, PendingTransfer, no_events
 
 
 class UserDocuments(Protocol):
@@ -28,27 +31,31 @@ class UserDocuments(Protocol):
         """Store ``document`` unless one exists for its user; return the stored one and
         whether this call created it. Idempotent and safe to race."""
 
-    def update(self, user_id: int, changes: UserChanges) -> UserDocument:
-        """Write the fields ``changes`` sets (nothing else); the document after it.
-        `UserNotFound` if no user."""
+    def update(self, user_id: int, changes: UserChanges, *,
+               events: EventDrafts = no_events) -> UserDocument:
+        """Write the fields ``changes`` sets (nothing else) and ``events``, atomically; the
+        document after it. `UserNotFound` if no user."""
 
-    def add_to_inventory(self, user_id: int, sku: str) -> UserDocument:
-        """Put ``sku`` into the user's inventory unless it is there (idempotent); the document
-        after it. `UserNotFound` if no user."""
+    def add_to_inventory(self, user_id: int, sku: str, *, events: EventDrafts = no_events,
+                         settles: str | None = None) -> UserDocument:
+        """Put ``sku`` into the user's inventory unless it is there (idempotent), with
+        ``events``; the document after it. ``settles``: the key of the pending gift this
+        delivers (`BesitosLedger.settle`). `UserNotFound` if no user."""
+
+    def record_events(self, user_id: int, events: EventDrafts) -> UserDocument:
+        """Store ``events`` of a change that touched no document (an update received, a
+        reaction), with the user's next ``seq``s. `UserNotFound` if no user."""
+
+    def flush_parked(self, limit: int = 100) -> int:
+        """Copy events a crash left parked with their change to the outbox (the `mongo`
+        backend; nothing to do on `sql`); how many users had some."""
 
 
 class UserProgress(Protocol):
-    """What outlives any one session of a user, in whichever process: the user's event
-    ``seq`` and the ids of the user's last handled Telegram updates. Stored next to the
-    user's record; a user without a row reads as ``seq`` 0 and no updates."""
-
-    def reserve_seq(self, user_id: int, count: int) -> int:
-        """Reserve the next ``count`` event seqs of the user; the highest one reserved (the
-        block is ``high - count + 1 … high``). Never hands out a seq twice, across processes."""
-
-    def release_seq(self, user_id: int, reserved: int, used: int) -> bool:
-        """Give back the unused seqs ``used + 1 … reserved`` if nobody reserved after them
-        (so a clean stop leaves no gap); True when given back."""
+    """What outlives any one session of a user, in whichever process: the ids of the user's
+    last handled Telegram updates. Stored next to the user's record; a user without a row
+    reads as no updates. (The user's event ``seq`` is allocated with each change, in its
+    transaction, by the repositories that store the change.)"""
 
     def handled_updates(self, user_id: int) -> list[int]:
         """The user's most recently handled update ids, oldest first."""
@@ -94,15 +101,27 @@ class BesitosLedger(Protocol):
     """Users' balances (in their documents) and the ``besitos_ledger`` of applied changes."""
 
     def debit(self, user_id: int, amount: int, key: str, reason: str = "",
-              request: str | None = None) -> BalanceChange:
+              request: str | None = None, *, events: EventDrafts = no_events,
+              pending: PendingTransfer | None = None) -> BalanceChange:
         """Take ``amount`` from the user's balance if it is at least ``amount`` and ``key`` was
         never applied; record the change under ``key`` (with the ``request`` fingerprint).
         The balance never goes negative, and a key applies at most once, even when callers
-        race. `UserNotFound` if no user."""
+        race. ``events`` and ``pending`` (the transfer's second half) are stored with the
+        change or not at all. `UserNotFound` if no user."""
 
     def credit(self, user_id: int, amount: int, key: str, reason: str = "",
-               request: str | None = None) -> BalanceChange:
-        """Add ``amount`` unless ``key`` was applied before; record it under ``key``."""
+               request: str | None = None, *, events: EventDrafts = no_events,
+               settles: str | None = None) -> BalanceChange:
+        """Add ``amount`` unless ``key`` was applied before; record it under ``key``, with
+        ``events``; ``settles``: the key of the pending transfer this credit finishes."""
+
+    def pending_transfers(self, older_than: datetime, limit: int = 100
+                          ) -> list[PendingTransfer]:
+        """Pending transfers and gifts recorded at or before ``older_than``, oldest first."""
+
+    def settle(self, key: str) -> bool:
+        """Forget the pending transfer debited under ``key`` (finished or refunded); False if
+        there was none."""
 
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
         """The user's applied changes, newest first."""

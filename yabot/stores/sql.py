@@ -6,14 +6,25 @@ whole on transient errors, so a retry never applies half of anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from yabot.crashpoints import crash_point
 from yabot.domain.besitos import BalanceChange, LedgerEntry, positive
 from yabot.domain.items import Item
 from yabot.domain.narrative import Fragment
@@ -22,10 +33,13 @@ from yabot.domain.users import UserChanges, UserDocument, UserProfile, utcnow
 from yabot.errors import InvalidRecord, UserNotFound
 from yabot.stores.guard import StoreGuard
 from yabot.stores.handles import DocumentRepositories
+from yabot.stores.outbox import EventDrafts, OutboxRecord, PendingTransfer, no_events
 from yabot.stores.tables import (
     besitos_ledger,
+    event_outbox,
     items,
     narrative_fragments,
+    pending_transfers,
     subscriptions,
     user_documents,
     user_profiles,
@@ -71,6 +85,39 @@ def upsert(conn: Connection, table: Table, values: dict[str, Any]) -> None:
         set_={name: statement.excluded[name] for name in values if name not in keys},
     )
     conn.execute(statement)
+
+
+def insert_outbox(conn: Connection, records: Sequence[OutboxRecord]) -> None:
+    """Append ``records`` to ``event_outbox`` inside the caller's transaction."""
+    if records:
+        now = datetime.now(UTC)
+        conn.execute(insert(event_outbox),
+                     [{**record.as_document(), "created_at": now} for record in records])
+
+
+def append_outbox(engine: Engine, records: Sequence[OutboxRecord]) -> None:
+    """Append ``records`` in a transaction of their own, skipping any whose ``event_id`` is
+    there already: how the `mongo` backend copies a user's parked events (idempotently)."""
+    if not records:
+        return
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for record in records:
+            insert_if_absent(conn, event_outbox, {**record.as_document(), "created_at": now})
+
+
+def write_events(conn: Connection, user_id: int, last_seq: int, balance: int,
+                 events: EventDrafts) -> int:
+    """Build the drafts with the user's next ``seq``, advance ``event_seq`` past them and
+    append them to the outbox, all in the caller's transaction (which must hold the user's
+    row lock, so ``last_seq`` is current); returns the new ``event_seq``."""
+    records = events(last_seq + 1, balance)
+    if not records:
+        return last_seq
+    conn.execute(update(user_documents).where(user_documents.c.user_id == user_id)
+                 .values(event_seq=last_seq + len(records)))
+    insert_outbox(conn, records)
+    return last_seq + len(records)
 
 
 # The field each named constraint protects, for error messages: the constraints a
@@ -209,18 +256,28 @@ class SqlUserDocuments:
     _lock = (
         update(user_documents).where(user_documents.c.user_id == bindparam("uid"))
         .values(besitos=user_documents.c.besitos)
-        .returning(user_documents.c.document, user_documents.c.besitos)
+        .returning(user_documents.c.document, user_documents.c.besitos,
+                   user_documents.c.event_seq)
     )
 
-    def _modify(self, user_id: int, change: Any, what: str) -> UserDocument:
+    def _modify(self, user_id: int, change: Any, what: str, events: EventDrafts,
+                settles: str | None = None) -> UserDocument:
         def write() -> UserDocument | None:
             with self._engine.begin() as conn:
                 row = conn.execute(self._lock, {"uid": user_id}).first()
                 if row is None:
                     return None
                 body = change(dict(row.document))
-                conn.execute(update(user_documents)
-                             .where(user_documents.c.user_id == user_id).values(document=body))
+                if body != row.document:
+                    conn.execute(update(user_documents)
+                                 .where(user_documents.c.user_id == user_id)
+                                 .values(document=body))
+                write_events(conn, user_id, row.event_seq, row.besitos, events)
+                if settles is not None:
+                    conn.execute(delete(pending_transfers)
+                                 .where(pending_transfers.c.key == settles))
+                crash_point("store-before-commit")
+            crash_point("store-after-commit")
             return UserDocument.model_validate({**body, "besitos": row.besitos})
 
         found: UserDocument | None = guarded_write(self._guard, write, what)
@@ -228,16 +285,24 @@ class SqlUserDocuments:
             raise UserNotFound(user_id)
         return found
 
-    def update(self, user_id: int, changes: UserChanges) -> UserDocument:
+    def update(self, user_id: int, changes: UserChanges, *,
+               events: EventDrafts = no_events) -> UserDocument:
         fields = changes.fields()
-        return self._modify(user_id, lambda body: {**body, **fields}, "update user")
+        return self._modify(user_id, lambda body: {**body, **fields}, "update user", events)
 
-    def add_to_inventory(self, user_id: int, sku: str) -> UserDocument:
+    def add_to_inventory(self, user_id: int, sku: str, *, events: EventDrafts = no_events,
+                         settles: str | None = None) -> UserDocument:
         def add(body: dict[str, Any]) -> dict[str, Any]:
             inventory = list(body.get("inventory", []))
             return body if sku in inventory else {**body, "inventory": [*inventory, sku]}
 
-        return self._modify(user_id, add, "add to inventory")
+        return self._modify(user_id, add, "add to inventory", events, settles)
+
+    def record_events(self, user_id: int, events: EventDrafts) -> UserDocument:
+        return self._modify(user_id, lambda body: body, "record events", events)
+
+    def flush_parked(self, limit: int = 100) -> int:
+        return 0  # events are written to the outbox in the change's own transaction
 
 
 class SqlNarrativeFragments:
@@ -320,7 +385,7 @@ class SqlBesitosLedger:
             update(user_documents)
             .where(user_documents.c.user_id == bindparam("uid"))
             .values(besitos=balance + bindparam("delta"))
-            .returning(balance)
+            .returning(balance, user_documents.c.event_seq)
         )
         self._credit = credit
         self._debit = credit.where(balance >= -bindparam("delta"))
@@ -331,15 +396,21 @@ class SqlBesitosLedger:
         self._balance = select(balance).where(user_documents.c.user_id == bindparam("uid"))
 
     def debit(self, user_id: int, amount: int, key: str, reason: str = "",
-              request: str | None = None) -> BalanceChange:
-        return self._change(user_id, -positive(amount), key, reason, request)
+              request: str | None = None, *, events: EventDrafts = no_events,
+              pending: PendingTransfer | None = None) -> BalanceChange:
+        return self._change(user_id, -positive(amount), key, reason, request, events,
+                            pending=pending)
 
     def credit(self, user_id: int, amount: int, key: str, reason: str = "",
-               request: str | None = None) -> BalanceChange:
-        return self._change(user_id, positive(amount), key, reason, request)
+               request: str | None = None, *, events: EventDrafts = no_events,
+               settles: str | None = None) -> BalanceChange:
+        return self._change(user_id, positive(amount), key, reason, request, events,
+                            settles=settles)
 
     def _change(self, user_id: int, delta: int, key: str, reason: str,
-                request: str | None) -> BalanceChange:
+                request: str | None, events: EventDrafts, *,
+                pending: PendingTransfer | None = None,
+                settles: str | None = None) -> BalanceChange:
         # Validate before touching the store (raises pydantic's ValidationError on bad input).
         entry = LedgerEntry(key=key, user_id=user_id, amount=delta, balance_after=0,
                             reason=reason, request=request).model_dump()
@@ -349,11 +420,22 @@ class SqlBesitosLedger:
         def apply() -> BalanceChange:
             with self._engine.connect() as conn:
                 transaction = conn.begin()
-                after = conn.execute(statement, parameters).scalar_one_or_none()
-                if after is not None:
+                row = conn.execute(statement, parameters).first()
+                if row is not None:
+                    after = row.besitos
                     recorded = conn.execute(self._record, {**entry, "balance_after": after})
                     if recorded.first() is not None:
+                        # The change's events, and the rest of its workflow, commit with it.
+                        write_events(conn, user_id, row.event_seq, after, events)
+                        if pending is not None:
+                            conn.execute(insert(pending_transfers).values(
+                                **pending.as_document()))
+                        if settles is not None:
+                            conn.execute(delete(pending_transfers)
+                                         .where(pending_transfers.c.key == settles))
+                        crash_point("store-before-commit")
                         transaction.commit()
+                        crash_point("store-after-commit")
                         return BalanceChange(applied=True, balance=after)
                 transaction.rollback()  # too poor, unknown user, or the key was used before
                 current = conn.execute(self._balance, {"uid": user_id}).scalar_one_or_none()
@@ -363,6 +445,28 @@ class SqlBesitosLedger:
             return BalanceChange(applied=False, balance=current)
 
         return guarded_write(self._guard, apply, "debit" if delta < 0 else "credit")
+
+    def pending_transfers(self, older_than: datetime, limit: int = 100
+                          ) -> list[PendingTransfer]:
+        def read() -> list[PendingTransfer]:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(pending_transfers).where(pending_transfers.c.created_at <= older_than)
+                    .order_by(pending_transfers.c.created_at).limit(limit)
+                ).mappings().all()
+            return [PendingTransfer(**dict(row)) for row in rows]
+
+        return self._guard.run(read, "pending transfers")
+
+    def settle(self, key: str) -> bool:
+        def write() -> bool:
+            with self._engine.begin() as conn:
+                return conn.execute(
+                    delete(pending_transfers).where(pending_transfers.c.key == key)
+                    .returning(pending_transfers.c.key)
+                ).first() is not None
+
+        return guarded_write(self._guard, write, "settle transfer")
 
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
         def read() -> list[LedgerEntry]:
@@ -505,35 +609,6 @@ class SqlUserProgress:
         self._engine = engine
         self._guard = guard or sql_guard()
 
-    def reserve_seq(self, user_id: int, count: int) -> int:
-        def write() -> int:
-            with self._engine.begin() as conn:
-                dialect_insert: Any = (sqlite.insert if conn.dialect.name == "sqlite"
-                                       else postgresql.insert)
-                statement = dialect_insert(user_progress).values(
-                    user_id=user_id, event_seq=count, handled_updates=[])
-                statement = statement.on_conflict_do_update(
-                    index_elements=["user_id"],
-                    set_={"event_seq": user_progress.c.event_seq + count},
-                ).returning(user_progress.c.event_seq)
-                return int(conn.execute(statement).scalar_one())
-
-        reserved: int = guarded_write(self._guard, write, "reserve event seqs")
-        return reserved
-
-    def release_seq(self, user_id: int, reserved: int, used: int) -> bool:
-        def write() -> bool:
-            with self._engine.begin() as conn:
-                return conn.execute(
-                    update(user_progress)
-                    .where(user_progress.c.user_id == user_id,
-                           user_progress.c.event_seq == reserved)
-                    .values(event_seq=used).returning(user_progress.c.user_id)
-                ).first() is not None
-
-        released: bool = guarded_write(self._guard, write, "release event seqs")
-        return released
-
     def handled_updates(self, user_id: int) -> list[int]:
         def read() -> list[int]:
             with self._engine.connect() as conn:
@@ -547,13 +622,13 @@ class SqlUserProgress:
     def record_update(self, user_id: int, update_id: int, window: int) -> None:
         def write() -> None:
             with self._engine.begin() as conn:
-                # Creates the row (seq 0) or locks it, then rewrites the window: one user's
-                # updates are recorded by its one session, so nothing races the rewrite.
+                # Creates the row or locks it (a no-op update), then rewrites the window: one
+                # user's updates are recorded by its one session, so nothing races the rewrite.
                 insert_if_absent(conn, user_progress, {
-                    "user_id": user_id, "event_seq": 0, "handled_updates": []})
+                    "user_id": user_id, "handled_updates": []})
                 found = conn.execute(
                     update(user_progress).where(user_progress.c.user_id == user_id)
-                    .values(event_seq=user_progress.c.event_seq)
+                    .values(handled_updates=user_progress.c.handled_updates)
                     .returning(user_progress.c.handled_updates)).scalar_one()
                 handled = [int(u) for u in found or [] if int(u) != update_id]
                 handled = [*handled, update_id][-window:]

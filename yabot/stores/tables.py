@@ -53,6 +53,9 @@ user_documents = Table(
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
     Column("document", JSON, nullable=False),
     Column("besitos", BigInteger, nullable=False, server_default="0"),
+    # Revision 0003 (faults): the ``seq`` of the user's last event, advanced in the same
+    # transaction that writes the events to ``event_outbox``: gap-free across restarts.
+    Column("event_seq", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("besitos >= 0", name="besitos_not_negative"),
 )
 
@@ -90,7 +93,8 @@ besitos_ledger = Table(
     Index(None, "user_id", "id"),
 )
 
-# Events that could not reach Redis yet. `position` is the publish order the replayer keeps.
+# The transactional outbox: every event, written in the transaction of the change it
+# describes; the relay publishes rows in `position` order and deletes them once delivered.
 event_outbox = Table(
     "event_outbox",
     metadata,
@@ -99,6 +103,24 @@ event_outbox = Table(
     Column("stream", String(128), nullable=False),
     Column("body", Text, nullable=False),  # the event's JSON, exactly as it will be published
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Revision 0003 (faults): the second half of a transfer or gift, written in the debit's
+# transaction and deleted in the transaction that credits the recipient (or refunds the
+# sender): a row left here is a workflow a crash interrupted, which the recovery pass finishes.
+pending_transfers = Table(
+    "pending_transfers",
+    metadata,
+    Column("key", String(128), primary_key=True),  # the sender's debit ledger key
+    Column("from_user_id", BigInteger, nullable=False),
+    Column("to_user_id", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("sku", String(64)),  # a gift's item; None for a transfer of besitos
+    Column("credit_key", String(128), nullable=False),
+    Column("request", String(64)),
+    Column("reason", String(256), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "created_at"),
 )
 
 # Idempotency of consumers: an event handled by a consumer group is recorded here once.
@@ -151,6 +173,54 @@ subscriptions = Table(
     Index(None, "user_id", "status"),
 )
 
+# VIP paid with Telegram Stars: one row per settled payment, keyed by Telegram's charge id,
+# written in the same transaction as the subscription it granted (so a payment Telegram
+# reports twice grants once), and marked refunded in the refund's transaction.
+star_payments = Table(
+    "star_payments",
+    metadata,
+    Column("charge_id", String(256), primary_key=True),
+    Column(
+        "user_id", BigInteger,
+        ForeignKey("user_profiles.user_id", ondelete="CASCADE"), nullable=False,
+    ),
+    Column("offer_id", String(32), nullable=False),
+    Column("stars", Integer, nullable=False),
+    Column("days", Integer, nullable=False),
+    Column(
+        "status", Enum("paid", "refunded", name="star_payment_status", native_enum=False,
+                       create_constraint=True, length=16),
+        nullable=False,
+    ),
+    Column("subscription_id", Integer, ForeignKey("subscriptions.id"), nullable=True),
+    Column("paid_at", DateTime(timezone=True), nullable=False),
+    Column("refunded_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("stars > 0 AND days > 0", name="positive"),
+    Index(None, "user_id"),
+)
+
+
+# Durable timers ("at time T, do X for user U"): one row per job key; scheduling a key again
+# moves the job (and bumps `version`, so a firing in flight cannot delete the moved job).
+# `lease_*` marks the process firing it: a job is taken by one process at a time, and taken
+# again only after its lease expired (the process died mid-fire).
+scheduled_jobs = Table(
+    "scheduled_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("kind", String(64), nullable=False),
+    Column("user_id", BigInteger),
+    Column("payload", JSON, nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(128)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index(None, "due_at"),
+)
+
 # The durable intake of the embedded default (no Redis): accepted Telegram updates not yet
 # handled. A row is inserted before the webhook answers and deleted once handled.
 intake_entries = Table(
@@ -165,13 +235,12 @@ intake_entries = Table(
     Index(None, "partition", "position"),
 )
 
-# What must outlive a user's session in any process, next to the user's record: the last
-# event ``seq`` handed out (sessions reserve blocks of them) and the ids of the user's
-# most recently handled updates (a redelivered update is skipped).
+# What must outlive a user's session in any process, next to the user's record: the ids of
+# the user's most recently handled updates (a redelivered update is skipped). The user's
+# event ``seq`` is not here: it is allocated with each change (`user_documents.event_seq`).
 user_progress = Table(
     "user_progress",
     metadata,
     Column("user_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("event_seq", BigInteger, nullable=False, server_default="0"),
     Column("handled_updates", JSON, nullable=False),
 )

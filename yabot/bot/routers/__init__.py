@@ -3,12 +3,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from aiogram import Router
 
-from yabot.bot.routers import commands, fallback, membership, reactions, shop, story, wallet
+from yabot.bot.routers import (
+    commands,
+    fallback,
+    membership,
+    payments,
+    reactions,
+    settings,
+    shop,
+    story,
+    wallet,
+)
 
 
-def all_routers() -> list[Router]:
-    """Every router, in matching order (the fallback last)."""
+def all_routers(operators: Collection[int] = ()) -> list[Router]:
+    """Every router, in matching order (the fallback last); ``operators`` may /refund."""
     return [commands.router(), story.router(), wallet.router(), shop.router(),
-            reactions.router(), membership.router(), fallback.router()]
+            payments.router(operators), settings.router(), reactions.router(), membership.router(),
+            fallback.router()]

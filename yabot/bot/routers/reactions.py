@@ -1,7 +1,11 @@
-"""Reactions: a user reacting to one of the bot's messages earns besitos (up to a daily cap).
+"""Reactions: a user reacting in their private chat with the bot earns besitos (up to a daily
+cap, once per message).
 
 Telegram sends ``message_reaction`` only when it is listed in ``allowed_updates`` and the bot
-is an administrator of the chat; in a private chat with the bot it is sent as well.
+is an administrator of the chat; in a private chat with the bot it is sent as well. The update
+does not say whose message was reacted to, so the rule is the chat's: only reactions in the
+private chat count (there, nearly every message is the bot's). Reactions in groups and channels
+earn nothing and are not answered.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from aiogram import Bot, Router
 from aiogram.types import MessageReactionUpdated, ReactionTypeCustomEmoji, ReactionTypeEmoji
 
 from yabot.bot import render
-from yabot.bot.context import UpdateNote, UserHandle
+from yabot.bot.handle import UpdateNote, UserHandle
 from yabot.sessions.messages import React
 
 MAX_REACTION = 64  # React.reaction
@@ -29,6 +33,8 @@ def _names(reactions: list[object]) -> list[str]:
 async def reacted(event: MessageReactionUpdated, user: UserHandle | None, note: UpdateNote,
                   bot: Bot) -> None:
     if user is None:  # an anonymous reaction (on behalf of a chat): nobody to reward
+        return
+    if event.chat.type != "private" or event.chat.id != user.user_id:
         return
     before = set(_names(list(event.old_reaction)))
     added = [name for name in _names(list(event.new_reaction)) if name not in before]

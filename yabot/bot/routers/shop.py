@@ -6,9 +6,9 @@ from aiogram import Bot, Router
 from aiogram.types import CallbackQuery
 
 from yabot.bot import render, screens
-from yabot.bot.context import UpdateNote, UserHandle
+from yabot.bot.handle import UpdateNote, UserHandle
 from yabot.bot.keyboards import ShopPurchase
-from yabot.bot.routers.screens import register_screen
+from yabot.bot.routers.registration import register_screen
 from yabot.bot.texts import error_text
 from yabot.errors import Conflict, Forbidden, NotFound
 from yabot.sessions.messages import BuyItem

@@ -7,12 +7,12 @@ from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
 
 from yabot.bot import render, screens
-from yabot.bot.context import UpdateNote, UserHandle
-from yabot.bot.keyboards import StoryChoice
-from yabot.bot.routers.screens import register_screen
+from yabot.bot.handle import UpdateNote, UserHandle
+from yabot.bot.keyboards import StoryChoice, StoryRestart
+from yabot.bot.routers.registration import register_screen
 from yabot.bot.texts import error_text, text
 from yabot.errors import Conflict, Forbidden, InvalidChoice, StaleChoice, VipRequired
-from yabot.sessions.messages import Choose
+from yabot.sessions.messages import Choose, RestartStory
 
 
 async def choose(callback: CallbackQuery, callback_data: StoryChoice, user: UserHandle,
@@ -41,8 +41,21 @@ async def choose(callback: CallbackQuery, callback_data: StoryChoice, user: User
         await bot.send_message(user.user_id, reply.text, reply_markup=reply.keyboard)
 
 
+async def restart(callback: CallbackQuery, callback_data: StoryRestart, user: UserHandle,
+                  bot: Bot) -> None:
+    try:
+        view = await user.ask(RestartStory(fragment_id=callback_data.fragment))
+    except StaleChoice:  # pressed twice, or the story moved on meanwhile
+        await callback.answer(text("stale_choice", user.known_language()))
+        return
+    reply = render.fragment(view, await user.language())
+    await callback.answer()
+    await bot.send_message(user.user_id, reply.text, reply_markup=reply.keyboard)
+
+
 def router() -> Router:
     story = Router(name="story")
     register_screen(story, "story", screens.story)
     story.callback_query.register(choose, StoryChoice.filter(), flags={"action": "choice"})
+    story.callback_query.register(restart, StoryRestart.filter(), flags={"action": "restart"})
     return story

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from yabot.bot import screens
-from yabot.bot.routers.screens import register_screen
+from yabot.bot.routers.registration import register_screen
 
 
 def router() -> Router:

@@ -1,10 +1,11 @@
-"""scale-out: the SQL intake and users' durable progress (event seq, handled updates)
+"""scale-out: the SQL intake and users' durable progress (handled updates)
 
 Revision ID: 0003_scaleout
-Revises: 0002
+Revises: 0003_events
 Create Date: 2026-12-02 09:45:00
 
-Expand only: two new tables, so code of revision 0002 keeps working against it.
+Expand only: two new tables, so code of the revision before keeps working against it.
+The user's event ``seq`` is not here: it is ``user_documents.event_seq`` (0003_faults).
 """
 
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0003_scaleout"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003_events"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -36,7 +37,6 @@ def upgrade() -> None:
     op.create_table(
         "user_progress",
         sa.Column("user_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("event_seq", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("handled_updates", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_user_progress")),
     )
