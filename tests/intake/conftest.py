@@ -49,4 +49,6 @@ def intakes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IntakeFa
     for intake in made:
         intake.close()
     if engine is not None:
+        # The PostgreSQL schema is shared by this worker's tests: leave no tables behind.
+        metadata.drop_all(engine)
         engine.dispose()
