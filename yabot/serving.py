@@ -172,12 +172,8 @@ def requested_exit_code() -> int | None:
 def post_worker_init(worker: Any) -> None:
     settings = _master_settings or load_settings()
     configure_logging(settings)
-    workers = int(getattr(worker.cfg, "workers", 1) or 1)
-    if workers > 1 and settings.redis.url is None:
-        # Each worker owns partitions through leases in Redis; without it every worker
-        # would read the same SQL intake and act for every user (README "Scaling out").
-        log.critical("several workers need REDIS_URL (partition leases); run one worker "
-                     "without it", workers=workers, exit_code=int(ExitCode.CONFIGURATION))
+    if _workers_need_redis(int(getattr(worker.cfg, "workers", 1) or 1), settings):
+        # Normally refused by the master already (`on_starting`); this is the backstop.
         if not _requested_exit[0]:
             _requested_exit[0] = int(ExitCode.CONFIGURATION)
         raise SystemExit(WORKER_BOOT_ERROR)
@@ -232,8 +228,24 @@ class _QuietAfterBootFailure:
         return not str(record.msg).startswith(self._NOISE)
 
 
+def _workers_need_redis(workers: int, settings: Settings) -> bool:
+    """Whether several workers are asked for without ``REDIS_URL`` (logged once, critical).
+    Each worker owns partitions through leases in Redis; without it every worker would read
+    the same SQL intake and act for every user (README "Scaling out")."""
+    if workers > 1 and settings.redis.url is None:
+        log.critical("several workers need REDIS_URL (partition leases); run one worker "
+                     "without it", workers=workers, exit_code=int(ExitCode.CONFIGURATION))
+        return True
+    return False
+
+
 def on_starting(server: Any) -> None:
     server.log.error_log.addFilter(_QuietAfterBootFailure())
+    # Refused here, in the master, before any worker forks: several workers refusing to boot
+    # at once make gunicorn's halt itself fail (a second HaltServer, exit 1).
+    settings = _master_settings or load_settings()
+    if _workers_need_redis(int(getattr(server.cfg, "workers", 1) or 1), settings):
+        raise SystemExit(int(ExitCode.CONFIGURATION))
 
 
 # A worker exiting with gunicorn's WORKER_BOOT_ERROR makes the arbiter halt with that code
