@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.report import Report
 
-BENCHMARKS = ["runtime", "stores", "events", "api", "bot", "faults", "startup"]
+BENCHMARKS = ["runtime", "stores", "events", "api", "bot", "faults", "startup", "scale"]
 RESULTS = Path(__file__).parent / "results"
 
 

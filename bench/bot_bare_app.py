@@ -1,9 +1,12 @@
 """The baseline of `bench.bot`: a bare aiogram bot (its handler replies at once) behind the same
-webhook resource, Falcon app and gunicorn worker as YABOT, with no actors and no stores."""
+webhook resource, Falcon app and gunicorn worker as YABOT, with no actors and no stores but
+the durable intake every update goes through (an SQLite file in a temporary directory)."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiogram import Dispatcher, Router
@@ -14,7 +17,10 @@ from yabot.api.app import create_app
 from yabot.api.bridge import ApiBridge
 from yabot.bot.runner import BotRunner
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
+from yabot.intake.sql import SqlIntake
 from yabot.settings import load_settings
+from yabot.stores.engine import make_engine
+from yabot.stores.tables import intake_entries
 
 
 async def reply_at_once(message: Message) -> None:
@@ -32,7 +38,10 @@ class BareApp:
         router = Router()
         router.message.register(reply_at_once)
         dispatcher.include_router(router)
-        runner = BotRunner(settings, dispatcher)
+        folder = Path(tempfile.mkdtemp(prefix="bare-intake-"))
+        engine = make_engine(f"sqlite:///{folder / 'intake.sqlite3'}")
+        intake_entries.create(engine)
+        runner = BotRunner(settings, dispatcher, SqlIntake(lambda: engine))
         runner.start()
         secret = settings.bot.bot_webhook_secret
         assert secret is not None

@@ -14,13 +14,19 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import pykka
+import redis
 import structlog
 from pymongo import MongoClient
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from actors import ActorError, ActorExit, ChildSpec, KeyedActors, Supervisor, spawn
+from actors import ActorError, ActorExit, ChildSpec, KeyedActors, Message, Supervisor, spawn
 from yabot import crashpoints
 from yabot.bot.starting import BotStart
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
+from yabot.cluster import LocalOwnership, Ownership, RedisOwnership
+from yabot.cluster.forwarding import AskForwarder, AskServer
+from yabot.cluster.routing import AskRouter
 from yabot.coordinator import Coordinator, CoordinatorClient
 from yabot.coordinator.actor import Recovery
 from yabot.domain.users import UserDocument
@@ -32,7 +38,9 @@ from yabot.events.local import LocalDelivery
 from yabot.events.models import SubscriptionChanged
 from yabot.events.stats import DailyFigures, daily_figures, stats_group
 from yabot.events.supervisor import events_supervisor
-from yabot.health import HealthRegistry
+from yabot.health import ComponentHealth, HealthRegistry, HealthStatus
+from yabot.intake import partition_of
+from yabot.intake.choice import build_intake, consumer_name
 from yabot.notifications.group import NotificationRules, notifications_group
 from yabot.notifications.sender import Notifier, Send
 from yabot.scheduler.actor import SchedulerActor
@@ -40,6 +48,7 @@ from yabot.scheduler.scheduler import JobHandlers
 from yabot.scheduler.vip import VIP_EXPIRY, expire_vip, schedule_vip_expiry
 from yabot.seed import DEFAULT_SEED_PATH, seed_at_start
 from yabot.services.payments import read_offers
+from yabot.sessions.messages import Relinquish, SeenUpdate
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Environment, Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
@@ -104,10 +113,11 @@ class Runtime:
             reaction_reward=settings.besitos.reaction_reward,
             reaction_daily_cap=settings.besitos.reaction_daily_cap,
             coordination=self.coordination,
-            notify=lambda user_id, message: self.sessions.tell(user_id, message),
+            notify=self._notify,
             forget=lambda user_id: self.sessions.passivate(user_id),
             state_max_age=settings.actors.session_state_max_age,
             offers=read_offers(settings.story.seed_path or DEFAULT_SEED_PATH),
+            handled_updates_window=settings.scale.handled_updates_window,
         )
         self.sessions: KeyedActors[int, UserSession] = KeyedActors(
             "sessions",
@@ -126,6 +136,13 @@ class Runtime:
         self._root: pykka.ActorRef[Supervisor] | None = None
         self._supervisor: Supervisor | None = None
         self._bot: BotStart | None = None
+        #: Which partitions this process owns (all of them without Redis).
+        self.ownership: Ownership = LocalOwnership(settings.scale.partitions)
+        #: This process's name among the members (leases, the intake's consumer group).
+        self.node_name = consumer_name()
+        #: Forwards asks for users other processes own (None: one process, no Redis).
+        self.router: AskRouter | None = None
+        self._ask_server: AskServer | None = None
         self.failed = threading.Event()
         self._starting = False
 
@@ -157,8 +174,16 @@ class Runtime:
         self._supervisor = root
         log.info("actor tree started")
         self.notifier.start()
+        ownership = self.ownership = self._ownership()
+        if isinstance(ownership, RedisOwnership):
+            self._serve_forwarded_asks(ownership)
         if self.settings.bot.telegram_bot_token is not None:
-            self._bot = BotStart(self.settings, self.sessions)
+            stores = self.stores
+            self._bot = BotStart(
+                self.settings, self.sessions,
+                lambda: build_intake(self.settings, lambda: stores.relational.engine,
+                                     self.node_name),
+                owned=ownership.owned, owns=ownership.owns, seen=self._seen_update)
             self.health.register("telegram", self._bot.health)
             if wait_for_bot:
                 self._bot.run()
@@ -170,6 +195,117 @@ class Runtime:
                 "with BOT_WEBHOOK_URL for a webhook (and TELEGRAM_API_URL for a self-hosted "
                 "Bot API server); `yabot chat` talks to the bot in a terminal"
             )
+        ownership.start()
+        self.health.register("partitions", self._partitions_health)
+
+    def _notify(self, user_id: int, message: Message) -> None:
+        """One session tells another user's (the recipient of a transfer or gift): at that
+        user's owner, which may be another process."""
+        router = self.router
+        if router is not None and not router.owns(user_id):
+            router.tell(user_id, message, self.settings.actors.ask_timeout)
+        else:
+            self.sessions.tell(user_id, message)
+
+    def _serve_forwarded_asks(self, ownership: RedisOwnership) -> None:
+        key = self.settings.jwt_secret().encode()
+        count = self.settings.scale.partitions
+        timeout = self.settings.actors.ask_timeout
+        server = self._ask_server = AskServer(
+            self.settings.scale.forward_host, key,
+            lambda user_id, message: self.sessions.ask(user_id, message, timeout=timeout),
+            lambda user_id: ownership.owns(partition_of(user_id, count)),
+            self.sessions.tell,
+        )
+        server.start()
+        ownership.address = server.address
+        self.router = AskRouter(ownership, count, AskForwarder(key))
+
+    def _ownership(self) -> Ownership:
+        scale, url = self.settings.scale, self.settings.redis.url
+        if url is None:
+            return LocalOwnership(scale.partitions)
+        client = redis.Redis.from_url(url.get_secret_value(),
+                                      socket_timeout=scale.intake_redis_timeout,
+                                      socket_connect_timeout=scale.intake_redis_timeout,
+                                      retry=Retry(NoBackoff(), 0))
+        return RedisOwnership(
+            client, self.node_name, partitions=scale.partitions,
+            prefix=scale.intake_key_prefix, ttl=scale.lease_ttl,
+            renew_interval=scale.lease_renew_interval, safety_margin=scale.lease_safety_margin,
+            lost=self._partitions_lost, busy=self._busy,
+        )
+
+    def _busy(self, partition: int) -> int:
+        bot = self.bot
+        return bot.busy(partition) if bot is not None else 0
+
+    def _partitions_health(self) -> ComponentHealth:
+        """Which partitions this process owns now, and their fencing tokens (/readyz)."""
+        owned = self.ownership.owned()
+        tokens = self.ownership.tokens()
+        return ComponentHealth(name="partitions", status=HealthStatus.PASS, details={
+            "owned": ",".join(str(p) for p in owned),
+            "count": len(owned),
+            "tokens": ",".join(f"{p}:{tokens[p]}" for p in sorted(tokens)),
+            "node": self.node_name,
+        })
+
+    def cluster_metrics(self) -> str:
+        """Prometheus text: partitions owned, intake lag per owned partition, takeovers,
+        forwarded asks (sent, served), redeliveries skipped."""
+        owned = self.ownership.owned()
+        bot = self.bot
+        lines = [
+            "# HELP yabot_partitions_owned Partitions this process owns now.",
+            "# TYPE yabot_partitions_owned gauge",
+            f"yabot_partitions_owned {len(owned)}",
+            "# HELP yabot_partition_takeovers_total Partition leases this process acquired.",
+            "# TYPE yabot_partition_takeovers_total counter",
+            f"yabot_partition_takeovers_total {getattr(self.ownership, 'takeovers', 0)}",
+            "# HELP yabot_forwarded_asks_total Asks sent to the owning process, and served "
+            "for other processes.",
+            "# TYPE yabot_forwarded_asks_total counter",
+            "yabot_forwarded_asks_total{direction=\"sent\"} "
+            f"{self.router.forwarder.forwarded if self.router else 0}",
+            "yabot_forwarded_asks_total{direction=\"served\"} "
+            f"{self._ask_server.served if self._ask_server else 0}",
+            "# HELP yabot_redeliveries_skipped_total Updates skipped: handled before.",
+            "# TYPE yabot_redeliveries_skipped_total counter",
+            f"yabot_redeliveries_skipped_total {bot.redeliveries_skipped if bot else 0}",
+            "# HELP yabot_intake_lag Entries of an owned partition accepted, not yet handled.",
+            "# TYPE yabot_intake_lag gauge",
+        ]
+        if bot is not None:
+            for partition in owned:
+                try:
+                    lag = bot.intake.lag(partition)
+                except Exception as exc:
+                    # The intake is down: no figure rather than a wrong one.
+                    log.warning("intake lag unreadable", partition=partition,
+                                error=type(exc).__name__)
+                    continue
+                lines.append(f'yabot_intake_lag{{partition="{partition}"}} {lag}')
+        return "\n".join(lines) + "\n"
+
+    def _partitions_lost(self, partitions: list[int]) -> None:
+        """Drop what this process cached of the users of ``partitions`` (another process owns
+        them now, or soon) and let the reader claim them afresh if they come back."""
+        bot, lost = self.bot, set(partitions)
+        if bot is not None and bot.reader is not None:
+            bot.reader.forget(partitions)
+        count = self.settings.scale.partitions
+        for user_id in self.sessions.live_keys():
+            if partition_of(user_id, count) in lost:
+                try:
+                    self.sessions.tell(user_id, Relinquish())
+                except Exception:
+                    log.warning("session not told to relinquish", user_id=user_id,
+                                exc_info=True)
+
+    async def _seen_update(self, user_id: int, update_id: int) -> bool:
+        return await self.sessions.ask_async(user_id, SeenUpdate(update_id=update_id),
+                                             timeout=self.settings.actors.ask_timeout)
 
     def _stores_supervisor(self) -> Supervisor:
         return stores_supervisor(
@@ -207,6 +343,11 @@ class Runtime:
         if self._bot is not None:
             self._bot.stop()
             self._bot = None
+        # After the bot drained: the leases go back only once nothing of theirs runs here.
+        self.ownership.stop()
+        if self._ask_server is not None:
+            self._ask_server.stop()
+            self._ask_server = None
         root, self._root = self._root, None
         if root is not None:
             root.stop(block=True, timeout=ROOT_STOP_TIMEOUT)

@@ -60,14 +60,14 @@ class WorkerApp:
         self.runtime = runtime
         self.draining.clear()
         runtime.health.register("actors", lambda: _actor_tree_health(runtime))
-        bridge = ApiBridge(runtime.sessions, settings.actors.ask_timeout)
+        bridge = ApiBridge(runtime.sessions, settings.actors.ask_timeout, runtime.router)
         self._app = create_app(
             settings, bridge, {**runtime.http_routes(), **self.extra_routes},
             health=runtime.health, draining=self.draining,
             metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
                              telegram_counters.prometheus_text,
                              scheduler_metrics.prometheus_text,
-                             notification_counters.prometheus_text],
+                             notification_counters.prometheus_text, runtime.cluster_metrics],
             daily_stats=runtime.daily_stats,
         )
 
@@ -177,6 +177,11 @@ def post_worker_init(worker: Any) -> None:
     framing.install()  # gunicorn's own 400/414/431 as problem JSON
     settings = _master_settings or load_settings()
     configure_logging(settings)
+    if _workers_need_redis(int(getattr(worker.cfg, "workers", 1) or 1), settings):
+        # Normally refused by the master already (`on_starting`); this is the backstop.
+        if not _requested_exit[0]:
+            _requested_exit[0] = int(ExitCode.CONFIGURATION)
+        raise SystemExit(WORKER_BOOT_ERROR)
     runtime = Runtime(settings, on_fatal=lambda: setattr(worker, "alive", False))
     try:
         runtime.start(wait_for_bot=False)  # /healthz answers while aiogram loads
@@ -228,8 +233,24 @@ class _QuietAfterBootFailure:
         return not str(record.msg).startswith(self._NOISE)
 
 
+def _workers_need_redis(workers: int, settings: Settings) -> bool:
+    """Whether several workers are asked for without ``REDIS_URL`` (logged once, critical).
+    Each worker owns partitions through leases in Redis; without it every worker would read
+    the same SQL intake and act for every user (README "Scaling out")."""
+    if workers > 1 and settings.redis.url is None:
+        log.critical("several workers need REDIS_URL (partition leases); run one worker "
+                     "without it", workers=workers, exit_code=int(ExitCode.CONFIGURATION))
+        return True
+    return False
+
+
 def on_starting(server: Any) -> None:
     server.log.error_log.addFilter(_QuietAfterBootFailure())
+    # Refused here, in the master, before any worker forks: several workers refusing to boot
+    # at once make gunicorn's halt itself fail (a second HaltServer, exit 1).
+    settings = _master_settings or load_settings()
+    if _workers_need_redis(int(getattr(server.cfg, "workers", 1) or 1), settings):
+        raise SystemExit(int(ExitCode.CONFIGURATION))
 
 
 # A worker exiting with gunicorn's WORKER_BOOT_ERROR makes the arbiter halt with that code
@@ -268,7 +289,7 @@ def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
         "wsgi_app": "yabot.serving:application",
         "bind": [f"{host}:{port}"],
         "chdir": str(Path(__file__).resolve().parents[1]),
-        "workers": 1,  # per-user ordering holds within one process (see README)
+        "workers": 1,  # `-w N` on the command line needs REDIS_URL (README "Scaling out")
         "worker_class": "gthread",
         "threads": settings.api.threads,
         "graceful_timeout": settings.api.graceful_timeout,

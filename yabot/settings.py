@@ -361,6 +361,43 @@ class EventSettings(BaseSettings):
     scheduler_lease: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
+class ScaleSettings(BaseSettings):
+    """Partitions, the durable intake and partition leases (README "Scaling out")."""
+
+    model_config = _config()
+
+    #: How many partitions users are hashed into. Fixed per deployment: changing it moves
+    #: users between partitions, so do it only with every process stopped and the intake
+    #: drained (README "Scaling out").
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 16
+    #: Redis keys of the intake streams and leases start with this (``{prefix}:in:{p}``).
+    intake_key_prefix: Annotated[str, Field(min_length=1, max_length=100)] = "yabot"
+    intake_read_count: Annotated[int, Field(ge=1, le=10_000)] = 100
+    intake_read_block_ms: Annotated[int, Field(ge=10, le=10_000)] = 200
+    #: Entries handed to the bot and not yet acknowledged, at most (backpressure on reads).
+    intake_max_in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1024
+    intake_redis_timeout: Annotated[float, Field(gt=0, le=60)] = 2.0
+    #: How many of each user's handled update ids are remembered to skip redeliveries.
+    handled_updates_window: Annotated[int, Field(ge=1, le=10_000)] = 256
+    #: A partition lease (and a member's heartbeat) lives this long unless renewed (s).
+    lease_ttl: Annotated[float, Field(ge=0.5, le=300)] = 6.0
+    #: How often leases and heartbeats are renewed and shares rebalanced (s; < lease_ttl/2).
+    lease_renew_interval: Annotated[float, Field(ge=0.1, le=100)] = 2.0
+    #: A process stops handling a partition this long before its lease could expire in Redis
+    #: (s): room for clock drift between the process and Redis, and for a slow renewal.
+    lease_safety_margin: Annotated[float, Field(ge=0, le=60)] = 1.0
+    #: The interface a process serves asks forwarded by other processes on (an ephemeral
+    #: port, advertised in Redis); other hosts must reach it, so not loopback across hosts.
+    forward_host: str = "127.0.0.1"
+
+    @model_validator(mode="after")
+    def _renewal_fits_the_lease(self) -> ScaleSettings:
+        if self.lease_renew_interval * 2 + self.lease_safety_margin > self.lease_ttl:
+            raise ValueError("LEASE_TTL must be at least 2 * LEASE_RENEW_INTERVAL + "
+                             "LEASE_SAFETY_MARGIN, so one failed renewal does not lose a lease")
+        return self
+
+
 class BesitosSettings(BaseSettings):
     """The besitos economy: what reactions earn."""
 
@@ -407,12 +444,13 @@ class Settings(BaseModel):
     besitos: BesitosSettings = Field(default_factory=BesitosSettings)
     story: StorySettings = Field(default_factory=StorySettings)
     platform: PlatformSettings = Field(default_factory=PlatformSettings)
+    scale: ScaleSettings = Field(default_factory=ScaleSettings)
 
     _SECTIONS: ClassVar[dict[str, type[BaseSettings]]] = {
         "app": AppSettings, "mongo": MongoSettings, "sql": SqlSettings, "redis": RedisSettings,
         "api": ApiSettings, "jwt": JwtSettings, "bot": BotSettings, "actors": ActorSettings,
         "events": EventSettings, "rate_limit": RateLimitSettings, "besitos": BesitosSettings,
-        "story": StorySettings, "platform": PlatformSettings,
+        "story": StorySettings, "platform": PlatformSettings, "scale": ScaleSettings,
     }
 
     @property

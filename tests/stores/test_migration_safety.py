@@ -171,13 +171,17 @@ def empty_postgres_schema() -> Iterator[str]:
 
 @pytest.mark.postgres
 def test_gunicorn_with_three_workers_starts_on_an_empty_postgresql_and_serves(
-    empty_postgres_schema: str, tmp_path: Path,
+    empty_postgres_schema: str, tmp_path: Path, local_redis: tuple[str, str],
 ) -> None:
     port = free_port()
     log_path = tmp_path / "web.log"
+    redis_url, prefix = local_redis  # several workers share the partitions through Redis
     env = clean_env({"YABOT_ENV": "production", "JWT_SECRET": TEST_JWT_SECRET,
                      "YABOT_DATA_DIR": str(tmp_path / "var"), "API_PORT": str(port),
-                     "DATABASE_URL": empty_postgres_schema})
+                     "DATABASE_URL": empty_postgres_schema, "REDIS_URL": redis_url,
+                     "INTAKE_KEY_PREFIX": prefix.rstrip(":"),
+                     "EVENTS_STREAM": f"{prefix}events",
+                     "RATE_LIMIT_KEY_PREFIX": f"{prefix}ratelimit"})
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "python:yabot.gunicorn_conf", "-w", "3"],

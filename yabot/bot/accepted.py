@@ -7,7 +7,8 @@ import enum
 
 
 class Accepted(enum.Enum):
-    QUEUED = "queued"
+    QUEUED = "queued"  # stored in the intake: it will be handled
     IGNORED = "ignored"  # a valid update of a kind the bot does not handle
     BUSY = "busy"  # too many updates pending
     STOPPED = "stopped"  # the runner is not running (or not yet)
+    UNSTORED = "unstored"  # the intake could not store it

@@ -5,6 +5,13 @@ Mode is chosen by settings: with ``BOT_WEBHOOK_URL`` the runner registers the we
 over with `accept`; without it, it deletes any webhook and long-polls `getUpdates`. Either
 way, when Telegram cannot be reached it logs one line per failed attempt and retries with
 growing delays, forever: the HTTP API keeps serving meanwhile.
+
+Every update goes through the durable intake (`yabot.intake`): `accept` (webhook) and the
+polling loop append it to its partition's log first — the webhook answers 200, the polling
+offset moves on, only after that — and an `IntakeReader` hands the log's entries of the
+partitions this process owns to the lanes. An entry is acknowledged once the Dispatcher has
+handled it; one a crash interrupted is handled again after the restart, and an update the
+user's session already recorded as handled is skipped (`SeenUpdate`).
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any, TypeVar
 
 import structlog
@@ -35,12 +44,17 @@ from yabot.bot.lanes import Lanes
 from yabot.bot.middleware import ActionFlag, UpdateContext
 from yabot.bot.routers import all_routers
 from yabot.errors import InvalidInput
+from yabot.intake import Delivery, Intake, IntakeEntry, IntakeReader, partition_of
 from yabot.settings import Settings
 from yabot.stores.retry import RetryPolicy
 
 log = structlog.get_logger("yabot.bot")
 
 T = TypeVar("T")
+
+#: Whether user ``user_id``'s update ``update_id`` was handled before (the user's session
+#: answers `SeenUpdate`).
+Seen = Callable[[int, int], Awaitable[bool]]
 
 #: Update kinds the bot handles; `setWebhook`/`getUpdates` ask Telegram for exactly these
 #: (``message_reaction`` is only sent when listed, and only to chat administrators).
@@ -99,16 +113,31 @@ class BotRunner:
     session and joins the thread.
     """
 
-    def __init__(self, settings: Settings, dispatcher: Dispatcher, bot: Bot | None = None) -> None:
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, intake: Intake,
+                 bot: Bot | None = None,
+                 owned: Callable[[], list[int]] | None = None,
+                 owns: Callable[[int], bool] | None = None,
+                 seen: Seen | None = None) -> None:
         self._settings = settings
         self._dispatcher = dispatcher
+        self._intake = intake
+        self._partitions = settings.scale.partitions
+        every = list(range(self._partitions))
+        #: The partitions whose entries this process handles (all of them with no leases).
+        self._owned = owned or (lambda: every)
+        self._owns = owns or (lambda partition: True)
+        self._busy: dict[int, int] = {}
+        self.reader: IntakeReader | None = None
+        self._seen = seen
+        #: Updates skipped because the user's session had handled them already.
+        self.redeliveries_skipped = 0
         self.bot = bot or build_bot(settings)
         self.webhook = settings.bot.bot_webhook_url is not None
         self._thread = threading.Thread(target=self._run, name="telegram", daemon=False)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
-        self._lanes: Lanes[Update] | None = None
+        self._lanes: Lanes[Delivery] | None = None
         self._pending = 0
         self._pending_lock = threading.Lock()
         #: Set whenever an update is done: polling waits on it while the queue is full.
@@ -153,8 +182,9 @@ class BotRunner:
             raise InvalidInput("an update is a JSON object with an integer update_id")
         return decode_update(data, self.bot)
 
-    def accept(self, update: Update) -> Accepted:
-        """Hand ``update`` to the loop without waiting for it to be handled."""
+    def accept(self, update: Update, raw: str | None = None) -> Accepted:
+        """Store ``update`` (``raw``: its JSON as received) in the intake; QUEUED means it is
+        stored durably and will be handled, without waiting for that."""
         if not handled_kind(update):
             return Accepted.IGNORED
         loop, lanes = self._loop, self._lanes
@@ -165,13 +195,23 @@ class BotRunner:
                 return Accepted.BUSY
             self._pending += 1
         try:
-            # call_soon_threadsafe keeps arrival order (callbacks run FIFO), which the lanes
-            # need; run_coroutine_threadsafe would too, but adds a task and a future per update.
-            loop.call_soon_threadsafe(lanes.submit, lane_key(update), update)
-        except RuntimeError:  # the loop closed between the check and the call
+            self._intake.append([self._entry(update, raw)])
+        except Exception as exc:
             self._done()
-            return Accepted.STOPPED
+            log.warning("update not stored in the intake", update_id=update.update_id,
+                        error=type(exc).__name__)
+            return Accepted.UNSTORED
         return Accepted.QUEUED
+
+    def _entry(self, update: Update, raw: str | None) -> IntakeEntry:
+        key = lane_key(update)
+        return IntakeEntry(partition=partition_of(key, self._partitions), key=key,
+                           body=raw if raw is not None else _raw(update))
+
+    @property
+    def intake(self) -> Intake:
+        """The durable log this runner appends updates to."""
+        return self._intake
 
     @property
     def pending(self) -> int:
@@ -184,7 +224,8 @@ class BotRunner:
 
     def _done(self) -> None:
         with self._pending_lock:
-            self._pending -= 1
+            # Entries resumed after a restart were not counted by this process's `accept`.
+            self._pending = max(0, self._pending - 1)
         loop, room = self._loop, self._room
         if loop is not None and room is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
@@ -205,6 +246,20 @@ class BotRunner:
         self._stopping = asyncio.Event()
         self._room = asyncio.Event()
         self._lanes = Lanes(self._handle, self._settings.bot.bot_max_concurrent_updates)
+        loop, lanes = self._loop, self._lanes
+        scale = self._settings.scale
+
+        def deliver(delivery: Delivery) -> None:  # on the reader's thread, in log order
+            loop.call_soon_threadsafe(lanes.submit, delivery.entry.key, delivery)
+
+        reader = self.reader = IntakeReader(
+            self._intake, self._owned, deliver, read_count=scale.intake_read_count,
+            read_block=scale.intake_read_block_ms / 1000,
+            max_in_flight=scale.intake_max_in_flight,
+            # Longer than any lease could still be valid for a previous reader.
+            stale_after=scale.lease_ttl * 2,
+        )
+        reader.start()
         api = str(self._settings.bot.telegram_api_url)
         # Logged before `start` returns, so the log shows the bot starting before the HTTP app.
         log.info("telegram starting", mode="webhook" if self.webhook else "polling", api=api)
@@ -215,17 +270,71 @@ class BotRunner:
         await self._stopping.wait()
         connection.cancel()
         await asyncio.gather(connection, return_exceptions=True)
+        # No new entries from here; what is handed out finishes, the rest stays in the log.
+        await asyncio.to_thread(reader.stop_reading)
         drained = await self._lanes.drain(self._settings.bot.bot_drain_timeout)
         if not drained:
             log.error("telegram updates still running at shutdown", pending=len(self._lanes))
+        await asyncio.to_thread(reader.stop)
+        self._intake.close()
         await self.bot.session.close()
         log.info("telegram stopped")
 
-    async def _handle(self, update: Update) -> None:
+    async def _handle(self, delivery: Delivery) -> None:
+        partition = delivery.entry.partition
+        reader = self.reader
+        assert reader is not None  # deliveries come from it
+        if not self._owns(partition):
+            # The partition moved (or is being given back) since the entry was read: it stays
+            # pending in the log for the next owner, who claims it.
+            reader.abandon(delivery)
+            self._done()
+            return
+        self._busy[partition] = self._busy.get(partition, 0) + 1
         try:
+            update = self._decoded(delivery)
+            if update is None:
+                return
+            if await self._handled_before(update):
+                self.redeliveries_skipped += 1
+                log.info("redelivered update skipped: handled before",
+                         update_id=update.update_id)
+                return
             await self._dispatcher.feed_update(self.bot, update)
         finally:
+            self._busy[partition] -= 1
+            reader.done(delivery)
             self._done()
+
+    def _decoded(self, delivery: Delivery) -> Update | None:
+        """The entry's update; None (logged) for one that can never be handled: stored by an
+        older version or tampered with (not JSON), or one aiogram's models refuse."""
+        try:
+            raw = json.loads(delivery.entry.body)
+        except (ValueError, RecursionError):
+            raw = None
+        if not isinstance(raw, dict) or update_id_of(raw) is None:
+            log.error("intake entry is not an update; dropped", entry_id=delivery.entry_id)
+            telegram_counters.incr("unparseable")
+            return None
+        return decode_update(raw, self.bot)
+
+    def busy(self, partition: int) -> int:
+        """Entries of ``partition`` being handled right now (any thread may ask)."""
+        return self._busy.get(partition, 0)
+
+    async def _handled_before(self, update: Update) -> bool:
+        """The sender's session says so; an update it cannot answer for is handled."""
+        seen = self._seen
+        sender = UserContextMiddleware.resolve_event_context(update).user
+        if seen is None or sender is None or sender.is_bot:
+            return False
+        try:
+            return await seen(sender.id, update.update_id)
+        except Exception as exc:
+            log.warning("handled updates not checked; handling the update",
+                        update_id=update.update_id, error=type(exc).__name__)
+            return False
 
     async def _retrying(self, what: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         """``await attempt_once()`` until it succeeds; one log line per failure, then wait."""
@@ -275,9 +384,11 @@ class BotRunner:
             # Decoded one by one: an update aiogram's models refuse is skipped, and the
             # offset still moves past it (or polling would fetch it again forever).
             updates, next_offset = decode_batch(raws, self.bot)
+            entries = self._polled_entries(raws, updates)
+            # Stored before the next getUpdates confirms them to Telegram (the offset).
+            await self._retrying("intake append", partial(asyncio.to_thread,
+                                                          self._intake.append, entries))
             offset = next_offset if next_offset is not None else offset
-            for update in updates:
-                self._submit_polled(update)
 
     async def _room_for_updates(self) -> int:
         """How many updates to fetch next (at most 100, Telegram's limit); waits while
@@ -292,14 +403,27 @@ class BotRunner:
                 return min(free, GET_UPDATES_LIMIT)
             await room.wait()
 
-    def _submit_polled(self, update: Update) -> None:
-        lanes = self._lanes
-        assert lanes is not None
-        if not handled_kind(update):
-            return
-        with self._pending_lock:
-            self._pending += 1
-        lanes.submit(lane_key(update), update)
+    def _polled_entries(self, raws: list[dict[str, Any]], updates: list[Update]
+                        ) -> list[IntakeEntry]:
+        """The intake entries of the polled updates the bot handles (each stored as Telegram
+        sent it), counted as pending when this process handles them itself: the next
+        `getUpdates` waits for room as the webhook answers 503."""
+        sent = {update_id_of(raw): raw for raw in raws}
+        entries: list[IntakeEntry] = []
+        for update in updates:
+            if not handled_kind(update):
+                continue
+            entry = self._entry(update, json.dumps(sent[update.update_id]))
+            entries.append(entry)
+            if self._owns(entry.partition):
+                with self._pending_lock:
+                    self._pending += 1
+        return entries
+
+
+def _raw(update: Update) -> str:
+    """The update's JSON as the intake stores it (for updates that came without raw text)."""
+    return update.model_dump_json(exclude_none=True)
 
 
 def handled_kind(update: Update) -> bool:

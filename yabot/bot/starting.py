@@ -9,6 +9,7 @@ polling has simply not begun. No aiogram import here.
 from __future__ import annotations
 
 import threading
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -17,6 +18,7 @@ from actors import KeyedActors
 from yabot.bot.accepted import Accepted
 from yabot.errors import Unavailable
 from yabot.health import ComponentHealth, HealthStatus
+from yabot.intake import Intake
 from yabot.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,9 +31,20 @@ class BotStart:
     """Imports, builds and starts the `BotRunner` (`begin`: on a thread; `run`: here), and
     stands in for it at the webhook until it runs (`parse` and `accept`)."""
 
-    def __init__(self, settings: Settings, sessions: KeyedActors[int, Any]) -> None:
+    def __init__(self, settings: Settings, sessions: KeyedActors[int, Any],
+                 intake: Callable[[], Intake], *,
+                 owned: Callable[[], list[int]] | None = None,
+                 owns: Callable[[int], bool] | None = None,
+                 seen: Callable[[int, int], Awaitable[bool]] | None = None) -> None:
+        """``intake`` builds the durable log the runner appends to; ``owned``/``owns`` name
+        the partitions this process handles; ``seen`` asks a user's session whether it
+        handled an update (see `BotRunner`)."""
         self._settings = settings
         self._sessions = sessions
+        self._intake = intake
+        self._owned = owned
+        self._owns = owns
+        self._seen = seen
         self._lock = threading.Lock()
         self._runner: BotRunner | None = None
         self._cancelled = False
@@ -53,7 +66,9 @@ class BotStart:
         """Import, build and start the bot on the calling thread."""
         from yabot.bot.runner import BotRunner, build_dispatcher  # seconds of CPU: see above
 
-        runner = BotRunner(self._settings, build_dispatcher(self._sessions, self._settings))
+        runner = BotRunner(self._settings, build_dispatcher(self._sessions, self._settings),
+                           self._intake(), owned=self._owned, owns=self._owns,
+                           seen=self._seen)
         with self._lock:
             if self._cancelled:
                 return
@@ -90,6 +105,6 @@ class BotStart:
             raise Unavailable("the bot is starting")  # 503 with Retry-After: Telegram retries
         return runner.parse(data)
 
-    def accept(self, update: Any) -> Accepted:
+    def accept(self, update: Any, raw: str | None = None) -> Accepted:
         runner = self._runner
-        return runner.accept(update) if runner is not None else Accepted.STOPPED
+        return runner.accept(update, raw) if runner is not None else Accepted.STOPPED

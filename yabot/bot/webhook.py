@@ -4,14 +4,16 @@ Order of checks: the body's framing and size, by the API's `BodyLimits` like eve
 (chunked without a length → 411; over ``BOT_WEBHOOK_MAX_BODY`` → 413, never read; not JSON
 → 415), then the secret header (constant-time compare; wrong or missing → 401), then JSON
 (→ 400, also for nesting too deep to decode) and the update's shape (no integer
-``update_id`` → 400). A valid update is handed to the Dispatcher's loop and answered 200 at
-once; the reply to the user goes out through the Bot API.
+``update_id`` → 400). A valid update is appended to its partition's intake (`yabot.intake`)
+and answered 200 once the intake has stored it durably — never before, since Telegram does
+not resend an update it got a 2xx for; the reply to the user goes out through the Bot API
+when the update's partition owner has handled it.
 
 Status choices, knowing that Telegram retries any update it could not deliver with a 2xx: an
 update of a kind the bot does not handle, or one aiogram's models refuse (a field from a newer
 or older Bot API), is answered 200, logged once at warning and counted (retrying it could never
-help);
-a full queue or a stopping bot answers 503 with ``Retry-After`` (retrying later will work).
+help); a full queue, a stopping bot or an intake that cannot store the update answers 503
+with ``Retry-After`` (retrying later will work).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class UpdateIntake(Protocol):
 
     def parse(self, data: object) -> Any: ...
 
-    def accept(self, update: Any) -> Accepted: ...
+    def accept(self, update: Any, raw: str | None = None) -> Accepted: ...
 
 
 class TelegramWebhook:
@@ -72,8 +74,9 @@ class TelegramWebhook:
             "411": problem_response(411),
             "413": problem_response(413, "The body is larger than BOT_WEBHOOK_MAX_BODY"),
             "415": problem_response(415),
-            "503": problem_response(503, "The bot's queue is full or the bot is stopping; "
-                                         "Telegram retries later"),
+            "503": problem_response(503, "The bot's queue is full, the bot is stopping or the "
+                                         "intake cannot store the update; Telegram "
+                                         "retries later"),
         },
     }}
 
@@ -89,16 +92,18 @@ class TelegramWebhook:
         length = req.content_length
         if not length:
             raise InvalidInput("an update is required")
+        body = req.bounded_stream.read(length)
         try:
-            data = json.loads(req.bounded_stream.read(length))
+            raw = body.decode()
+            data = json.loads(raw)
         except (ValueError, RecursionError):  # also UnicodeDecodeError; nesting too deep
             raise InvalidInput("the body is not JSON this server can read") from None
         update = self._runner.parse(data)
         if update is None:  # an update aiogram's models refuse: logged, counted, final
             resp.media = {"ok": True}
             return
-        outcome = self._runner.accept(update)
-        if outcome in (Accepted.BUSY, Accepted.STOPPED):
+        outcome = self._runner.accept(update, raw)
+        if outcome in (Accepted.BUSY, Accepted.STOPPED, Accepted.UNSTORED):
             log.warning("webhook update refused", update_id=update.update_id,
                         reason=outcome.value)
             raise Unavailable("the bot cannot take updates right now")  # 503, Retry-After

@@ -176,6 +176,16 @@ class ChangeSubscription(Ask[SubscriptionView]):
     ends_at: datetime | None = None
 
 
+class SeenUpdate(Ask[bool]):
+    """Whether this user's Telegram update ``update_id`` was handled (recorded) before: a
+    redelivery (a Telegram retry, a replay after a crash or a takeover) is then skipped.
+    Remembers the newest ``HANDLED_UPDATES_WINDOW`` ids per user, in the user's stored
+    progress, so the answer holds across processes and restarts. Never fails: when the
+    store cannot say, the answer is False (handle it; at least once)."""
+
+    update_id: int
+
+
 # ---- VIP with Telegram Stars ------------------------------------------------------------
 
 
@@ -259,12 +269,19 @@ class RecordStarRefund(Ask[StarPaymentResult]):
 class RecordUpdate(Message):
     """Told (not asked) by the bot after it handled one Telegram update of this user: the
     session publishes `UpdateReceived` and, when ``action`` is set, `UserInteraction` with
-    its own next ``seq``s, so the user's events stay gap-free. Never fails."""
+    its own next ``seq``s, so the user's events stay gap-free, and records ``update_id`` as
+    handled (`SeenUpdate`). Never fails."""
 
     update_id: int
     update_kind: Annotated[str, Field(min_length=1, max_length=128)]
     action: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     details: dict[str, str] = Field(default_factory=dict)
+
+
+class Relinquish(Message):
+    """Told when this process stopped owning the user's partition: the session drops every
+    cached thing (state, the handled-updates window), so whatever reaches it later starts
+    from the stores, as a fresh incarnation would. Never fails."""
 
 
 class Credited(Message):

@@ -49,7 +49,9 @@ from yabot.sessions.messages import (
     ReactionReward,
     RecordStarRefund,
     RecordUpdate,
+    Relinquish,
     RestartStory,
+    SeenUpdate,
     SetPreferences,
     SettleStarPayment,
     Shop,
@@ -64,9 +66,11 @@ from yabot.sessions.messages import (
     Wallet,
     Welcome,
 )
+from yabot.sessions.progress import HandledUpdates
 from yabot.stores.context import UserContext
 from yabot.stores.handles import Stores
 from yabot.stores.outbox import EventDrafts
+from yabot.stores.repositories import UserProgress
 
 log = structlog.get_logger("yabot.sessions")
 
@@ -120,6 +124,8 @@ class SessionServices:
     #: another process on the same database) can look; the session's own changes, and the
     #: ones other sessions tell it of, are never served stale.
     state_max_age: float = 0.0
+    #: How many handled update ids each user remembers (`SeenUpdate`).
+    handled_updates_window: int = 256
 
     def __post_init__(self) -> None:
         self.own_wallet = InlineCoordination(self.stores, self.drafts)
@@ -130,7 +136,8 @@ class SessionServices:
               notify: Notify = notify_nobody, relay: Callable[[], None] = relay_later,
               forget: Callable[[int], object] = forget_nobody,
               drafts: Drafts | None = None, state_max_age: float = 0.0,
-              offers: dict[str, StarOffer] | None = None) -> SessionServices:
+              offers: dict[str, StarOffer] | None = None,
+              handled_updates_window: int = 256) -> SessionServices:
         drafts = drafts or Drafts()
         return cls(
             stores=stores, users=UserService(stores),
@@ -141,13 +148,15 @@ class SessionServices:
             payments=PaymentService(stores, offers or {}),
             coordination=coordination or InlineCoordination(stores, drafts), drafts=drafts,
             notify=notify, relay=relay, forget=forget, state_max_age=state_max_age,
+            handled_updates_window=handled_updates_window,
         )
 
 
 #: Messages that only read the user's state: handling them keeps the context `GetState` serves.
-_READS_ONLY = (GetState, GetWallet, GetShop, RecordUpdate)
+_READS_ONLY = (GetState, GetWallet, GetShop, RecordUpdate, SeenUpdate)
+# (`Relinquish` is not one of them: it drops the cached context too.)
 #: Messages that store nothing, so they leave the outbox relay alone.
-_STORE_NOTHING = (GetState, GetWallet, GetShop)
+_STORE_NOTHING = (GetState, GetWallet, GetShop, SeenUpdate, Relinquish)
 
 
 class UserSession(Actor):
@@ -159,6 +168,8 @@ class UserSession(Actor):
     that publishes them. A change is never stored without its events, and a request that
     fails stored neither. Events of no change of their own (an update received) are recorded
     on their own; recording them never fails a message (an error is logged and counted).
+    The ids of the user's handled Telegram updates are kept in the user's stored progress
+    (`SeenUpdate`, `RecordUpdate`), so a redelivered update is skipped in any process.
 
     `GetState`, the hottest read, is answered from the context the previous `GetState` read
     as long as the session has handled nothing but reads since and the context is younger
@@ -175,9 +186,14 @@ class UserSession(Actor):
         self.user_id = user_id
         self._services = services
         self._users = services.users
+        self._handled = HandledUpdates(user_id, self._progress,
+                                       services.handled_updates_window)
         self._profile_checked = False
         self._context: UserContext | None = None
         self._context_read_at = 0.0
+
+    def _progress(self) -> UserProgress:
+        return self._services.stores.documents.progress
 
     def handle(self, message: Any) -> Any:
         if not isinstance(message, _READS_ONLY):
@@ -239,12 +255,21 @@ class UserSession(Actor):
             case Credited() | Gifted():
                 return None  # stored (with its event) by the workflow; our context is stale
             case RecordUpdate():
+                self._handled.record(message.update_id)
                 self._record(
                     draft.event(UpdateReceived, self.user_id, update_id=message.update_id,
                                 update_kind=message.update_kind),
                     None if message.action is None else draft.interaction(
                         self.user_id, message.action, **message.details),
                 )
+                return None
+            case SeenUpdate(update_id=update_id):
+                return self._handled.seen(update_id)
+            case Relinquish():
+                # Another process owns the user now: forget what this incarnation read.
+                self._handled = HandledUpdates(self.user_id, self._progress,
+                                               self._services.handled_updates_window)
+                self._profile_checked = False
                 return None
             case GetVipOffers() | OpenInvoice() | CheckStarCheckout():
                 return self._vip_offers(message)

@@ -15,6 +15,7 @@ from yabot.stores.repositories import (
     Subscriptions,
     UserDocuments,
     UserProfiles,
+    UserProgress,
 )
 
 
@@ -33,6 +34,7 @@ class DocumentRepositories:
     fragments: NarrativeFragments
     items: ItemCatalogue
     ledger: BesitosLedger
+    progress: UserProgress
     engine: Engine | None = None  # the SQL engine the `sql` backend keeps documents on
 
 

@@ -466,6 +466,32 @@ class MongoBesitosLedger(_Repository):
         return sum(int(document["amount"]) for document in found)
 
 
+class MongoUserProgress:
+    """`UserProgress` in the ``user_progress`` collection (``_id`` is the user id)."""
+
+    def __init__(self, db: Database[Document], guard: StoreGuard | None = None) -> None:
+        self._collection: Collection[Document] = db.user_progress
+        self._guard = guard or mongo_guard()
+
+    def handled_updates(self, user_id: int) -> list[int]:
+        found = self._guard.run(lambda: self._collection.find_one(
+            {"_id": user_id}, projection={"handled_updates": True}), "read handled updates")
+        return [int(u) for u in (found or {}).get("handled_updates", [])]
+
+    def record_update(self, user_id: int, update_id: int, window: int) -> None:
+        def write() -> None:
+            # Pull then push (two updates, each idempotent): one user's updates are recorded
+            # by its one session, so nothing interleaves; a retry repeats both harmlessly.
+            self._collection.update_one(
+                {"_id": user_id},
+                {"$pull": {"handled_updates": update_id}}, upsert=True)
+            self._collection.update_one(
+                {"_id": user_id},
+                {"$push": {"handled_updates": {"$each": [update_id], "$slice": -window}}})
+
+        self._guard.run(write, "record a handled update")
+
+
 def mongo_documents(db: Database[Document], guard: StoreGuard | None = None,
                     outbox: OutboxWriter | None = None) -> DocumentRepositories:
     """Every document repository of the `mongo` backend, sharing one guard. ``outbox``
@@ -474,4 +500,5 @@ def mongo_documents(db: Database[Document], guard: StoreGuard | None = None,
     return DocumentRepositories(
         "mongo", MongoUserDocuments(db, guard, outbox), MongoNarrativeFragments(db, guard),
         MongoItemCatalogue(db, guard), MongoBesitosLedger(db, guard, outbox),
+        MongoUserProgress(db, guard),
     )

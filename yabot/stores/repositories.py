@@ -51,6 +51,19 @@ class UserDocuments(Protocol):
         backend; nothing to do on `sql`); how many users had some."""
 
 
+class UserProgress(Protocol):
+    """What outlives any one session of a user, in whichever process: the ids of the user's
+    last handled Telegram updates. Stored next to the user's record; a user without a row
+    reads as no updates. (The user's event ``seq`` is allocated with each change, in its
+    transaction, by the repositories that store the change.)"""
+
+    def handled_updates(self, user_id: int) -> list[int]:
+        """The user's most recently handled update ids, oldest first."""
+
+    def record_update(self, user_id: int, update_id: int, window: int) -> None:
+        """Remember ``update_id`` as handled, keeping the newest ``window`` ids."""
+
+
 class UserProfiles(Protocol):
     """The ``user_profiles`` rows."""
 

@@ -49,6 +49,7 @@ from yabot.stores.tables import (
     subscriptions,
     user_documents,
     user_profiles,
+    user_progress,
 )
 from yabot.stores.transient import is_transient_sql
 
@@ -615,10 +616,47 @@ class SqlSubscriptions:
         return self._guard.run(read, what)
 
 
+class SqlUserProgress:
+    """`UserProgress` in the ``user_progress`` table."""
+
+    def __init__(self, engine: Engine, guard: StoreGuard | None = None) -> None:
+        self._engine = engine
+        self._guard = guard or sql_guard()
+
+    def handled_updates(self, user_id: int) -> list[int]:
+        def read() -> list[int]:
+            with self._engine.connect() as conn:
+                found = conn.execute(
+                    select(user_progress.c.handled_updates)
+                    .where(user_progress.c.user_id == user_id)).scalar_one_or_none()
+            return [int(update_id) for update_id in found or []]
+
+        return self._guard.run(read, "read handled updates")
+
+    def record_update(self, user_id: int, update_id: int, window: int) -> None:
+        def write() -> None:
+            with self._engine.begin() as conn:
+                # Creates the row or locks it (a no-op update), then rewrites the window: one
+                # user's updates are recorded by its one session, so nothing races the rewrite.
+                insert_if_absent(conn, user_progress, {
+                    "user_id": user_id, "handled_updates": []})
+                found = conn.execute(
+                    update(user_progress).where(user_progress.c.user_id == user_id)
+                    .values(handled_updates=user_progress.c.handled_updates)
+                    .returning(user_progress.c.handled_updates)).scalar_one()
+                handled = [int(u) for u in found or [] if int(u) != update_id]
+                handled = [*handled, update_id][-window:]
+                conn.execute(update(user_progress).where(user_progress.c.user_id == user_id)
+                             .values(handled_updates=handled))
+
+        guarded_write(self._guard, write, "record a handled update")
+
+
 def sql_documents(engine: Engine, guard: StoreGuard | None = None) -> DocumentRepositories:
     """Every document repository of the embedded `sql` backend, sharing one guard."""
     guard = guard or sql_guard()
     return DocumentRepositories(
         "sql", SqlUserDocuments(engine, guard), SqlNarrativeFragments(engine, guard),
-        SqlItemCatalogue(engine, guard), SqlBesitosLedger(engine, guard), engine=engine,
+        SqlItemCatalogue(engine, guard), SqlBesitosLedger(engine, guard),
+        SqlUserProgress(engine, guard), engine=engine,
     )

@@ -272,3 +272,28 @@ blocked_chats = Table(
     Column("user_id", BigInteger, primary_key=True),
     Column("blocked_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# The durable intake of the embedded default (no Redis): accepted Telegram updates not yet
+# handled. A row is inserted before the webhook answers and deleted once handled.
+intake_entries = Table(
+    "intake_entries",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("partition", Integer, nullable=False),
+    Column("user_key", BigInteger),
+    Column("body", Text, nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Index(None, "partition", "position"),
+)
+
+# What must outlive a user's session in any process, next to the user's record: the ids of
+# the user's most recently handled updates (a redelivered update is skipped). The user's
+# event ``seq`` is not here: it is allocated with each change (`user_documents.event_seq`).
+user_progress = Table(
+    "user_progress",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("handled_updates", JSON, nullable=False),
+)

@@ -1,0 +1,2 @@
+"""Cluster tests: real processes on PostgreSQL + Redis (fixtures in tests/conftest.py and
+tests/support/nodes.py)."""

@@ -1,0 +1,126 @@
+"""The forwarding listener in one process: signed asks answered, problems carried unchanged,
+hostile input refused, an owner that does not answer in time is a 504, an unreachable one
+a 503."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from actors import Ask, AskTimeout
+from yabot.api.problems import Problem
+from yabot.cluster.forwarding import FORWARD_PATH, SIGNATURE_HEADER, AskForwarder, AskServer, sign
+from yabot.errors import Unavailable, UserNotFound
+from yabot.sessions.messages import Credited, GetWallet, SetPreferences, Wallet
+
+KEY = b"k" * 32
+
+
+class Owner:
+    """What the listener calls: records asks and tells, answers or raises as told."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, Ask[Any]]] = []
+        self.told: list[tuple[int, Any]] = []
+        self.owns = True
+        self.raise_: Exception | None = None
+        self.release = threading.Event()
+        self.release.set()
+
+    def ask(self, user_id: int, message: Ask[Any]) -> Any:
+        self.release.wait(10)
+        self.asked.append((user_id, message))
+        if self.raise_ is not None:
+            raise self.raise_
+        return Wallet(balance=7, entries=())
+
+
+@pytest.fixture
+def owner() -> Iterator[tuple[Owner, AskServer]]:
+    owner = Owner()
+    server = AskServer("127.0.0.1", KEY, owner.ask, lambda user_id: owner.owns,
+                       lambda user_id, message: owner.told.append((user_id, message)))
+    server.start()
+    yield owner, server
+    owner.release.set()
+    server.stop()
+
+
+def post_raw(server: AskServer, body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
+    host, port = server.address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.request("POST", FORWARD_PATH, body=body, headers={SIGNATURE_HEADER: signature})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_a_forwarded_ask_is_answered_with_the_owners_reply(owner: tuple[Owner, AskServer]
+                                                           ) -> None:
+    recorded, server = owner
+    reply = AskForwarder(KEY).ask(server.address, 5, GetWallet(limit=3), timeout=5)
+    assert reply == Wallet(balance=7, entries=())
+    assert recorded.asked == [(5, GetWallet(limit=3))]
+
+
+def test_the_owners_problem_reaches_the_client_unchanged(owner: tuple[Owner, AskServer]
+                                                         ) -> None:
+    recorded, server = owner
+    recorded.raise_ = UserNotFound(5)
+    with pytest.raises(Problem) as raised:
+        AskForwarder(KEY).ask(server.address, 5, GetWallet(), timeout=5)
+    assert raised.value.status_code == 404
+    assert raised.value.problem_code == UserNotFound(5).code
+
+
+def test_a_process_that_no_longer_owns_the_user_answers_503_and_runs_nothing(
+    owner: tuple[Owner, AskServer]
+) -> None:
+    recorded, server = owner
+    recorded.owns = False
+    with pytest.raises(Problem) as raised:
+        AskForwarder(KEY).ask(server.address, 5, GetWallet(), timeout=5)
+    assert raised.value.status_code == 503
+    assert recorded.asked == []
+
+
+def test_a_tell_is_delivered_to_the_owners_session(owner: tuple[Owner, AskServer]) -> None:
+    recorded, server = owner
+    credited = Credited(amount=3, balance_after=9, ledger_key="k", reason="transfer")
+    AskForwarder(KEY).tell(server.address, 6, credited, timeout=5)
+    assert recorded.told == [(6, credited)]
+
+
+@pytest.mark.parametrize(("body", "signature"), [
+    (b'{"user_id": 5, "message": "GetWallet", "payload": "{}"}', "0" * 64),  # forged
+    (b'{"user_id": 5, "message": "GetWallet", "payload": "{}"}', ""),  # unsigned
+    (b'{"user_id": 5, "message": "os.system", "payload": "{}"}', None),  # not a message
+    (b'{"user_id": "x", "message": "GetWallet"}', None),  # malformed
+    (b"not json", None),
+])
+def test_hostile_forwarded_asks_are_refused_and_run_nothing(
+    owner: tuple[Owner, AskServer], body: bytes, signature: str | None
+) -> None:
+    recorded, server = owner
+    status, _ = post_raw(server, body, sign(KEY, body) if signature is None else signature)
+    assert status in (400, 401)
+    assert recorded.asked == []
+    assert recorded.told == []
+
+
+def test_an_owner_that_does_not_answer_in_time_is_a_timeout(owner: tuple[Owner, AskServer]
+                                                            ) -> None:
+    recorded, server = owner
+    recorded.release.clear()
+    with pytest.raises(AskTimeout):
+        AskForwarder(KEY).ask(server.address, 5, GetWallet(), timeout=0.1)
+
+
+def test_an_unreachable_owner_is_unavailable() -> None:
+    with pytest.raises(Unavailable):
+        AskForwarder(KEY).ask("127.0.0.1:9", 5, SetPreferences.model_validate(
+            {"preferences": {"language": "en"}}), timeout=1)

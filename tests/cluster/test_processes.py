@@ -1,0 +1,356 @@
+"""Several real processes on one PostgreSQL + Redis: every user owned by one process, updates
+answered 200 by any of them handled by the owner, in order; a dead owner's partitions taken
+over; a paused owner handling nothing of what it lost."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from pydantic import SecretStr
+
+from tests.bot.updates import message
+from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.http import bearer, request
+from tests.support.nodes import Node
+from tests.support.processes import clean_env
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import eventually, scaled
+from yabot.api.auth import mint_token
+from yabot.intake import partition_of
+from yabot.settings import JwtSettings, load_settings
+from yabot.startup import ExitCode
+
+#: Several gunicorn processes start, migrate and serve on a 2-core machine: more than the
+#: suite's default per-test timeout.
+pytestmark = pytest.mark.timeout(360)
+
+PARTITIONS = 8
+LEASE_TTL, LEASE_RENEW, LEASE_MARGIN = 3.0, 0.5, 0.5
+#: The documented bound for a dead owner's partitions to be owned again.
+TAKEOVER_BOUND = LEASE_TTL + LEASE_RENEW
+
+
+class Cluster:
+    def __init__(self, tmp_path: Path, postgres_url: str, redis_url: str, prefix: str) -> None:
+        self.tmp_path = tmp_path
+        self.prefix = prefix.rstrip(":")
+        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.env = {
+            "YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+            "JWT_SECRET": TEST_JWT_SECRET, "DATABASE_URL": postgres_url,
+            "REDIS_URL": redis_url, "INTAKE_KEY_PREFIX": self.prefix,
+            "EVENTS_STREAM": f"{self.prefix}:events",
+            "RATE_LIMIT_KEY_PREFIX": f"{self.prefix}:ratelimit",
+            "PARTITIONS": str(PARTITIONS), "LEASE_TTL": str(LEASE_TTL),
+            "LEASE_RENEW_INTERVAL": str(LEASE_RENEW),
+            "LEASE_SAFETY_MARGIN": str(LEASE_MARGIN),
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "BOT_WEBHOOK_URL": WEBHOOK_URL,
+            "BOT_WEBHOOK_SECRET": WEBHOOK_SECRET, "API_THREADS": "8",
+        }
+        self.nodes: list[Node] = []
+
+    def start(self, fake: FakeTelegram) -> Node:
+        node = Node({**self.env, "TELEGRAM_API_URL": fake.url}, self.tmp_path,
+                    f"node{len(self.nodes)}", gunicorn=True, webhook_secret=WEBHOOK_SECRET)
+        self.nodes.append(node)
+        eventually(node.ready, f"{node.name} serves", 90)
+        return node
+
+    def owners(self) -> dict[int, str]:
+        """partition → the node name holding its lease (from Redis itself)."""
+        values = self.redis.mget([f"{self.prefix}:lease:{p}" for p in range(PARTITIONS)])
+        return {p: str(v).split("|")[0] for p, v in enumerate(values) if v is not None}
+
+    def owned_by(self, node: Node) -> list[int]:
+        details = node.readiness()["checks"]["partitions"][0]["details"]
+        owned = str(details["owned"])
+        return [int(p) for p in owned.split(",")] if owned else []
+
+    def node_name(self, node: Node) -> str:
+        return str(node.readiness()["checks"]["partitions"][0]["details"]["node"])
+
+    def settled(self, nodes: list[Node]) -> bool:
+        """Every partition owned, by one of ``nodes``, in fair shares."""
+        owners = self.owners()
+        names = [self.node_name(n) for n in nodes]
+        counts = [sum(1 for o in owners.values() if o == name) for name in names]
+        return (len(owners) == PARTITIONS and set(owners.values()) <= set(names)
+                and max(counts) - min(counts) <= 1)
+
+    def events_by_user(self) -> dict[int, list[int]]:
+        """Each user's seqs of the distinct events on the stream (by ``event_id``: every
+        process's outbox relay publishes at least once, so an event may appear twice)."""
+        seqs: dict[int, list[int]] = {}
+        published: set[str] = set()
+        for _, fields in self.redis.xrange(f"{self.prefix}:events") or []:
+            assert fields is not None
+            event = json.loads(fields["body"])
+            if event["event_id"] in published:
+                continue
+            published.add(event["event_id"])
+            seqs.setdefault(int(event["user_id"]), []).append(int(event["seq"]))
+        return seqs
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        self.redis.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, fresh_postgres_url: str, local_redis: tuple[str, str]
+            ) -> Iterator[Cluster]:
+    # A schema of its own: the processes migrate it themselves, from empty.
+    cluster = Cluster(tmp_path, fresh_postgres_url, *local_redis)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def notes(user: int, count: int) -> list[dict[str, Any]]:
+    """``count`` notes of ``user``; update ids and message ids say who sent which one."""
+    return [message(user, f"note {i}", update_id=user * 1000 + i, message_id=user * 1000 + i)
+            for i in range(count)]
+
+
+def replied_to(fake: FakeTelegram, user: int) -> list[int]:
+    return [int(c.params["reply_parameters"]["message_id"]) for c in fake.sent(chat_id=user)
+            if "reply_parameters" in c.params]
+
+
+def test_a_killed_owner_loses_no_update_and_every_chat_stays_in_order(
+    cluster: Cluster, fake_telegram: FakeTelegram
+) -> None:
+    nodes = [cluster.start(fake_telegram) for _ in range(3)]
+    eventually(lambda: cluster.settled(nodes), "three fair shares", 60)
+    users = list(range(3001, 3031))
+    per_user = 12
+    victim = nodes[2]
+    killed = False
+
+    def send(user: int) -> None:
+        for n, update in enumerate(notes(user, per_user)):
+            candidates = nodes[(user + n) % 3:] + nodes[:(user + n) % 3]  # round-robin
+            for node in candidates:  # as Telegram retries elsewhere when one does not answer
+                if node is victim and killed:
+                    continue
+                try:
+                    if node.post(update).status == 200:
+                        break
+                except OSError:
+                    continue
+            else:
+                raise AssertionError(f"no process took update {update['update_id']}")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        sending = [pool.submit(send, user) for user in users]
+        eventually(lambda: len(fake_telegram.sent()) >= len(users) * per_user // 3,
+                   "a third of the load handled", 120)
+        victim.kill9()
+        killed = True
+        for future in sending:
+            future.result()
+    survivors = nodes[:2]
+    eventually(lambda: cluster.settled(survivors), "the victim's partitions owned again",
+               TAKEOVER_BOUND * 4)
+    expected = {user: [user * 1000 + i for i in range(per_user)] for user in users}
+    eventually(lambda: all(set(replied_to(fake_telegram, u)) == set(expected[u])
+                           for u in users), "every accepted update handled", 120)
+    duplicates = 0
+    for user in users:
+        replies = replied_to(fake_telegram, user)
+        first_seen = list(dict.fromkeys(replies))
+        assert first_seen == expected[user], f"user {user} out of order: {replies}"
+        duplicates += len(replies) - len(first_seen)
+    # A reply can repeat only for an update the victim was handling when it died (its
+    # reply out, its record not yet written): at most its concurrent updates.
+    assert duplicates <= 64
+    for user, seqs in cluster.events_by_user().items():
+        assert len(seqs) == len(set(seqs)), f"user {user}'s seq repeated: {seqs}"
+
+
+def test_a_paused_owner_handles_nothing_of_the_partitions_it_lost(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    fake_a, fake_b = FakeTelegram().start(), FakeTelegram().start()
+    try:
+        a, b = cluster.start(fake_a), cluster.start(fake_b)
+        eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
+        b_partitions = cluster.owned_by(b)
+        user = next(u for u in range(5000, 6000) if partition_of(u, PARTITIONS) in b_partitions)
+        updates = notes(user, 6)
+        release = fake_b.hold("sendMessage")
+        assert b.post(updates[0]).status == 200
+        eventually(lambda: fake_b.in_progress == 1, "b is handling the first update")
+        for update in updates[1:3]:
+            assert b.post(update).status == 200  # queued behind it in b's lane
+        b.signal(signal.SIGSTOP)
+        try:
+            eventually(lambda: cluster.settled([a]), "a owns every partition",
+                       TAKEOVER_BOUND * 4)
+            for update in updates[3:]:
+                assert a.post(update).status == 200
+            expected = [u["update_id"] for u in updates]
+            eventually(lambda: set(replied_to(fake_a, user)) == set(expected),
+                       "a handled every update of the user", 60)
+            release.set()
+        finally:
+            b.signal(signal.SIGCONT)
+        eventually(lambda: "partitions lost" in b.log(), "b noticed its loss", 60)
+        eventually(b.ready, "b serves again", 60)
+        # What b had started before the pause may finish (its reply was already on its way);
+        # nothing else of the partitions it lost.
+        assert set(replied_to(fake_b, user)) <= {updates[0]["update_id"]}
+        assert list(dict.fromkeys(replied_to(fake_a, user))) == expected
+    finally:
+        fake_a.stop()
+        fake_b.stop()
+
+
+def test_a_write_through_one_process_is_read_back_at_once_through_another(
+    cluster: Cluster, fake_telegram: FakeTelegram
+) -> None:
+    a, b = cluster.start(fake_telegram), cluster.start(fake_telegram)
+    eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
+    settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
+    token = bearer(mint_token(settings, "tests", ["users:read", "users:write"]))
+    users = [4001, 4002, 4003, 4004]  # in partitions of both processes, most likely
+    for user in users:
+        assert a.post(message(user, "/start", update_id=user)).status == 200
+    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in users), "users created")
+    owners = {partition_of(u, PARTITIONS) in cluster.owned_by(a) for u in users}
+    assert owners == {True, False}, "the users should be spread over both processes"
+    matches = 0
+    for n in range(100):
+        user = users[n % len(users)]
+        language = "es" if n % 2 else "en"
+        put = request("PUT", f"{a.url}/user/{user}/preferences", headers={
+            **token, "Content-Type": "application/json"},
+            body=json.dumps({"language": language, "notifications": True}).encode())
+        assert put.status == 200, put.body
+        got = request("GET", f"{b.url}/user/{user}/state", headers=token)
+        assert got.status == 200, got.body
+        matches += got.json()["preferences"]["language"] == language
+    assert matches == 100
+    # A problem from the owner reaches the client unchanged through the other process.
+    missing = [request("GET", f"{node.url}/user/4999/state", headers=token) for node in (a, b)]
+    assert [r.status for r in missing] == [404, 404]
+    assert missing[0].json() == missing[1].json()
+    metrics = [request("GET", f"{node.url}/metrics").body.decode() for node in (a, b)]
+    forwarded = [_metric(text, 'yabot_forwarded_asks_total{direction="sent"}')
+                 for text in metrics]
+    # a forwarded the PUTs for b's users, b the GETs for a's: one of the two per round.
+    assert sum(forwarded) >= 100
+    owned = [_metric(text, "yabot_partitions_owned") for text in metrics]
+    assert sum(owned) == PARTITIONS
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics:\n{text}")
+
+
+def test_gunicorn_with_three_workers_shares_the_partitions_among_them(
+    cluster: Cluster, fake_telegram: FakeTelegram
+) -> None:
+    # The release phase first (Procfile): concurrent auto-migration is issue 13's req. 6.
+    migrated = subprocess.run([sys.executable, "-m", "yabot", "migrate"],
+                              env=clean_env(cluster.env), cwd=cluster.tmp_path,
+                              capture_output=True, timeout=scaled(120), check=False)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    node = Node({**cluster.env, "TELEGRAM_API_URL": fake_telegram.url}, cluster.tmp_path,
+                "workers", gunicorn=True, webhook_secret=WEBHOOK_SECRET, args=("-w", "3"))
+    cluster.nodes.append(node)
+    eventually(node.ready, "gunicorn -w 3 serves", 90)
+
+    def three_owners() -> bool:
+        owners = cluster.owners()
+        return len(owners) == PARTITIONS and len(set(owners.values())) == 3
+
+    eventually(three_owners, "every worker owns a share", 60)
+    users = range(8001, 8013)
+
+    def delivered(update: dict[str, Any]) -> bool:
+        # /readyz answered from one worker; another may still be starting its bot, and
+        # answers 503 until then, which Telegram retries — so does this test.
+        status = node.post(update).status
+        assert status in (200, 503), status
+        return status == 200
+
+    for user in users:
+        update = message(user, "/start", update_id=user)
+        eventually(lambda update=update: delivered(update),  # type: ignore[misc]
+                   f"update {user} accepted")
+    eventually(lambda: all(len(fake_telegram.sent(chat_id=u)) == 1 for u in users),
+               "every update handled by its owner, once")
+
+
+def test_several_workers_without_redis_are_refused_with_one_line(tmp_path: Path) -> None:
+    node = Node({"YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+                 "JWT_SECRET": TEST_JWT_SECRET}, tmp_path, "refused", gunicorn=True,
+                args=("-w", "2"))
+    try:
+        exit_code = node.process.wait(scaled(90))
+    finally:
+        node.stop()
+    assert exit_code == ExitCode.CONFIGURATION, node.log()
+    assert "several workers need REDIS_URL" in node.log()
+
+
+def test_transfers_across_owners_keep_balances_ledger_and_each_users_seq(
+    cluster: Cluster, fake_telegram: FakeTelegram
+) -> None:
+    a, b = cluster.start(fake_telegram), cluster.start(fake_telegram)
+    eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
+    settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
+    token = bearer(mint_token(settings, "tests", ["users:read", "besitos:write"]))
+    a_owned = cluster.owned_by(a)
+    giver = next(u for u in range(9001, 9100) if partition_of(u, PARTITIONS) in a_owned)
+    taker = next(u for u in range(9101, 9200) if partition_of(u, PARTITIONS) not in a_owned)
+    for user in (giver, taker):
+        assert a.post(message(user, "/start", update_id=user)).status == 200
+    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in (giver, taker)),
+               "both users created")
+
+    def transact(node: Node, user: int, key: str, **body: Any) -> dict[str, Any]:
+        response = request("POST", f"{node.url}/user/{user}/besitos", headers={
+            **token, "Content-Type": "application/json", "Idempotency-Key": key},
+            body=json.dumps(body).encode())
+        assert response.status == 200, response.body
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    transact(b, giver, "earn-1", kind="earn", amount=100)  # through the non-owner
+    jobs = [(a if n % 2 else b, f"t-{n}") for n in range(20)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda job: transact(job[0], giver, job[1], kind="transfer",
+                                                     amount=3, to_user_id=taker), jobs))
+    assert all(r["applied"] for r in results)
+    again = transact(a, giver, "t-0", kind="transfer", amount=3, to_user_id=taker)
+    assert again["applied"] is False  # one effect per key, whichever process replays it
+
+    def balance(node: Node, user: int) -> int:
+        state = request("GET", f"{node.url}/user/{user}/state", headers=token).json()
+        return int(state["document"]["besitos"])
+
+    assert [balance(n, giver) for n in (a, b)] == [100 - 60] * 2
+    assert [balance(n, taker) for n in (a, b)] == [60] * 2
+    eventually(lambda: len(cluster.events_by_user().get(taker, [])) >= 21,
+               "the taker's credit events published")
+    for user in (giver, taker):
+        seqs = cluster.events_by_user()[user]
+        assert len(seqs) == len(set(seqs)), f"user {user}'s seq repeated: {seqs}"
+    assert "another user's session not told" not in a.log() + b.log()

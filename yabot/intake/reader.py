@@ -1,0 +1,206 @@
+"""IntakeReader: reads the partitions this process owns and hands each entry on, in order.
+
+One thread reads (resume what a partition left pending, then new entries), another
+acknowledges what the consumer reports handled, in batches. The reader never hands out more
+than ``max_in_flight`` entries not yet acknowledged: the backlog waits in the durable log,
+not in memory.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from yabot.intake.entries import Delivery, Intake
+from yabot.stores.retry import RetryPolicy
+
+log = structlog.get_logger("yabot.intake")
+
+ACK_BATCH = 500
+STOP_TIMEOUT = 10.0
+
+
+class IntakeReader:
+    """Hands ``intake``'s entries of the partitions ``owned()`` names to ``deliver``.
+
+    Guarantees: entries of one partition reach ``deliver`` in log order, and a partition's
+    pending entries (left by a crash or by its previous owner) before its new ones. The
+    consumer calls `done` once it has handled an entry; only then is it acknowledged, so an
+    entry handed out but not handled is handed out again after a crash or takeover
+    (at least once: consumers skip what they handled already).
+
+    ``deliver`` runs on the reader's thread and must not block (hand the entry to a queue).
+    """
+
+    def __init__(
+        self,
+        intake: Intake,
+        owned: Callable[[], Sequence[int]],
+        deliver: Callable[[Delivery], None],
+        *,
+        read_count: int = 100,
+        read_block: float = 0.2,
+        max_in_flight: int = 1024,
+        stale_after: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._intake = intake
+        self._owned = owned
+        self._deliver = deliver
+        self._read_count = read_count
+        self._read_block = read_block
+        self._max_in_flight = max_in_flight
+        self._stale_after = stale_after
+        self._clock = clock
+        self._next_sweep = clock() + stale_after
+        self._in_flight = 0
+        self._room = threading.Condition()
+        self._acks: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._resumed: set[int] = set()
+        self._backoff = RetryPolicy(base_delay=0.05, max_delay=2.0)
+        self._threads = [
+            threading.Thread(target=self._read_loop, name="intake-reader", daemon=True),
+            threading.Thread(target=self._ack_loop, name="intake-acker", daemon=True),
+        ]
+        #: Counters for /metrics.
+        self.delivered = 0
+        self.acknowledged = 0
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop_reading(self) -> None:
+        """Hand out nothing more (entries not read stay in the log); returns once the
+        reading thread ended."""
+        self._stopping.set()
+        with self._room:
+            self._room.notify_all()
+        if self._threads[0].is_alive():
+            self._threads[0].join(STOP_TIMEOUT)
+
+    def stop(self) -> None:
+        """Stop reading; acknowledge what was reported done; leave the rest pending."""
+        self.stop_reading()
+        self._acks.put(None)
+        if self._threads[1].is_alive():
+            self._threads[1].join(STOP_TIMEOUT)
+
+    def done(self, delivery: Delivery) -> None:
+        """``delivery`` is handled: acknowledge it (soon, in a batch). Any thread."""
+        self._acks.put(delivery)
+
+    def abandon(self, delivery: Delivery) -> None:
+        """``delivery`` will not be handled here (its partition moved): it stays pending for
+        the partition's next owner. Any thread."""
+        with self._room:
+            self._in_flight -= 1
+            self._room.notify_all()
+
+    def forget(self, partitions: Sequence[int]) -> None:
+        """These partitions were lost: take them over afresh (resume) if they come back."""
+        self._resumed.difference_update(partitions)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    # -- the threads -----------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                self._read_once()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                delay = self._backoff.delay(failures)
+                log.warning("intake read failed; retrying", error=type(exc).__name__,
+                            detail=str(exc)[:200], retry_in=round(delay, 2))
+                self._stopping.wait(delay)
+
+    def _read_once(self) -> None:
+        owned = list(self._owned())
+        for partition in owned:
+            if partition not in self._resumed:
+                pending = self._intake.resume(partition)
+                if pending:
+                    log.info("resuming pending intake entries", partition=partition,
+                             entries=len(pending))
+                self._hand_out(pending)
+                self._resumed.add(partition)
+        if self._clock() >= self._next_sweep:
+            self._next_sweep = self._clock() + self._stale_after
+            for partition in owned:
+                stale = self._intake.claim_stale(partition, self._stale_after)
+                if stale:
+                    # A reader that lost the partition read these after its owner took it
+                    # over; whatever of them was handled already is skipped downstream.
+                    log.warning("claimed stale intake entries", partition=partition,
+                                entries=len(stale))
+                    self._hand_out(stale)
+        with self._room:
+            while self._in_flight >= self._max_in_flight and not self._stopping.is_set():
+                self._room.wait(self._read_block)
+            room = self._max_in_flight - self._in_flight
+        if self._stopping.is_set():
+            return
+        if not owned:
+            self._stopping.wait(self._read_block)
+            return
+        found = self._intake.read(owned, min(room, self._read_count), self._read_block)
+        self._hand_out(found)
+
+    def _hand_out(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            with self._room:
+                self._in_flight += 1
+            self.delivered += 1
+            self._deliver(delivery)
+
+    def _ack_loop(self) -> None:
+        stop = False
+        while not stop:
+            first = self._acks.get()
+            batch: list[Delivery] = []
+            if first is None:
+                stop = True
+            else:
+                batch.append(first)
+            while len(batch) < ACK_BATCH:
+                try:
+                    more = self._acks.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    batch.append(more)
+            if batch:
+                self._ack(batch)
+
+    def _ack(self, batch: list[Delivery]) -> None:
+        attempt = 0
+        while True:
+            try:
+                self._intake.ack(batch)
+                break
+            except Exception as exc:
+                attempt += 1
+                if attempt > 5:
+                    # Unacknowledged entries are handed out again after a restart; the
+                    # consumer skips what it handled already. Nothing is lost.
+                    log.error("intake entries not acknowledged", entries=len(batch),
+                              error=type(exc).__name__)
+                    break
+                self._stopping.wait(self._backoff.delay(attempt))
+        self.acknowledged += len(batch)
+        with self._room:
+            self._in_flight -= len(batch)
+            self._room.notify_all()
