@@ -344,7 +344,7 @@ def test_transfers_across_owners_keep_balances_ledger_and_each_users_seq(
 
     def balance(node: Node, user: int) -> int:
         state = request("GET", f"{node.url}/user/{user}/state", headers=token).json()
-        return int(state["document"]["besitos"])
+        return int(state["besitos"])
 
     assert [balance(n, giver) for n in (a, b)] == [100 - 60] * 2
     assert [balance(n, taker) for n in (a, b)] == [60] * 2

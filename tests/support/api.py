@@ -20,6 +20,7 @@ from tests.support.processes import REPO, Gunicorn, clean_env
 from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import ASK
 from yabot.api.bridge import ApiBridge
+from yabot.api.policy import SCOPES
 from yabot.domain.users import TelegramIdentity
 from yabot.runtime import Runtime
 from yabot.sessions.messages import Start
@@ -41,8 +42,8 @@ def problem(response: Response, status: int, code: str) -> dict[str, Any]:
 CURRENT_KID = "k2"
 PREVIOUS_KID = "k1"
 PREVIOUS_SECRET = "previous-secret-" + "p" * 40
-ALL_SCOPES = ("users:read", "users:write", "narrative:read", "besitos:write",
-              "subscriptions:write")
+#: Every scope a route may require (so a fuzzed route is reached, not refused at the door).
+ALL_SCOPES = tuple(SCOPES)
 #: Users that exist in every served API (created through `Start`, as the bot would).
 USERS = (101, 102, 103)
 

@@ -10,7 +10,7 @@ import falcon
 
 from yabot.api.openapi import problem_response
 from yabot.api.policy import RoutePolicy, requires
-from yabot.errors import InvalidInput
+from yabot.errors import InvalidInput, Unprocessable
 from yabot.events.stats import COUNTS, DailyFigures
 
 #: The most days one request may ask for (a year and a day: a leap year's worth, inclusive).
@@ -21,8 +21,9 @@ DailyFiguresSource = Callable[[date, date], Sequence[DailyFigures]]
 
 
 def parse_day(raw: str | None, name: str, default: date) -> date:
-    """A ``YYYY-MM-DD`` query value (``default`` when absent), or `InvalidInput`."""
-    if raw is None or raw == "":
+    """A ``YYYY-MM-DD`` query value (``default`` when absent), or `InvalidInput` (an empty
+    value too: the schema's ``format: date`` refuses it)."""
+    if raw is None:
         return default
     try:
         if len(raw) != 10:
@@ -30,6 +31,12 @@ def parse_day(raw: str | None, name: str, default: date) -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a date as YYYY-MM-DD") from None
+
+
+def _one(value: str | list[str] | None) -> str | None:
+    if isinstance(value, list):  # RefuseRepeatedParameters answers 400 before this runs
+        raise InvalidInput("a query parameter was given more than once")
+    return value
 
 
 def _day_parameter(name: str, description: str) -> dict[str, Any]:
@@ -63,7 +70,7 @@ class DailyStatsResource:
                     }},
                 },
             }}}},
-            **{str(status): problem_response(status) for status in (400, 401, 403, 429, 503)},
+            **{str(status): problem_response(status) for status in (400, 401, 403, 422, 429, 503)},
         },
     }}
 
@@ -72,12 +79,14 @@ class DailyStatsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         today = datetime.now(UTC).date()
-        last = parse_day(req.get_param("to"), "to", today)
-        first = parse_day(req.get_param("from"), "from", last)
+        # Falcon drops blank values (`?to=`) by default; they are malformed dates here.
+        query = falcon.uri.parse_query_string(req.query_string, keep_blank=True)
+        last = parse_day(_one(query.get("to")), "to", today)
+        first = parse_day(_one(query.get("from")), "from", last)
         if first > last:
-            raise InvalidInput("from must not be after to")
+            raise Unprocessable("from must not be after to")
         if (last - first).days + 1 > MAX_DAYS:
-            raise InvalidInput(f"at most {MAX_DAYS} days per request")
+            raise Unprocessable(f"at most {MAX_DAYS} days per request")
         figures = self._source(first, last)
         resp.media = {"from": first.isoformat(), "to": last.isoformat(),
                       "days": [day.model_dump(mode="json") for day in figures]}
