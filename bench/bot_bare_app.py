@@ -43,10 +43,10 @@ class BareApp:
         intake_entries.create(engine)
         runner = BotRunner(settings, dispatcher, SqlIntake(lambda: engine))
         runner.start()
-        secret = settings.bot.bot_webhook_secret
+        secret = settings.bot.webhook_secret
         assert secret is not None
         webhook = TelegramWebhook(runner, secret.get_secret_value(),
-                                  settings.bot.bot_webhook_max_body)
+                                  settings.bot.webhook_max_body)
         nobody: KeyedActors[int, Any] = KeyedActors("unused", lambda _key: None)
         self._app = create_app(settings, ApiBridge(nobody, 1.0), {WEBHOOK_PATH: webhook})
         self._runner = runner

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 
 from tests.support.processes import REPO, clean_env
 from tests.support.settings import SettingsFactory
@@ -100,18 +102,69 @@ def test_development_keeps_a_generated_secret_across_loads(make_settings: Settin
     assert make_settings(JWT_SECRET="").jwt_secret() == first
 
 
-def test_env_example_lists_every_variable() -> None:
-    from yabot.settings import Settings
+def _env_example() -> dict[str, str]:
+    """Each variable `.env.example` lists (set or commented out) and its example value."""
+    listed = {}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        name, equals, value = line.partition("=")
+        name = name.strip()
+        if equals and name and not name.startswith("#"):
+            listed[name] = value
+    return listed
 
-    listed = {
-        line.split("=", 1)[0].lstrip("# ").strip()
-        for line in (REPO / ".env.example").read_text().splitlines()
-        if "=" in line
-    }
+
+def test_env_example_and_the_fields_map_one_to_one() -> None:
+    """Every field is read from a variable `.env.example` lists, and every listed variable is
+    read into exactly one field: no field without documentation, no documented variable that
+    nothing reads, no two fields reading one variable."""
+    from yabot.settings import Settings, env_names
+
+    read = [name for section in Settings._SECTIONS.values()
+            for name in env_names(section).values()]
+    assert len(read) == len(set(read))
+    assert set(read) == set(_env_example())
+
+
+def test_each_variable_is_read_into_its_field_and_no_other_name_is_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """What pydantic-settings itself reads from the environment, per section: every listed
+    variable set to its own name, each field receives exactly its variable (so `env_names`,
+    which `clean_env` and the error messages use, tells the truth). The names a field would
+    have without its alias (``SQL_DATABASE_URL``, ``BOT_TOKEN``, ``YABOT_LOG_LEVEL``...) and
+    the bare field names are read by nothing."""
+    from pydantic_settings import EnvSettingsSource
+
+    from yabot.settings import Settings, env_names
+
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for variable in _env_example():
+        monkeypatch.setenv(variable, variable)
     for section in Settings._SECTIONS.values():
-        prefix = str(section.model_config.get("env_prefix", ""))
+        names = env_names(section)
+        read = EnvSettingsSource(section)()
+        received = {_field_of(section, key): value for key, value in read.items()}
+        assert received == names, section.__name__
+
+    for name in list(os.environ):
+        monkeypatch.delenv(name)
+    for section in Settings._SECTIONS.values():
+        prefix = str(section.model_config.get("env_prefix", "")).upper()
         for field in section.model_fields:
-            assert (prefix + field).upper() in listed
+            for unlisted in {(prefix + field).upper(), field.upper()} - set(_env_example()):
+                monkeypatch.setenv(unlisted, "unlisted")
+    for section in Settings._SECTIONS.values():
+        assert EnvSettingsSource(section)() == {}, section.__name__
+
+
+def _field_of(section: type[BaseSettings], key: str) -> str:
+    """The field a settings source's key (the field name, or its alias) belongs to."""
+    for field, info in section.model_fields.items():
+        if key in (field, info.validation_alias):
+            return field
+    raise AssertionError(f"{section.__name__} got {key!r}, which is no field of it")
 
 
 def test_yabot_run_refuses_an_invalid_value_and_names_it(tmp_path: Path) -> None:

@@ -84,8 +84,8 @@ def _chat(args: argparse.Namespace) -> int:
     from yabot.settings import BotSettings
 
     # The console is the bot's only front end here: Telegram stays unconnected.
-    settings = load_settings(bot=BotSettings(telegram_bot_token=None, bot_webhook_url=None,
-                                             bot_webhook_secret=None))
+    settings = load_settings(bot=BotSettings().model_copy(
+        update={"token": None, "webhook_url": None, "webhook_secret": None}))
 
     from yabot.bot.console import Console
     from yabot.bot.runner import build_dispatcher

@@ -100,7 +100,7 @@ class Runtime:
         ]
         #: Sends what the notifications group queued (through the bot, once it runs).
         self.notifier = Notifier(lambda: self.stores.relational.engine, self._notification_send,
-                                 bot_expected=settings.bot.telegram_bot_token is not None)
+                                 bot_expected=settings.bot.token is not None)
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
@@ -154,8 +154,8 @@ class Runtime:
             stores = self.stores
             self.events.sink = LocalDelivery(lambda: stores.relational.engine,
                                              self.consumer_groups, self.settings.events)
-        if self.settings.app.yabot_env is Environment.TEST:
-            crashpoints.arm(self.settings.app.yabot_crash_at)
+        if self.settings.app.env is Environment.TEST:
+            crashpoints.arm(self.settings.app.crash_at)
         root = Supervisor(
             "root",
             [
@@ -177,7 +177,7 @@ class Runtime:
         ownership = self.ownership = self._ownership()
         if isinstance(ownership, RedisOwnership):
             self._serve_forwarded_asks(ownership)
-        if self.settings.bot.telegram_bot_token is not None:
+        if self.settings.bot.token is not None:
             stores = self.stores
             self._bot = BotStart(
                 self.settings, self.sessions,
@@ -356,11 +356,11 @@ class Runtime:
     def http_routes(self) -> dict[str, object]:
         """Falcon resources the runtime's parts serve on the API app (path → resource): the
         Telegram webhook when the bot runs in webhook mode."""
-        bot, secret = self._bot, self.settings.bot.bot_webhook_secret
+        bot, secret = self._bot, self.settings.bot.webhook_secret
         if bot is None or not bot.webhook or secret is None:
             return {}
         webhook = TelegramWebhook(bot, secret.get_secret_value(),
-                                  self.settings.bot.bot_webhook_max_body)
+                                  self.settings.bot.webhook_max_body)
         return {WEBHOOK_PATH: webhook}
 
     def _profile(self, user_id: int) -> UserDocument | None:

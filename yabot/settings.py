@@ -40,10 +40,28 @@ class Environment(StrEnum):
 
 
 def _config(prefix: str = "") -> SettingsConfigDict:
+    """One naming rule for every section: a field is read from ``prefix + FIELD_NAME`` only;
+    the few variables outside their section's prefix (``LOG_LEVEL``, ``DATABASE_URL``...) are
+    the field's ``validation_alias``, which then is its only name in the environment (no
+    ``populate_by_name``: it would also read ``prefix + FIELD_NAME``, an undocumented variable).
+    """
     return SettingsConfigDict(
         env_prefix=prefix, env_file=ENV_FILE, extra="ignore", frozen=True, env_ignore_empty=True,
         case_sensitive=False,
     )
+
+
+def env_names(section: type[BaseSettings]) -> dict[str, str]:
+    """Each field of ``section`` and the environment variable it is read from."""
+    prefix = str(section.model_config.get("env_prefix", ""))
+    names = {}
+    for field, info in section.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, str):
+            names[field] = alias.upper()
+        else:
+            names[field] = (prefix + field).upper()
+    return names
 
 
 def _absolute(value: Path | None) -> Path | None:
@@ -80,16 +98,16 @@ def _url_checker(what: str, schemes: tuple[str, ...], example: str,
 
 
 class AppSettings(BaseSettings):
-    model_config = _config()
+    model_config = _config("YABOT_")
 
-    yabot_env: Environment = Environment.DEVELOPMENT
-    yabot_data_dir: Path = Path("./var")
-    log_level: str = "INFO"
+    env: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Path("./var")
+    log_level: Annotated[str, Field(validation_alias="LOG_LEVEL")] = "INFO"
     #: Test hook (honoured only with ``YABOT_ENV=test``): the process exits at once
     #: (``os._exit``) when it reaches the named crash point (`yabot.crashpoints`).
-    yabot_crash_at: Annotated[str, Field(max_length=64)] | None = None
+    crash_at: Annotated[str, Field(max_length=64)] | None = None
 
-    _absolute_data_dir = field_validator("yabot_data_dir")(_absolute)
+    _absolute_data_dir = field_validator("data_dir")(_absolute)
 
     @field_validator("log_level")
     @classmethod
@@ -123,22 +141,23 @@ class MongoSettings(BaseSettings):
 
 
 class SqlSettings(BaseSettings):
-    model_config = _config()
+    model_config = _config("SQL_")
 
-    database_url: SecretStr | None = None
-    sqlite_database_path: Path | None = None
-    sql_pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
-    sql_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
-    sql_pool_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
-    sql_pool_recycle: Annotated[int, Field(ge=-1)] = 1800
-    sql_busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 5000
-    sql_connect_timeout: Annotated[int, Field(ge=1, le=600)] = 5
-    sql_auto_migrate: bool = True
-    sql_connect_attempts: Annotated[int, Field(ge=1, le=100)] = 5
-    sql_retry_attempts: Annotated[int, Field(ge=1, le=20)] = 3
-    sql_retry_base_delay: Annotated[float, Field(ge=0, le=60)] = 0.05
-    sql_breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
-    sql_breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    database_url: Annotated[SecretStr | None, Field(validation_alias="DATABASE_URL")] = None
+    sqlite_database_path: Annotated[
+        Path | None, Field(validation_alias="SQLITE_DATABASE_PATH")] = None
+    pool_size: Annotated[int, Field(ge=1, le=1000)] = 10
+    max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
+    pool_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    pool_recycle: Annotated[int, Field(ge=-1)] = 1800
+    busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 5000
+    connect_timeout: Annotated[int, Field(ge=1, le=600)] = 5
+    auto_migrate: bool = True
+    connect_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    retry_base_delay: Annotated[float, Field(ge=0, le=60)] = 0.05
+    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     _url_is_a_url = field_validator("database_url")(_url_checker(
         "database", ("postgresql", "postgres", "sqlite"),
@@ -264,42 +283,43 @@ class RateLimitSettings(BaseSettings):
 class BotSettings(BaseSettings):
     """The Telegram side: token, Bot API server, webhook or polling, retries, limits."""
 
-    model_config = _config()
+    model_config = _config("BOT_")
 
-    telegram_bot_token: SecretStr | None = None
-    telegram_api_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
-    bot_webhook_url: AnyHttpUrl | None = None
-    bot_webhook_secret: SecretStr | None = None
+    token: Annotated[SecretStr | None, Field(validation_alias="TELEGRAM_BOT_TOKEN")] = None
+    api_url: Annotated[AnyHttpUrl, Field(validation_alias="TELEGRAM_API_URL")] = AnyHttpUrl(
+        "https://api.telegram.org")
+    webhook_url: AnyHttpUrl | None = None
+    webhook_secret: SecretStr | None = None
     #: Largest webhook body accepted (413 above). Real updates are a few KiB.
-    bot_webhook_max_body: Annotated[int, Field(ge=1024, le=50_000_000)] = 1_048_576
+    webhook_max_body: Annotated[int, Field(ge=1024, le=50_000_000)] = 1_048_576
     #: Most simultaneous webhook connections Telegram may open (setWebhook max_connections).
-    bot_webhook_max_connections: Annotated[int, Field(ge=1, le=100)] = 40
+    webhook_max_connections: Annotated[int, Field(ge=1, le=100)] = 40
     #: Updates accepted but not yet handled; above it the webhook answers 503 (Telegram retries).
-    bot_max_pending_updates: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    max_pending_updates: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     #: Updates handled at the same time (each waits on its user's session); more wait in line.
-    bot_max_concurrent_updates: Annotated[int, Field(ge=1, le=10_000)] = 64
+    max_concurrent_updates: Annotated[int, Field(ge=1, le=10_000)] = 64
     #: getUpdates long-poll seconds in polling mode.
-    bot_polling_timeout: Annotated[int, Field(ge=0, le=50)] = 25
+    polling_timeout: Annotated[int, Field(ge=0, le=50)] = 25
     #: Reconnect backoff when Telegram cannot be reached: first delay, then doubling up to max.
-    bot_retry_initial_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
-    bot_retry_max_delay: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    retry_initial_delay: Annotated[float, Field(gt=0, le=60)] = 1.0
+    retry_max_delay: Annotated[float, Field(gt=0, le=3600)] = 60.0
     #: How many times one Bot API call is retried after a 429 (waiting its retry_after).
-    bot_flood_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    flood_retries: Annotated[int, Field(ge=0, le=10)] = 3
     #: Seconds to wait for in-flight updates on shutdown.
-    bot_drain_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    drain_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
     #: Seconds a user's language (from their preferences) is remembered by the bot.
-    bot_language_ttl: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    language_ttl: Annotated[float, Field(ge=0, le=86_400)] = 300.0
     #: Telegram user ids of operators, comma-separated: they may send /refund in the bot.
-    bot_operators: Annotated[tuple[int, ...], NoDecode] = ()
+    operators: Annotated[tuple[int, ...], NoDecode] = ()
 
-    @field_validator("bot_operators", mode="before")
+    @field_validator("operators", mode="before")
     @classmethod
     def _user_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(int(part) for part in value.replace(" ", "").split(",") if part)
         return value
 
-    @field_validator("bot_webhook_secret")
+    @field_validator("webhook_secret")
     @classmethod
     def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
@@ -308,7 +328,7 @@ class BotSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> BotSettings:
-        if self.bot_webhook_url is not None and self.bot_webhook_secret is None:
+        if self.webhook_url is not None and self.webhook_secret is None:
             raise ValueError("BOT_WEBHOOK_SECRET is required when BOT_WEBHOOK_URL is set")
         return self
 
@@ -455,7 +475,7 @@ class Settings(BaseModel):
 
     @property
     def is_production(self) -> bool:
-        return self.app.yabot_env is Environment.PRODUCTION
+        return self.app.env is Environment.PRODUCTION
 
     @property
     def bind(self) -> tuple[str, int]:
@@ -467,7 +487,7 @@ class Settings(BaseModel):
 
     @property
     def data_dir(self) -> Path:
-        return self.app.yabot_data_dir
+        return self.app.data_dir
 
     @property
     def sql_url(self) -> str:
@@ -507,8 +527,12 @@ def load_settings(**overrides: Any) -> Settings:
             sections[name] = section()
         except ValidationError as exc:
             prefix = str(section.model_config.get("env_prefix", ""))
+            variables = env_names(section)
+            by_env = {env.lower(): env for env in variables.values()}
             for error in exc.errors():
-                variable = (prefix + str(error["loc"][0])).upper() if error["loc"] else prefix
+                loc = str(error["loc"][0]).lower() if error["loc"] else ""
+                # A field's error is located at its name, or at its alias when it has one.
+                variable = variables.get(loc) or by_env.get(loc) or prefix
                 message = str(error["msg"]).removeprefix("Value error, ")
                 problems.append(f"{variable}: {message} (got {_shown(error)})")
     if problems:
@@ -524,7 +548,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _shown(error: Any) -> str:
     """The offending input, unless the field holds a secret."""
-    loc = " ".join(str(part) for part in error.get("loc", ()))
+    loc = " ".join(str(part) for part in error.get("loc", ())).lower()
     if not loc:  # a rule across fields (a model validator): its input holds every field
         return "a combination of values that is not shown"
     if any(word in loc for word in ("secret", "token", "uri", "url")):

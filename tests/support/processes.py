@@ -38,12 +38,10 @@ BUSY_MACHINE_ENV = {
 def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The current environment minus any YABOT configuration, plus `BUSY_MACHINE_ENV`, plus
     ``extra``."""
-    from yabot.settings import Settings
+    from yabot.settings import Settings, env_names
 
-    names = set()
-    for section in Settings._SECTIONS.values():
-        prefix = str(section.model_config.get("env_prefix", ""))
-        names |= {(prefix + field).upper() for field in section.model_fields}
+    names = {name for section in Settings._SECTIONS.values()
+             for name in env_names(section).values()}
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env.update(BUSY_MACHINE_ENV)
     env.update(extra)

@@ -98,7 +98,7 @@ class UpdateContext(BaseMiddleware):
             # sending to them; there is nobody to apologise to.
             log.info("reply not delivered: the bot is blocked by the user")
         except TelegramRetryAfter as exc:
-            # Already waited out `bot_flood_retries` times by the request middleware.
+            # Already waited out `BOT_FLOOD_RETRIES` times by the request middleware.
             log.warning("reply dropped: Telegram flood control persists",
                         retry_after=exc.retry_after)
         except USERS_OWN_ERRORS as exc:

@@ -69,7 +69,7 @@ def build_dispatcher(
     sessions: KeyedActors[int, Any], settings: Settings, languages: LanguageCache | None = None
 ) -> Dispatcher:
     """The Dispatcher with every router and the middleware that gives handlers ``user``."""
-    languages = languages or LanguageCache(settings.bot.bot_language_ttl)
+    languages = languages or LanguageCache(settings.bot.language_ttl)
     dispatcher = Dispatcher()
     dispatcher.update.outer_middleware(
         UpdateContext(sessions, settings.actors.ask_timeout, languages)
@@ -80,19 +80,19 @@ def build_dispatcher(
     for observer in (dispatcher.message, dispatcher.callback_query,
                      dispatcher.message_reaction, dispatcher.my_chat_member):
         observer.middleware(ActionFlag())
-    for router in all_routers(settings.bot.bot_operators):
+    for router in all_routers(settings.bot.operators):
         dispatcher.include_router(router)
     return dispatcher
 
 
 def build_bot(settings: Settings) -> Bot:
     """aiogram's real client against ``TELEGRAM_API_URL``, with 429 handling."""
-    token = settings.bot.telegram_bot_token
+    token = settings.bot.token
     if token is None:
         raise ValueError("a Telegram bot needs TELEGRAM_BOT_TOKEN")
-    api = TelegramAPIServer.from_base(str(settings.bot.telegram_api_url).rstrip("/"))
+    api = TelegramAPIServer.from_base(str(settings.bot.api_url).rstrip("/"))
     bot = Bot(token.get_secret_value(), session=AiohttpSession(api=api))
-    bot.session.middleware(RetryAfter(settings.bot.bot_flood_retries))
+    bot.session.middleware(RetryAfter(settings.bot.flood_retries))
     return bot
 
 
@@ -132,7 +132,7 @@ class BotRunner:
         #: Updates skipped because the user's session had handled them already.
         self.redeliveries_skipped = 0
         self.bot = bot or build_bot(settings)
-        self.webhook = settings.bot.bot_webhook_url is not None
+        self.webhook = settings.bot.webhook_url is not None
         self._thread = threading.Thread(target=self._run, name="telegram", daemon=False)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -142,8 +142,8 @@ class BotRunner:
         self._pending_lock = threading.Lock()
         #: Set whenever an update is done: polling waits on it while the queue is full.
         self._room: asyncio.Event | None = None
-        self._backoff = RetryPolicy(base_delay=settings.bot.bot_retry_initial_delay,
-                                    max_delay=settings.bot.bot_retry_max_delay)
+        self._backoff = RetryPolicy(base_delay=settings.bot.retry_initial_delay,
+                                    max_delay=settings.bot.retry_max_delay)
         #: Set once Telegram acknowledged setWebhook / deleteWebhook (for tests and health).
         self.connected = threading.Event()
 
@@ -159,7 +159,7 @@ class BotRunner:
         if loop is not None and stopping is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(stopping.set)
-        self._thread.join(self._settings.bot.bot_drain_timeout + START_TIMEOUT)
+        self._thread.join(self._settings.bot.drain_timeout + START_TIMEOUT)
         if self._thread.is_alive():
             log.error("telegram thread did not stop in time")
 
@@ -191,7 +191,7 @@ class BotRunner:
         if loop is None or lanes is None or loop.is_closed() or self._is_stopping():
             return Accepted.STOPPED
         with self._pending_lock:
-            if self._pending >= self._settings.bot.bot_max_pending_updates:
+            if self._pending >= self._settings.bot.max_pending_updates:
                 return Accepted.BUSY
             self._pending += 1
         try:
@@ -245,7 +245,7 @@ class BotRunner:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._room = asyncio.Event()
-        self._lanes = Lanes(self._handle, self._settings.bot.bot_max_concurrent_updates)
+        self._lanes = Lanes(self._handle, self._settings.bot.max_concurrent_updates)
         loop, lanes = self._loop, self._lanes
         scale = self._settings.scale
 
@@ -260,7 +260,7 @@ class BotRunner:
             stale_after=scale.lease_ttl * 2,
         )
         reader.start()
-        api = str(self._settings.bot.telegram_api_url)
+        api = str(self._settings.bot.api_url)
         # Logged before `start` returns, so the log shows the bot starting before the HTTP app.
         log.info("telegram starting", mode="webhook" if self.webhook else "polling", api=api)
         self._ready.set()
@@ -272,7 +272,7 @@ class BotRunner:
         await asyncio.gather(connection, return_exceptions=True)
         # No new entries from here; what is handed out finishes, the rest stays in the log.
         await asyncio.to_thread(reader.stop_reading)
-        drained = await self._lanes.drain(self._settings.bot.bot_drain_timeout)
+        drained = await self._lanes.drain(self._settings.bot.drain_timeout)
         if not drained:
             log.error("telegram updates still running at shutdown", pending=len(self._lanes))
         await asyncio.to_thread(reader.stop)
@@ -353,21 +353,21 @@ class BotRunner:
                 await asyncio.sleep(delay)
 
     async def _register_webhook(self) -> None:
-        url = self._settings.bot.bot_webhook_url
-        secret = self._settings.bot.bot_webhook_secret
+        url = self._settings.bot.webhook_url
+        secret = self._settings.bot.webhook_secret
         assert url is not None  # BotSettings requires the secret with the URL
         assert secret is not None
         await self._retrying("setWebhook", lambda: self.bot.set_webhook(
             url=str(url), secret_token=secret.get_secret_value(),
             allowed_updates=ALLOWED_UPDATES,
-            max_connections=self._settings.bot.bot_webhook_max_connections,
+            max_connections=self._settings.bot.webhook_max_connections,
         ))
         self.connected.set()
         log.info("telegram webhook registered", url=str(url))
 
     def _get_updates_call(self, offset: int | None, limit: int
                           ) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
-        timeout = self._settings.bot.bot_polling_timeout
+        timeout = self._settings.bot.polling_timeout
         request = RawGetUpdates(offset=offset, limit=limit, timeout=timeout,
                                 allowed_updates=ALLOWED_UPDATES)
         return lambda: self.bot(request, request_timeout=int(self.bot.session.timeout + timeout))
@@ -398,7 +398,7 @@ class BotRunner:
         while True:
             room.clear()
             with self._pending_lock:
-                free = self._settings.bot.bot_max_pending_updates - self._pending
+                free = self._settings.bot.max_pending_updates - self._pending
             if free > 0:
                 return min(free, GET_UPDATES_LIMIT)
             await room.wait()

@@ -49,7 +49,7 @@ class BotStart:
         self._runner: BotRunner | None = None
         self._cancelled = False
         self._thread: threading.Thread | None = None
-        self.webhook = settings.bot.bot_webhook_url is not None
+        self.webhook = settings.bot.webhook_url is not None
 
     @property
     def runner(self) -> BotRunner | None:

@@ -59,8 +59,8 @@ class SqlStore(Actor):
         engine = sql_engine(self._settings)
         self._engine = engine
         connect_with_retry("sql", lambda: sql_ping(engine), is_transient_sql,
-                           self._settings.sql.sql_connect_attempts)
-        ensure_sql_schema(engine, auto_migrate=self._settings.sql.sql_auto_migrate,
+                           self._settings.sql.connect_attempts)
+        ensure_sql_schema(engine, auto_migrate=self._settings.sql.auto_migrate,
                           backups=self._settings.data_dir / "backups")
         guard = sql_store_guard(self._settings)
         self._stores.attach_relational(RelationalRepositories(

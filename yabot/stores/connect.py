@@ -31,21 +31,21 @@ def sql_engine(settings: Settings) -> Engine:
     """The engine for `Settings.sql_url` with the configured pool and timeouts."""
     sql = settings.sql
     options: dict[str, Any] = {
-        "pool_size": sql.sql_pool_size, "max_overflow": sql.sql_max_overflow,
-        "pool_timeout": sql.sql_pool_timeout, "pool_recycle": sql.sql_pool_recycle,
+        "pool_size": sql.pool_size, "max_overflow": sql.max_overflow,
+        "pool_timeout": sql.pool_timeout, "pool_recycle": sql.pool_recycle,
     }
     if make_url(settings.sql_url).get_backend_name() == "postgresql":
-        options["connect_args"] = {"connect_timeout": sql.sql_connect_timeout}
-    return make_engine(settings.sql_url, busy_timeout_ms=sql.sql_busy_timeout_ms, **options)
+        options["connect_args"] = {"connect_timeout": sql.connect_timeout}
+    return make_engine(settings.sql_url, busy_timeout_ms=sql.busy_timeout_ms, **options)
 
 
 def sql_store_guard(settings: Settings) -> StoreGuard:
     sql = settings.sql
     return StoreGuard(
         "sql", is_transient=is_transient_sql,
-        policy=RetryPolicy(attempts=sql.sql_retry_attempts, base_delay=sql.sql_retry_base_delay),
-        breaker=CircuitBreaker("sql", failure_threshold=sql.sql_breaker_failures,
-                               cool_down=sql.sql_breaker_cool_down),
+        policy=RetryPolicy(attempts=sql.retry_attempts, base_delay=sql.retry_base_delay),
+        breaker=CircuitBreaker("sql", failure_threshold=sql.breaker_failures,
+                               cool_down=sql.breaker_cool_down),
     )
 
 

@@ -106,7 +106,7 @@ def migrate(
               if settings.mongo.uri is not None else None)
     try:
         connect_with_retry("sql", lambda: sql_ping(engine), is_transient_sql,
-                           settings.sql.sql_connect_attempts)
+                           settings.sql.connect_attempts)
         db = None
         if client is not None:
             connect_with_retry("mongo", lambda: mongo_ping(client), is_transient_mongo,
