@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.postgres import postgres_schema
 from tests.support.processes import clean_env
-from tests.support.redis_server import REDIS_TEST_URL, no_retry
+from tests.support.redis_server import redis_prefix
 from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
 from tests.support.stores import stores_on
-from tests.support.waiting import ASK, TEST_CEILING, scaled
+from tests.support.waiting import TEST_CEILING, scaled
 from yabot.runtime import Runtime
 from yabot.settings import Settings, load_settings
 from yabot.stores.handles import Stores
@@ -123,22 +121,8 @@ def fresh_postgres_url() -> Iterator[str]:
 def local_redis() -> Iterator[tuple[str, str]]:
     """``(url, key_prefix)`` on the shared local Redis; every key under the prefix is deleted
     afterwards. Skips when nothing answers at REDIS_TEST_URL."""
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=ASK, retry=no_retry())
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        client.close()
-        pytest.skip(
-            f"Redis is not reachable at {REDIS_TEST_URL} ({type(exc).__name__}); "
-            "start it or set REDIS_TEST_URL"
-        )
-    prefix = f"yabot-test:{uuid.uuid4().hex[:12]}:"
-    try:
-        yield REDIS_TEST_URL, prefix
-    finally:
-        for key in client.scan_iter(match=prefix + "*"):
-            client.delete(key)
-        client.close()
+    with redis_prefix() as found:
+        yield found
 
 
 @pytest.fixture(params=["sqlite", "mongomock"])
