@@ -31,8 +31,12 @@ lint: $(VENV)/.installed-dev
 # Parallel workers (pytest-xdist), one test module per worker at a time (--dist loadscope), so
 # a module's server fixture starts once. Each worker has its own PostgreSQL schema, Redis key
 # prefixes, ports and tmp dirs (see README: Tests). PYTEST_WORKERS=0 runs in one process.
+# Modules are handed out in collection order (--no-loadscope-reorder), which puts
+# tests/conftest.py's LONG_MODULES first: by default xdist hands out the modules with the
+# fewest tests last, and those are the longest ones.
 PYTEST_WORKERS ?= auto
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=15
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder \
+	--durations=15
 
 pytest: $(VENV)/.installed-dev
 	$(PYTEST) $(PYTEST_ARGS)

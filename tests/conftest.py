@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.postgres import postgres_schema
-from tests.support.processes import clean_env
-from tests.support.redis_server import REDIS_TEST_URL, no_retry
+from tests.support.processes import REPO, clean_env
+from tests.support.redis_server import redis_prefix
 from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
 from tests.support.stores import stores_on
-from tests.support.waiting import ASK, TEST_CEILING, scaled
+from tests.support.waiting import TEST_CEILING, scaled
 from yabot.runtime import Runtime
 from yabot.settings import Settings, load_settings
 from yabot.stores.handles import Stores
@@ -30,6 +28,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _leave_out_soak_runs(config, items)
     _scale_the_hang_catcher(config, items)
+    _long_modules_first(items)
+
+
+#: The modules that take longest (process starts, a few tests each), longest first, from
+#: ``--durations`` on a loaded 2-core machine. Tune it from `make test`'s output.
+LONG_MODULES = (
+    "tests/cluster/test_processes.py",
+    "tests/api/test_schemathesis.py",
+    "tests/test_startup_failures.py",
+    "tests/events/test_crash_points.py",
+    "tests/stores/test_migration_safety.py",
+    "tests/intake/test_crash.py",
+    "tests/test_installed_package.py",
+    "tests/test_end_to_end.py",
+)
+
+
+def _long_modules_first(items: list[pytest.Item]) -> None:
+    """`LONG_MODULES` run first, in that order, then the rest in collection order.
+
+    The Makefile runs xdist's ``--dist loadscope`` with ``--no-loadscope-reorder``, so workers
+    take modules in this order; by default xdist hands out the modules with the fewest tests
+    last — these — and one worker would still be running one of them long after the other
+    ran out of work. Longest first lets the short ones fill in around them."""
+    missing = [module for module in LONG_MODULES if not (REPO / module).is_file()]
+    if missing:  # a renamed module would silently lose its place
+        raise pytest.UsageError(f"LONG_MODULES names no such file: {', '.join(missing)}")
+    rank = {module: n for n, module in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_MODULES)))
 
 
 def _leave_out_soak_runs(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -123,22 +150,8 @@ def fresh_postgres_url() -> Iterator[str]:
 def local_redis() -> Iterator[tuple[str, str]]:
     """``(url, key_prefix)`` on the shared local Redis; every key under the prefix is deleted
     afterwards. Skips when nothing answers at REDIS_TEST_URL."""
-    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=ASK, retry=no_retry())
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError as exc:
-        client.close()
-        pytest.skip(
-            f"Redis is not reachable at {REDIS_TEST_URL} ({type(exc).__name__}); "
-            "start it or set REDIS_TEST_URL"
-        )
-    prefix = f"yabot-test:{uuid.uuid4().hex[:12]}:"
-    try:
-        yield REDIS_TEST_URL, prefix
-    finally:
-        for key in client.scan_iter(match=prefix + "*"):
-            client.delete(key)
-        client.close()
+    with redis_prefix() as found:
+        yield found
 
 
 @pytest.fixture(params=["sqlite", "mongomock"])

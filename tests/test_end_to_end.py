@@ -19,8 +19,44 @@ from yabot.settings import load_settings
 BOT_TOKEN = "123456:TEST-token-for-the-fake-bot-api"
 
 
-@pytest.fixture
-def server(tmp_path: Path, fake_telegram: FakeTelegram) -> Iterator[Gunicorn]:
+def test_the_api_keeps_serving_while_telegram_is_unreachable(tmp_path: Path) -> None:
+    closed = free_port()  # nothing listens there: every Bot API call is refused
+    gunicorn = Gunicorn(
+        {"YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+         "JWT_SECRET": TEST_JWT_SECRET, "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+         "TELEGRAM_API_URL": f"http://127.0.0.1:{closed}",
+         "BOT_RETRY_INITIAL_DELAY": "0.05", "BOT_RETRY_MAX_DELAY": "0.2"},
+        cwd=tmp_path,
+    )
+    try:
+        gunicorn.wait_ready("/readyz")  # the bot starts on a thread after HTTP
+        eventually(lambda: gunicorn.log().count("telegram unreachable; retrying") >= 3,
+                   "three retries logged")
+        assert request("GET", f"{gunicorn.base_url}/healthz").status == 200
+        assert gunicorn.process.poll() is None
+    finally:
+        exit_code = gunicorn.terminate()
+    assert exit_code == 0, gunicorn.log()
+    assert BOT_TOKEN not in gunicorn.log()
+
+
+# The tests below share `server` (last in the module, so that it stops as soon as they end).
+
+
+@pytest.fixture(scope="module")
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """The module's fake Bot API, shared like `server` (each test talks to users of its own)."""
+    fake = FakeTelegram().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTelegram
+           ) -> Iterator[Gunicorn]:
+    """One gunicorn for the tests that only talk to it (one start instead of one per test);
+    its clean exit is checked once, after all of them."""
+    tmp_path = tmp_path_factory.mktemp("e2e")
     gunicorn = Gunicorn(
         {
             "YABOT_ENV": "test",
@@ -70,24 +106,3 @@ def test_token_secret_never_reaches_the_logs(server: Gunicorn, fake_telegram: Fa
     log = server.log()
     assert BOT_TOKEN not in log
     assert TEST_JWT_SECRET not in log
-
-
-def test_the_api_keeps_serving_while_telegram_is_unreachable(tmp_path: Path) -> None:
-    closed = free_port()  # nothing listens there: every Bot API call is refused
-    gunicorn = Gunicorn(
-        {"YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
-         "JWT_SECRET": TEST_JWT_SECRET, "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-         "TELEGRAM_API_URL": f"http://127.0.0.1:{closed}",
-         "BOT_RETRY_INITIAL_DELAY": "0.05", "BOT_RETRY_MAX_DELAY": "0.2"},
-        cwd=tmp_path,
-    )
-    try:
-        gunicorn.wait_ready("/readyz")  # the bot starts on a thread after HTTP
-        eventually(lambda: gunicorn.log().count("telegram unreachable; retrying") >= 3,
-                   "three retries logged")
-        assert request("GET", f"{gunicorn.base_url}/healthz").status == 200
-        assert gunicorn.process.poll() is None
-    finally:
-        exit_code = gunicorn.terminate()
-    assert exit_code == 0, gunicorn.log()
-    assert BOT_TOKEN not in gunicorn.log()

@@ -1,4 +1,4 @@
-"""A stoppable periodic thread (the outbox relay, the transfer recovery pass).
+"""A stoppable periodic thread (the outbox relay, the transfer recovery pass, the scheduler).
 
 Backoff lives in one place, `yabot.stores.retry.RetryPolicy`.
 """
@@ -18,12 +18,15 @@ class PeriodicThread:
 
     An exception from ``action`` is logged and the thread goes on; `stop` waits for the
     current call to finish. Daemon, so a forgotten `stop` cannot keep the process alive —
-    but owners stop it in their ``post_stop``.
+    but owners stop it in their ``post_stop``. ``immediately``: the first call is at start,
+    not one interval later (the scheduler fires what fell due while no process ran).
     """
 
-    def __init__(self, name: str, interval: float, action: Callable[[], object]) -> None:
+    def __init__(self, name: str, interval: float, action: Callable[[], object], *,
+                 immediately: bool = False) -> None:
         self._interval = interval
         self._action = action
+        self._immediately = immediately
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -43,12 +46,17 @@ class PeriodicThread:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        if self._immediately and not self._stopping.is_set():
+            self._call()
         while not self._stopping.is_set():
             self._wake.wait(self._interval)
             self._wake.clear()
             if self._stopping.is_set():
                 return
-            try:
-                self._action()
-            except Exception:
-                log.exception("periodic action failed", thread=self._thread.name)
+            self._call()
+
+    def _call(self) -> None:
+        try:
+            self._action()
+        except Exception:
+            log.exception("periodic action failed", thread=self._thread.name)

@@ -22,7 +22,9 @@ from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
 from tests.support.nodes import Node
+from tests.support.postgres import postgres_schema
 from tests.support.processes import clean_env
+from tests.support.redis_server import redis_prefix
 from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import eventually, scaled
 from yabot.api.auth import mint_token
@@ -59,12 +61,16 @@ class Cluster:
         }
         self.nodes: list[Node] = []
 
-    def start(self, fake: FakeTelegram) -> Node:
-        node = Node({**self.env, "TELEGRAM_API_URL": fake.url}, self.tmp_path,
-                    f"node{len(self.nodes)}", gunicorn=True, webhook_secret=WEBHOOK_SECRET)
-        self.nodes.append(node)
-        eventually(node.ready, f"{node.name} serves", 90)
-        return node
+    def start(self, *fakes: FakeTelegram) -> list[Node]:
+        """One process per fake Telegram, started together (they migrate the schema under
+        its lock), each answering /readyz before this returns."""
+        nodes = [Node({**self.env, "TELEGRAM_API_URL": fake.url}, self.tmp_path,
+                      f"node{len(self.nodes) + n}", gunicorn=True,
+                      webhook_secret=WEBHOOK_SECRET) for n, fake in enumerate(fakes)]
+        self.nodes += nodes
+        for node in nodes:
+            eventually(node.ready, f"{node.name} serves", 90)
+        return nodes
 
     def owners(self) -> dict[int, str]:
         """partition → the node name holding its lease (from Redis itself)."""
@@ -103,6 +109,8 @@ class Cluster:
 
     def stop(self) -> None:
         for node in self.nodes:
+            node.terminate()  # all at once: their graceful stops overlap
+        for node in self.nodes:
             node.stop()
         self.redis.close()
 
@@ -116,6 +124,29 @@ def cluster(tmp_path: Path, fresh_postgres_url: str, local_redis: tuple[str, str
         yield cluster
     finally:
         cluster.stop()
+
+
+class Pair:
+    """Two settled processes on one fake Telegram."""
+
+    def __init__(self, cluster: Cluster, fake: FakeTelegram, a: Node, b: Node) -> None:
+        self.cluster, self.fake, self.a, self.b = cluster, fake, a, b
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    """Shared by the tests that only write and read through two processes (none kills,
+    pauses or restarts one; each uses users of its own): two process starts, not four."""
+    with postgres_schema("yabot_fresh") as url, redis_prefix() as (redis_url, prefix):
+        fake = FakeTelegram().start()
+        cluster = Cluster(tmp_path_factory.mktemp("pair"), url, redis_url, prefix)
+        try:
+            a, b = cluster.start(fake, fake)
+            eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
+            yield Pair(cluster, fake, a, b)
+        finally:
+            cluster.stop()
+            fake.stop()
 
 
 def notes(user: int, count: int) -> list[dict[str, Any]]:
@@ -132,7 +163,7 @@ def replied_to(fake: FakeTelegram, user: int) -> list[int]:
 def test_a_killed_owner_loses_no_update_and_every_chat_stays_in_order(
     cluster: Cluster, fake_telegram: FakeTelegram
 ) -> None:
-    nodes = [cluster.start(fake_telegram) for _ in range(3)]
+    nodes = cluster.start(fake_telegram, fake_telegram, fake_telegram)
     eventually(lambda: cluster.settled(nodes), "three fair shares", 60)
     users = list(range(3001, 3031))
     per_user = 12
@@ -185,7 +216,7 @@ def test_a_paused_owner_handles_nothing_of_the_partitions_it_lost(
 ) -> None:
     fake_a, fake_b = FakeTelegram().start(), FakeTelegram().start()
     try:
-        a, b = cluster.start(fake_a), cluster.start(fake_b)
+        a, b = cluster.start(fake_a, fake_b)
         eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
         b_partitions = cluster.owned_by(b)
         user = next(u for u in range(5000, 6000) if partition_of(u, PARTITIONS) in b_partitions)
@@ -216,51 +247,6 @@ def test_a_paused_owner_handles_nothing_of_the_partitions_it_lost(
     finally:
         fake_a.stop()
         fake_b.stop()
-
-
-def test_a_write_through_one_process_is_read_back_at_once_through_another(
-    cluster: Cluster, fake_telegram: FakeTelegram
-) -> None:
-    a, b = cluster.start(fake_telegram), cluster.start(fake_telegram)
-    eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
-    settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
-    token = bearer(mint_token(settings, "tests", ["users:read", "users:write"]))
-    users = [4001, 4002, 4003, 4004]  # in partitions of both processes, most likely
-    for user in users:
-        assert a.post(message(user, "/start", update_id=user)).status == 200
-    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in users), "users created")
-    owners = {partition_of(u, PARTITIONS) in cluster.owned_by(a) for u in users}
-    assert owners == {True, False}, "the users should be spread over both processes"
-    matches = 0
-    for n in range(100):
-        user = users[n % len(users)]
-        language = "es" if n % 2 else "en"
-        put = request("PUT", f"{a.url}/user/{user}/preferences", headers={
-            **token, "Content-Type": "application/json"},
-            body=json.dumps({"language": language, "notifications": True}).encode())
-        assert put.status == 200, put.body
-        got = request("GET", f"{b.url}/user/{user}/state", headers=token)
-        assert got.status == 200, got.body
-        matches += got.json()["preferences"]["language"] == language
-    assert matches == 100
-    # A problem from the owner reaches the client unchanged through the other process.
-    missing = [request("GET", f"{node.url}/user/4999/state", headers=token) for node in (a, b)]
-    assert [r.status for r in missing] == [404, 404]
-    assert missing[0].json() == missing[1].json()
-    metrics = [request("GET", f"{node.url}/metrics").body.decode() for node in (a, b)]
-    forwarded = [_metric(text, 'yabot_forwarded_asks_total{direction="sent"}')
-                 for text in metrics]
-    # a forwarded the PUTs for b's users, b the GETs for a's: one of the two per round.
-    assert sum(forwarded) >= 100
-    owned = [_metric(text, "yabot_partitions_owned") for text in metrics]
-    assert sum(owned) == PARTITIONS
-
-
-def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in /metrics:\n{text}")
 
 
 def test_gunicorn_with_three_workers_shares_the_partitions_among_them(
@@ -310,11 +296,54 @@ def test_several_workers_without_redis_are_refused_with_one_line(tmp_path: Path)
     assert "several workers need REDIS_URL" in node.log()
 
 
-def test_transfers_across_owners_keep_balances_ledger_and_each_users_seq(
-    cluster: Cluster, fake_telegram: FakeTelegram
-) -> None:
-    a, b = cluster.start(fake_telegram), cluster.start(fake_telegram)
-    eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
+# The tests below share `pair`, last in the module so that its two processes stop as soon as
+# they are done (a module fixture lives until the module's last test).
+
+
+def test_a_write_through_one_process_is_read_back_at_once_through_another(pair: Pair) -> None:
+    cluster, fake_telegram, a, b = pair.cluster, pair.fake, pair.a, pair.b
+    settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
+    token = bearer(mint_token(settings, "tests", ["users:read", "users:write"]))
+    users = [4001, 4002, 4003, 4004]  # in partitions of both processes, most likely
+    for user in users:
+        assert a.post(message(user, "/start", update_id=user)).status == 200
+    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in users), "users created")
+    owners = {partition_of(u, PARTITIONS) in cluster.owned_by(a) for u in users}
+    assert owners == {True, False}, "the users should be spread over both processes"
+    matches = 0
+    for n in range(100):
+        user = users[n % len(users)]
+        language = "es" if n % 2 else "en"
+        put = request("PUT", f"{a.url}/user/{user}/preferences", headers={
+            **token, "Content-Type": "application/json"},
+            body=json.dumps({"language": language, "notifications": True}).encode())
+        assert put.status == 200, put.body
+        got = request("GET", f"{b.url}/user/{user}/state", headers=token)
+        assert got.status == 200, got.body
+        matches += got.json()["preferences"]["language"] == language
+    assert matches == 100
+    # A problem from the owner reaches the client unchanged through the other process.
+    missing = [request("GET", f"{node.url}/user/4999/state", headers=token) for node in (a, b)]
+    assert [r.status for r in missing] == [404, 404]
+    assert missing[0].json() == missing[1].json()
+    metrics = [request("GET", f"{node.url}/metrics").body.decode() for node in (a, b)]
+    forwarded = [_metric(text, 'yabot_forwarded_asks_total{direction="sent"}')
+                 for text in metrics]
+    # a forwarded the PUTs for b's users, b the GETs for a's: one of the two per round.
+    assert sum(forwarded) >= 100
+    owned = [_metric(text, "yabot_partitions_owned") for text in metrics]
+    assert sum(owned) == PARTITIONS
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics:\n{text}")
+
+
+def test_transfers_across_owners_keep_balances_ledger_and_each_users_seq(pair: Pair) -> None:
+    cluster, fake_telegram, a, b = pair.cluster, pair.fake, pair.a, pair.b
     settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
     token = bearer(mint_token(settings, "tests", ["users:read", "besitos:write"]))
     a_owned = cluster.owned_by(a)

@@ -1,15 +1,17 @@
 """Crash injection between "written" and "published": every committed change has exactly its
 events, every interrupted transfer or gift is finished or refunded, the ledger sums to the
-balance. Each case is three real processes on one SQLite file (or PostgreSQL schema) and a
-redis-server of the test's own: set up, die at a named crash point (`yabot.crashpoints`,
-``os._exit`` — nothing flushed, as after ``kill -9``), then start again.
+balance. Each case is real processes on one SQLite file and a redis-server of the test's
+own: set up (once for all cases, then copied), die at a named crash point
+(`yabot.crashpoints`, ``os._exit`` — nothing flushed, as after ``kill -9``), then start again.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,12 @@ import redis
 from sqlalchemy import Engine, func, select
 
 from tests.support.processes import clean_env
-from tests.support.redis_server import RedisServer, stream_entries
+from tests.support.redis_server import (
+    MISSING,
+    RedisServer,
+    redis_server_binary,
+    stream_entries,
+)
 from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import scaled
 from yabot.crashpoints import EXIT_CODE
@@ -28,6 +35,7 @@ from yabot.stores.engine import make_engine
 from yabot.stores.tables import besitos_ledger, event_outbox, pending_transfers, user_documents
 
 REPO = Path(__file__).resolve().parents[2]
+DATABASE = "crash.sqlite3"
 STREAM = "events"
 ALL_OPS = "earn,transfer,gift,buy,spend,react"
 PHASE_CEILING = 600.0  # a process start, a few asks and the relay: seconds on a quiet machine
@@ -58,27 +66,62 @@ def stream_events(client: redis.Redis) -> list[BaseEvent]:
     return [parse_event(fields[b"body"]) for _, fields in stream_entries(client, STREAM)]
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
+def env_for(directory: Path, redis_url: str) -> dict[str, str]:
     # SQLite only: the crash windows are in our code, the same on both SQL dialects, and
-    # each case already costs three process starts.
-    return f"sqlite:///{tmp_path / 'crash.sqlite3'}"
+    # each case already costs two process starts.
+    return {
+        "YABOT_ENV": "test", "YABOT_DATA_DIR": str(directory / "var"),
+        "JWT_SECRET": TEST_JWT_SECRET, "DATABASE_URL": f"sqlite:///{directory / DATABASE}",
+        "REDIS_URL": redis_url, "EVENTS_STREAM": STREAM,
+        "EVENTS_REPLAY_INTERVAL": "0.05", "EVENTS_RETRY_MAX_DELAY": "0.1",
+        "BESITOS_RECOVERY_INTERVAL": "0.2",
+    }
+
+
+@pytest.fixture(scope="module")
+def set_up(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``setup`` phase (two users, one funded, the outbox relayed), run once for every
+    case: a folder holding its SQLite file, data dir and stopped Redis's append-only file.
+    Each case starts from a copy, exactly the state its own ``setup`` run would leave."""
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.skip(MISSING)
+    template = tmp_path_factory.mktemp("crash-setup")
+    server = RedisServer(template / "redis", binary).start()
+    try:
+        setup = run_phase(env_for(template, server.url), "setup")
+        assert setup.returncode == 0, setup.stderr[-3000:]
+    finally:
+        server.stop()  # appendfsync always: every acknowledged write is in the file
+    (template / "redis" / "redis.log").unlink(missing_ok=True)
+    return template
+
+
+@pytest.fixture
+def prepared_redis(set_up: Path, tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this case's own on a copy of the set-up state (the SQLite file and
+    data dir are copied next to it, into ``tmp_path``)."""
+    for name in [DATABASE, "var", *(p.name for p in set_up.glob(DATABASE + "-*"))]:
+        source = set_up / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name)
+        elif source.exists():
+            shutil.copy2(source, tmp_path / name)
+    shutil.copytree(set_up / "redis", tmp_path / "redis")
+    binary = redis_server_binary()
+    assert binary is not None  # `set_up` skipped otherwise
+    server = RedisServer(tmp_path / "redis", binary).start()
+    yield server
+    server.stop()
 
 
 @pytest.mark.parametrize(("crash_at", "ops"), CASES)
 def test_a_crash_at_any_step_leaves_every_change_with_exactly_its_events(
-    crash_at: str, ops: str, database_url: str, redis_server: RedisServer, tmp_path: Path
+    crash_at: str, ops: str, prepared_redis: RedisServer, tmp_path: Path
 ) -> None:
-    env = {
-        "YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
-        "JWT_SECRET": TEST_JWT_SECRET, "DATABASE_URL": database_url,
-        "REDIS_URL": redis_server.url, "EVENTS_STREAM": STREAM,
-        "EVENTS_REPLAY_INTERVAL": "0.05", "EVENTS_RETRY_MAX_DELAY": "0.1",
-        "BESITOS_RECOVERY_INTERVAL": "0.2",
-    }
-    setup = run_phase(env, "setup")
-    assert setup.returncode == 0, setup.stderr[-3000:]
-
+    env = env_for(tmp_path, prepared_redis.url)
+    database_url = env["DATABASE_URL"]
+    redis_server = prepared_redis
     crashed = run_phase(env, "run", ops, crash_at=crash_at)
     assert crashed.returncode == EXIT_CODE, (
         f"expected to die at {crash_at}: rc={crashed.returncode}\n{crashed.stderr[-3000:]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 from pymongo.errors import (
@@ -87,6 +88,27 @@ def test_non_transient_error_is_not_retried() -> None:
         retry_call(flaky, is_transient=is_test_transient, policy=RetryPolicy(attempts=5),
                    sleep=lambda _: None)
     assert flaky.calls == 1
+
+
+def test_each_retry_is_reported_before_its_wait() -> None:
+    seen: list[tuple[str, int, str]] = []
+    flaky = Flaky(2, Transient("down"))
+    retry_call(flaky, is_transient=is_test_transient, policy=RetryPolicy(attempts=3),
+               sleep=lambda wait: seen.append(("wait", 0, "")), rng=lambda: 1.0,
+               on_retry=lambda attempt, error: seen.append(("retry", attempt, str(error))))
+    assert seen == [("retry", 1, "down"), ("wait", 0, ""), ("retry", 2, "down"), ("wait", 0, "")]
+
+
+def test_a_stop_event_cuts_the_waits_short() -> None:
+    """``sleep=stopping.wait``: once the event is set no wait lasts (the attempts still run)."""
+    stopping = threading.Event()
+    stopping.set()
+    flaky = Flaky(5, Transient())
+    with pytest.raises(Transient):
+        retry_call(flaky, is_transient=is_test_transient,
+                   policy=RetryPolicy(attempts=4, base_delay=3600.0, max_delay=3600.0),
+                   sleep=stopping.wait, rng=lambda: 1.0)
+    assert flaky.calls == 4
 
 
 def test_breaker_opens_after_consecutive_failures_only() -> None:

@@ -65,10 +65,16 @@ class Node:
         self.signal(signal.SIGKILL)
         self.process.wait(scaled(30))
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting: `stop` waits. Several nodes
+        asked first and waited for after stop in the time of one."""
         if self.process.poll() is None:
             self.signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
             self.signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.terminate()
             try:
                 self.process.wait(scaled(30))
             except subprocess.TimeoutExpired:

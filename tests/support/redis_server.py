@@ -10,14 +10,18 @@ bus needs in production for "nothing lost" to hold.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
+import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -45,6 +49,28 @@ MISSING = (
 def no_retry() -> Retry:
     """redis-py 8 retries 10 times with backoff by default; tests want the first answer."""
     return Retry(NoBackoff(), 0)
+
+
+@contextlib.contextmanager
+def redis_prefix() -> Iterator[tuple[str, str]]:
+    """``(url, key_prefix)`` on the shared local Redis; every key under the prefix is deleted
+    afterwards. Skips when nothing answers at REDIS_TEST_URL."""
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_timeout=ASK, retry=no_retry())
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        client.close()
+        pytest.skip(
+            f"Redis is not reachable at {REDIS_TEST_URL} ({type(exc).__name__}); "
+            "start it or set REDIS_TEST_URL"
+        )
+    prefix = f"yabot-test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield REDIS_TEST_URL, prefix
+    finally:
+        for key in client.scan_iter(match=prefix + "*"):
+            client.delete(key)
+        client.close()
 
 
 def redis_server_binary() -> str | None:

@@ -37,6 +37,7 @@ class RetryAfter(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
+        # Not `retry_call`/`RetryPolicy`: the wait is the one Telegram names, not a backoff.
         attempt = 0
         while True:
             try:

@@ -338,6 +338,8 @@ class BotRunner:
 
     async def _retrying(self, what: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         """``await attempt_once()`` until it succeeds; one log line per failure, then wait."""
+        # Not `retry_call`: asynchronous and never giving up (Telegram is waited for until the
+        # bot stops), with `RetryPolicy`'s delays.
         attempt = 0
         while True:
             try:

@@ -55,6 +55,12 @@ class HandlerFailed(Exception):
         self.error = error
 
 
+def handler_failed(error: BaseException) -> bool:
+    """What consumers retry (`retry_call`'s ``is_transient``): a handler's failure, which may
+    be a passing outage behind it; the stores failing around it are not retried here."""
+    return isinstance(error, HandlerFailed)
+
+
 def handle_once(engine: Engine, group: str, handlers: Handlers, event: BaseEvent) -> bool:
     """Run ``handlers`` for ``event`` and record it as processed by ``group``, in one
     transaction; False (and nothing run) if the group handled it before.

@@ -17,11 +17,11 @@ from sqlalchemy import Engine, insert
 
 from yabot.errors import InvalidEvent
 from yabot.events.counters import EventCounters, event_counters
-from yabot.events.groups import ConsumerGroup, HandlerFailed, handle_once
+from yabot.events.groups import ConsumerGroup, HandlerFailed, handle_once, handler_failed
 from yabot.events.models import Event, parse_event
 from yabot.events.outbox import OutboxEntry
 from yabot.settings import EventSettings
-from yabot.stores.retry import RetryPolicy
+from yabot.stores.retry import RetryPolicy, retry_call
 from yabot.stores.tables import dead_letters
 
 log = structlog.get_logger("yabot.events.local")
@@ -55,7 +55,8 @@ class LocalDelivery:
         self._settings = settings
         self._counters = counters
         self._sleep = sleep
-        self._backoff = RetryPolicy(base_delay=settings.retry_base_delay,
+        self._backoff = RetryPolicy(attempts=settings.handler_retries + 1,
+                                    base_delay=settings.retry_base_delay,
                                     max_delay=settings.retry_max_delay)
 
     name = "in-process"
@@ -73,22 +74,16 @@ class LocalDelivery:
                     self._process(group, event, entry)
 
     def _process(self, group: ConsumerGroup, event: Event, entry: OutboxEntry) -> None:
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                handled = handle_once(self._engine(), group.name, group.handlers, event)
-            except HandlerFailed as failed:
-                if attempts <= self._settings.handler_retries:
-                    self._counters.incr("handler_retries")
-                    log.info("event handler failed; retrying", event_id=entry.event_id,
-                             group=group.name, attempt=attempts, error=repr(failed.error))
-                    self._sleep(self._backoff.delay(attempts))
-                    continue
-                self._dead_letter(group.name, entry, failed.error, attempts=attempts)
-                return
-            self._counters.incr("handled" if handled else "duplicates")
+        try:
+            handled = retry_call(
+                lambda: handle_once(self._engine(), group.name, group.handlers, event),
+                is_transient=handler_failed, policy=self._backoff, sleep=self._sleep,
+                what=f"event {entry.event_id} handler of {group.name}",
+                on_retry=lambda _attempt, _error: self._counters.incr("handler_retries"))
+        except HandlerFailed as failed:
+            self._dead_letter(group.name, entry, failed.error, attempts=self._backoff.attempts)
             return
+        self._counters.incr("handled" if handled else "duplicates")
 
     def _dead_letter(self, group: str, entry: OutboxEntry, error: Exception,
                      attempts: int) -> None:

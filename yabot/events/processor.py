@@ -23,13 +23,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from actors import Actor, ActorDead, Message, tell
 from yabot.errors import InvalidEvent, StoreUnavailable
 from yabot.events.counters import EventCounters, event_counters
-from yabot.events.groups import ConsumerGroup, Handler, HandlerFailed, Handlers, handle_once
+from yabot.events.groups import (
+    ConsumerGroup,
+    Handler,
+    HandlerFailed,
+    Handlers,
+    handle_once,
+    handler_failed,
+)
 from yabot.events.models import Event, parse_event
 from yabot.events.ordering import OrderingBuffer
 from yabot.events.publisher import TRANSIENT, connect_redis
 from yabot.settings import EventSettings, Settings
 from yabot.stores.handles import Stores
-from yabot.stores.retry import RetryPolicy
+from yabot.stores.retry import RetryPolicy, retry_call
 from yabot.stores.tables import dead_letters
 
 log = structlog.get_logger("yabot.events.processor")
@@ -89,7 +96,8 @@ class StreamConsumer:
         self._counters = counters
         self._clock = clock
         self._sleep = sleep
-        self._backoff = RetryPolicy(base_delay=settings.retry_base_delay,
+        self._backoff = RetryPolicy(attempts=settings.handler_retries + 1,
+                                    base_delay=settings.retry_base_delay,
                                     max_delay=settings.retry_max_delay)
         self._buffer: OrderingBuffer[tuple[Event, bytes]] = OrderingBuffer(
             settings.ordering_gap_timeout, clock, counters=counters
@@ -112,6 +120,8 @@ class StreamConsumer:
 
     def run(self, stopping: threading.Event) -> None:
         """Poll until ``stopping`` is set. Redis or SQL outages are waited out, not raised."""
+        # Not `retry_call`: a loop that never gives up (outages are waited out until stopped),
+        # with `RetryPolicy`'s delays.
         failures = 0
         while not stopping.is_set():
             try:
@@ -229,25 +239,17 @@ class StreamConsumer:
             self._process(ready, ready_id)
 
     def _process(self, event: Event, message_id: bytes) -> None:
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                handled = self._handle(event)
-            except HandlerFailed as failed:
-                exc = failed.error
-                if attempts <= self._settings.handler_retries:
-                    self._counters.incr("handler_retries")
-                    log.info("event handler failed; retrying", event_id=str(event.event_id),
-                             attempt=attempts, error=repr(exc))
-                    self._sleep(self._backoff.delay(attempts))
-                    continue
-                self._dead_letter(message_id, str(event.event_id), event.to_json(), exc,
-                                  attempts=attempts)
-                return
-            self._counters.incr("handled" if handled else "duplicates")
-            self._acks.append(message_id)
+        try:
+            handled = retry_call(
+                lambda: self._handle(event), is_transient=handler_failed,
+                policy=self._backoff, sleep=self._sleep, what=f"event {event.event_id} handler",
+                on_retry=lambda _attempt, _error: self._counters.incr("handler_retries"))
+        except HandlerFailed as failed:
+            self._dead_letter(message_id, str(event.event_id), event.to_json(), failed.error,
+                              attempts=self._backoff.attempts)
             return
+        self._counters.incr("handled" if handled else "duplicates")
+        self._acks.append(message_id)
 
     def _handle(self, event: Event) -> bool:
         """Run the handlers and record the event in one transaction; False if seen before."""
@@ -353,3 +355,4 @@ class EventProcessor(Actor):
             case ConsumerCrashed(error=error):
                 raise RuntimeError(f"event consumer loop died: {error}")
         return super().handle(message)
+

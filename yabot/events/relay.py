@@ -156,6 +156,8 @@ class OutboxRelay:
 
     def _failed(self, exc: Exception) -> None:
         self._failures += 1
+        # Not `retry_call`: the relay goes on with its passes and keeps away from the sink
+        # until then (a breaker), for `RetryPolicy`'s ceiling.
         wait = self._backoff.ceiling(self._failures)
         self._closed_until = self._clock() + wait
         self._counters.incr("publish_failures")

@@ -16,11 +16,14 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from yabot.intake.entries import Delivery, Intake
-from yabot.stores.retry import RetryPolicy
+from yabot.stores.retry import RetryPolicy, retry_call
 
 log = structlog.get_logger("yabot.intake")
 
 ACK_BATCH = 500
+#: Acknowledging a batch: six calls at most (the first and five retries), then it is left to
+#: be handed out again after a restart.
+ACK_POLICY = RetryPolicy(attempts=6, base_delay=0.05, max_delay=2.0)
 STOP_TIMEOUT = 10.0
 
 
@@ -113,6 +116,8 @@ class IntakeReader:
     # -- the threads -----------------------------------------------------------------------
 
     def _read_loop(self) -> None:
+        # Not `retry_call`: a loop that never gives up (it waits out any outage until stopped),
+        # with `RetryPolicy`'s delays.
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -186,20 +191,14 @@ class IntakeReader:
                 self._ack(batch)
 
     def _ack(self, batch: list[Delivery]) -> None:
-        attempt = 0
-        while True:
-            try:
-                self._intake.ack(batch)
-                break
-            except Exception as exc:
-                attempt += 1
-                if attempt > 5:
-                    # Unacknowledged entries are handed out again after a restart; the
-                    # consumer skips what it handled already. Nothing is lost.
-                    log.error("intake entries not acknowledged", entries=len(batch),
-                              error=type(exc).__name__)
-                    break
-                self._stopping.wait(self._backoff.delay(attempt))
+        try:
+            retry_call(lambda: self._intake.ack(batch), is_transient=lambda _error: True,
+                       policy=ACK_POLICY, sleep=self._stopping.wait, what="intake ack")
+        except Exception as exc:
+            # Unacknowledged entries are handed out again after a restart; the consumer
+            # skips what it handled already. Nothing is lost.
+            log.error("intake entries not acknowledged", entries=len(batch),
+                      error=type(exc).__name__)
         self.acknowledged += len(batch)
         with self._room:
             self._in_flight -= len(batch)

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, delete, or_, select, update
 
+from yabot.periodic import PeriodicThread
 from yabot.scheduler.jobs import Job
 from yabot.stores.tables import scheduled_jobs
 
@@ -117,9 +118,7 @@ class Scheduler:
         self._retry_delay = retry_delay
         self._clock = clock
         self._metrics = metrics
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread: PeriodicThread | None = None
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -138,28 +137,19 @@ class Scheduler:
     # -- running on a thread ---------------------------------------------------------------
 
     def start(self, poll_interval: float) -> Scheduler:
-        def loop() -> None:
-            while not self._stopping.is_set():
-                try:
-                    self.fire_due()
-                except Exception:
-                    log.exception("scheduler pass failed; trying again")
-                self._wake.wait(poll_interval)
-                self._wake.clear()
-
-        self._thread = threading.Thread(target=loop, name="scheduler", daemon=True)
-        self._thread.start()
+        """Fire due jobs now, then every ``poll_interval`` s (sooner when woken)."""
+        self._thread = PeriodicThread("scheduler", poll_interval, self.fire_due,
+                                      immediately=True).start()
         return self
 
     def wake(self) -> None:
         """Look for due jobs now rather than at the next poll."""
-        self._wake.set()
+        if self._thread is not None:
+            self._thread.wake()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.stop(timeout)
 
     # -- one job -----------------------------------------------------------------------------
 

@@ -43,7 +43,8 @@ DOCUMENT_VALIDATION_FAILURE = 121  # MongoDB's error code for a `$jsonSchema` re
 # How many recent ledger keys a user document remembers (see `MongoBesitosLedger`).
 RECENT_LEDGER_KEYS = 64
 # How many times a write that stores events re-reads the user after another write to the
-# same user won the compare-and-set (each loss means someone else made progress).
+# same user won the compare-and-set (each loss means someone else made progress). Not
+# `retry_call`: a lost compare-and-set is retried at once, with no backoff (not an outage).
 CAS_ATTEMPTS = 100
 
 #: Copies parked events to the SQL ``event_outbox``, idempotently by ``event_id``

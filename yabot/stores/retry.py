@@ -48,12 +48,16 @@ def retry_call(
     *,
     is_transient: Callable[[BaseException], bool],
     policy: RetryPolicy,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
     rng: Callable[[], float] = random.random,
     what: str = "store operation",
+    on_retry: Callable[[int, Exception], None] | None = None,
 ) -> T:
     """Call ``operation``; on a transient error wait and call again, up to ``policy.attempts``
-    calls in all. A non-transient error, or the last transient one, propagates unchanged."""
+    calls in all. A non-transient error, or the last transient one, propagates unchanged.
+
+    ``sleep`` may be an event's ``wait`` (a stop cuts the wait short); ``on_retry(attempt,
+    error)`` runs before each wait (e.g. to count retries)."""
     attempt = 1
     while True:
         try:
@@ -64,5 +68,7 @@ def retry_call(
             wait = policy.delay(attempt, rng)
             log.warning("transient error, retrying", what=what, attempt=attempt,
                         wait_s=round(wait, 4), error=type(exc).__name__)
+            if on_retry is not None:
+                on_retry(attempt, exc)
             sleep(wait)
             attempt += 1
