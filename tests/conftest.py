@@ -42,6 +42,13 @@ LONG_MODULES = (
     "tests/intake/test_crash.py",
     "tests/test_installed_package.py",
     "tests/test_end_to_end.py",
+    "tests/bot/test_webhook.py",
+    "tests/bot/test_console.py",
+    "tests/stores/test_migrations.py",
+    "tests/test_runtime.py",
+    "tests/test_procfile.py",
+    "tests/api/test_shutdown.py",
+    "tests/test_cli_comforts.py",
 )
 
 

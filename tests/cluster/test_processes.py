@@ -127,26 +127,35 @@ def cluster(tmp_path: Path, fresh_postgres_url: str, local_redis: tuple[str, str
 
 
 class Pair:
-    """Two settled processes on one fake Telegram."""
+    """Two processes, ``a`` and ``b``, each on a fake Telegram of its own (so a reply says
+    which process sent it)."""
 
-    def __init__(self, cluster: Cluster, fake: FakeTelegram, a: Node, b: Node) -> None:
-        self.cluster, self.fake, self.a, self.b = cluster, fake, a, b
+    def __init__(self, cluster: Cluster, fakes: tuple[FakeTelegram, FakeTelegram]) -> None:
+        self.cluster = cluster
+        self.fake_a, self.fake_b = fakes
+        self.a, self.b = cluster.start(*fakes)
+
+    def sent(self, chat_id: int) -> list[Any]:
+        """What either process sent to ``chat_id``."""
+        return [*self.fake_a.sent(chat_id=chat_id), *self.fake_b.sent(chat_id=chat_id)]
+
+    def settled(self) -> None:
+        eventually(lambda: self.cluster.settled([self.a, self.b]), "two fair shares", 60)
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    """Shared by the tests that only write and read through two processes (none kills,
-    pauses or restarts one; each uses users of its own): two process starts, not four."""
+    """Two processes shared by the tests below that need no more than two (each with users of
+    its own; the one that pauses ``b`` runs last): two process starts instead of six."""
     with postgres_schema("yabot_fresh") as url, redis_prefix() as (redis_url, prefix):
-        fake = FakeTelegram().start()
+        fakes = FakeTelegram().start(), FakeTelegram().start()
         cluster = Cluster(tmp_path_factory.mktemp("pair"), url, redis_url, prefix)
         try:
-            a, b = cluster.start(fake, fake)
-            eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
-            yield Pair(cluster, fake, a, b)
+            yield Pair(cluster, fakes)
         finally:
             cluster.stop()
-            fake.stop()
+            for fake in fakes:
+                fake.stop()
 
 
 def notes(user: int, count: int) -> list[dict[str, Any]]:
@@ -211,44 +220,6 @@ def test_a_killed_owner_loses_no_update_and_every_chat_stays_in_order(
         assert len(seqs) == len(set(seqs)), f"user {user}'s seq repeated: {seqs}"
 
 
-def test_a_paused_owner_handles_nothing_of_the_partitions_it_lost(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    fake_a, fake_b = FakeTelegram().start(), FakeTelegram().start()
-    try:
-        a, b = cluster.start(fake_a, fake_b)
-        eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
-        b_partitions = cluster.owned_by(b)
-        user = next(u for u in range(5000, 6000) if partition_of(u, PARTITIONS) in b_partitions)
-        updates = notes(user, 6)
-        release = fake_b.hold("sendMessage")
-        assert b.post(updates[0]).status == 200
-        eventually(lambda: fake_b.in_progress == 1, "b is handling the first update")
-        for update in updates[1:3]:
-            assert b.post(update).status == 200  # queued behind it in b's lane
-        b.signal(signal.SIGSTOP)
-        try:
-            eventually(lambda: cluster.settled([a]), "a owns every partition",
-                       TAKEOVER_BOUND * 4)
-            for update in updates[3:]:
-                assert a.post(update).status == 200
-            expected = [u["update_id"] for u in updates]
-            eventually(lambda: set(replied_to(fake_a, user)) == set(expected),
-                       "a handled every update of the user", 60)
-            release.set()
-        finally:
-            b.signal(signal.SIGCONT)
-        eventually(lambda: "partitions lost" in b.log(), "b noticed its loss", 60)
-        eventually(b.ready, "b serves again", 60)
-        # What b had started before the pause may finish (its reply was already on its way);
-        # nothing else of the partitions it lost.
-        assert set(replied_to(fake_b, user)) <= {updates[0]["update_id"]}
-        assert list(dict.fromkeys(replied_to(fake_a, user))) == expected
-    finally:
-        fake_a.stop()
-        fake_b.stop()
-
-
 def test_gunicorn_with_three_workers_shares_the_partitions_among_them(
     cluster: Cluster, fake_telegram: FakeTelegram
 ) -> None:
@@ -301,13 +272,14 @@ def test_several_workers_without_redis_are_refused_with_one_line(tmp_path: Path)
 
 
 def test_a_write_through_one_process_is_read_back_at_once_through_another(pair: Pair) -> None:
-    cluster, fake_telegram, a, b = pair.cluster, pair.fake, pair.a, pair.b
+    cluster, a, b = pair.cluster, pair.a, pair.b
+    pair.settled()
     settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
     token = bearer(mint_token(settings, "tests", ["users:read", "users:write"]))
     users = [4001, 4002, 4003, 4004]  # in partitions of both processes, most likely
     for user in users:
         assert a.post(message(user, "/start", update_id=user)).status == 200
-    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in users), "users created")
+    eventually(lambda: all(pair.sent(u) for u in users), "users created")
     owners = {partition_of(u, PARTITIONS) in cluster.owned_by(a) for u in users}
     assert owners == {True, False}, "the users should be spread over both processes"
     matches = 0
@@ -343,7 +315,8 @@ def _metric(text: str, name: str) -> float:
 
 
 def test_transfers_across_owners_keep_balances_ledger_and_each_users_seq(pair: Pair) -> None:
-    cluster, fake_telegram, a, b = pair.cluster, pair.fake, pair.a, pair.b
+    cluster, a, b = pair.cluster, pair.a, pair.b
+    pair.settled()
     settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
     token = bearer(mint_token(settings, "tests", ["users:read", "besitos:write"]))
     a_owned = cluster.owned_by(a)
@@ -351,7 +324,7 @@ def test_transfers_across_owners_keep_balances_ledger_and_each_users_seq(pair: P
     taker = next(u for u in range(9101, 9200) if partition_of(u, PARTITIONS) not in a_owned)
     for user in (giver, taker):
         assert a.post(message(user, "/start", update_id=user)).status == 200
-    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in (giver, taker)),
+    eventually(lambda: all(pair.sent(u) for u in (giver, taker)),
                "both users created")
 
     def transact(node: Node, user: int, key: str, **body: Any) -> dict[str, Any]:
@@ -383,3 +356,36 @@ def test_transfers_across_owners_keep_balances_ledger_and_each_users_seq(pair: P
         seqs = cluster.events_by_user()[user]
         assert len(seqs) == len(set(seqs)), f"user {user}'s seq repeated: {seqs}"
     assert "another user's session not told" not in a.log() + b.log()
+
+
+def test_a_paused_owner_handles_nothing_of_the_partitions_it_lost(pair: Pair) -> None:
+    cluster, a, b, fake_a, fake_b = pair.cluster, pair.a, pair.b, pair.fake_a, pair.fake_b
+    pair.settled()
+    b_partitions = cluster.owned_by(b)
+    user = next(u for u in range(5000, 6000) if partition_of(u, PARTITIONS) in b_partitions)
+    updates = notes(user, 6)
+    release = fake_b.hold("sendMessage")
+    assert b.post(updates[0]).status == 200
+    eventually(lambda: fake_b.in_progress == 1, "b is handling the first update")
+    for update in updates[1:3]:
+        assert b.post(update).status == 200  # queued behind it in b's lane
+    logged_before_pause = len(b.log())
+    b.signal(signal.SIGSTOP)
+    try:
+        eventually(lambda: cluster.settled([a]), "a owns every partition",
+                   TAKEOVER_BOUND * 4)
+        for update in updates[3:]:
+            assert a.post(update).status == 200
+        expected = [u["update_id"] for u in updates]
+        eventually(lambda: set(replied_to(fake_a, user)) == set(expected),
+                   "a handled every update of the user", 60)
+        release.set()
+    finally:
+        b.signal(signal.SIGCONT)
+    eventually(lambda: "partitions lost" in b.log()[logged_before_pause:],
+               "b noticed its loss", 60)
+    eventually(b.ready, "b serves again", 60)
+    # What b had started before the pause may finish (its reply was already on its way);
+    # nothing else of the partitions it lost.
+    assert set(replied_to(fake_b, user)) <= {updates[0]["update_id"]}
+    assert list(dict.fromkeys(replied_to(fake_a, user))) == expected
