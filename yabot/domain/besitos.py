@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,6 +131,3 @@ def day_start(moment: datetime) -> datetime:
     """The start of ``moment``'s UTC day (daily caps reset then)."""
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
-
-def next_day(moment: datetime) -> datetime:
-    return day_start(moment) + timedelta(days=1)
