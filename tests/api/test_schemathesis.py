@@ -43,7 +43,7 @@ def _schema(api: ServedApi) -> Any:
 
 def _operations(api: ServedApi) -> list[Any]:
     operations = [result.ok() for result in _schema(api).get_all_operations()]
-    assert len(operations) == 13  # the API routes (OpenAPI snapshot) plus /stats/daily
+    assert len(operations) == 14  # the API routes (OpenAPI snapshot) plus /stats/daily
     return operations
 
 
