@@ -293,8 +293,8 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
                     "parameters": {"user_id": "$request.body#/to_user_id"}}})},
             "/user/{user_id}/state": {"get": _operation(
                 "getUserState", "The user's merged state", "users:read", UserStateResponse, user,
-                links=_links(("transactBesitos", "putPreferences", "getSubscription",
-                              "putSubscription"), "$response.body#/user_id")
+                links=_links(("transactBesitos", "getLedger", "putPreferences",
+                              "getSubscription", "putSubscription"), "$response.body#/user_id")
                 | {"getFragment": {"operationId": "getFragment", "parameters": {
                     "query.user_id": "$response.body#/user_id"}}})},
             "/user/{user_id}/preferences": {"put": _operation(
