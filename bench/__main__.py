@@ -25,7 +25,11 @@ def print_report(report: Report) -> None:
     for m in report.measurements:
         print(f"{m.name:<44}{_fmt(m.median_us):>12}{_fmt(m.p99_us):>12}{_fmt(m.per_second):>14}")
         for key, value in m.extra.items():
-            print(f"    {key}: {value}")
+            if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                print(f"    {key}:")  # lines of text (a profile): one per line
+                print("\n".join(f"      {line}" for line in value))
+            else:
+                print(f"    {key}: {value}")
     for check in report.checks:
         verdict = "PASS" if check.passed else "MISS"
         print(f"  [{verdict}] {check.name} = {check.value} (target {check.target})")

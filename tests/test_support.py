@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -70,3 +72,25 @@ def test_race_fails_with_every_threads_error() -> None:
     with pytest.raises(AssertionError, match=r"2 of 4 threads failed: thread 1: ValueError: "
                                              r"odd 1; thread 3: ValueError: odd 3"):
         race(4, work)
+
+
+def _case(label: str, user: int, body: object = None, query: object = None) -> Any:
+    """What `Balances.observe` reads of a schemathesis case."""
+    return SimpleNamespace(operation=SimpleNamespace(label=label),
+                           path_parameters={"user_id": user}, body=body, query=query)
+
+
+def test_the_fuzz_balance_model_catches_a_missing_transfer_credit() -> None:
+    from tests.support.balances import Balances
+
+    balances = Balances()
+    balances.observe(_case("GET /user/{user_id}/state", 2), 200, {"besitos": 5})
+    balances.observe(_case("POST /user/{user_id}/besitos", 1,
+                           {"kind": "transfer", "amount": 3, "to_user_id": 2}), 200,
+                     {"kind": "transfer", "amount": 3, "applied": True, "balance": 7})
+    balances.observe(_case("GET /user/{user_id}/besitos", 1), 200,
+                     {"entries": [{"balance_after": 7}], "next_cursor": None})
+    assert balances.compared == {"GET /user/{user_id}/besitos": 1}
+    balances.observe(_case("GET /user/{user_id}/state", 2), 409, {"besitos": 5})  # ignored
+    with pytest.raises(AssertionError, match="user 2 has 5 besitos, expected 8"):
+        balances.observe(_case("GET /user/{user_id}/state", 2), 200, {"besitos": 5})

@@ -265,8 +265,14 @@ def test_provisioning_a_user_is_idempotent(api: ServedApi) -> None:
     assert (again.status, again.json()) == (200, state)
     read = api.call("GET", "/user/555001/state", token=token)
     assert (read.status, read.json()) == (200, state)
+    # What the bot cleans from a Telegram profile (tests/bot/test_profile_names.py), the API
+    # refuses: the caller can send it right.
+    for refused in ({"first_name": "nul\u0000"}, {"first_name": "Z" * 10_000},
+                    {"username": "a b"}, {"language_code": "es\u0000"}):
+        problem(api.call("PUT", "/user/555002", token=token, json_body=_json(refused)),
+                400, "invalid-input")
     problem(api.call("PUT", "/user/555002", token=token,
-                     json_body=_json({"first_name": "nul\u0000"})), 400, "invalid-input")
+                     json_body=b'{"first_name": "lone \\ud800"}'), 400, "invalid-input")
     problem(api.call("PUT", "/user/555003", token=make_token(["users:read"]), json_body=body),
             403, "forbidden")
 

@@ -15,10 +15,19 @@ import pytest
 from actors import Ask, AskTimeout
 from yabot.api.problems import Problem
 from yabot.cluster.forwarding import FORWARD_PATH, SIGNATURE_HEADER, AskForwarder, AskServer, sign
-from yabot.errors import Unavailable, UserNotFound
-from yabot.sessions.messages import Credited, GetWallet, SetPreferences, Wallet
+from yabot.domain.besitos import LedgerEntry
+from yabot.errors import Unavailable, Unprocessable, UserNotFound
+from yabot.sessions.messages import (
+    Credited,
+    GetLedger,
+    GetWallet,
+    LedgerPage,
+    SetPreferences,
+    Wallet,
+)
 
 KEY = b"k" * 32
+PAID = LedgerEntry(key="u5:paid", user_id=5, amount=-3, balance_after=4, reason="rose")
 
 
 class Owner:
@@ -37,6 +46,8 @@ class Owner:
         self.asked.append((user_id, message))
         if self.raise_ is not None:
             raise self.raise_
+        if isinstance(message, GetLedger):
+            return LedgerPage(entries=(PAID,), next_cursor="c2")
         return Wallet(balance=7, entries=())
 
 
@@ -65,6 +76,19 @@ def test_a_forwarded_ask_is_answered_with_the_owners_reply(owner: tuple[Owner, A
     reply = AskForwarder(KEY).ask(server.address, 5, GetWallet(limit=3), timeout=5)
     assert reply == Wallet(balance=7, entries=())
     assert recorded.asked == [(5, GetWallet(limit=3))]
+
+
+def test_a_ledger_page_is_read_from_the_owner_with_its_cursor(owner: tuple[Owner, AskServer]
+                                                              ) -> None:
+    """``GET /user/{id}/besitos`` in any process pages the owner's history."""
+    recorded, server = owner
+    reply = AskForwarder(KEY).ask(server.address, 5, GetLedger(limit=1, cursor="c1"), timeout=5)
+    assert reply == LedgerPage(entries=(PAID,), next_cursor="c2")
+    assert recorded.asked == [(5, GetLedger(limit=1, cursor="c1"))]
+    recorded.raise_ = Unprocessable("cursor is not one this API returned")
+    with pytest.raises(Problem) as raised:
+        AskForwarder(KEY).ask(server.address, 5, GetLedger(cursor="zz"), timeout=5)
+    assert raised.value.status_code == 422
 
 
 def test_the_owners_problem_reaches_the_client_unchanged(owner: tuple[Owner, AskServer]

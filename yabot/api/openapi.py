@@ -23,6 +23,7 @@ from yabot.api.responses import (
     RESPONSES,
     FragmentResponse,
     GiftResponse,
+    LedgerPageResponse,
     PreferencesResponse,
     PurchaseResponse,
     SubscriptionResponse,
@@ -36,6 +37,12 @@ from yabot.api.schemas import (
     PurchaseBody,
     SubscriptionBody,
     TransactionBody,
+)
+from yabot.domain.ledger_pages import (
+    CURSOR_PATTERN,
+    DEFAULT_LEDGER_PAGE,
+    MAX_CURSOR_LENGTH,
+    MAX_LEDGER_PAGE,
 )
 
 MAX_USER_ID = 2**53 - 1
@@ -132,6 +139,21 @@ _IDEMPOTENCY = {
 }
 
 
+_LIMIT = {
+    "name": "limit", "in": "query", "required": False,
+    "description": f"Entries per page (default {DEFAULT_LEDGER_PAGE})",
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LEDGER_PAGE},
+}
+_CURSOR = {
+    "name": "cursor", "in": "query", "required": False,
+    "description": "A previous page's next_cursor, as it was (opaque); none: the newest "
+                   "entries. A well-formed cursor this API did not return for this user is "
+                   "422",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH,
+               "pattern": CURSOR_PATTERN},
+}
+
+
 def _links(operation_ids: tuple[str, ...], user_id: str) -> dict[str, Any]:
     """OpenAPI links from one operation's answer to ``operation_ids`` on the same user
     (``user_id``: a runtime expression), so clients and stateful fuzzing follow them."""
@@ -140,6 +162,20 @@ def _links(operation_ids: tuple[str, ...], user_id: str) -> dict[str, Any]:
 
 
 _READ_BACK = _links(("getUserState",), "$request.path.user_id")
+
+
+_LEDGER_BACK = _links(("getLedger",), "$request.path.user_id")
+
+
+def _ledger() -> dict[str, Any]:
+    """``GET /user/{user_id}/besitos``: a page of the ledger; links to the next page."""
+    return _operation(
+        "getLedger", "The user's besitos ledger, newest first, one page per request",
+        "users:read", LedgerPageResponse, [_USER_ID_PATH, _LIMIT, _CURSOR], None,
+        (400, 404, 422), links={"getNextLedgerPage": {
+            "operationId": "getLedger", "description": "The next page (none after the last)",
+            "parameters": {"user_id": "$request.path.user_id",
+                           "cursor": "$response.body#/next_cursor"}}})
 
 
 def _provision() -> dict[str, Any]:
@@ -257,8 +293,8 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
                     "parameters": {"user_id": "$request.body#/to_user_id"}}})},
             "/user/{user_id}/state": {"get": _operation(
                 "getUserState", "The user's merged state", "users:read", UserStateResponse, user,
-                links=_links(("transactBesitos", "putPreferences", "getSubscription",
-                              "putSubscription"), "$response.body#/user_id")
+                links=_links(("transactBesitos", "getLedger", "putPreferences",
+                              "getSubscription", "putSubscription"), "$response.body#/user_id")
                 | {"getFragment": {"operationId": "getFragment", "parameters": {
                     "query.user_id": "$response.body#/user_id"}}})},
             "/user/{user_id}/preferences": {"put": _operation(
@@ -268,10 +304,10 @@ def openapi_document(extra_paths: Mapping[str, Operations] | None = None) -> dic
             "/narrative/{fragment_id}": {"get": _operation(
                 "getFragment", "A story fragment as the user sees it", "narrative:read",
                 FragmentResponse, [_FRAGMENT_ID, _USER_ID_QUERY])},
-            "/user/{user_id}/besitos": {"post": _operation(
+            "/user/{user_id}/besitos": {"get": _ledger(), "post": _operation(
                 "transactBesitos", "Earn, spend or transfer besitos, once per Idempotency-Key",
                 "besitos:write", TransactionResponse, [*user, _IDEMPOTENCY], TransactionBody,
-                (400, 404, 409, 422), links={**_READ_BACK, "getRecipientState": {
+                (400, 404, 409, 422), links={**_READ_BACK, **_LEDGER_BACK, "getRecipientState": {
                     "operationId": "getUserState",
                     "description": "A transfer's recipient, read back",
                     "parameters": {"user_id": "$request.body#/to_user_id"}}})},

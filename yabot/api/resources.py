@@ -13,6 +13,7 @@ from yabot.api.policy import PUBLIC, requires
 from yabot.api.responses import (
     FragmentResponse,
     GiftResponse,
+    LedgerPageResponse,
     PreferencesResponse,
     PurchaseResponse,
     SubscriptionResponse,
@@ -29,6 +30,13 @@ from yabot.api.schemas import (
     Transfer,
     parse_body,
 )
+from yabot.api.strict import single
+from yabot.domain.ledger_pages import (
+    DEFAULT_LEDGER_PAGE,
+    MAX_CURSOR_LENGTH,
+    MAX_LEDGER_PAGE,
+    well_formed_cursor,
+)
 from yabot.domain.narrative import FragmentId
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import TelegramIdentity
@@ -36,6 +44,7 @@ from yabot.errors import InvalidInput
 from yabot.sessions.messages import (
     BuyItem,
     ChangeSubscription,
+    GetLedger,
     GetSubscription,
     GiftItem,
     Preferences,
@@ -51,6 +60,7 @@ _FRAGMENT_ID: TypeAdapter[str] = TypeAdapter(FragmentId)
 #: One spelling per id: ``/user/01001`` is not user 1001 (a cache or a log would see two).
 _USER_ID = re.compile(r"^[1-9][0-9]{0,15}$")
 MAX_USER_ID = 2**53 - 1
+_LIMIT = re.compile(r"^[1-9][0-9]{0,2}$")
 
 
 def parse_user_id(raw: str | None, name: str = "user id") -> int:
@@ -135,12 +145,27 @@ class FragmentResource:
 class BesitosResource:
     """``POST /user/{user_id}/besitos``: earn, spend or transfer (`Transact`) under the
     request's ``Idempotency-Key``. Repeating a request with its key changes nothing and
-    answers ``applied: false``; the same key with a different body is 409."""
+    answers ``applied: false``; the same key with a different body is 409.
 
-    policy = requires(POST="besitos:write")
+    ``GET /user/{user_id}/besitos?limit=&cursor=``: the ledger history, newest first, one
+    page per request (`GetLedger`, `yabot.domain.ledger_pages`)."""
+
+    policy = requires(GET="users:read", POST="besitos:write")
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = parse_user_id(user_id)
+        # Blank values are kept: ``?cursor=`` is a malformed cursor, not "no cursor".
+        query = falcon.uri.parse_query_string(req.query_string, keep_blank=True)
+        limit = parse_limit(single(query.get("limit")))
+        cursor = single(query.get("cursor"))
+        if cursor is not None and not well_formed_cursor(cursor):
+            raise InvalidInput(f"cursor must be 1-{MAX_CURSOR_LENGTH} of A-Z a-z 0-9 _ -, as "
+                               "a previous page's next_cursor")
+        page = self._bridge.ask(uid, GetLedger(limit=limit, cursor=cursor))
+        resp.media = LedgerPageResponse.of(page).model_dump(mode="json")
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
         uid = parse_user_id(user_id)
@@ -174,6 +199,15 @@ class SubscriptionResource:
             uid, ChangeSubscription(plan=Plan(body.plan), status=body.status, ends_at=body.ends_at)
         )
         resp.media = SubscriptionResponse.of(view).model_dump(mode="json")
+
+
+def parse_limit(raw: str | None) -> int:
+    """A page size from ``?limit=`` (`DEFAULT_LEDGER_PAGE` when absent), or `InvalidInput`."""
+    if raw is None:
+        return DEFAULT_LEDGER_PAGE
+    if not _LIMIT.match(raw) or int(raw) > MAX_LEDGER_PAGE:
+        raise InvalidInput(f"limit must be an integer from 1 to {MAX_LEDGER_PAGE}")
+    return int(raw)
 
 
 def idempotency_key(req: falcon.Request) -> str:

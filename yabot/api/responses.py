@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from yabot.domain.besitos import MAX_BESITOS
+from yabot.domain.besitos import MAX_BESITOS, LedgerEntry
+from yabot.domain.ledger_pages import LedgerPage
 from yabot.domain.subscriptions import Plan, SubscriptionStatus
 from yabot.domain.users import Language
 from yabot.views import (
@@ -187,8 +188,44 @@ class GiftResponse(Response):
                    balance=view.balance)
 
 
+class LedgerEntryResponse(Response):
+    """One applied change of the balance. ``key``: the ledger's own key of the change, unique
+    (made from the ``Idempotency-Key`` it was applied under, or by the application for its own
+    changes: rewards, a transfer's credit, refunds);
+    ``amount``: signed (spending, a transfer out or a purchase is negative, never 0);
+    ``compensated``: undone by a later compensating entry (a transfer whose credit failed)."""
+
+    key: str
+    amount: Annotated[int, Field(ge=-MAX_BESITOS, le=MAX_BESITOS)]
+    balance_after: Besitos
+    reason: str
+    compensated: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, entry: LedgerEntry) -> LedgerEntryResponse:
+        return cls(key=entry.key, amount=entry.amount, balance_after=entry.balance_after,
+                   reason=entry.reason, compensated=entry.compensated,
+                   created_at=entry.created_at)
+
+
+class LedgerPageResponse(Response):
+    """A page of the user's besitos ledger, newest first. ``next_cursor``: pass it as
+    ``cursor`` for the next page (null: this is the last). Paging from the first page to the
+    last returns every change recorded before the first page was read exactly once; changes
+    recorded meanwhile are on a new first page."""
+
+    entries: tuple[LedgerEntryResponse, ...]
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, page: LedgerPage) -> LedgerPageResponse:
+        return cls(entries=tuple(LedgerEntryResponse.of(entry) for entry in page.entries),
+                   next_cursor=page.next_cursor)
+
+
 #: Every response body of the API's own routes, for the OpenAPI document.
 RESPONSES: tuple[type[Response], ...] = (
     UserStateResponse, PreferencesResponse, FragmentResponse, TransactionResponse,
-    SubscriptionResponse, PurchaseResponse, GiftResponse,
+    SubscriptionResponse, PurchaseResponse, GiftResponse, LedgerPageResponse,
 )

@@ -35,11 +35,15 @@ from pydantic import (
 from yabot.domain.besitos import Amount
 from yabot.domain.items import Sku
 from yabot.domain.subscriptions import Plan
-from yabot.domain.users import Language, UserId
+from yabot.domain.users import (
+    PLAIN_TEXT,
+    FirstName,
+    Language,
+    LanguageTag,
+    TelegramUsername,
+    UserId,
+)
 from yabot.errors import InvalidInput, Unprocessable
-
-#: Text a person typed: any character but the C0/C1 controls (NUL included) and DEL.
-PLAIN_TEXT = r"^[^\u0000-\u001f\u007f-\u009f]*$"
 
 
 def _integral(value: Any) -> Any:
@@ -105,16 +109,13 @@ class TransactionBody(RootModel[Annotated[Earn | Spend | Transfer, Field(discrim
     model_config = ConfigDict(frozen=True)
 
 
-TelegramUsername = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
-LanguageTag = Annotated[str, Field(min_length=2, max_length=16,
-                                   pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
 
 
 class ProvisionBody(Body):
     """``PUT /user/{id}``: a user known from Telegram, provisioned by a service before (or
     without) their first update. The Telegram profile fields, as Telegram gives them."""
 
-    first_name: Annotated[str, Field(max_length=256, pattern=PLAIN_TEXT)] = ""
+    first_name: FirstName = ""
     username: TelegramUsername | None = None
     language_code: LanguageTag | None = None
 

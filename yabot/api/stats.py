@@ -10,6 +10,7 @@ import falcon
 
 from yabot.api.openapi import problem_response
 from yabot.api.policy import RoutePolicy, requires
+from yabot.api.strict import single
 from yabot.errors import InvalidInput, Unprocessable
 from yabot.events.stats import COUNTS, DailyFigures
 
@@ -31,12 +32,6 @@ def parse_day(raw: str | None, name: str, default: date) -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a date as YYYY-MM-DD") from None
-
-
-def _one(value: str | list[str] | None) -> str | None:
-    if isinstance(value, list):  # RefuseRepeatedParameters answers 400 before this runs
-        raise InvalidInput("a query parameter was given more than once")
-    return value
 
 
 def _day_parameter(name: str, description: str) -> dict[str, Any]:
@@ -81,8 +76,8 @@ class DailyStatsResource:
         today = datetime.now(UTC).date()
         # Falcon drops blank values (`?to=`) by default; they are malformed dates here.
         query = falcon.uri.parse_query_string(req.query_string, keep_blank=True)
-        last = parse_day(_one(query.get("to")), "to", today)
-        first = parse_day(_one(query.get("from")), "from", last)
+        last = parse_day(single(query.get("to")), "to", today)
+        first = parse_day(single(query.get("from")), "from", last)
         if first > last:
             raise Unprocessable("from must not be after to")
         if (last - first).days + 1 > MAX_DAYS:

@@ -27,3 +27,11 @@ class RefuseRepeatedParameters:
         for name, value in req.params.items():
             if isinstance(value, list):
                 raise InvalidInput(f"query parameter {name[:64]!r} given more than once")
+
+
+def single(value: str | list[str] | None) -> str | None:
+    """A query value parsed by the route itself (``falcon.uri.parse_query_string``): one
+    value or none; a list only if `RefuseRepeatedParameters` did not run."""
+    if isinstance(value, list):
+        raise InvalidInput("a query parameter was given more than once")
+    return value

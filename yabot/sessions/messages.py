@@ -16,6 +16,12 @@ from pydantic import Field
 from actors import Ask, Message
 from yabot.domain.besitos import Amount, LedgerKey
 from yabot.domain.items import Sku
+from yabot.domain.ledger_pages import (
+    DEFAULT_LEDGER_PAGE,
+    MAX_CURSOR_LENGTH,
+    MAX_LEDGER_PAGE,
+    LedgerPage,
+)
 from yabot.domain.narrative import FragmentId
 from yabot.domain.subscriptions import Plan
 from yabot.domain.users import TelegramIdentity, UserId
@@ -41,12 +47,14 @@ __all__ = [
     "ChoiceView",
     "Choose",
     "FragmentView",
+    "GetLedger",
     "GetShop",
     "GetState",
     "GetSubscription",
     "GetWallet",
     "Gift",
     "GiftItem",
+    "LedgerPage",
     "Preferences",
     "Purchase",
     "React",
@@ -115,6 +123,15 @@ class RestartStory(Ask[FragmentView]):
 
 class GetWallet(Ask[Wallet]):
     limit: Annotated[int, Field(ge=1, le=100)] = 10
+
+
+class GetLedger(Ask[LedgerPage]):
+    """A page of the user's ledger history, newest first (`BesitosLedger.page`): ``limit``
+    entries after ``cursor`` (a previous page's ``next_cursor``), or from the newest.
+    Raises `UserNotFound`, `InvalidInput` (a cursor this store did not give for this user)."""
+
+    limit: Annotated[int, Field(ge=1, le=MAX_LEDGER_PAGE)] = DEFAULT_LEDGER_PAGE
+    cursor: Annotated[str, Field(min_length=1, max_length=MAX_CURSOR_LENGTH)] | None = None
 
 
 class GetShop(Ask[Shop]):

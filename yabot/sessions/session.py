@@ -34,6 +34,7 @@ from yabot.sessions.messages import (
     Choose,
     Credited,
     FragmentView,
+    GetLedger,
     GetShop,
     GetState,
     GetSubscription,
@@ -153,10 +154,10 @@ class SessionServices:
 
 
 #: Messages that only read the user's state: handling them keeps the context `GetState` serves.
-_READS_ONLY = (GetState, GetWallet, GetShop, RecordUpdate, SeenUpdate)
+_READS_ONLY = (GetState, GetWallet, GetLedger, GetShop, RecordUpdate, SeenUpdate)
 # (`Relinquish` is not one of them: it drops the cached context too.)
 #: Messages that store nothing, so they leave the outbox relay alone.
-_STORE_NOTHING = (GetState, GetWallet, GetShop, SeenUpdate, Relinquish)
+_STORE_NOTHING = (GetState, GetWallet, GetLedger, GetShop, SeenUpdate, Relinquish)
 
 
 class UserSession(Actor):
@@ -233,6 +234,11 @@ class UserSession(Actor):
                 document = self._document()
                 entries = self._services.stores.documents.ledger.entries(self.user_id, limit)
                 return Wallet(balance=document.besitos, entries=tuple(entries))
+            case GetLedger(limit=limit, cursor=cursor):
+                page = self._services.stores.documents.ledger.page(self.user_id, limit, cursor)
+                if not page.entries:
+                    self._document()  # no entries may mean no user: `UserNotFound`
+                return page
             case GetShop():
                 document = self._document()
                 items = self._services.shop.catalogue()

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
+from bson import ObjectId
+from pydantic import Field
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -25,8 +27,9 @@ from yabot.domain.besitos import (
     positive,
 )
 from yabot.domain.items import Item
+from yabot.domain.ledger_pages import LedgerPage, LedgerPosition, decode_cursor, encode_cursor
 from yabot.domain.narrative import Fragment
-from yabot.domain.users import UserChanges, UserDocument
+from yabot.domain.users import UserChanges, UserDocument, UtcDatetime
 from yabot.errors import InvalidRecord, StoreUnavailable, UserNotFound
 from yabot.logs import throttled
 from yabot.stores.guard import StoreGuard
@@ -287,6 +290,13 @@ class MongoItemCatalogue(_Repository):
         return [Item.model_validate(document) for document in found]
 
 
+class _DocumentPosition(LedgerPosition):
+    """A ledger entry's place on the ``mongo`` backend: ``created_at``, then ``_id``."""
+
+    at: UtcDatetime
+    id: Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
+
+
 class MongoBesitosLedger(_Repository):
     """`BesitosLedger` on ``users.besitos`` and the ``besitos_ledger`` collection.
 
@@ -417,6 +427,35 @@ class MongoBesitosLedger(_Repository):
 
         found = self._guard.run(read, "ledger entries")
         return [LedgerEntry.model_validate(document) for document in found]
+
+    def page(self, user_id: int, limit: int, cursor: str | None = None) -> LedgerPage:
+        # ``created_at`` then ``_id``, both descending, on the (user_id, created_at) index:
+        # the order `entries` reads, made total by the unique ``_id``.
+        query: Document = {"user_id": user_id}
+        if cursor is not None:
+            after = decode_cursor(cursor, _DocumentPosition, user_id)
+            oid = ObjectId(after.id)
+            query["$or"] = [{"created_at": {"$lt": after.at}},
+                            {"created_at": after.at, "_id": {"$lt": oid}}]
+
+        def read() -> list[Document]:
+            if cursor is None:  # the first page: an entry still parked is written first
+                user = self._db.users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
+                if user is not None:
+                    self._flush(user)
+            return list(self._db.besitos_ledger.find(query).sort(
+                [("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
+
+        found = self._guard.run(read, "ledger page")
+        entries = tuple(LedgerEntry.model_validate({k: v for k, v in document.items()
+                                                    if k != "_id"})
+                        for document in found[:limit])
+        next_cursor = None
+        if len(found) > limit:
+            last = found[limit - 1]
+            next_cursor = encode_cursor(_DocumentPosition(
+                u=user_id, at=entries[-1].created_at, id=str(last["_id"])))
+        return LedgerPage(entries=entries, next_cursor=next_cursor)
 
     def get(self, key: str) -> LedgerEntry | None:
         found = self._guard.run(

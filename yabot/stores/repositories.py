@@ -15,6 +15,7 @@ from typing import Protocol
 
 from yabot.domain.besitos import BalanceChange, LedgerEntry
 from yabot.domain.items import Item
+from yabot.domain.ledger_pages import LedgerPage
 from yabot.domain.narrative import Fragment
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import UserChanges, UserDocument, UserProfile
@@ -127,6 +128,12 @@ class BesitosLedger(Protocol):
 
     def entries(self, user_id: int, limit: int = 50) -> list[LedgerEntry]:
         """The user's applied changes, newest first."""
+
+    def page(self, user_id: int, limit: int, cursor: str | None = None) -> LedgerPage:
+        """At most ``limit`` of the user's applied changes, newest first, after the entry
+        ``cursor`` (a `LedgerPage.next_cursor` this backend returned for this user) or from the
+        newest. Paging from the first page to the last returns every entry recorded before
+        the first page was read exactly once. `InvalidInput` for a cursor that is not one."""
 
     def get(self, key: str) -> LedgerEntry | None:
         """The change recorded under ``key``, or None."""

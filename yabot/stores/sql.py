@@ -33,6 +33,7 @@ from yabot.domain.besitos import (
     positive,
 )
 from yabot.domain.items import Item
+from yabot.domain.ledger_pages import LedgerPage, LedgerPosition, decode_cursor, encode_cursor
 from yabot.domain.narrative import Fragment
 from yabot.domain.subscriptions import Subscription, SubscriptionStatus
 from yabot.domain.users import UserChanges, UserDocument, UserProfile, utcnow
@@ -374,6 +375,12 @@ class SqlItemCatalogue:
         return self._guard.run(read, "list items")
 
 
+class _RowPosition(LedgerPosition):
+    """A ledger entry's place on the ``sql`` backend: its row id."""
+
+    id: int
+
+
 class SqlBesitosLedger:
     """`BesitosLedger` on ``user_documents.besitos`` and the ``besitos_ledger`` table.
 
@@ -492,6 +499,25 @@ class SqlBesitosLedger:
             return [LedgerEntry.model_validate(dict(row)) for row in rows]
 
         return self._guard.run(read, "ledger entries")
+
+    def page(self, user_id: int, limit: int, cursor: str | None = None) -> LedgerPage:
+        # The row id is the ledger's insertion order: a page after ``cursor`` is the rows of
+        # smaller id, on the (user_id, id) index.
+        before = None if cursor is None else decode_cursor(cursor, _RowPosition, user_id).id
+        query = select(besitos_ledger).where(besitos_ledger.c.user_id == user_id)
+        if before is not None:
+            query = query.where(besitos_ledger.c.id < before)
+        query = query.order_by(besitos_ledger.c.id.desc()).limit(limit + 1)
+
+        def read() -> LedgerPage:
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+            entries = tuple(LedgerEntry.model_validate(dict(row)) for row in rows[:limit])
+            more = len(rows) > limit
+            return LedgerPage(entries=entries, next_cursor=encode_cursor(
+                _RowPosition(u=user_id, id=rows[limit - 1]["id"])) if more else None)
+
+        return self._guard.run(read, "ledger page")
 
     _by_key = select(besitos_ledger).where(besitos_ledger.c.key == bindparam("key"))
 
