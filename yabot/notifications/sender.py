@@ -123,7 +123,11 @@ class Notifier:
         self._thread.wake()
 
     def drain(self) -> int:
-        """Send (or settle) one batch of queued notifications; returns how many settled."""
+        """Send (or settle) one batch of queued notifications; returns how many settled.
+
+        Each row is claimed on its own just before its send (a crash loses at most the one
+        in flight); outcomes are written together at the end of the batch — a row that
+        stays ``sending`` after a crash is never sent again either way."""
         send = self._send()
         if send is None and self._bot_expected:
             return 0  # the bot is starting: keep them for it
@@ -132,20 +136,27 @@ class Notifier:
                 select(notifications.c.cause, notifications.c.user_id, notifications.c.text)
                 .where(notifications.c.outcome.is_(None))
                 .order_by(notifications.c.created_at).limit(self._batch)).all()
-        settled = 0
-        for cause, user_id, text in queued:
-            if not self._claim(cause):
-                continue
-            if send is None:
-                outcome = "no-bot"
-            elif self._blocked(user_id):
-                outcome = "blocked"
-            else:
-                outcome = self._deliver(send, cause, user_id, text)
-            self._settle(cause, outcome)
-            self._counters.incr(outcome)
-            settled += 1
-        return settled
+            blocked = set(conn.execute(select(blocked_chats.c.user_id).where(
+                blocked_chats.c.user_id.in_({user_id for _, user_id, _ in queued}))).scalars())
+        outcomes: dict[str, list[str]] = {}
+        try:
+            for cause, user_id, text in queued:
+                if not self._claim(cause):
+                    continue
+                if send is None:
+                    outcome = "no-bot"
+                elif user_id in blocked:
+                    outcome = "blocked"
+                else:
+                    outcome = self._deliver(send, cause, user_id, text)
+                    if outcome == "blocked":
+                        blocked.add(user_id)
+                outcomes.setdefault(outcome, []).append(cause)
+        finally:
+            self._settle(outcomes)
+            for outcome, causes in outcomes.items():
+                self._counters.incr(outcome, len(causes))
+        return sum(len(causes) for causes in outcomes.values())
 
     def _deliver(self, send: Send, cause: str, user_id: int, text: str) -> str:
         for _ in range(MAX_FLOOD_RETRIES):
@@ -176,12 +187,10 @@ class Notifier:
             ).values(outcome="sending"))
             return claimed.rowcount == 1
 
-    def _settle(self, cause: str, outcome: str) -> None:
+    def _settle(self, outcomes: dict[str, list[str]]) -> None:
+        if not outcomes:
+            return
         with self._engine().begin() as conn:
-            conn.execute(update(notifications).where(notifications.c.cause == cause)
-                         .values(outcome=outcome, settled_at=datetime.now(UTC)))
-
-    def _blocked(self, user_id: int) -> bool:
-        with self._engine().connect() as conn:
-            return conn.execute(select(blocked_chats.c.user_id)
-                                .where(blocked_chats.c.user_id == user_id)).first() is not None
+            for outcome, causes in outcomes.items():
+                conn.execute(update(notifications).where(notifications.c.cause.in_(causes))
+                             .values(outcome=outcome, settled_at=datetime.now(UTC)))
