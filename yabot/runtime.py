@@ -121,7 +121,8 @@ class Runtime:
         self.notifier = Notifier(
             lambda: self.stores.relational.engine, self._notification_send,
             bot_expected=settings.bot.telegram_bot_token is not None,
-            bucket=TokenBucket(settings.notifications.rate, settings.notifications.burst))
+            bucket=TokenBucket(settings.notifications.rate, settings.notifications.burst,
+                               share=self._rate_share))
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
@@ -194,8 +195,8 @@ class Runtime:
             self._starting = False
         self._supervisor = root
         log.info("actor tree started")
-        self.notifier.start()
         ownership = self.ownership = self._ownership()
+        self.notifier.start()  # after the ownership: its share of the rate is what it owns
         if isinstance(ownership, RedisOwnership):
             self._serve_forwarded_asks(ownership)
         if self.settings.bot.telegram_bot_token is not None:
@@ -398,6 +399,10 @@ class Runtime:
 
     def _profile(self, user_id: int) -> UserDocument | None:
         return self.stores.documents.users.get(user_id)
+
+    def _rate_share(self) -> float:
+        """This process's part of the bot's notification rate: the partitions it owns."""
+        return len(self.ownership.owned()) / self.settings.scale.partitions
 
     def _wake_notifier(self) -> None:
         self.notifier.wake()

@@ -28,6 +28,8 @@ RATE_PER_SECOND = 30.0
 #: How many 429s in a row one message may meet before it waits for the next pass.
 MAX_FLOOD_RETRIES = 5
 EPSILON = 1e-9
+#: How often a process with no share of the rate looks again.
+NO_SHARE_RECHECK = 0.5
 #: The shortest wait: a clock may not move for a wait shorter than its resolution.
 MIN_WAIT = 0.001
 
@@ -53,13 +55,20 @@ Send = Callable[[int, str], None]
 
 
 class TokenBucket:
-    """At most ``rate`` takes per second (bursts of ``burst``), shared by every thread that
-    sends for the bot; `hold` stops everyone for a while (a 429's ``retry_after``)."""
+    """At most ``rate * share()`` takes per second (bursts of ``burst``), shared by every
+    thread that sends for the bot; `hold` stops everyone for a while (a 429's
+    ``retry_after``).
+
+    ``share`` is this process's part of the bot's rate (0..1): with several processes, the
+    fraction of the partitions it owns, so that together they stay within ``rate`` (partition
+    leases are exclusive, so the shares never add up to more than 1)."""
 
     def __init__(self, rate: float = RATE_PER_SECOND, burst: float | None = None, *,
+                 share: Callable[[], float] = lambda: 1.0,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self._rate = rate
+        self._full_rate = rate
+        self._share = share
         self._burst = burst if burst is not None else rate
         self._tokens = self._burst
         self._clock = clock
@@ -68,21 +77,31 @@ class TokenBucket:
         self._held_until = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def _rate(self) -> float:
+        return self._full_rate * min(1.0, max(0.0, self._share()))
+
+    def open(self) -> bool:
+        """Whether this process may send at all now (its share is not 0)."""
+        return self._rate > 0
+
     def take(self) -> None:
         """Wait until one message may go, then take its token."""
         while True:
             with self._lock:
-                now = self._clock()
+                now, rate = self._clock(), self._rate
                 self._tokens = min(self._burst,
-                                   self._tokens + (now - self._updated) * self._rate)
+                                   self._tokens + (now - self._updated) * rate)
                 self._updated = now
                 if now < self._held_until:
                     wait = self._held_until - now
                 elif self._tokens >= 1 - EPSILON:  # float refills fall a hair short
                     self._tokens = max(0.0, self._tokens - 1)
                     return
+                elif rate <= 0:
+                    wait = NO_SHARE_RECHECK  # no partition owned just now
                 else:
-                    wait = (1 - self._tokens) / self._rate
+                    wait = (1 - self._tokens) / rate
             self._sleep(max(wait, MIN_WAIT))
 
     def hold(self, seconds: float) -> None:
@@ -131,6 +150,8 @@ class Notifier:
         send = self._send()
         if send is None and self._bot_expected:
             return 0  # the bot is starting: keep them for it
+        if send is not None and not self._bucket.open():
+            return 0  # no share of the rate here now: the processes that have one send
         with self._engine().connect() as conn:
             queued = conn.execute(
                 select(notifications.c.cause, notifications.c.user_id, notifications.c.text)
