@@ -1,7 +1,8 @@
 """Sending queued notifications: one thread per process, a shared rate bound, 429s honoured.
 
-Rows are *claimed* (``outcome`` NULL → ``sending``, a conditional UPDATE) before the send and
-settled after it, so two senders never send the same row, and a row is sent at most once: a
+Rows are *claimed* one by one (``outcome`` NULL → ``sending``, a conditional UPDATE) just
+before each send, and settled after it (a batch's outcomes written together), so two senders
+— in one process or several — never send the same row, and a row is sent at most once: a
 process that dies between claim and settle leaves it ``sending`` (not sent again — a lost
 notification is better than a duplicate one).
 """
