@@ -9,9 +9,10 @@ handling. Used by the gunicorn worker (`yabot.serving`) and by the tests; `stop`
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
 import redis
@@ -20,7 +21,16 @@ from pymongo import MongoClient
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from actors import ActorError, ActorExit, ChildSpec, KeyedActors, Message, Supervisor, spawn
+from actors import (
+    ActorError,
+    ActorExit,
+    Ask,
+    ChildSpec,
+    KeyedActors,
+    Message,
+    Supervisor,
+    spawn,
+)
 from yabot import crashpoints
 from yabot.bot.starting import BotStart
 from yabot.bot.webhook import WEBHOOK_PATH, TelegramWebhook
@@ -42,13 +52,14 @@ from yabot.health import ComponentHealth, HealthRegistry, HealthStatus
 from yabot.intake import partition_of
 from yabot.intake.choice import build_intake, consumer_name
 from yabot.notifications.group import NotificationRules, notifications_group
-from yabot.notifications.sender import Notifier, Send
+from yabot.notifications.sender import Notifier, Send, TokenBucket
+from yabot.notifications.warning import warn_vip
 from yabot.scheduler.actor import SchedulerActor
 from yabot.scheduler.scheduler import JobHandlers
-from yabot.scheduler.vip import VIP_EXPIRY, expire_vip, schedule_vip_expiry
+from yabot.scheduler.vip import VIP_EXPIRY, VIP_WARNING, expire_vip, vip_jobs
 from yabot.seed import DEFAULT_SEED_PATH, seed_at_start
 from yabot.services.payments import read_offers
-from yabot.sessions.messages import Relinquish, SeenUpdate
+from yabot.sessions.messages import GetSubscription, Relinquish, SeenUpdate
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Environment, Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
@@ -60,6 +71,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("yabot.runtime")
 
 ROOT_STOP_TIMEOUT = 30.0
+
+R = TypeVar("R")
 
 
 def session_failure(error: BaseException) -> bool:
@@ -79,8 +92,11 @@ class Runtime:
         *,
         mongo_client_factory: MongoClientFactory = MongoClient,
         on_fatal: Callable[[], None] | None = None,
+        scheduler_clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
+        #: The scheduler's time (epoch seconds): the wall clock, or a test's hand-moved one.
+        self.scheduler_clock = scheduler_clock or time.time
         self.health = HealthRegistry()
         self.stores = Stores()
         self.events = Events(settings, self.stores)
@@ -91,16 +107,22 @@ class Runtime:
         #: handled; add one here before `start`.
         #: What each kind of scheduled job does (`yabot.scheduler`); register before `start`.
         self.job_handlers = JobHandlers()
+        #: Who is told what (the notifications group's rules; the VIP warning job's too).
+        self.notification_rules = NotificationRules(self._profile, wake=self._wake_notifier)
         self.consumer_groups: list[ConsumerGroup] = [
             ConsumerGroup(settings.events.consumer_group, self.event_handlers),
             self._coordinator_group(settings),
             stats_group(f"{settings.events.consumer_group}:stats"),
             notifications_group(f"{settings.events.consumer_group}:notifications",
-                                NotificationRules(self._profile, wake=self._wake_notifier)),
+                                self.notification_rules),
         ]
-        #: Sends what the notifications group queued (through the bot, once it runs).
-        self.notifier = Notifier(lambda: self.stores.relational.engine, self._notification_send,
-                                 bot_expected=settings.bot.token is not None)
+        #: Sends what the notifications group queued (through the bot, once it runs), all
+        #: of this process's sends sharing one token bucket.
+        self.notifier = Notifier(
+            lambda: self.stores.relational.engine, self._notification_send,
+            bot_expected=settings.bot.token is not None,
+            bucket=TokenBucket(settings.notifications.rate, settings.notifications.burst,
+                               share=self._rate_share))
         self.health.register("events", self.events.health)
         # Sessions ask the coordinator (a little less patiently than the edges ask them, so
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
@@ -173,8 +195,8 @@ class Runtime:
             self._starting = False
         self._supervisor = root
         log.info("actor tree started")
-        self.notifier.start()
         ownership = self.ownership = self._ownership()
+        self.notifier.start()  # after the ownership: its share of the rate is what it owns
         if isinstance(ownership, RedisOwnership):
             self._serve_forwarded_asks(ownership)
         if self.settings.bot.token is not None:
@@ -323,16 +345,28 @@ class Runtime:
 
     def _coordinator_group(self, settings: Settings) -> ConsumerGroup:
         """What the coordinator does because of events (README, "Scheduler"): keep each
-        user's VIP expiry job at the end of their current subscription."""
+        user's VIP expiry job at the end of their current subscription, and the warning job
+        ``NOTIFICATIONS_VIP_WARNING_LEAD`` before it."""
         handlers = Handlers()
-        handlers.on(SubscriptionChanged, schedule_vip_expiry)
-        timeout = settings.actors.ask_timeout
-        self.job_handlers.on(VIP_EXPIRY, expire_vip(
-            lambda user_id, message: self.sessions.ask(user_id, message, timeout=timeout)))
+        handlers.on(SubscriptionChanged, vip_jobs(settings.notifications.vip_warning_lead))
+        self.job_handlers.on(VIP_EXPIRY, expire_vip(self._ask_owner))
+        self.job_handlers.on(VIP_WARNING, warn_vip(
+            lambda: self.stores.relational.engine, self.notification_rules,
+            lambda user_id: self._ask_owner(user_id, GetSubscription()),
+            lambda: datetime.fromtimestamp(self.scheduler_clock(), UTC)))
         return ConsumerGroup(f"{settings.events.consumer_group}:coordinator", handlers)
 
+    def _ask_owner(self, user_id: int, message: Ask[R]) -> R:
+        """Ask ``user_id``'s session where it lives: here, or at the process that owns the
+        user's partition (a scheduled job fires on whichever process took it)."""
+        router, timeout = self.router, self.settings.actors.ask_timeout
+        if router is not None and not router.owns(user_id):
+            return router.forward(user_id, message, timeout)
+        return self.sessions.ask(user_id, message, timeout=timeout)
+
     def _scheduler(self) -> SchedulerActor:
-        return SchedulerActor(self.settings, self.stores, self.job_handlers)
+        return SchedulerActor(self.settings, self.stores, self.job_handlers,
+                              clock=self.scheduler_clock)
 
     def _events_supervisor(self) -> Supervisor:
         return events_supervisor(self.settings, self.stores, self.events, self.consumer_groups)
@@ -366,6 +400,10 @@ class Runtime:
     def _profile(self, user_id: int) -> UserDocument | None:
         return self.stores.documents.users.get(user_id)
 
+    def _rate_share(self) -> float:
+        """This process's part of the bot's notification rate: the partitions it owns."""
+        return len(self.ownership.owned()) / self.settings.scale.partitions
+
     def _wake_notifier(self) -> None:
         self.notifier.wake()
 
@@ -375,7 +413,7 @@ class Runtime:
             return None
         from yabot.notifications.telegram import telegram_send  # aiogram: only with a bot
 
-        return telegram_send(runner, self.settings.actors.ask_timeout)
+        return telegram_send(runner.bot, runner.run_on_loop, self.settings.actors.ask_timeout)
 
     def daily_stats(self, first: date, last: date) -> list[DailyFigures]:
         """The daily figures of ``first``..``last`` (`yabot.events.stats`)."""

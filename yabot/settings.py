@@ -381,6 +381,19 @@ class EventSettings(BaseSettings):
     scheduler_lease: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
+class NotificationSettings(BaseSettings):
+    """Messages the bot sends unasked (README "Scheduler and retention", Notifications)."""
+
+    model_config = _config("NOTIFICATIONS_")
+
+    #: Seconds before a VIP subscription ends that its user is warned (0: no warning).
+    vip_warning_lead: Annotated[float, Field(ge=0, le=30 * 86_400)] = 86_400.0
+    #: Notifications one process sends per second at most (Telegram: about 30 per bot).
+    rate: Annotated[float, Field(gt=0, le=100_000)] = 30.0
+    #: How many may go at once above that rate after a quiet spell (1: none, a steady rate).
+    burst: Annotated[float, Field(ge=1, le=100_000)] = 1.0
+
+
 class ScaleSettings(BaseSettings):
     """Partitions, the durable intake and partition leases (README "Scaling out")."""
 
@@ -460,6 +473,7 @@ class Settings(BaseModel):
     bot: BotSettings
     actors: ActorSettings
     events: EventSettings = Field(default_factory=EventSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     besitos: BesitosSettings = Field(default_factory=BesitosSettings)
     story: StorySettings = Field(default_factory=StorySettings)
@@ -469,7 +483,8 @@ class Settings(BaseModel):
     _SECTIONS: ClassVar[dict[str, type[BaseSettings]]] = {
         "app": AppSettings, "mongo": MongoSettings, "sql": SqlSettings, "redis": RedisSettings,
         "api": ApiSettings, "jwt": JwtSettings, "bot": BotSettings, "actors": ActorSettings,
-        "events": EventSettings, "rate_limit": RateLimitSettings, "besitos": BesitosSettings,
+        "events": EventSettings, "notifications": NotificationSettings,
+        "rate_limit": RateLimitSettings, "besitos": BesitosSettings,
         "story": StorySettings, "platform": PlatformSettings, "scale": ScaleSettings,
     }
 

@@ -189,6 +189,31 @@ def test_the_bucket_bounds_the_rate_and_a_hold_stops_everyone() -> None:
     assert clock.now - held_at >= 5
 
 
+def test_a_process_sends_at_its_share_of_the_rate_and_not_at_all_without_one(
+    engine: Engine
+) -> None:
+    clock, share = FakeClock(), [0.5]
+    bucket = TokenBucket(rate=30, burst=1, share=lambda: share[0], clock=clock,
+                         sleep=clock.sleep)
+    for _ in range(31):
+        bucket.take()
+    assert clock.now - 1000.0 == pytest.approx(2.0)  # 15 per second: half the partitions
+    group = notifications_group("n", profile())
+    handle_once(engine, group.name, group.handlers,
+                UserInteraction(user_id=1, seq=1, action="gift-received",
+                                details={"sku": "rose"}))
+    sent: list[int] = []
+    notifier = Notifier(lambda: engine, lambda: lambda chat_id, text: sent.append(chat_id),
+                        bot_expected=True, bucket=bucket, counters=NotificationCounters())
+    share[0] = 0.0  # another process owns every partition now
+    assert not bucket.open()
+    assert notifier.drain() == 0
+    assert [outcome for _, _, outcome in queued(engine)] == [None]  # left for the others
+    share[0] = 1.0
+    assert notifier.drain() == 1
+    assert sent == [1]
+
+
 def test_the_notifier_honours_429_marks_blocked_users_and_sends_each_row_once(
     engine: Engine
 ) -> None:

@@ -10,6 +10,7 @@ import email.parser
 import email.policy
 import itertools
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -73,6 +74,8 @@ class FakeTelegram:
         self._blocked: set[int] = set()
         self.refunded: set[str] = set()  # charge ids refundStarPayment was called for
         self.refused = 0  # calls answered with an injected error
+        #: The calls answered with an injected error (``result``: the error body), in order.
+        self.refusals: list[Call] = []
         self.in_progress = 0  # calls received and not yet answered
         self._delays: dict[str, float] = {}
         self._holds: dict[str, threading.Event] = {}
@@ -196,6 +199,7 @@ class FakeTelegram:
                 if fault.times > 0 and fault.method in (None, method):
                     fault.times -= 1
                     self.refused += 1
+                    self.refusals.append(Call(method, params, time.perf_counter(), fault.body))
                     self._changed.notify_all()
                     return fault.status, fault.body
             if method in ("sendMessage", "editMessageText") and int(
@@ -283,6 +287,13 @@ class FakeTelegram:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the real Bot API (aiohttp reuses)
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in two writes: with Nagle's algorithm the second
+                # waits for the client's delayed ACK (40 ms) on every keep-alive answer.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def do_POST(self) -> None:
                 method = self.path.rstrip("/").rsplit("/", 1)[-1]
                 length = int(self.headers.get("Content-Length") or 0)

@@ -1,2 +1,2 @@
 """Messages the bot sends a user unasked: a gift received, a payment or refund settled, a
-VIP that lapsed (README, "Notifications")."""
+VIP about to lapse or lapsed (README, "Notifications")."""

@@ -60,27 +60,34 @@ class NotificationRules:
 
     def _notify(self, event: UserInteraction | SubscriptionChanged, conn: Connection,
                 key: str, **values: object) -> None:
-        user_id = event.user_id
+        self.queue(conn, str(event.event_id), event.user_id, key, **values)
+
+    def queue(self, conn: Connection, cause: str, user_id: int, key: str,
+              **values: object) -> bool:
+        """Queue text ``key`` for ``user_id`` on ``conn``, once per ``cause`` (at most 36
+        characters: an event id, or a `uuid.uuid5` of what caused it) — unless the user
+        blocked the bot, is unknown, or turned notifications off. True when queued now."""
         blocked = conn.execute(select(blocked_chats.c.user_id)
                                .where(blocked_chats.c.user_id == user_id)).first()
         if blocked is not None:
             self._counters.incr("blocked")
-            return
+            return False
         document = self._profile(user_id)
         if document is None:
             self._counters.incr("unknown_user")
-            return
+            return False
         if not document.notifications:
             self._counters.incr("off")
-            return
+            return False
         queued = insert_if_absent(conn, notifications, {
-            "cause": str(event.event_id), "user_id": user_id, "kind": key,
+            "cause": cause, "user_id": user_id, "kind": key,
             "text": notification_text(key, document.language, **values),
             "created_at": datetime.now(UTC),
         })
         if queued:
             self._counters.incr("queued")
             self._wake()
+        return queued
 
 
 def notifications_group(name: str, rules: NotificationRules) -> ConsumerGroup:

@@ -17,6 +17,10 @@ CATALOGUE: dict[str, dict[Language, str]] = {
         "en": "↩️ Your {stars} Stars were refunded.",
         "es": "↩️ Se te han devuelto {stars} Stars.",
     },
+    "vip_warning": {
+        "en": "⏳ Your VIP ends on {ends} (UTC). Open /vip to renew it in time.",
+        "es": "⏳ Tu VIP termina el {ends} (UTC). Abre /vip para renovarlo a tiempo.",
+    },
     "vip_lapsed": {
         "en": "⌛ Your VIP has ended. Open /vip to renew it.",
         "es": "⌛ Tu VIP ha terminado. Abre /vip para renovarlo.",
