@@ -161,3 +161,28 @@ def test_a_head_slower_than_the_read_deadline_is_408_and_closed(tmp_path: Path) 
         assert json.loads(body[:body.index(b"}") + 1])["type"] == "/problems/request-timeout"
         # The server stays up for everyone else.
         assert request("GET", api.base_url + "/healthz", timeout=scaled(60)).status == 200
+
+
+def test_a_client_gone_mid_body_leaves_nothing_behind(tmp_path: Path) -> None:
+    with served_api(tmp_path, API_THREADS="1") as api:
+        with _slow_clients(api, heads=0, bodies=2):
+            eventually(lambda: _reading(api) == 2, "the slow bodies are being read")
+        # Both closed their end: the reads end, and the one request thread is free.
+        eventually(lambda: _reading(api) == 0, "the abandoned reads ended")
+        assert request("GET", api.base_url + "/healthz", timeout=scaled(60)).status == 200
+
+
+def test_a_body_larger_than_any_route_takes_is_refused_without_being_read(
+    tmp_path: Path,
+) -> None:
+    with served_api(tmp_path, BOT_WEBHOOK_MAX_BODY="1048576") as api, \
+            socket.create_connection(("127.0.0.1", api.gunicorn.port), timeout=ASK) as sock:
+        token = make_token(["users:write"])
+        sock.sendall(
+            f"PUT /user/{USERS[0]}/preferences HTTP/1.1\r\nHost: t\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {2 * 1048576}\r\n\r\n".encode() + b'{"language": "')
+        answer = _answer(sock)  # the rest of the body is never sent
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413"), answer
+        assert json.loads(body)["type"] == "/problems/payload-too-large"
