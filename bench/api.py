@@ -63,7 +63,7 @@ def serve() -> None:
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     from yabot.logs import configure_logging
-    from yabot.serving import application, gunicorn_config
+    from yabot.serving import application, asgi_application, gunicorn_config
     from yabot.settings import load_settings
 
     settings = load_settings()
@@ -78,7 +78,7 @@ def serve() -> None:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return application
+            return asgi_application
 
     Server().run()
 
