@@ -14,6 +14,11 @@ turns round after round (interleaved, so a noisy neighbour hits all alike). Then
 twice as many slow clients as threads trickle a request head at one byte per 0.5 s while a
 probe asks for the hello-world resource: how long the probe waits (capped).
 
+Last, YABOT itself (`yabot.serving`, the runtime in the worker) under gthread and as shipped,
+each on its own copy of one SQLite file with `STATE_USERS` users whose sessions are all live
+(a sweep first): ``GET /user/{id}/state`` with a token, interleaved rounds again — what the
+thread hand-off through the event loop costs a real route.
+
     python -m bench servers            # or: make bench BENCH_ARGS=servers
 """
 
@@ -81,6 +86,40 @@ BASELINE = "gthread"
 SHIPPED = "asgi + BufferedWsgi"
 
 
+STATE_USERS = 2_000
+STATE_PATH = "/user/{user_id}/state"
+
+
+def serve_yabot(worker: str) -> None:
+    """YABOT as `yabot.serving` configures it, under ``worker`` (``gthread``: the WSGI app on
+    gunicorn's threads, as before issue 19; ``asgi``: as shipped)."""
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    from yabot.logs import configure_logging
+    from yabot.serving import application, asgi_application, gunicorn_config
+    from yabot.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings)
+    options = gunicorn_config(settings)
+    app: Any = asgi_application
+    if worker == "gthread":
+        options = {k: v for k, v in options.items() if not k.startswith("asgi_")}
+        options.update(worker_class="gthread", threads=settings.api.threads)
+        app = application
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key != "wsgi_app":
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    Server().run()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -116,11 +155,13 @@ def _wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("a bench server did not become ready")
 
 
-def _run_load(port: int, seconds: float, warmup: float) -> dict[str, Any]:
+def _run_load(port: int, seconds: float, warmup: float, path: str = HELLO, token: str = "",
+              users: int = 1) -> dict[str, Any]:
     output = subprocess.run(
-        [sys.executable, "-m", "bench.api", "load", str(port), HELLO, "", str(seconds),
-         str(warmup), "1"],
-        cwd=REPO, capture_output=True, check=True, timeout=seconds + warmup + 60,
+        [sys.executable, "-m", "bench.api", "load", str(port), path, token, str(seconds),
+         str(warmup), str(users)],
+        cwd=REPO, capture_output=True, check=True,
+        timeout=seconds + warmup + 60 if seconds else 60 + users / 20,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     result: dict[str, Any] = json.loads(output.stdout)
@@ -175,6 +216,49 @@ def _measurement(name: str, results: list[dict[str, Any]]) -> Measurement:
     )
 
 
+def _yabot_state(rounds: int, seconds: float, warmup: float, users: int,
+                 tmp: Path) -> dict[str, list[dict[str, Any]]]:
+    """Interleaved state-route rounds against YABOT under gthread and as shipped."""
+    import secrets
+    import shutil
+
+    from bench.api import _create_users, _env
+    from bench.api import _wait_ready as _wait_yabot
+
+    secret = secrets.token_urlsafe(48)
+    _create_users(_env(tmp / "gthread", _free_port(), secret), users)
+    shutil.copytree(tmp / "gthread", tmp / "asgi")
+    ports = {worker: _free_port() for worker in ("gthread", "asgi")}
+    envs = {worker: _env(tmp / worker, port, secret) for worker, port in ports.items()}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for worker, env in envs.items():
+            with (tmp / f"yabot-{worker}.log").open("wb") as log:
+                processes[worker] = subprocess.Popen(
+                    [sys.executable, "-m", "bench.servers", "serve-yabot", worker], env=env,
+                    cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+        for worker, process in processes.items():
+            _wait_yabot(f"http://127.0.0.1:{ports[worker]}", process)
+        token = subprocess.run(
+            [sys.executable, "-m", "yabot", "token", "--sub", "bench", "--scope", "users:read",
+             "--ttl", "1h"],
+            env=envs["gthread"], cwd=tmp, capture_output=True, check=True, text=True,
+        ).stdout.strip()
+        for port in ports.values():  # every user's session live
+            _run_load(port, 0, 0, STATE_PATH, token, users)
+        results: dict[str, list[dict[str, Any]]] = {worker: [] for worker in ports}
+        for _ in range(rounds):
+            for worker, port in ports.items():
+                results[worker].append(_run_load(port, seconds, warmup, STATE_PATH, token,
+                                                 users))
+        return results
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            process.wait(60)
+
+
 def run(quick: bool = False) -> Report:
     rounds, seconds, warmup = (2, 2.0, 0.5) if quick else (5, 6.0, 1.0)
     report = Report("servers")
@@ -195,6 +279,7 @@ def run(quick: bool = False) -> Report:
                 process.terminate()
             for process in processes.values():
                 process.wait(30)
+        state = _yabot_state(rounds, seconds, warmup, 500 if quick else STATE_USERS, Path(tmp))
     measured = {name: _measurement(f"GET /hello, {name}", results[name]) for name in SERVERS}
     base = measured[BASELINE]
     for name, m in measured.items():
@@ -205,12 +290,30 @@ def run(quick: bool = False) -> Report:
         report.measurements.append(m)
     shipped = measured[SHIPPED]
     throughput = (shipped.per_second or 0) / (base.per_second or 1)
+    state_gthread = _measurement("GET /user/{id}/state, YABOT under gthread", state["gthread"])
+    state_asgi = _measurement("GET /user/{id}/state, YABOT as shipped", state["asgi"])
+    state_ratio = (state_asgi.per_second or 0) / (state_gthread.per_second or 1)
+    state_p99 = (state_asgi.p99_us or 0) / (state_gthread.p99_us or 1)
+    state_asgi.extra["req/s ratio to gthread"] = round(state_ratio, 3)
+    state_asgi.extra["p99 ratio to gthread"] = round(state_p99, 3)
+    report.measurements += [state_gthread, state_asgi]
     report.checks += [
         Check(f"{SHIPPED} req/s / gthread req/s", round(throughput, 3), ">= 0.9",
               throughput >= 0.9),
         Check(f"{SHIPPED}: answered with {SLOW_CLIENTS} slow heads",
               float(stalls[SHIPPED] < PROBE_CAP), "== 1", stalls[SHIPPED] < PROBE_CAP),
-        Check("every answer 200", float(not any(m.extra["non_200"] for m in measured.values())),
-              "== 1", not any(m.extra["non_200"] for m in measured.values())),
+        Check("state route: shipped req/s / gthread req/s", round(state_ratio, 3), ">= 0.9",
+              state_ratio >= 0.9),
+        Check("state route: shipped p99 / gthread p99", round(state_p99, 3), "<= 1.5",
+              state_p99 <= 1.5),
+        Check("every answer 200", float(not any(m.extra["non_200"] for m in report.measurements)),
+              "== 1", not any(m.extra["non_200"] for m in report.measurements)),
     ]
     return report
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve-yabot"]:
+        serve_yabot(sys.argv[2])
+    else:
+        raise SystemExit("usage: python -m bench.servers serve-yabot gthread|asgi")
