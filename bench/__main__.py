@@ -11,7 +11,8 @@ from pathlib import Path
 
 from bench.report import Report
 
-BENCHMARKS = ["runtime", "stores", "events", "api", "bot", "faults", "startup", "scale"]
+BENCHMARKS = ["runtime", "stores", "events", "api", "servers", "bot", "faults", "startup",
+              "scale"]
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -1,7 +1,7 @@
 """HTTP API under gunicorn: a hello-world Falcon resource vs ``GET /user/{id}/state``.
 
 Both routes are served by one gunicorn started exactly as the Procfile's ``web`` process would
-be (`yabot.serving.gunicorn_config`: one gthread worker, the actor tree in the worker), in the
+be (`yabot.serving.gunicorn_config`: one asgi worker, the actor tree in the worker), in the
 same run; the hello-world resource is added to the same app, behind the same middleware. Load
 comes from a second process on 127.0.0.1 (``python -m bench.api load …``): keep-alive
 connections on one asyncio loop, each sending its next request when the previous answer is
@@ -68,7 +68,7 @@ def serve() -> None:
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     from yabot.logs import configure_logging
-    from yabot.serving import application, gunicorn_config
+    from yabot.serving import application, asgi_application, gunicorn_config
     from yabot.settings import load_settings
 
     settings = load_settings()
@@ -83,7 +83,7 @@ def serve() -> None:
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return application
+            return asgi_application
 
     Server().run()
 

@@ -2,7 +2,7 @@
 recorded by the fake Bot API, for many distinct users; against a bare aiogram bot (its handler
 replies at once) behind the same gunicorn worker, Falcon app and webhook, in the same run.
 
-The app runs in gunicorn (one gthread worker, as deployed) on loopback; this process runs the
+The app runs in gunicorn (one asgi worker, as deployed) on loopback; this process runs the
 fake Bot API and the load: ``CLIENTS`` threads, each on a keep-alive connection, post one
 update per user. Latency is from posting the update to the fake receiving the reply.
 Cases:

@@ -1,4 +1,8 @@
-"""Serving the API with gunicorn: one gthread worker that owns the actor tree.
+"""Serving the API with gunicorn: one asyncio (``asgi``) worker that owns the actor tree.
+
+The event loop reads every connection; a request whose body is in runs in the Falcon WSGI app
+on one of ``API_THREADS`` threads (`yabot.api.asgi.BufferedWsgi`), so slow clients hold no
+thread (README "Serving").
 
 The tree starts in ``post_worker_init`` (inside the worker, after fork) and stops in
 ``worker_exit``. Nothing starts at import time, so ``preload_app`` cannot strand actors in the
@@ -8,6 +12,7 @@ master. `config/gunicorn.conf.py` and `yabot run` both take their settings from
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import mmap
 import os
@@ -23,6 +28,7 @@ import structlog
 from actors import metrics as actor_metrics
 from yabot.api import framing
 from yabot.api.app import create_app
+from yabot.api.asgi import BufferedWsgi
 from yabot.api.bridge import ApiBridge
 from yabot.api.problems import PROBLEM_JSON
 from yabot.bot.counters import telegram_counters
@@ -55,6 +61,8 @@ class WorkerApp:
         self.draining = threading.Event()
         #: Routes added to the API besides the runtime's (the benchmark's hello-world).
         self.extra_routes: dict[str, object] = {}
+        #: Prometheus text added to ``/metrics`` besides the runtime's (the server's own).
+        self.extra_metrics: list[Callable[[], str]] = []
 
     def bind(self, settings: Settings, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -67,7 +75,8 @@ class WorkerApp:
             metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
                              telegram_counters.prometheus_text,
                              scheduler_metrics.prometheus_text,
-                             notification_counters.prometheus_text, runtime.cluster_metrics],
+                             notification_counters.prometheus_text, runtime.cluster_metrics,
+                             *self.extra_metrics],
             daily_stats=runtime.daily_stats,
         )
 
@@ -108,6 +117,9 @@ def _actor_tree_health(runtime: Runtime) -> ComponentHealth:
 
 
 application = WorkerApp()
+#: What gunicorn's ``asgi`` worker serves: `application`, each request read whole first.
+asgi_application = BufferedWsgi(application)
+application.extra_metrics.append(asgi_application.prometheus_text)
 
 
 def drain_on(signum: int, app: WorkerApp) -> Callable[[int, Any], None]:
@@ -121,6 +133,13 @@ def drain_on(signum: int, app: WorkerApp) -> Callable[[int, Any], None]:
             previous(received, frame)
 
     return handler
+
+
+def _drain_then(stop: Callable[[], None]) -> None:
+    """SIGTERM in the asgi worker (a loop callback): readiness fails, then gunicorn's own
+    handler stops accepting and lets in-flight requests finish."""
+    application.begin_shutdown()
+    stop()
 
 
 #: The signal the kernel sends a worker when its master dies (`watch_master`).
@@ -174,8 +193,9 @@ def requested_exit_code() -> int | None:
 
 
 def post_worker_init(worker: Any) -> None:
-    framing.install()  # gunicorn's own 400/414/431 as problem JSON
     settings = _master_settings or load_settings()
+    # gunicorn's own 400/414/431 as problem JSON; a request head's read deadline.
+    framing.install(header_timeout=settings.api.read_timeout)
     configure_logging(settings)
     if _workers_need_redis(int(getattr(worker.cfg, "workers", 1) or 1), settings):
         # Normally refused by the master already (`on_starting`); this is the backstop.
@@ -188,12 +208,24 @@ def post_worker_init(worker: Any) -> None:
     except Exception as exc:
         _refuse_to_boot(exc, runtime)
     application.bind(settings, runtime)
+    asgi_application.configure(settings.api.threads, _largest_body(settings),
+                               settings.api.read_timeout)
     # gunicorn installed its own handlers in init_signals, before this hook runs.
-    signal.signal(signal.SIGTERM, drain_on(signal.SIGTERM, application))
+    loop = getattr(worker, "loop", None)
+    if isinstance(loop, asyncio.AbstractEventLoop):  # the asgi worker: its loop's handler
+        loop.add_signal_handler(signal.SIGTERM, _drain_then, worker.handle_exit_signal)
+    else:
+        signal.signal(signal.SIGTERM, drain_on(signal.SIGTERM, application))
     watch_master(worker, application)
     host, port = settings.bind
     log.info("worker ready", pid=os.getpid(), bind=f"{host}:{port}",
              package=str(Path(__file__).parent))
+
+
+def _largest_body(settings: Settings) -> int:
+    """The largest body any route accepts (the webhook's limit is its own): larger ones are
+    refused by the app from their headers, without being read."""
+    return max(settings.api.max_body_bytes, settings.bot.bot_webhook_max_body)
 
 
 def _refuse_to_boot(error: Exception, runtime: Runtime) -> None:
@@ -267,6 +299,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     if runtime is None:  # the worker never booted: nothing to drain or stop
         return
     application.shutdown()
+    asgi_application.close()
     if runtime is not None and runtime.failed.is_set():
         log.critical("worker exits because its actor tree gave up", exit_code=WORKER_GAVE_UP)
         raise SystemExit(WORKER_GAVE_UP)  # replaces gunicorn's own exit(0) of the worker
@@ -286,12 +319,14 @@ def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
     logconfig = gunicorn_logconfig(settings)
     return {
         **({"logconfig_dict": logconfig} if logconfig is not None else {}),
-        "wsgi_app": "yabot.serving:application",
+        "wsgi_app": "yabot.serving:asgi_application",
         "bind": [f"{host}:{port}"],
         "chdir": str(Path(__file__).resolve().parents[1]),
         "workers": 1,  # `-w N` on the command line needs REDIS_URL (README "Scaling out")
-        "worker_class": "gthread",
-        "threads": settings.api.threads,
+        # Slow clients cost the event loop a socket each, not a thread (`yabot.api.asgi`).
+        "worker_class": "asgi",
+        "asgi_loop": "asyncio",
+        "asgi_lifespan": "off",  # the actor tree starts in post_worker_init
         "graceful_timeout": settings.api.graceful_timeout,
         "timeout": settings.api.worker_timeout,
         "preload_app": False,
@@ -317,7 +352,7 @@ def serve(settings: Settings) -> None:
                 if key != "wsgi_app":
                     self.cfg.set(key, value)
 
-        def load(self) -> WorkerApp:
-            return application
+        def load(self) -> BufferedWsgi:
+            return asgi_application
 
     Server().run()

@@ -198,6 +198,10 @@ class ApiSettings(BaseSettings):
     #: gunicorn's master kills it.
     worker_timeout: Annotated[int, Field(ge=1, le=3600)] = 60
     max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 64 * 1024
+    #: Seconds a request's head may take to arrive once connected, and its body once its head
+    #: is in; past either: 408 and the connection closed. Waiting costs no request thread
+    #: (`yabot.api.asgi`, `yabot.api.framing`).
+    read_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
 
 class JwtAlgorithm(StrEnum):

@@ -17,11 +17,12 @@ from tests.support.waiting import ASK, eventually
 IN_FLIGHT = 3
 
 
-def _in_flight(base_url: str) -> int:
+def _being_read(base_url: str) -> int:
+    """Requests the worker is reading (their bodies still arriving; no thread held yet)."""
     text = request("GET", base_url + "/metrics").body.decode()
-    match = re.search(r"^yabot_http_requests_in_flight (\d+)$", text, re.MULTILINE)
+    match = re.search(r"^yabot_http_requests_reading (\d+)$", text, re.MULTILINE)
     assert match, text
-    return int(match.group(1)) - 1  # not counting this /metrics request
+    return int(match.group(1))
 
 
 def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path: Path) -> None:
@@ -37,11 +38,11 @@ def test_sigterm_lets_in_flight_requests_finish_then_exits_0(tmp_path: Path) -> 
                     f"PUT /user/{user}/preferences HTTP/1.1\r\nHost: t\r\n"
                     f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                    + body[:5]  # the rest comes after SIGTERM: the handler waits for it
+                    + body[:5]  # the rest comes after SIGTERM: the worker waits for it
                 )
                 sockets.append(sock)
-            eventually(lambda: _in_flight(api.base_url) == IN_FLIGHT,
-                       "the requests are being handled")
+            eventually(lambda: _being_read(api.base_url) == IN_FLIGHT,
+                       "the requests are being read")
 
             # A kept-alive connection: gunicorn still answers on it for a moment after SIGTERM.
             kept_alive = http.client.HTTPConnection("127.0.0.1", api.gunicorn.port, timeout=ASK)

@@ -31,6 +31,7 @@ BUSY_MACHINE_ENV = {
     "ACTORS_ASK_TIMEOUT": str(min(120.0, scaled(60.0))),
     "API_GRACEFUL_TIMEOUT": str(int(scaled(60.0))),
     "API_WORKER_TIMEOUT": str(min(3600, int(scaled(120.0)))),
+    "API_READ_TIMEOUT": str(min(3600.0, scaled(120.0))),
     "BOT_DRAIN_TIMEOUT": str(min(600.0, scaled(30.0))),
 }
 

@@ -1,0 +1,208 @@
+"""The WSGI app served by an asyncio worker: a request reaches a thread only once it is whole.
+
+gunicorn's gthread worker gives a connection a thread as soon as its first byte arrives, and
+the thread then reads headers and body with blocking calls: as many clients trickling bytes
+as there are threads and nothing is served, ``/healthz`` included. Under gunicorn's ``asgi``
+worker the event loop reads every connection; `BufferedWsgi` waits on the loop for the whole
+body (as a buffering proxy would) and only then hands the request to the same Falcon WSGI app
+on one of ``API_THREADS`` threads. A slow client costs a coroutine and a socket, never a
+thread. The app itself, its middleware and its synchronous asks are unchanged (README
+"Serving").
+
+A body that has not arrived within ``API_READ_TIMEOUT`` seconds of its headers is answered
+408 and the connection closed. A body larger than the largest the app accepts is not read:
+the app refuses it from its ``Content-Length`` (413), or a chunked one (411), as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import sys
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from yabot.api.problems import PROBLEM_JSON
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_TIMED_OUT = json.dumps({"type": "/problems/request-timeout", "title": "Request Timeout",
+                         "status": 408}).encode()
+
+
+class BodyTimedOut(Exception):
+    """The request body did not arrive within the read deadline."""
+
+
+class BufferedWsgi:
+    """An ASGI app running ``app`` (WSGI) on a pool of threads, each request read whole first.
+
+    `configure` sets the pool size, the largest body read and the read deadline; it runs in
+    the worker, after fork (a pool made in gunicorn's master would not survive the fork).
+    """
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+        self._pool: ThreadPoolExecutor | None = None
+        self._max_body = 0
+        self._read_timeout = 0.0
+        #: Requests whose body is still arriving (touched on the event loop only).
+        self.reading = 0
+        self.timed_out = 0
+
+    def configure(self, threads: int, max_body_bytes: int, read_timeout: float) -> None:
+        self.close()
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="api-request")
+        self._max_body = max_body_bytes
+        self._read_timeout = read_timeout
+
+    def close(self) -> None:
+        """Stop the request threads (requests already running finish on their own)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":  # websockets: none served
+            return
+        self.reading += 1
+        try:
+            body = await asyncio.wait_for(self._read_body(scope, receive), self._read_timeout)
+        except (TimeoutError, BodyTimedOut):
+            self.timed_out += 1
+            await _send_whole(send, 408, [(b"content-type", PROBLEM_JSON.encode()),
+                                          (b"connection", b"close")], _TIMED_OUT)
+            return
+        finally:
+            self.reading -= 1
+        pool = self._pool
+        if pool is None:  # not configured yet, or shutting down
+            raise RuntimeError("BufferedWsgi.configure was not called in this worker")
+        environ = wsgi_environ(scope, body)
+        loop = asyncio.get_running_loop()
+        status, headers, content = await loop.run_in_executor(pool, self._respond, environ)
+        await _send_whole(send, status, headers, content)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body, or nothing when the app will refuse it by its headers alone (no
+        ``Content-Length``, or one over the largest body it accepts)."""
+        length = _content_length(scope)
+        if length is None or length == 0 or length > self._max_body:
+            return b""
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BodyTimedOut("the client went away before its body was complete")
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            received += len(chunk)
+            if not message.get("more_body", False) or received >= length:
+                return b"".join(chunks)
+
+    def prometheus_text(self) -> str:
+        """Requests being read (slow clients show here, holding no thread) and bodies that
+        missed the read deadline."""
+        return (
+            "# HELP yabot_http_requests_reading Requests whose body is still arriving.\n"
+            "# TYPE yabot_http_requests_reading gauge\n"
+            f"yabot_http_requests_reading {self.reading}\n"
+            "# HELP yabot_http_read_timeouts_total Requests answered 408: the body came too "
+            "slowly.\n"
+            "# TYPE yabot_http_read_timeouts_total counter\n"
+            f"yabot_http_read_timeouts_total {self.timed_out}\n"
+        )
+
+    def _respond(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Run the WSGI app in a request thread; the whole answer, buffered (every answer of
+        the API is small JSON or text)."""
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Callable[[bytes], None]:
+            started[:] = [status, headers]
+            return written.append
+
+        written: list[bytes] = []
+        result = self._app(environ, start_response)
+        try:
+            content = b"".join([*written, *result])
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = started
+        return (int(status[:3]),
+                [(name.lower().encode("latin-1"), value.encode("latin-1"))
+                 for name, value in headers],
+                content)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
+    """The WSGI environ (PEP 3333) of an ASGI HTTP ``scope`` with its whole ``body``."""
+    server = scope.get("server") or ("localhost", 80)
+    client = scope.get("client") or ("", 0)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": scope.get("root_path", "").encode("utf-8").decode("latin-1"),
+        "PATH_INFO": scope["path"].encode("utf-8").decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "REMOTE_ADDR": str(client[0]),
+        "REMOTE_PORT": str(client[1]),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
+        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+        # Repeated fields are one comma-separated value (RFC 9110 section 5.3).
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+async def _send_whole(send: Send, status: int, headers: list[tuple[bytes, bytes]],
+                      body: bytes) -> None:
+    if not any(name == b"content-length" for name, _ in headers):
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to do: the actor tree starts in gunicorn's ``post_worker_init``."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
