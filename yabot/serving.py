@@ -225,7 +225,7 @@ def post_worker_init(worker: Any) -> None:
 def _largest_body(settings: Settings) -> int:
     """The largest body any route accepts (the webhook's limit is its own): larger ones are
     refused by the app from their headers, without being read."""
-    return max(settings.api.max_body_bytes, settings.bot.bot_webhook_max_body)
+    return max(settings.api.max_body_bytes, settings.bot.webhook_max_body)
 
 
 def _refuse_to_boot(error: Exception, runtime: Runtime) -> None:
