@@ -84,6 +84,24 @@ def test_a_killed_owner_loses_no_update_and_every_chat_stays_in_order(
         assert len(seqs) == len(set(seqs)), f"user {user}'s seq repeated: {seqs}"
 
 
+def test_three_processes_relay_the_shared_outbox_without_copies(
+    cluster: Cluster, fake_telegram: FakeTelegram
+) -> None:
+    # Every process runs a relay on the one outbox; the relay lock lets one send at a time.
+    nodes = [cluster.start(fake_telegram) for _ in range(3)]
+    eventually(lambda: cluster.settled(nodes), "three fair shares", 60)
+    users = list(range(3101, 3131))
+    for n, user in enumerate(users):  # each /start stores the user and its events
+        update = message(user, "/start", update_id=user)
+        assert nodes[n % 3].post(update).status == 200
+    eventually(lambda: all(fake_telegram.sent(chat_id=u) for u in users), "users created")
+    eventually(lambda: cluster.outbox_rows() == 0, "the outbox relayed")
+    published = cluster.published_event_ids()
+    assert len(published) >= len(users)  # at least one event per new user
+    copies = len(published) - len(set(published))
+    assert copies == 0, f"{copies} events were published more than once"
+
+
 def test_a_paused_owner_handles_nothing_of_the_partitions_it_lost(
     cluster: Cluster, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import sqlalchemy
 
 from tests.bot.updates import message
 from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
@@ -88,8 +89,9 @@ class Cluster:
                 and max(counts) - min(counts) <= 1)
 
     def events_by_user(self) -> dict[int, list[int]]:
-        """Each user's seqs of the distinct events on the stream (by ``event_id``: every
-        process's outbox relay publishes at least once, so an event may appear twice)."""
+        """Each user's seqs of the distinct events on the stream (by ``event_id``: the relay
+        publishes at least once, so an event may appear twice after a relay died or paused
+        mid-batch)."""
         seqs: dict[int, list[int]] = {}
         published: set[str] = set()
         for _, fields in self.redis.xrange(f"{self.prefix}:events") or []:
@@ -100,6 +102,22 @@ class Cluster:
             published.add(event["event_id"])
             seqs.setdefault(int(event["user_id"]), []).append(int(event["seq"]))
         return seqs
+
+    def published_event_ids(self) -> list[str]:
+        """Every entry's ``event_id`` on the events stream, in stream order (copies too)."""
+        return [str(fields["event_id"])
+                for _, fields in self.redis.xrange(f"{self.prefix}:events") or []
+                if fields is not None]
+
+    def outbox_rows(self) -> int:
+        """Events stored and not yet relayed (the shared database's ``event_outbox``)."""
+        engine = sqlalchemy.create_engine(self.env["DATABASE_URL"])
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(sqlalchemy.text(
+                    "SELECT count(*) FROM event_outbox")).scalar_one())
+        finally:
+            engine.dispose()
 
     def stop(self) -> None:
         for node in self.nodes:
