@@ -89,8 +89,12 @@ def test_a_relay_that_died_holding_the_lock_is_taken_over_when_the_lock_runs_out
     assert SqlOutbox(lambda: engine).count() == 5
     client.pexpire(f"{stream}:relay-lock", 1)  # the dead holder's TTL runs out
     sent: list[int] = []
-    eventually(lambda: bool(sent.append(relay.drain()) or sum(sent) == 5),
-               "the live relay took the lock over and sent the rows")
+
+    def drained() -> bool:
+        sent.append(relay.drain())
+        return sum(sent) == 5
+
+    eventually(drained, "the live relay took the lock over and sent the rows")
     assert stream_seqs(client, stream) == [1, 2, 3, 4, 5]
     assert lock.acquired >= 1
     assert not dead.renew()  # the dead holder, were it to resume, holds nothing
