@@ -12,9 +12,10 @@
 - ``GET /user/{id}/state`` under gunicorn with 2 workers against 1 (alternating rounds), on
   one PostgreSQL + Redis (both cases: the same stores, so only the worker count differs),
   every user's session live (a sweep first), the load from `bench.api`'s closed-loop
-  generator in its own process. With 2 workers half the requests reach the worker that does not own the user and
-  are forwarded. Target: ≥ 1.6x req/s — on a machine with 2 cores that the load generator
-  (and whatever else runs) shares, so read the ratio with the machine's load next to it.
+  generator in its own process. With 2 workers half the requests reach the worker that
+  does not own the user and are forwarded. Target: ≥ 1.6x req/s — on a machine with 2
+  cores that the load generator (and whatever else runs) shares, so read the ratio with
+  the machine's load next to it.
   Skipped (reported) when PostgreSQL or Redis does not answer.
 """
 
