@@ -74,6 +74,8 @@ def serve() -> None:
     settings = load_settings()
     configure_logging(settings)
     options = gunicorn_config(settings)
+    # `bench.scale` compares one worker with several (they need REDIS_URL, as `-w N` does).
+    options["workers"] = int(os.environ.get("BENCH_API_WORKERS", "1"))
     application.extra_routes[HELLO] = HelloWorld()
 
     class Server(BaseApplication):  # type: ignore[misc]

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from pydantic import SecretStr
 
 from tests.bot.updates import message
-from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
+from tests.support.bot import WEBHOOK_SECRET
+from tests.support.cluster import PARTITIONS, TAKEOVER_BOUND, Cluster, notes, replied_to
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
 from tests.support.nodes import Node
@@ -35,95 +35,6 @@ from yabot.startup import ExitCode
 #: Several gunicorn processes start, migrate and serve on a 2-core machine: more than the
 #: suite's default per-test timeout.
 pytestmark = pytest.mark.timeout(360)
-
-PARTITIONS = 8
-LEASE_TTL, LEASE_RENEW, LEASE_MARGIN = 3.0, 0.5, 0.5
-#: The documented bound for a dead owner's partitions to be owned again.
-TAKEOVER_BOUND = LEASE_TTL + LEASE_RENEW
-
-
-class Cluster:
-    def __init__(self, tmp_path: Path, postgres_url: str, redis_url: str, prefix: str) -> None:
-        self.tmp_path = tmp_path
-        self.prefix = prefix.rstrip(":")
-        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
-        self.env = {
-            "YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
-            "JWT_SECRET": TEST_JWT_SECRET, "DATABASE_URL": postgres_url,
-            "REDIS_URL": redis_url, "INTAKE_KEY_PREFIX": self.prefix,
-            "EVENTS_STREAM": f"{self.prefix}:events",
-            "RATE_LIMIT_KEY_PREFIX": f"{self.prefix}:ratelimit",
-            "PARTITIONS": str(PARTITIONS), "LEASE_TTL": str(LEASE_TTL),
-            "LEASE_RENEW_INTERVAL": str(LEASE_RENEW),
-            "LEASE_SAFETY_MARGIN": str(LEASE_MARGIN),
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "BOT_WEBHOOK_URL": WEBHOOK_URL,
-            "BOT_WEBHOOK_SECRET": WEBHOOK_SECRET, "API_THREADS": "8",
-        }
-        self.nodes: list[Node] = []
-
-    def start(self, *fakes: FakeTelegram) -> list[Node]:
-        """One process per fake Telegram, started together (they migrate the schema under
-        its lock), each answering /readyz before this returns."""
-        nodes = [Node({**self.env, "TELEGRAM_API_URL": fake.url}, self.tmp_path,
-                      f"node{len(self.nodes) + n}", gunicorn=True,
-                      webhook_secret=WEBHOOK_SECRET) for n, fake in enumerate(fakes)]
-        self.nodes += nodes
-        for node in nodes:
-            eventually(node.ready, f"{node.name} serves", 90)
-        return nodes
-
-    def owners(self) -> dict[int, str]:
-        """partition → the node name holding its lease (from Redis itself)."""
-        values = self.redis.mget([f"{self.prefix}:lease:{p}" for p in range(PARTITIONS)])
-        return {p: str(v).split("|")[0] for p, v in enumerate(values) if v is not None}
-
-    def owned_by(self, node: Node) -> list[int]:
-        details = node.readiness()["checks"]["partitions"][0]["details"]
-        owned = str(details["owned"])
-        return [int(p) for p in owned.split(",")] if owned else []
-
-    def node_name(self, node: Node) -> str:
-        return str(node.readiness()["checks"]["partitions"][0]["details"]["node"])
-
-    def settled(self, nodes: list[Node]) -> bool:
-        """Every partition owned, by one of ``nodes``, in fair shares."""
-        owners = self.owners()
-        names = [self.node_name(n) for n in nodes]
-        counts = [sum(1 for o in owners.values() if o == name) for name in names]
-        return (len(owners) == PARTITIONS and set(owners.values()) <= set(names)
-                and max(counts) - min(counts) <= 1)
-
-    def events_by_user(self) -> dict[int, list[int]]:
-        """Each user's seqs of the distinct events on the stream (by ``event_id``: every
-        process's outbox relay publishes at least once, so an event may appear twice)."""
-        seqs: dict[int, list[int]] = {}
-        published: set[str] = set()
-        for _, fields in self.redis.xrange(f"{self.prefix}:events") or []:
-            assert fields is not None
-            event = json.loads(fields["body"])
-            if event["event_id"] in published:
-                continue
-            published.add(event["event_id"])
-            seqs.setdefault(int(event["user_id"]), []).append(int(event["seq"]))
-        return seqs
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.terminate()  # all at once: their graceful stops overlap
-        for node in self.nodes:
-            node.stop()
-        self.redis.close()
-
-
-@pytest.fixture
-def cluster(tmp_path: Path, fresh_postgres_url: str, local_redis: tuple[str, str]
-            ) -> Iterator[Cluster]:
-    # A schema of its own: the processes migrate it themselves, from empty.
-    cluster = Cluster(tmp_path, fresh_postgres_url, *local_redis)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 class Pair:
@@ -156,17 +67,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
             cluster.stop()
             for fake in fakes:
                 fake.stop()
-
-
-def notes(user: int, count: int) -> list[dict[str, Any]]:
-    """``count`` notes of ``user``; update ids and message ids say who sent which one."""
-    return [message(user, f"note {i}", update_id=user * 1000 + i, message_id=user * 1000 + i)
-            for i in range(count)]
-
-
-def replied_to(fake: FakeTelegram, user: int) -> list[int]:
-    return [int(c.params["reply_parameters"]["message_id"]) for c in fake.sent(chat_id=user)
-            if "reply_parameters" in c.params]
 
 
 def test_a_killed_owner_loses_no_update_and_every_chat_stays_in_order(
@@ -253,6 +153,12 @@ def test_gunicorn_with_three_workers_shares_the_partitions_among_them(
                    f"update {user} accepted")
     eventually(lambda: all(len(fake_telegram.sent(chat_id=u)) == 1 for u in users),
                "every update handled by its owner, once")
+    # Each worker runs a relay on the one outbox; the relay lock lets one send at a time.
+    eventually(lambda: cluster.outbox_rows() == 0, "the outbox relayed")
+    published = cluster.published_event_ids()
+    assert len(published) >= len(users)  # at least one event per new user
+    copies = len(published) - len(set(published))
+    assert copies == 0, f"{copies} events were published more than once"
 
 
 def test_several_workers_without_redis_are_refused_with_one_line(tmp_path: Path) -> None:

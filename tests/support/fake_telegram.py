@@ -6,6 +6,7 @@ so the real aiogram client talks to it unchanged through ``TELEGRAM_API_URL``.
 
 from __future__ import annotations
 
+import collections
 import email.parser
 import email.policy
 import itertools
@@ -65,6 +66,8 @@ class FakeTelegram:
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
+        #: sendMessage calls per chat, kept as they arrive (cheap to read under load).
+        self._sent_to: collections.Counter[int] = collections.Counter()
         self._updates: list[dict[str, Any]] = []
         self._next_update_id = 1
         self._confirmed_below = 0  # the highest offset getUpdates was asked with
@@ -179,6 +182,11 @@ class FakeTelegram:
             return [c for c in self.calls if c.method == method and (
                 chat_id is None or int(c.params.get("chat_id", 0)) == chat_id)]
 
+    def sent_count(self, chat_id: int) -> int:
+        """How many sendMessage calls reached ``chat_id`` (without copying `calls`)."""
+        with self._changed:
+            return self._sent_to[chat_id]
+
     def wait_for(self, predicate: Callable[[], bool], ceiling: float = DEFAULT_CEILING) -> bool:
         """Block until ``predicate`` (checked under the fake's lock, after each change)
         holds: True; False after ``scaled(ceiling)`` s."""
@@ -233,6 +241,8 @@ class FakeTelegram:
         status, body = self._result(method, params)
         with self._changed:
             self.calls.append(Call(method, params, time.perf_counter(), body.get("result")))
+            if method == "sendMessage":
+                self._sent_to[int(params.get("chat_id") or 0)] += 1
             self._changed.notify_all()
         return status, body
 

@@ -22,9 +22,10 @@ class Node:
     """One process: ``yabot run`` or gunicorn with `config/gunicorn.conf.py`."""
 
     def __init__(self, env: dict[str, str], cwd: Path, name: str, *, gunicorn: bool = False,
-                 webhook_secret: str = "", args: tuple[str, ...] = ()) -> None:
+                 webhook_secret: str = "", args: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / f"{name}.log"
         self._secret = webhook_secret

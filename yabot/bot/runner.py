@@ -320,8 +320,11 @@ class BotRunner:
         return decode_update(raw, self.bot)
 
     def busy(self, partition: int) -> int:
-        """Entries of ``partition`` being handled right now (any thread may ask)."""
-        return self._busy.get(partition, 0)
+        """Entries of ``partition`` being handled right now, plus one while the reader is
+        reading it (any thread may ask): a lease given back waits for both."""
+        reader = self.reader
+        reading = reader is not None and reader.reading(partition)
+        return self._busy.get(partition, 0) + int(reading)
 
     async def _handled_before(self, update: Update) -> bool:
         """The sender's session says so; an update it cannot answer for is handled."""

@@ -15,12 +15,14 @@ import redis
 import structlog
 
 from actors import Actor, Ask
+from yabot.cluster.relay_lock import RelayLock
 from yabot.events.counters import EventCounters, event_counters
 from yabot.events.models import BaseEvent
 from yabot.events.outbox import SqlOutbox
 from yabot.events.publisher import connect_redis, stream_health
 from yabot.events.relay import DiscardSink, OutboxRelay, OutboxSink, RedisStreamSink
 from yabot.health import ComponentHealth, HealthStatus
+from yabot.intake.choice import consumer_name
 from yabot.logs import throttled
 from yabot.settings import Settings
 from yabot.stores.handles import Stores
@@ -132,16 +134,20 @@ class EventBus(Actor):
         self._stores.relational  # noqa: B018 (fails the start with StoreUnavailable if down)
         url = self._settings.redis.url
         sink: OutboxSink
+        exclusive: RelayLock | None = None
         if self._events.sink is not None:
             sink = self._events.sink
         elif url is not None:
             self._client = connect_redis(url.get_secret_value(), self._settings.events)
             sink = RedisStreamSink(self._client, self._settings.events)
+            # Every process relays the same outbox: one at a time (yabot.cluster.relay_lock).
+            exclusive = RelayLock(self._client, f"{self._settings.events.stream}:relay-lock",
+                                  consumer_name(), self._settings.scale.lease_ttl)
         else:
             log.info("events are not published: REDIS_URL is unset (they are counted, dropped)")
             sink = DiscardSink(self._counters)
         self._relay = OutboxRelay(self._events.outbox, sink, self._settings.events,
-                                  counters=self._counters).start()
+                                  counters=self._counters, exclusive=exclusive).start()
         self._events.attach(self._relay, self._client)
         log.info("event bus started", redis=self._client is not None)
 

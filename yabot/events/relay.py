@@ -10,6 +10,9 @@ Guarantees:
   retried from its first row, so nothing overtakes an undelivered row.
 - At least once: a crash between delivering and deleting delivers those rows again;
   consumers deduplicate by ``event_id``.
+- One relay at a time across processes, when given a `DrainLock` (`yabot.cluster.relay_lock`:
+  every process runs a relay on the same table): a drain runs only while it holds the lock,
+  so rows are not sent once per process.
 - A slow or dead sink costs requests nothing: the relay runs on its own thread, each sink
   call has a deadline (the Redis client's socket timeout), and after a failure the breaker
   keeps the relay away from the sink for a backoff that doubles up to a cap (with jitter),
@@ -82,6 +85,19 @@ class DiscardSink:
         self._counters.incr("dropped_no_redis", len(entries))
 
 
+class DrainLock(Protocol):
+    """Held around a drain so that one relay among several processes sends at a time."""
+
+    def acquire(self) -> bool:
+        """Take it if free; whether this relay holds it now."""
+
+    def renew(self) -> bool:
+        """Keep it; False when it was lost (expired, taken over)."""
+
+    def release(self) -> None:
+        """Give it back."""
+
+
 class OutboxRelay:
     """Drains ``outbox`` into ``sink`` on a thread of its own (`start`/`stop`), woken by
     `wake` after a commit and every ``settings.replay_interval`` seconds anyway."""
@@ -94,8 +110,11 @@ class OutboxRelay:
         *,
         counters: EventCounters = event_counters,
         clock: Callable[[], float] = time.monotonic,
+        exclusive: DrainLock | None = None,
     ) -> None:
         self._outbox = outbox
+        self._exclusive = exclusive
+        self._stopping = threading.Event()
         self.sink = sink
         self._settings = settings
         self._counters = counters
@@ -125,6 +144,7 @@ class OutboxRelay:
             thread.wake()
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._thread is not None:
             self._thread.stop()
 
@@ -134,25 +154,58 @@ class OutboxRelay:
         if self.breaker_open and not force:
             return 0
         with self._lock:
-            sent = 0
-            while True:
-                batch = self._outbox.oldest(self._settings.replay_batch)
-                if not batch:
-                    return sent
-                crash_point("relay-before-send")
+            exclusive = self._exclusive
+            if exclusive is None:
+                return self._drain_batches(None)
+            try:
+                if not self._take_turn(exclusive):
+                    return 0
+            except Exception as exc:
+                self._failed(exc)
+                return 0
+            try:
+                return self._drain_batches(exclusive)
+            finally:
                 try:
-                    self.sink.deliver(batch)
-                except Exception as exc:
-                    self._failed(exc)
+                    exclusive.release()
+                except Exception as exc:  # it expires by itself
+                    throttled(log, "relay lock not given back", error=repr(exc))
+
+    def _take_turn(self, exclusive: DrainLock) -> bool:
+        """Hold ``exclusive``: at once, or within one replay interval while another process's
+        relay finishes (rows committed meanwhile are sent now, not at the next interval);
+        False when that relay is still at it (it sends them: it drains until empty)."""
+        retry = self._settings.retry_base_delay
+        for _ in range(max(1, int(self._settings.replay_interval / retry))):
+            if exclusive.acquire():
+                return True
+            if self._stopping.wait(retry):
+                return False
+        return False
+
+    def _drain_batches(self, exclusive: DrainLock | None) -> int:
+        sent = 0
+        while True:
+            batch = self._outbox.oldest(self._settings.replay_batch)
+            if not batch:
+                return sent
+            crash_point("relay-before-send")
+            try:
+                if exclusive is not None and not exclusive.renew():
+                    log.warning("relay lock lost mid-drain; another relay goes on")
                     return sent
-                crash_point("relay-after-send")
-                self._outbox.remove([entry.position for entry in batch])
-                if self._failures:
-                    log.info("event sink answers again; relaying the outbox",
-                             sink=self.sink.name, after_failures=self._failures)
-                    self._failures = 0
-                sent += len(batch)
-                self._counters.incr("published", len(batch))
+                self.sink.deliver(batch)
+            except Exception as exc:
+                self._failed(exc)
+                return sent
+            crash_point("relay-after-send")
+            self._outbox.remove([entry.position for entry in batch])
+            if self._failures:
+                log.info("event sink answers again; relaying the outbox",
+                         sink=self.sink.name, after_failures=self._failures)
+                self._failures = 0
+            sent += len(batch)
+            self._counters.incr("published", len(batch))
 
     def _failed(self, exc: Exception) -> None:
         self._failures += 1

@@ -65,6 +65,8 @@ class IntakeReader:
         self._acks: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._resumed: set[int] = set()
+        #: The partitions of the read in progress (see `reading`).
+        self._reading: frozenset[int] = frozenset()
         self._backoff = RetryPolicy(base_delay=0.05, max_delay=2.0)
         self._threads = [
             threading.Thread(target=self._read_loop, name="intake-reader", daemon=True),
@@ -108,6 +110,14 @@ class IntakeReader:
     def forget(self, partitions: Sequence[int]) -> None:
         """These partitions were lost: take them over afresh (resume) if they come back."""
         self._resumed.difference_update(partitions)
+
+    def reading(self, partition: int) -> bool:
+        """Whether a read of ``partition`` is in progress: entries it returns are handed out
+        (and, if the partition left meanwhile, abandoned: pending in this reader's name).
+        A partition given back must not be released before such a read ended, or its next
+        owner could claim the pending entries before these join them, and meet these only
+        at its stale sweep — after entries appended later (out of order)."""
+        return partition in self._reading
 
     @property
     def in_flight(self) -> int:
@@ -156,11 +166,18 @@ class IntakeReader:
             room = self._max_in_flight - self._in_flight
         if self._stopping.is_set():
             return
-        if not owned:
-            self._stopping.wait(self._read_block)
-            return
-        found = self._intake.read(owned, min(room, self._read_count), self._read_block)
-        self._hand_out(found)
+        # Announce the read, then look again at what is owned: a partition given back after
+        # that look is seen as being read (`reading`), one given back before it is not read.
+        self._reading = frozenset(owned)
+        try:
+            reading = [p for p in self._owned() if p in self._reading]
+            if not reading:
+                self._stopping.wait(self._read_block)
+                return
+            found = self._intake.read(reading, min(room, self._read_count), self._read_block)
+            self._hand_out(found)
+        finally:
+            self._reading = frozenset()
 
     def _hand_out(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:

@@ -1,0 +1,142 @@
+"""Several YABOT processes (gunicorn masters, `Node`) on one PostgreSQL + Redis, as the
+cluster tests and the rolling restart drive them: starting, restarting in place, and reading
+who owns what from Redis and from each process's ``/readyz``."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import redis
+import sqlalchemy
+
+from tests.bot.updates import message
+from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.nodes import Node
+from tests.support.settings import TEST_JWT_SECRET
+from tests.support.waiting import STOP_CEILING, eventually, scaled
+
+PARTITIONS = 8
+LEASE_TTL, LEASE_RENEW, LEASE_MARGIN = 3.0, 0.5, 0.5
+#: The documented bound for a dead owner's partitions to be owned again.
+TAKEOVER_BOUND = LEASE_TTL + LEASE_RENEW
+
+
+class Cluster:
+    """Nodes of one deployment: the same database, Redis prefix and lease timings."""
+
+    def __init__(self, tmp_path: Path, postgres_url: str, redis_url: str, prefix: str) -> None:
+        self.tmp_path = tmp_path
+        self.prefix = prefix.rstrip(":")
+        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.env = {
+            "YABOT_ENV": "test", "YABOT_DATA_DIR": str(tmp_path / "var"),
+            "JWT_SECRET": TEST_JWT_SECRET, "DATABASE_URL": postgres_url,
+            "REDIS_URL": redis_url, "INTAKE_KEY_PREFIX": self.prefix,
+            "EVENTS_STREAM": f"{self.prefix}:events",
+            "RATE_LIMIT_KEY_PREFIX": f"{self.prefix}:ratelimit",
+            "PARTITIONS": str(PARTITIONS), "LEASE_TTL": str(LEASE_TTL),
+            "LEASE_RENEW_INTERVAL": str(LEASE_RENEW),
+            "LEASE_SAFETY_MARGIN": str(LEASE_MARGIN),
+            "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "BOT_WEBHOOK_URL": WEBHOOK_URL,
+            "BOT_WEBHOOK_SECRET": WEBHOOK_SECRET, "API_THREADS": "8",
+        }
+        self.nodes: list[Node] = []
+
+    def start(self, *fakes: FakeTelegram) -> list[Node]:
+        """One process per fake Telegram, started together (they migrate the schema under
+        its lock), each answering /readyz before this returns."""
+        nodes = [Node({**self.env, "TELEGRAM_API_URL": fake.url}, self.tmp_path,
+                      f"node{len(self.nodes) + n}", gunicorn=True,
+                      webhook_secret=WEBHOOK_SECRET) for n, fake in enumerate(fakes)]
+        self.nodes += nodes
+        for node in nodes:
+            eventually(node.ready, f"{node.name} serves", 90)
+        return nodes
+
+    def restart(self, node: Node, fake: FakeTelegram) -> Node:
+        """A rolling restart's step for one host: SIGTERM to the gunicorn master (as a
+        process manager stops it), wait for it to exit by itself, start it again on the same
+        port, wait until it is ready. The new `Node` replaces ``node`` in `nodes`."""
+        node.process.send_signal(signal.SIGTERM)
+        exit_code = node.process.wait(scaled(STOP_CEILING))
+        assert exit_code == 0, f"{node.name} exited with {exit_code}:\n{node.log()}"
+        again = Node({**self.env, "TELEGRAM_API_URL": fake.url}, self.tmp_path,
+                     f"{node.name}r", gunicorn=True, webhook_secret=WEBHOOK_SECRET,
+                     port=node.port)
+        self.nodes[self.nodes.index(node)] = again
+        eventually(again.ready, f"{again.name} serves again", 90)
+        return again
+
+    def owners(self) -> dict[int, str]:
+        """partition → the node name holding its lease (from Redis itself)."""
+        values = self.redis.mget([f"{self.prefix}:lease:{p}" for p in range(PARTITIONS)])
+        return {p: str(v).split("|")[0] for p, v in enumerate(values) if v is not None}
+
+    def owned_by(self, node: Node) -> list[int]:
+        details = node.readiness()["checks"]["partitions"][0]["details"]
+        owned = str(details["owned"])
+        return [int(p) for p in owned.split(",")] if owned else []
+
+    def node_name(self, node: Node) -> str:
+        return str(node.readiness()["checks"]["partitions"][0]["details"]["node"])
+
+    def settled(self, nodes: list[Node]) -> bool:
+        """Every partition owned, by one of ``nodes``, in fair shares."""
+        owners = self.owners()
+        names = [self.node_name(n) for n in nodes]
+        counts = [sum(1 for o in owners.values() if o == name) for name in names]
+        return (len(owners) == PARTITIONS and set(owners.values()) <= set(names)
+                and max(counts) - min(counts) <= 1)
+
+    def events_by_user(self) -> dict[int, list[int]]:
+        """Each user's seqs of the distinct events on the stream (by ``event_id``: the relay
+        publishes at least once, so an event may appear twice after a relay died or paused
+        mid-batch)."""
+        seqs: dict[int, list[int]] = {}
+        published: set[str] = set()
+        for _, fields in self.redis.xrange(f"{self.prefix}:events") or []:
+            assert fields is not None
+            event = json.loads(fields["body"])
+            if event["event_id"] in published:
+                continue
+            published.add(event["event_id"])
+            seqs.setdefault(int(event["user_id"]), []).append(int(event["seq"]))
+        return seqs
+
+    def published_event_ids(self) -> list[str]:
+        """Every entry's ``event_id`` on the events stream, in stream order (copies too)."""
+        return [str(fields["event_id"])
+                for _, fields in self.redis.xrange(f"{self.prefix}:events") or []
+                if fields is not None]
+
+    def outbox_rows(self) -> int:
+        """Events stored and not yet relayed (the shared database's ``event_outbox``)."""
+        engine = sqlalchemy.create_engine(self.env["DATABASE_URL"])
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(sqlalchemy.text(
+                    "SELECT count(*) FROM event_outbox")).scalar_one())
+        finally:
+            engine.dispose()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.terminate()  # all at once: their graceful stops overlap
+        for node in self.nodes:
+            node.stop()
+        self.redis.close()
+
+
+def notes(user: int, count: int) -> list[dict[str, Any]]:
+    """``count`` notes of ``user``; update ids and message ids say who sent which one."""
+    return [message(user, f"note {i}", update_id=user * 1000 + i, message_id=user * 1000 + i)
+            for i in range(count)]
+
+
+def replied_to(fake: FakeTelegram, user: int) -> list[int]:
+    return [int(c.params["reply_parameters"]["message_id"]) for c in fake.sent(chat_id=user)
+            if "reply_parameters" in c.params]
