@@ -3,7 +3,8 @@ with Redis up (issue 14: within 2x), and that no event is lost once Redis resume
 
 In process: the real runtime on a SQLite file, a redis-server of its own (needs
 ``redis-server`` on PATH), the Falcon app through its test client from several threads (the
-gthread workers' shape without the sockets). Each phase runs the same load for the same time.
+shape of the worker's request threads, without the sockets). Each phase runs the same
+load for the same time.
 """
 
 from __future__ import annotations
