@@ -65,10 +65,8 @@ class HelloWorld:
 
 def serve() -> None:
     """gunicorn with the production settings and hooks, plus the hello-world route."""
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-
     from yabot.logs import configure_logging
-    from yabot.serving import application, asgi_application, gunicorn_config
+    from yabot.serving import application, asgi_application, gunicorn_config, run_gunicorn
     from yabot.settings import load_settings
 
     settings = load_settings()
@@ -77,17 +75,7 @@ def serve() -> None:
     # `bench.scale` compares one worker with several (they need REDIS_URL, as `-w N` does).
     options["workers"] = int(os.environ.get("BENCH_API_WORKERS", "1"))
     application.extra_routes[HELLO] = HelloWorld()
-
-    class Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in options.items():
-                if key != "wsgi_app":
-                    self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return asgi_application
-
-    Server().run()
+    run_gunicorn(options, asgi_application)
 
 
 # ---- the load generator (a subprocess: `python -m bench.api load …`) ----------------------

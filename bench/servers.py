@@ -93,10 +93,8 @@ STATE_PATH = "/user/{user_id}/state"
 def serve_yabot(worker: str) -> None:
     """YABOT as `yabot.serving` configures it, under ``worker`` (``gthread``: the WSGI app on
     gunicorn's threads, as before issue 19; ``asgi``: as shipped)."""
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-
     from yabot.logs import configure_logging
-    from yabot.serving import application, asgi_application, gunicorn_config
+    from yabot.serving import application, asgi_application, gunicorn_config, run_gunicorn
     from yabot.settings import load_settings
 
     settings = load_settings()
@@ -107,17 +105,7 @@ def serve_yabot(worker: str) -> None:
         options = {k: v for k, v in options.items() if not k.startswith("asgi_")}
         options.update(worker_class="gthread", threads=settings.api.threads)
         app = application
-
-    class Server(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in options.items():
-                if key != "wsgi_app":
-                    self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            return app
-
-    Server().run()
+    run_gunicorn(options, app)
 
 
 def _free_port() -> int:

@@ -342,9 +342,13 @@ def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
 def serve(settings: Settings) -> None:
     """Run gunicorn in this process with `gunicorn_config` (what `yabot run` does); returns
     when gunicorn exits."""
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+    run_gunicorn(gunicorn_config(settings), asgi_application)
 
-    options = gunicorn_config(settings)
+
+def run_gunicorn(options: dict[str, Any], app: object) -> None:
+    """Run gunicorn in this process with ``options`` (as `gunicorn_config` makes them)
+    serving ``app``; returns when gunicorn exits. The benchmarks serve variants through it."""
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     class Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
         def load_config(self) -> None:
@@ -352,7 +356,7 @@ def serve(settings: Settings) -> None:
                 if key != "wsgi_app":
                     self.cfg.set(key, value)
 
-        def load(self) -> BufferedWsgi:
-            return asgi_application
+        def load(self) -> object:
+            return app
 
     Server().run()
