@@ -118,7 +118,19 @@ class AppSettings(BaseSettings):
         return level
 
 
-class MongoSettings(BaseSettings):
+class StoreResilience(BaseSettings):
+    """What both stores share, read under each store's own prefix (``MONGODB_RETRY_ATTEMPTS``,
+    ``SQL_RETRY_ATTEMPTS``): migrating at start, connecting, retrying, the circuit breaker."""
+
+    auto_migrate: bool = True
+    connect_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    retry_base_delay: Annotated[float, Field(ge=0, le=60)] = 0.05
+    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+
+class MongoSettings(StoreResilience):
     model_config = _config("MONGODB_")
 
     uri: SecretStr | None = None
@@ -128,19 +140,13 @@ class MongoSettings(BaseSettings):
     connect_timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 5000
     server_selection_timeout_ms: Annotated[int, Field(ge=100, le=120_000)] = 5000
     socket_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 10_000
-    auto_migrate: bool = True
-    connect_attempts: Annotated[int, Field(ge=1, le=100)] = 5
-    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 3
-    retry_base_delay: Annotated[float, Field(ge=0, le=60)] = 0.05
-    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
-    breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     _uri_is_a_url = field_validator("uri")(_url_checker(
         "MongoDB", ("mongodb",), "mongodb://user:password@host:27017/?authSource=admin",
         needs_host=True))
 
 
-class SqlSettings(BaseSettings):
+class SqlSettings(StoreResilience):
     model_config = _config("SQL_")
 
     database_url: Annotated[SecretStr | None, Field(validation_alias="DATABASE_URL")] = None
@@ -152,12 +158,6 @@ class SqlSettings(BaseSettings):
     pool_recycle: Annotated[int, Field(ge=-1)] = 1800
     busy_timeout_ms: Annotated[int, Field(ge=0, le=600_000)] = 5000
     connect_timeout: Annotated[int, Field(ge=1, le=600)] = 5
-    auto_migrate: bool = True
-    connect_attempts: Annotated[int, Field(ge=1, le=100)] = 5
-    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 3
-    retry_base_delay: Annotated[float, Field(ge=0, le=60)] = 0.05
-    breaker_failures: Annotated[int, Field(ge=1, le=1000)] = 5
-    breaker_cool_down: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
     _url_is_a_url = field_validator("database_url")(_url_checker(
         "database", ("postgresql", "postgres", "sqlite"),

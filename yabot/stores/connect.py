@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from yabot.errors import StoreUnreachable
-from yabot.settings import Settings
+from yabot.settings import Settings, StoreResilience
 from yabot.stores.breaker import CircuitBreaker
 from yabot.stores.engine import make_engine
 from yabot.stores.guard import StoreGuard
@@ -40,12 +40,17 @@ def sql_engine(settings: Settings) -> Engine:
 
 
 def sql_store_guard(settings: Settings) -> StoreGuard:
-    sql = settings.sql
+    return _store_guard("sql", settings.sql, is_transient_sql)
+
+
+def _store_guard(name: str, store: StoreResilience,
+                 is_transient: Callable[[BaseException], bool]) -> StoreGuard:
+    """Retries and a circuit breaker for the store ``name``, as its settings say."""
     return StoreGuard(
-        "sql", is_transient=is_transient_sql,
-        policy=RetryPolicy(attempts=sql.retry_attempts, base_delay=sql.retry_base_delay),
-        breaker=CircuitBreaker("sql", failure_threshold=sql.breaker_failures,
-                               cool_down=sql.breaker_cool_down),
+        name, is_transient=is_transient,
+        policy=RetryPolicy(attempts=store.retry_attempts, base_delay=store.retry_base_delay),
+        breaker=CircuitBreaker(name, failure_threshold=store.breaker_failures,
+                               cool_down=store.breaker_cool_down),
     )
 
 
@@ -64,13 +69,7 @@ def mongo_client(settings: Settings, factory: MongoClientFactory = MongoClient) 
 
 
 def mongo_store_guard(settings: Settings) -> StoreGuard:
-    mongo = settings.mongo
-    return StoreGuard(
-        "mongo", is_transient=is_transient_mongo,
-        policy=RetryPolicy(attempts=mongo.retry_attempts, base_delay=mongo.retry_base_delay),
-        breaker=CircuitBreaker("mongo", failure_threshold=mongo.breaker_failures,
-                               cool_down=mongo.breaker_cool_down),
-    )
+    return _store_guard("mongo", settings.mongo, is_transient_mongo)
 
 
 def connect_with_retry(
