@@ -164,6 +164,3 @@ class Subscriptions(Protocol):
 
     def expire_due(self, now: datetime) -> int:
         """Mark every active subscription that ended by ``now`` expired; how many were."""
-
-    def history(self, user_id: int) -> list[Subscription]:
-        """All of the user's subscriptions, newest first."""

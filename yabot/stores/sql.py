@@ -595,13 +595,6 @@ class SqlSubscriptions:
         found = self._read(_LATEST_SUBSCRIPTION, "latest subscription", {"uid": user_id})
         return found[0] if found else None
 
-    def history(self, user_id: int) -> list[Subscription]:
-        return self._read(
-            select(subscriptions).where(subscriptions.c.user_id == user_id)
-            .order_by(subscriptions.c.id.desc()),
-            "subscription history",
-        )
-
     def set_status(self, subscription_id: int, status: SubscriptionStatus) -> Subscription | None:
         def write() -> int | None:
             with self._engine.begin() as conn:
