@@ -113,7 +113,7 @@ def with_handled(current: Document, records: Sequence[OutboxRecord],
         return fields
     window = handled_window(current.get("handled_updates") or [], handled.update_id,
                             handled.window)
-    return {**fields, "handled_updates": window}
+    return fields if window is None else {**fields, "handled_updates": window}
 
 
 def parked_events(records: Sequence[OutboxRecord]) -> Document:

@@ -58,9 +58,13 @@ def handled_by(records: Iterable[OutboxRecord]) -> HandledUpdate | None:
     return next((record.handled for record in records if record.handled is not None), None)
 
 
-def handled_window(handled: Iterable[int], update_id: int, window: int) -> list[int]:
+def handled_window(handled: Sequence[int], update_id: int, window: int) -> list[int] | None:
     """The window ``handled`` (oldest first) with ``update_id`` recorded: it becomes the newest
-    (once, wherever it was), and only the newest ``window`` ids are kept."""
+    (once, wherever it was), and only the newest ``window`` ids are kept. None when it is the
+    newest already (a second change of one update, or its record after its change): nothing
+    to write."""
+    if handled and int(handled[-1]) == update_id:
+        return None
     kept = [int(known) for known in handled if int(known) != update_id]
     return [*kept, update_id][-window:]
 

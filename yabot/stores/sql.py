@@ -141,15 +141,25 @@ def write_events(conn: Connection, user_id: int, last_seq: int, balance: int,
 def remember_update(conn: Connection, user_id: int, update_id: int, window: int) -> None:
     """Record ``update_id`` in the user's window of handled updates, in the caller's
     transaction."""
-    # Creates the row or locks it (a no-op update), then rewrites the window: a concurrent
+    # Locks the row (a no-op update) or creates it, then rewrites the window: a concurrent
     # writer of the same user's window waits for this transaction, and reads its result.
-    insert_if_absent(conn, user_progress, {"user_id": user_id, "handled_updates": []})
-    found = conn.execute(
-        update(user_progress).where(user_progress.c.user_id == user_id)
-        .values(handled_updates=user_progress.c.handled_updates)
-        .returning(user_progress.c.handled_updates)).scalar_one()
-    conn.execute(update(user_progress).where(user_progress.c.user_id == user_id)
-                 .values(handled_updates=handled_window(found or [], update_id, window)))
+    found = conn.execute(_LOCK_PROGRESS, {"uid": user_id}).first()
+    if found is None:
+        if insert_if_absent(conn, user_progress,
+                            {"user_id": user_id, "handled_updates": [update_id]}):
+            return
+        found = conn.execute(_LOCK_PROGRESS, {"uid": user_id}).one()  # inserted meanwhile
+    handled = handled_window(list(found.handled_updates or []), update_id, window)
+    if handled is not None:
+        conn.execute(update(user_progress).where(user_progress.c.user_id == user_id)
+                     .values(handled_updates=handled))
+
+
+_LOCK_PROGRESS = (
+    update(user_progress).where(user_progress.c.user_id == bindparam("uid"))
+    .values(handled_updates=user_progress.c.handled_updates)
+    .returning(user_progress.c.handled_updates)
+)
 
 
 # The field each named constraint protects, for error messages: the constraints a
