@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from tests.bot.updates import message
+from tests.bot.updates import message, press
 from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
@@ -30,7 +30,7 @@ from yabot.events.stats import daily_figures
 from yabot.intake import partition_of
 from yabot.settings import JwtSettings, load_settings
 from yabot.stores.engine import make_engine
-from yabot.stores.tables import user_documents
+from yabot.stores.tables import besitos_ledger, user_documents
 
 pytestmark = pytest.mark.timeout(300)  # two process starts per test
 
@@ -81,7 +81,7 @@ def test_an_update_whose_change_was_committed_before_a_crash_is_not_applied_agai
     first = Node({**crash_env, "YABOT_CRASH_AT": "store-after-commit"}, tmp_path, "first",
                  webhook_secret=WEBHOOK_SECRET)
     try:
-        eventually(first.ready, "the first process serves", 60)
+        eventually(first.ready, "the first process serves", 90)
         # /start creates the user and stores its UserInteraction("start") event: the
         # process dies right after that commit, before the reply and the update's record.
         # (The worker may die before its 200 is written: the update was stored before.)
@@ -97,7 +97,7 @@ def test_an_update_whose_change_was_committed_before_a_crash_is_not_applied_agai
 
     second = Node(crash_env, tmp_path, "second", webhook_secret=WEBHOOK_SECRET)
     try:
-        eventually(second.ready, "the restarted process serves", 60)
+        eventually(second.ready, "the restarted process serves", 90)
         partition = partition_of(USER, PARTITIONS)
         # The intake hands the update over again (a pending entry): handled, or skipped.
         eventually(lambda: intake_lag(second, partition) == 0,
@@ -134,5 +134,59 @@ def test_an_update_whose_change_was_committed_before_a_crash_is_not_applied_agai
         # booted in the moment before it was killed).
         skips = (first.log() + second.log()).count("redelivered update skipped")
         assert skips == 1, second.log()
+    finally:
+        second.stop()
+
+
+def test_a_choice_paid_for_before_a_crash_is_moved_by_the_redelivery_and_paid_once(
+    crash_env: dict[str, str], tmp_path: Path, fake_telegram: FakeTelegram
+) -> None:
+    """A story choice with a price is two writes (pay, then move): a process dying between
+    them leaves the update unrecorded, and its redelivery finds the payment (keyed by the
+    update) and only moves."""
+    fake = fake_telegram
+    first = Node({**crash_env, "YABOT_CRASH_AT": "choice-paid"}, tmp_path, "first",
+                 webhook_secret=WEBHOOK_SECRET)
+    try:
+        eventually(first.ready, "the first process serves", 90)
+        assert first.post(message(USER, "/start", update_id=UPDATE)).status == 200
+        eventually(lambda: len(fake.sent(chat_id=USER)) == 1, "the welcome", 60)
+        # "Accept the invitation" pays 5 besitos and leads to the gate (the toll is 3).
+        assert first.post(press(USER, "c:start:accept", message_id=1,
+                                update_id=UPDATE + 1)).status == 200
+        eventually(lambda: len(fake.calls_of("answerCallbackQuery")) == 1, "the first choice",
+                   60)
+        with contextlib.suppress(OSError):  # the worker may die before its 200 is written
+            assert first.post(press(USER, "c:gate:pay_toll", message_id=1,
+                                    update_id=UPDATE + 2)).status == 200
+        eventually(lambda: "crash point choice-paid: exiting" in first.log(),
+                   "the toll paid, the move not made", 60)
+        first.kill9()
+    finally:
+        first.stop()
+    assert len(fake.calls_of("answerCallbackQuery")) == 1  # the toll's press: no answer
+
+    second = Node(crash_env, tmp_path, "second", webhook_secret=WEBHOOK_SECRET)
+    try:
+        eventually(second.ready, "the restarted process serves", 90)
+        partition = partition_of(USER, PARTITIONS)
+        eventually(lambda: intake_lag(second, partition) == 0,
+                   "the redelivered press taken off the intake", 120)
+        settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
+        token = bearer(mint_token(settings, "tests", ["users:read"]))
+        state = request("GET", f"{second.url}/user/{USER}/state", headers=token)
+        assert state.status == 200, state.body
+        assert (state.json()["current_fragment"], state.json()["besitos"]) == ("hall", 2)
+        engine = make_engine(crash_env["DATABASE_URL"])
+        try:
+            with engine.connect() as conn:
+                amounts = [int(a) for a in conn.execute(
+                    select(besitos_ledger.c.amount).where(besitos_ledger.c.user_id == USER)
+                    .order_by(besitos_ledger.c.id)).scalars()]
+        finally:
+            engine.dispose()
+        assert amounts == [5, -3]  # the reward, the toll once
+        # The redelivery answered the press (the first process died before it could).
+        assert len(fake.calls_of("answerCallbackQuery")) == 2
     finally:
         second.stop()

@@ -104,13 +104,17 @@ class Drafts:
         self.stream = stream
         self.window = window
 
-    def of(self, *builders: Builder | None, handling: Handling | None = None) -> EventDrafts:
+    def of(self, *builders: Builder | None, handling: Handling | None = None,
+           completes_update: bool = True) -> EventDrafts:
         """The drafts of ``builders`` (None entries skipped), in order. The events of the
         user whose update is being handled (``handling``, by default the context's:
-        `handling_update`) carry it, so the store records it as handled with them."""
+        `handling_update`) carry it, so the store records it as handled with them — unless
+        ``completes_update`` is False: a first step that a redelivery of the update must
+        still find undone-after-it (it is keyed by the update, so it is not done twice)."""
         present = [builder for builder in builders if builder is not None]
         stream = self.stream
-        handling = handling or current_update()  # read now: the store may be on another thread
+        # Read now: the store may call the drafts on another thread.
+        handling = (handling or current_update()) if completes_update else None
         handled = (None if handling is None
                    else HandledUpdate(handling.update_id, self.window))
 
