@@ -108,9 +108,11 @@ class Drafts:
            completes_update: bool = True) -> EventDrafts:
         """The drafts of ``builders`` (None entries skipped), in order. The events of the
         user whose update is being handled (``handling``, by default the context's:
-        `handling_update`) carry it, so the store records it as handled with them — unless
-        ``completes_update`` is False: a first step that a redelivery of the update must
-        still find undone-after-it (it is keyed by the update, so it is not done twice)."""
+        `handling_update`) carry it, so the store records it as handled with them.
+
+        ``completes_update`` False: the change is a first step of the update, keyed by it so
+        that doing it again changes nothing; a later step records the update, so a crash
+        between the two leaves the update to its redelivery, which finishes it."""
         present = [builder for builder in builders if builder is not None]
         stream = self.stream
         # Read now: the store may call the drafts on another thread.
