@@ -81,7 +81,7 @@ def test_an_update_whose_change_was_committed_before_a_crash_is_not_applied_agai
     first = Node({**crash_env, "YABOT_CRASH_AT": "store-after-commit"}, tmp_path, "first",
                  webhook_secret=WEBHOOK_SECRET)
     try:
-        eventually(first.ready, "the first process serves", 90)
+        eventually(first.ready, "the first process serves", 120)
         # /start creates the user and stores its UserInteraction("start") event: the
         # process dies right after that commit, before the reply and the update's record.
         # (The worker may die before its 200 is written: the update was stored before.)
@@ -97,7 +97,7 @@ def test_an_update_whose_change_was_committed_before_a_crash_is_not_applied_agai
 
     second = Node(crash_env, tmp_path, "second", webhook_secret=WEBHOOK_SECRET)
     try:
-        eventually(second.ready, "the restarted process serves", 90)
+        eventually(second.ready, "the restarted process serves", 120)
         partition = partition_of(USER, PARTITIONS)
         # The intake hands the update over again (a pending entry): handled, or skipped.
         eventually(lambda: intake_lag(second, partition) == 0,
@@ -148,7 +148,7 @@ def test_a_choice_paid_for_before_a_crash_is_moved_by_the_redelivery_and_paid_on
     first = Node({**crash_env, "YABOT_CRASH_AT": "choice-paid"}, tmp_path, "first",
                  webhook_secret=WEBHOOK_SECRET)
     try:
-        eventually(first.ready, "the first process serves", 90)
+        eventually(first.ready, "the first process serves", 120)
         assert first.post(message(USER, "/start", update_id=UPDATE)).status == 200
         eventually(lambda: len(fake.sent(chat_id=USER)) == 1, "the welcome", 60)
         # "Accept the invitation" pays 5 besitos and leads to the gate (the toll is 3).
@@ -168,7 +168,7 @@ def test_a_choice_paid_for_before_a_crash_is_moved_by_the_redelivery_and_paid_on
 
     second = Node(crash_env, tmp_path, "second", webhook_secret=WEBHOOK_SECRET)
     try:
-        eventually(second.ready, "the restarted process serves", 90)
+        eventually(second.ready, "the restarted process serves", 120)
         partition = partition_of(USER, PARTITIONS)
         eventually(lambda: intake_lag(second, partition) == 0,
                    "the redelivered press taken off the intake", 120)
