@@ -12,6 +12,7 @@ The points, in the order a change goes from "written" to "published":
   parked in the user's document, not yet copied to the SQL outbox).
 - ``transfer-debited``: a transfer's or gift's debit (and pending credit) is committed, the
   credit or delivery is not.
+- ``choice-paid``: a story choice's cost is committed, the move to its fragment is not.
 - ``relay-before-send``: the relay read outbox rows and has not sent them.
 - ``relay-after-send``: the relay sent rows and has not deleted them from the outbox.
 """
@@ -23,7 +24,7 @@ import sys
 
 EXIT_CODE = 86
 POINTS = frozenset({"store-before-commit", "store-after-commit", "transfer-debited",
-                    "relay-before-send", "relay-after-send"})
+                    "choice-paid", "relay-before-send", "relay-after-send"})
 
 _armed: str | None = None
 

@@ -128,7 +128,7 @@ class Runtime:
         # the edge sees the coordinator's timeout, not its own); it never asks them back.
         self.coordination = CoordinatorClient(lambda: self.find("coordinator"),
                                               settings.actors.ask_timeout * 0.8)
-        self.drafts = Drafts(settings.events.stream)
+        self.drafts = Drafts(settings.events.stream, settings.scale.handled_updates_window)
         self.session_services = SessionServices.build(
             self.stores, start_fragment=settings.story.start_fragment, drafts=self.drafts,
             relay=self.events.wake,

@@ -57,3 +57,9 @@ class Sessions:
 def start(sessions: Sessions, user_id: int, language: str = "en") -> None:
     sessions.ask(user_id, Start(identity=TelegramIdentity(
         user_id=user_id, first_name="Ana", language_code=language)))
+
+
+def new_incarnation(sessions: Sessions, user_id: int) -> None:
+    """Stop the user's session (as passivation, a lost partition or a crash does); the next
+    message starts another, which knows only what the stores kept."""
+    sessions.refs.pop(user_id).stop(block=True, timeout=ASK)

@@ -6,19 +6,13 @@ in its transaction); the handled updates are the user's stored progress."""
 from __future__ import annotations
 
 from actors import ask
-from tests.sessions.support import Sessions, start
+from tests.sessions.support import Sessions, new_incarnation, start
 from tests.support.waiting import ASK
 from yabot.sessions.messages import GetState, RecordUpdate, SeenUpdate, SetPreferences
 
 
 def seqs(sessions: Sessions, user_id: int) -> list[int]:
     return [event.seq for event in sessions.of(user_id)]
-
-
-def new_incarnation(sessions: Sessions, user_id: int) -> None:
-    """Stop the user's session (as passivation or a lost partition does); the next message
-    starts another."""
-    sessions.refs.pop(user_id).stop(block=True, timeout=ASK)
 
 
 def test_seq_grows_across_incarnations_without_repeats_or_gaps(sessions: Sessions) -> None:

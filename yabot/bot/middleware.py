@@ -2,11 +2,14 @@
 
 `UpdateContext` wraps every update (outer middleware on ``update``, after aiogram's own, so
 ``event_from_user`` is known): it binds the update id and a correlation id to every log line,
-injects ``user`` (a `UserHandle` on the sender's session) and ``note`` into handlers, turns an
-exception into one friendly reply in the user's language, and afterwards tells the session to
-record the update (`RecordUpdate` → `UpdateReceived` / `UserInteraction` with the session's
-gap-free ``seq``). Recording never breaks or delays the reply. Updates from chats other than
-private ones are not recorded: a group's chatter is not its members' interactions with the bot.
+injects ``user`` (a `UserHandle` on the sender's session) and ``note`` into handlers, marks
+the handler's changes to the sender as made for this update (`handling_update`: each is
+stored with the update's id as handled, in its own write), turns an exception into one
+friendly reply in the user's language, and afterwards tells the session to record the update
+(`RecordUpdate` → `UpdateReceived` / `UserInteraction` with the session's gap-free ``seq``,
+and the update's id as handled, in one write). Recording never breaks or delays the reply.
+Updates from chats other than private ones are not recorded: a group's chatter is not its
+members' interactions with the bot.
 
 A sender the bot does not serve (another bot, the anonymous group admin, an id outside
 1 to 2^53 - 1) reaches no handler that needs a user: its message is ignored, its button
@@ -44,6 +47,7 @@ from yabot.errors import (
     TimedOut,
     Unavailable,
 )
+from yabot.events.drafts import handling_update
 from yabot.logs import bind_correlation_id
 from yabot.sessions.messages import RecordUpdate
 
@@ -90,9 +94,15 @@ class UpdateContext(BaseMiddleware):
         data["user"] = user
         data["note"] = note
         try:
-            if user is None and await _refused(event, sender):
-                return None
-            return await handler(event, data)
+            if user is None:
+                if await _refused(event, sender):
+                    return None
+                return await handler(event, data)
+            # Every change this update makes to its sender is stored with the update's id
+            # as handled, in the change's own write: a redelivery is then skipped, never
+            # applied a second time (`yabot.events.drafts.handling_update`).
+            with handling_update(user.user_id, event.update_id):
+                return await handler(event, data)
         except TelegramForbiddenError:
             # 403: the user blocked the bot (or left the chat). Telegram's advice: stop
             # sending to them; there is nobody to apologise to.

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 import structlog
 
+from yabot.crashpoints import crash_point
 from yabot.domain.besitos import BalanceChange, system_key
 from yabot.domain.choices import Reader, ensure_may_read, select_choice, why_not
 from yabot.domain.narrative import Choice, Fragment
 from yabot.domain.users import UserChanges, UserDocument
 from yabot.errors import BalanceLimit, FragmentNotFound, InsufficientBesitos, StaleChoice
 from yabot.events import drafts as draft
-from yabot.events.drafts import Drafts
+from yabot.events.drafts import Drafts, current_update
 from yabot.events.models import FragmentReached
 from yabot.services.besitos import BesitosService
 from yabot.stores.handles import Stores
@@ -48,6 +49,11 @@ class NarrativeService:
     fragment). When the move fails after the debit, the debit is compensated (refunded and
     marked) before the error goes back. A reward is paid once per user and choice (its ledger
     key names both), so walking a loop of the story never farms besitos.
+
+    A choice taken for a Telegram update (`yabot.events.drafts.handling_update`) pays under a
+    key named after the update, and the payment does not mark the update handled: the move
+    does. So when a crash comes between the two, the redelivered update finds its payment,
+    does not pay again, and moves (once in effect, not "paid and never moved").
     """
 
     def __init__(self, stores: Stores, start_fragment: str = "start",
@@ -81,6 +87,21 @@ class NarrativeService:
                                                choice_id=None)),
         )
 
+    def _cost_key(self, user_id: int, request: str) -> tuple[str, bool]:
+        """The ledger key a choice's cost is paid under, and whether it was paid under it
+        already (for this same choice). Named after the update being handled, if any, so a
+        redelivery finds the payment; otherwise (the API, or a payment refunded after a
+        failed move) a fresh one."""
+        handling = current_update()
+        if handling is not None and handling.user_id == user_id:
+            key = system_key(user_id, f"choice:update:{handling.update_id}")
+            entry = self._stores.documents.ledger.get(key)
+            if entry is None:
+                return key, False
+            if entry.request == request and not entry.compensated:
+                return key, True
+        return system_key(user_id, f"choice:{uuid.uuid4().hex}"), False
+
     @staticmethod
     def needs_vip(fragment: Fragment) -> bool:
         """Whether showing ``fragment`` asks whether the reader is VIP."""
@@ -103,27 +124,35 @@ class NarrativeService:
         needs_vip = offered is not None and (offered.requires_vip
                                              or (target is not None and target.vip_only))
         vip = is_vip() if needs_vip else False
-        reader = Reader(document.besitos, frozenset(document.inventory), vip)
+        user_id = document.user_id
+        request = f"choice:{fragment_id}:{choice_id}"[:64]
+        cost_key: str | None = None
+        paid = False
+        if offered is not None and offered.cost_besitos:
+            cost_key, paid = self._cost_key(user_id, request)
+        # Paid already (by this update, before a crash): that balance is what the reader had.
+        refund = offered.cost_besitos if paid and offered is not None else 0
+        reader = Reader(document.besitos + refund, frozenset(document.inventory), vip)
         choice = select_choice(fragment, current, choice_id, reader)
         assert target is not None  # select_choice found the choice
         self.validate_vip_access(target, vip)
-        user_id = document.user_id
         ledger = self._stores.documents.ledger
         cost: BalanceChange | None = None
-        cost_key: str | None = None
-        if choice.cost_besitos:
-            cost_key = system_key(user_id, f"choice:{uuid.uuid4().hex}")
+        if cost_key is not None and paid:
+            log.info("choice paid for before a crash; not paid again", user_id=user_id)
+            cost = BalanceChange(applied=False, balance=document.besitos)
+        elif cost_key is not None:
             cost = ledger.debit(
-                user_id, choice.cost_besitos, cost_key, CHOICE_COST,
-                f"choice:{fragment_id}:{choice_id}"[:64],
+                user_id, choice.cost_besitos, cost_key, CHOICE_COST, request,
                 events=self._drafts.of(draft.besitos(user_id, -choice.cost_besitos, cost_key,
-                                                     CHOICE_COST)),
+                                                     CHOICE_COST), completes_update=False),
             )
             if not cost.applied:
                 raise InsufficientBesitos(
                     f"choice {choice_id} costs {choice.cost_besitos} besitos, "
                     f"{cost.balance} available"
                 )
+            crash_point("choice-paid")
         try:
             moved = self._stores.documents.users.update(
                 user_id, UserChanges(current_fragment=target.fragment_id),

@@ -18,7 +18,7 @@ from yabot.domain.users import Language, UserDocument
 from yabot.errors import StaleChoice, TimedOut, UserNotFound
 from yabot.events import drafts as draft
 from yabot.events.counters import event_counters
-from yabot.events.drafts import Builder, Drafts
+from yabot.events.drafts import Builder, Drafts, Handling
 from yabot.events.models import SubscriptionChanged, UpdateReceived
 from yabot.services.narrative import NarrativeService
 from yabot.services.payments import PaymentService, offer_texts
@@ -139,7 +139,7 @@ class SessionServices:
               drafts: Drafts | None = None, state_max_age: float = 0.0,
               offers: dict[str, StarOffer] | None = None,
               handled_updates_window: int = 256) -> SessionServices:
-        drafts = drafts or Drafts()
+        drafts = drafts or Drafts(window=handled_updates_window)
         return cls(
             stores=stores, users=UserService(stores),
             narrative=NarrativeService(stores, start_fragment, drafts),
@@ -170,7 +170,9 @@ class UserSession(Actor):
     fails stored neither. Events of no change of their own (an update received) are recorded
     on their own; recording them never fails a message (an error is logged and counted).
     The ids of the user's handled Telegram updates are kept in the user's stored progress
-    (`SeenUpdate`, `RecordUpdate`), so a redelivered update is skipped in any process.
+    (`SeenUpdate`, `RecordUpdate`), so a redelivered update is skipped in any process; an
+    update that changed the user is stored as handled in the change's own write (its drafts
+    carry it: `yabot.events.drafts.handling_update`), so it is never applied twice.
 
     `GetState`, the hottest read, is answered from the context the previous `GetState` read
     as long as the session has handled nothing but reads since and the context is younger
@@ -261,13 +263,7 @@ class UserSession(Actor):
             case Credited() | Gifted():
                 return None  # stored (with its event) by the workflow; our context is stale
             case RecordUpdate():
-                self._handled.record(message.update_id)
-                self._record(
-                    draft.event(UpdateReceived, self.user_id, update_id=message.update_id,
-                                update_kind=message.update_kind),
-                    None if message.action is None else draft.interaction(
-                        self.user_id, message.action, **message.details),
-                )
+                self._record_update(message)
                 return None
             case SeenUpdate(update_id=update_id):
                 return self._handled.seen(update_id)
@@ -484,6 +480,32 @@ class UserSession(Actor):
         # with it (README, "Events": the one change outside the transactional outbox).
         self._record(draft.event(SubscriptionChanged, self.user_id, plan=plan,
                                  status=status.value, expires_at=subscription.ends_at))
+
+    def _record_update(self, message: RecordUpdate) -> None:
+        """The update's events and its id in the window of handled updates, in one write
+        (with the changes it made, its id is stored already; this stores it again, harmlessly).
+        Never raises."""
+        handled = Handling(self.user_id, message.update_id)
+        drafts = self._services.drafts.of(
+            draft.event(UpdateReceived, self.user_id, update_id=message.update_id,
+                        update_kind=message.update_kind),
+            None if message.action is None else draft.interaction(
+                self.user_id, message.action, **message.details),
+            handling=handled,
+        )
+        try:
+            self._users.record_events(self.user_id, drafts)
+        except UserNotFound:
+            # Someone who never pressed /start: no record to hang the events on; their
+            # update is still remembered, so a redelivery gets no second reply either.
+            event_counters.incr("unrecorded_unknown_user")
+            self._handled.record(message.update_id)
+        except Exception:
+            log.exception("events not recorded", user_id=self.user_id)
+            event_counters.incr("lost")
+            self._handled.record(message.update_id)
+        else:
+            self._handled.remember(message.update_id)
 
     def _record(self, *builders: Builder | None) -> None:
         """Record events of no stored change of their own; never raises."""

@@ -34,7 +34,14 @@ from yabot.errors import InvalidRecord, StoreUnavailable, UserNotFound
 from yabot.logs import throttled
 from yabot.stores.guard import StoreGuard
 from yabot.stores.handles import DocumentRepositories
-from yabot.stores.outbox import EventDrafts, OutboxRecord, PendingTransfer, no_events
+from yabot.stores.outbox import (
+    EventDrafts,
+    OutboxRecord,
+    PendingTransfer,
+    handled_by,
+    handled_window,
+    no_events,
+)
 from yabot.stores.schemas import COLLECTIONS
 from yabot.stores.transient import is_transient_mongo
 
@@ -81,16 +88,32 @@ def validation_error(error: OperationFailure) -> InvalidRecord:
 # What a user read returns: the domain's document, not the ledger's bookkeeping in it.
 USER_FIELDS: Mapping[str, Any] = {"_id": False, "ledger_keys": False, "pending_ledger": False,
                                   "pending_events": False, "pending_transfers": False,
-                                  "event_seq": False}
+                                  "event_seq": False, "handled_updates": False}
 # What a balance change reads back: the balance, its guards and the entries still to flush.
 BALANCE_FIELDS: Mapping[str, Any] = {"_id": False, "user_id": True, "besitos": True,
                                      "pending_ledger": True, "pending_events": True,
                                      "event_seq": True, "ledger_keys": True}
+# What a write that stores events reads first: the above, and the window of handled updates
+# the write may extend.
+WRITE_FIELDS: Mapping[str, Any] = {**BALANCE_FIELDS, "handled_updates": True}
 
 
 def seq_guard(last_seq: int) -> Any:
     """Matches a document whose ``event_seq`` is ``last_seq`` (a missing one counts as 0)."""
     return {"$in": [0, None]} if last_seq == 0 else last_seq
+
+
+def with_handled(current: Document, records: Sequence[OutboxRecord],
+                 fields: Document) -> Document:
+    """``fields`` (a ``$set``) plus the user's window of handled updates with the update
+    ``records`` were made for, if any, as ``current`` read it. Written by a compare-and-set
+    on ``event_seq`` that the records advance, so no concurrent write of the window is lost."""
+    handled = handled_by(records)
+    if handled is None:
+        return fields
+    window = handled_window(current.get("handled_updates") or [], handled.update_id,
+                            handled.window)
+    return fields if window is None else {**fields, "handled_updates": window}
 
 
 def parked_events(records: Sequence[OutboxRecord]) -> Document:
@@ -189,16 +212,16 @@ class MongoUserDocuments(_Repository):
         """``update`` and the events parked with it in one compare-and-set on ``event_seq``
         (the drafts need the next ``seq`` before the write); then the events are flushed."""
         for _ in range(CAS_ATTEMPTS):
-            current = self._users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
+            current = self._users.find_one({"user_id": user_id}, projection=WRITE_FIELDS)
             if current is None:
                 return None
             last_seq = int(current.get("event_seq") or 0)
             records = events(last_seq + 1, int(current.get("besitos", 0)))
             push = {**update.get("$push", {}), **parked_events(records)}
+            fields = {**update.get("$set", {}), "event_seq": last_seq + len(records)}
             after = self._users.find_one_and_update(
                 {"user_id": user_id, "event_seq": seq_guard(last_seq)},
-                {**update, "$set": {**update.get("$set", {}),
-                                    "event_seq": last_seq + len(records)}, "$push": push},
+                {**update, "$set": with_handled(current, records, fields), "$push": push},
                 return_document=ReturnDocument.AFTER,
             )
             if after is not None:
@@ -343,18 +366,18 @@ class MongoBesitosLedger(_Repository):
             }
             if pending is not None:
                 push["pending_transfers"] = pending.as_document()
+            fields = with_handled(current, records, {"event_seq": last_seq + len(records)})
             return users.find_one_and_update(
                 {"user_id": user_id, "ledger_keys": {"$ne": key}, "besitos": balance,
                  "event_seq": seq_guard(last_seq)},
-                {"$inc": {"besitos": delta}, "$set": {"event_seq": last_seq + len(records)},
-                 "$push": push},
+                {"$inc": {"besitos": delta}, "$set": fields, "$push": push},
                 projection=BALANCE_FIELDS, return_document=ReturnDocument.AFTER,
             )
 
         def apply() -> BalanceChange:
             fresh = ledger.find_one({"key": key}, projection={"_id": True}) is None
             for _ in range(CAS_ATTEMPTS):
-                current = users.find_one({"user_id": user_id}, projection=BALANCE_FIELDS)
+                current = users.find_one({"user_id": user_id}, projection=WRITE_FIELDS)
                 if current is None:
                     raise UserNotFound(user_id)
                 new_key = fresh and key not in (current.get("ledger_keys") or [])
@@ -507,16 +530,30 @@ class MongoBesitosLedger(_Repository):
 
 
 class MongoUserProgress:
-    """`UserProgress` in the ``user_progress`` collection (``_id`` is the user id)."""
+    """`UserProgress` in two places: the window a change records in the user's document
+    (``users.handled_updates``, in the change's own update: `with_handled`), and the
+    ``user_progress`` collection (``_id`` is the user id), where `record_update` writes —
+    updates of a user with no document (who never sent /start), and every window stored
+    before changes recorded their update. A read returns both, the collection's first."""
 
     def __init__(self, db: Database[Document], guard: StoreGuard | None = None) -> None:
         self._collection: Collection[Document] = db.user_progress
+        self._users: Collection[Document] = db.users
         self._guard = guard or mongo_guard()
 
     def handled_updates(self, user_id: int) -> list[int]:
-        found = self._guard.run(lambda: self._collection.find_one(
-            {"_id": user_id}, projection={"handled_updates": True}), "read handled updates")
-        return [int(u) for u in (found or {}).get("handled_updates", [])]
+        def read() -> list[int]:
+            kept = self._collection.find_one({"_id": user_id},
+                                             projection={"handled_updates": True})
+            user = self._users.find_one({"user_id": user_id},
+                                        projection={"_id": False, "handled_updates": True})
+            handled = [*(kept or {}).get("handled_updates", []),
+                       *(user or {}).get("handled_updates", [])]
+            # Each id once, where it was recorded last (the newest end).
+            return list(reversed(dict.fromkeys(int(u) for u in reversed(handled))))
+
+        found: list[int] = self._guard.run(read, "read handled updates")
+        return found
 
     def record_update(self, user_id: int, update_id: int, window: int) -> None:
         def write() -> None:

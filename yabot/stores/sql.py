@@ -40,7 +40,14 @@ from yabot.domain.users import UserChanges, UserDocument, UserProfile, utcnow
 from yabot.errors import InvalidRecord, UserNotFound
 from yabot.stores.guard import StoreGuard
 from yabot.stores.handles import DocumentRepositories
-from yabot.stores.outbox import EventDrafts, OutboxRecord, PendingTransfer, no_events
+from yabot.stores.outbox import (
+    EventDrafts,
+    OutboxRecord,
+    PendingTransfer,
+    handled_by,
+    handled_window,
+    no_events,
+)
 from yabot.stores.tables import (
     besitos_ledger,
     event_outbox,
@@ -117,14 +124,42 @@ def write_events(conn: Connection, user_id: int, last_seq: int, balance: int,
                  events: EventDrafts) -> int:
     """Build the drafts with the user's next ``seq``, advance ``event_seq`` past them and
     append them to the outbox, all in the caller's transaction (which must hold the user's
-    row lock, so ``last_seq`` is current); returns the new ``event_seq``."""
+    row lock, so ``last_seq`` is current); returns the new ``event_seq``. The update the
+    change was made for, if any, is recorded as handled in the same transaction."""
     records = events(last_seq + 1, balance)
     if not records:
         return last_seq
     conn.execute(update(user_documents).where(user_documents.c.user_id == user_id)
                  .values(event_seq=last_seq + len(records)))
     insert_outbox(conn, records)
+    handled = handled_by(records)
+    if handled is not None:
+        remember_update(conn, user_id, handled.update_id, handled.window)
     return last_seq + len(records)
+
+
+def remember_update(conn: Connection, user_id: int, update_id: int, window: int) -> None:
+    """Record ``update_id`` in the user's window of handled updates, in the caller's
+    transaction."""
+    # Locks the row (a no-op update) or creates it, then rewrites the window: a concurrent
+    # writer of the same user's window waits for this transaction, and reads its result.
+    found = conn.execute(_LOCK_PROGRESS, {"uid": user_id}).first()
+    if found is None:
+        if insert_if_absent(conn, user_progress,
+                            {"user_id": user_id, "handled_updates": [update_id]}):
+            return
+        found = conn.execute(_LOCK_PROGRESS, {"uid": user_id}).one()  # inserted meanwhile
+    handled = handled_window(list(found.handled_updates or []), update_id, window)
+    if handled is not None:
+        conn.execute(update(user_progress).where(user_progress.c.user_id == user_id)
+                     .values(handled_updates=handled))
+
+
+_LOCK_PROGRESS = (
+    update(user_progress).where(user_progress.c.user_id == bindparam("uid"))
+    .values(handled_updates=user_progress.c.handled_updates)
+    .returning(user_progress.c.handled_updates)
+)
 
 
 # The field each named constraint protects, for error messages: the constraints a
@@ -655,18 +690,7 @@ class SqlUserProgress:
     def record_update(self, user_id: int, update_id: int, window: int) -> None:
         def write() -> None:
             with self._engine.begin() as conn:
-                # Creates the row or locks it (a no-op update), then rewrites the window: one
-                # user's updates are recorded by its one session, so nothing races the rewrite.
-                insert_if_absent(conn, user_progress, {
-                    "user_id": user_id, "handled_updates": []})
-                found = conn.execute(
-                    update(user_progress).where(user_progress.c.user_id == user_id)
-                    .values(handled_updates=user_progress.c.handled_updates)
-                    .returning(user_progress.c.handled_updates)).scalar_one()
-                handled = [int(u) for u in found or [] if int(u) != update_id]
-                handled = [*handled, update_id][-window:]
-                conn.execute(update(user_progress).where(user_progress.c.user_id == user_id)
-                             .values(handled_updates=handled))
+                remember_update(conn, user_id, update_id, window)
 
         guarded_write(self._guard, write, "record a handled update")
 
