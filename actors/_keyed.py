@@ -313,6 +313,20 @@ class KeyedActors(Generic[K, A]):
         finally:
             metrics.observe_ask(self._class_name or self.name, time.perf_counter() - started)
 
+    def published(self, key: K, message: Ask[R]) -> R | None:
+        """The reply ``key``'s actor published for ``message`` when `ask` would take it from
+        the snapshot now (key live and idle, snapshot fresh), else None; never blocks, never
+        starts an actor. Counts as an ask answered (and as use of the key), exactly like
+        `ask`'s own snapshot path. For asks whose reply is never None."""
+        started = time.perf_counter()
+        reply = self._from_snapshot(key, message)
+        if reply is _NO_SNAPSHOT:
+            return None
+        metrics.observe_ask(self._class_name or self.name, time.perf_counter() - started,
+                            from_snapshot=True)
+        result: R = reply
+        return result
+
     def tell(self, key: K, message: Message) -> None:
         """Send to ``key``'s actor without waiting. Raises `ActorDead` when the registry is
         stopped, `Quarantined` when the key is, `Overloaded` at the cap."""

@@ -32,6 +32,7 @@ from yabot.api.schemas import (
     Transfer,
     parse_body,
 )
+from yabot.api.snapshot_reads import prefetched_state
 from yabot.api.strict import single
 from yabot.domain.ledger_pages import (
     DEFAULT_LEDGER_PAGE,
@@ -137,7 +138,8 @@ class UserStateResource:
         self.rendered = RenderedViews()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        state = self._bridge.user_state(parse_user_id(user_id))
+        uid = parse_user_id(user_id)
+        state = prefetched_state(req.env, uid) or self._bridge.user_state(uid)
         body = self.rendered.get(state)
         if body is not None:
             resp.content_type = falcon.MEDIA_JSON
