@@ -260,3 +260,20 @@ def test_a_stopped_registry_answers_no_read(counters: KeyedActors[int, Counter])
     counters.stop_all()
     with pytest.raises(ActorDead):
         _total(counters)
+
+
+def test_published_gives_the_snapshot_reply_only_when_ask_would_and_never_blocks(
+    counters: KeyedActors[int, Counter], gate: Gate,
+) -> None:
+    assert counters.published(1, Total()) is None  # no live key: and none is started
+    assert counters.live_keys() == []
+    counters.ask(1, Add(), timeout=ASK)
+    assert counters.published(1, Total()) == (1, PUBLISHED)
+    assert counters.published(1, Total(times=2)) is None  # not an ask it published
+    holder = threading.Thread(target=lambda: counters.ask(1, Hold(), timeout=ASK))
+    holder.start()
+    assert gate.held.wait(scaled(DEFAULT_CEILING)), "the key is handling Hold"
+    assert counters.published(1, Total()) is None  # busy: returns at once, nothing sent
+    assert counters.status().mailbox_depth == 0
+    gate.release.set()
+    joined(holder, "the hold answered")
