@@ -21,6 +21,7 @@ from actors._errors import (
 from actors._keyed import KeyedActors, KeyedStatus, ParkedMessage
 from actors._message import Ask, Message
 from actors._metrics import Metrics, metrics
+from actors._snapshot import Snapshot
 from actors._supervisor import ChildSpec, Restart, Strategy, Supervisor, WhichChildren
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Restart",
     "RestartIntensityExceeded",
     "SelfAsk",
+    "Snapshot",
     "StartFailed",
     "Strategy",
     "Supervisor",

@@ -15,6 +15,7 @@ import structlog
 from actors._errors import StartFailed
 from actors._message import Message
 from actors._metrics import metrics
+from actors._snapshot import Snapshot
 
 log = structlog.get_logger("actors")
 
@@ -119,6 +120,13 @@ class Actor(pykka.ThreadingActor):
 
     def post_stop(self) -> None:
         """Run on the actor's thread after the last message, whether it stopped or failed."""
+
+    def snapshot(self) -> Snapshot | None:
+        """Keyed actors only: the replies this actor would give now to some asks, which its
+        registry may hand to readers while the key is idle (see `Snapshot`). Called on the
+        worker after every message, so keep it cheap; None (the default) publishes nothing.
+        """
+        return None
 
     def handle(self, message: Any) -> Any:
         """Handle one message; the return value is the reply to an ask."""

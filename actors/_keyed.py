@@ -43,6 +43,7 @@ from actors._errors import (
 from actors._futex import use_global_futex_hash
 from actors._message import Ask, Message
 from actors._metrics import metrics
+from actors._snapshot import Snapshot
 from actors._supervisor import ChildSpec, Restart
 
 log = structlog.get_logger("actors.keyed")
@@ -63,6 +64,7 @@ DEFAULT_WORKERS = 32
 DEFAULT_BATCH = 16
 
 _STOP = object()  # in a mailbox: passivate the cell's actor here
+_NO_SNAPSHOT = object()  # `_from_snapshot`: the ask must go through the mailbox
 _POISON_MEMORY = 16  # failed messages remembered per key
 _TROUBLED_MEMORY = 10_000  # released keys whose failures are remembered for their next cell
 
@@ -96,8 +98,8 @@ class _Cell:
     workers ever run it; the mailbox itself is a deque, safe to append and pop across threads.
     """
 
-    __slots__ = ("actor", "failures", "key", "last_handled", "last_sent", "mailbox", "poison",
-                 "restarting", "scheduled", "stopping")
+    __slots__ = ("actor", "failures", "fresh_until", "key", "last_handled", "last_sent",
+                 "mailbox", "poison", "restarting", "scheduled", "snapshot", "stopping")
 
     def __init__(self, key: Any, now: float) -> None:
         self.key = key
@@ -110,6 +112,8 @@ class _Cell:
         self.failures: deque[float] | None = None  # this key's recent failures
         self.poison: dict[str, tuple[int, float]] | None = None  # message -> times, last
         self.restarting = False  # the last incarnation failed: the next one is a restart
+        self.snapshot: Snapshot | None = None  # what the actor published after its last message
+        self.fresh_until = float("-inf")  # registry clock
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,12 @@ class KeyedActors(Generic[K, A]):
       message get `Quarantined`, other keys are untouched. A message equal to one that already
       failed its key ``poison_after`` times is parked (`Parked` to the asker, counted in
       metrics, listed by `parked`) instead of handled again.
+    - Snapshots: an actor may publish the replies it would give to some asks (`Snapshot`,
+      from `Actor.snapshot`, taken after each message before its reply is released). An
+      equal ask for a live key that is idle — empty mailbox, no message being handled — and
+      whose snapshot is fresh is answered from it in the asker's thread; any other ask takes
+      the mailbox as usual. So an ask still sees every message sent before it, and every
+      reply released before it; passivation, failure and stop drop the snapshot.
     - Systemic failure: more than ``max_failures`` *distinct keys* failing within ``period``
       seconds is reported to ``on_intensity_exceeded`` (the keeper actor then fails and its
       supervisor decides), as OTP's restart intensity. One key failing in a loop counts once,
@@ -258,6 +268,11 @@ class KeyedActors(Generic[K, A]):
         """
         started = time.perf_counter()
         self._refuse_self_ask(key, message)
+        published = self._from_snapshot(key, message)
+        if published is not _NO_SNAPSHOT:
+            metrics.observe_ask(self._class_name or self.name, time.perf_counter() - started,
+                                from_snapshot=True)
+            return published  # type: ignore[no-any-return]  # the actor's reply to `message`
         reply = _SyncReply()
         try:
             self._post(key, message, reply.set, contextvars.copy_context(), wait=True)
@@ -276,6 +291,11 @@ class KeyedActors(Generic[K, A]):
         for room at the cap, which is rare, runs on the loop's default executor)."""
         started = time.perf_counter()
         self._refuse_self_ask(key, message)
+        published = self._from_snapshot(key, message)
+        if published is not _NO_SNAPSHOT:
+            metrics.observe_ask(self._class_name or self.name, time.perf_counter() - started,
+                                from_snapshot=True)
+            return published  # type: ignore[no-any-return]  # the actor's reply to `message`
         loop = asyncio.get_running_loop()
         reply, deliver = reply_on_loop(loop)
         context = contextvars.copy_context()
@@ -293,6 +313,20 @@ class KeyedActors(Generic[K, A]):
         finally:
             metrics.observe_ask(self._class_name or self.name, time.perf_counter() - started)
 
+    def published(self, key: K, message: Ask[R]) -> R | None:
+        """The reply ``key``'s actor published for ``message`` when `ask` would take it from
+        the snapshot now (key live and idle, snapshot fresh), else None; never blocks, never
+        starts an actor. Counts as an ask answered (and as use of the key), exactly like
+        `ask`'s own snapshot path. For asks whose reply is never None."""
+        started = time.perf_counter()
+        reply = self._from_snapshot(key, message)
+        if reply is _NO_SNAPSHOT:
+            return None
+        metrics.observe_ask(self._class_name or self.name, time.perf_counter() - started,
+                            from_snapshot=True)
+        result: R = reply
+        return result
+
     def tell(self, key: K, message: Message) -> None:
         """Send to ``key``'s actor without waiting. Raises `ActorDead` when the registry is
         stopped, `Quarantined` when the key is, `Overloaded` at the cap."""
@@ -301,6 +335,27 @@ class KeyedActors(Generic[K, A]):
     def _refuse_self_ask(self, key: K, message: Message) -> None:
         if getattr(_running, "registry", None) is self and _running.key == key:
             raise SelfAsk(f"{self.name}[{key!r}] asked itself {type(message).__name__}")
+
+    def _from_snapshot(self, key: K, message: Message) -> Any:
+        """The reply ``key``'s actor published for ``message``, if the key is idle and its
+        snapshot fresh; else `_NO_SNAPSHOT`. Under the lock that `_post` takes, so the answer
+        is the actor's state either before or after any message sent concurrently, and the
+        read counts as use (it keeps the key from passivation and eviction, as an ask would).
+        """
+        with self._cond:
+            cell = self._cells.get(key)
+            # ``scheduled`` is set with the first message in the mailbox and cleared only
+            # once the mailbox is empty and no worker runs the cell: not scheduled = idle.
+            if cell is None or cell.scheduled or cell.snapshot is None or self._closed:
+                return _NO_SNAPSHOT
+            now = self._clock()
+            if now >= cell.fresh_until:
+                return _NO_SNAPSHOT
+            reply = cell.snapshot.replies.get(message, _NO_SNAPSHOT)
+            if reply is not _NO_SNAPSHOT:
+                cell.last_sent = now
+                self._cells.move_to_end(key)
+            return reply
 
     def _post(self, key: K, message: Message, reply: Reply | None,
               context: contextvars.Context, *, wait: bool) -> bool:
@@ -498,6 +553,7 @@ class KeyedActors(Generic[K, A]):
     def _drop(self, cell: _Cell, count_stop: bool = True) -> str | None:
         """Forget an idle cell whose actor has nothing to run on stop; the actor's class."""
         actor, cell.actor = cell.actor, None
+        cell.snapshot = None
         if cell.failures or cell.poison:
             self._remember(cell)
         if actor is None:
@@ -574,6 +630,7 @@ class KeyedActors(Generic[K, A]):
             result = context.run(actor.handle, message)
         except BaseException as exc:  # SystemExit from a handler too: on a worker it would
             # end the worker and strand the key; here it is the key's failure like any other
+            self._publish(cell, actor)
             if reply is not None:
                 reply(None, exc if isinstance(exc, Exception)
                       else ActorError(f"{self.name}[{cell.key!r}] raised {exc!r}"))
@@ -584,9 +641,22 @@ class KeyedActors(Generic[K, A]):
         finally:
             cell.last_handled = self._clock()
             metrics.handled(actor._class_name)
+        self._publish(cell, actor)
         if reply is not None:
             reply(result, None)
         return True
+
+    def _publish(self, cell: _Cell, actor: Actor) -> None:
+        """Take the actor's snapshot after a message, before the message's reply is released
+        (so an ask sent after the reply reads this snapshot or a later one)."""
+        try:
+            snapshot = actor.snapshot()
+        except Exception:
+            log.exception("keyed actor's snapshot failed", registry=self.name, key=cell.key)
+            snapshot = None
+        if snapshot is not None:
+            cell.fresh_until = self._clock() + snapshot.fresh_for
+        cell.snapshot = snapshot
 
     def _activate(self, cell: _Cell) -> Actor:
         key = cell.key
@@ -607,6 +677,7 @@ class KeyedActors(Generic[K, A]):
 
     def _deactivate(self, cell: _Cell, failure: BaseException | None) -> None:
         actor, cell.actor = cell.actor, None
+        cell.snapshot = None
         if actor is None:
             return
         name = actor._class_name

@@ -31,6 +31,7 @@ class _ClassStats:
     started: int = 0
     stopped: int = 0
     parked: int = 0
+    snapshot_replies: int = 0
     ask_count: int = 0
     ask_sum: float = 0.0
     ask_buckets: list[int] = field(default_factory=lambda: [0] * len(ASK_LATENCY_BUCKETS))
@@ -87,10 +88,13 @@ class Metrics:
         with self._lock:
             self._stats[actor_class].stopped += count
 
-    def observe_ask(self, actor_class: str, seconds: float) -> None:
+    def observe_ask(self, actor_class: str, seconds: float, from_snapshot: bool = False) -> None:
+        """One ask answered in ``seconds``; ``from_snapshot``: by a keyed actor's `Snapshot`,
+        without reaching its mailbox."""
         index = bisect.bisect_left(ASK_LATENCY_BUCKETS, seconds)
         with self._lock:
             stats = self._stats[actor_class]
+            stats.snapshot_replies += from_snapshot
             stats.ask_count += 1
             stats.ask_sum += seconds
             if index < len(ASK_LATENCY_BUCKETS):
@@ -111,6 +115,7 @@ class Metrics:
                 "failures": s.failures,
                 "restarts": s.restarts,
                 "parked": s.parked,
+                "snapshot_replies": s.snapshot_replies,
                 "live": s.started - s.stopped,
                 "mailbox_depth": 0,
                 "quarantined": 0,
@@ -144,6 +149,8 @@ class Metrics:
             ("failures", "counter", "Actor failures (an actor died of an exception)"),
             ("restarts", "counter", "Restarts performed by supervisors"),
             ("parked", "counter", "Poison messages set aside instead of handled"),
+            ("snapshot_replies", "counter",
+             "Asks answered from a keyed actor's snapshot, without its mailbox"),
             ("live", "gauge", "Live actors"),
             ("mailbox_depth", "gauge", "Messages waiting in mailboxes"),
             ("quarantined", "gauge", "Keys refused for failing too often"),
@@ -167,14 +174,15 @@ class Metrics:
 
 def _copy(s: _ClassStats) -> _ClassStats:
     return _ClassStats(
-        s.handled, s.failures, s.restarts, s.started, s.stopped, s.parked, s.ask_count,
-        s.ask_sum, list(s.ask_buckets),
+        s.handled, s.failures, s.restarts, s.started, s.stopped, s.parked, s.snapshot_replies,
+        s.ask_count, s.ask_sum, list(s.ask_buckets),
     )
 
 
 def _empty() -> dict[str, Any]:
     return {
-        "handled": 0, "failures": 0, "restarts": 0, "parked": 0, "live": 0, "mailbox_depth": 0,
+        "handled": 0, "failures": 0, "restarts": 0, "parked": 0, "snapshot_replies": 0, "live": 0,
+        "mailbox_depth": 0,
         "quarantined": 0, "ask_latency": {"count": 0, "sum": 0.0, "buckets": {}},
     }
 

@@ -31,6 +31,7 @@ from yabot.api.app import create_app
 from yabot.api.asgi import BufferedWsgi
 from yabot.api.bridge import ApiBridge
 from yabot.api.problems import PROBLEM_JSON
+from yabot.api.snapshot_reads import StateReadsInline
 from yabot.bot.counters import telegram_counters
 from yabot.events.counters import event_counters
 from yabot.health import ComponentHealth, HealthStatus
@@ -210,6 +211,8 @@ def post_worker_init(worker: Any) -> None:
     application.bind(settings, runtime)
     asgi_application.configure(settings.api.threads, _largest_body(settings),
                                settings.api.read_timeout)
+    if settings.redis.url is None:  # the rate limit is in this process: nothing blocks
+        asgi_application.inline = StateReadsInline(runtime.sessions, runtime.router)
     # gunicorn installed its own handlers in init_signals, before this hook runs.
     loop = getattr(worker, "loop", None)
     if isinstance(loop, asyncio.AbstractEventLoop):  # the asgi worker: its loop's handler

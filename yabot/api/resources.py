@@ -4,6 +4,8 @@ JSON. ``policy`` declares who may call each (`yabot.api.policy`, checked by `Req
 from __future__ import annotations
 
 import re
+import weakref
+from typing import Any
 
 import falcon
 from pydantic import TypeAdapter, ValidationError
@@ -30,6 +32,7 @@ from yabot.api.schemas import (
     Transfer,
     parse_body,
 )
+from yabot.api.snapshot_reads import prefetched_state
 from yabot.api.strict import single
 from yabot.domain.ledger_pages import (
     DEFAULT_LEDGER_PAGE,
@@ -96,6 +99,35 @@ class Liveness:
         resp.media = {"status": "pass"}
 
 
+class RenderedViews:
+    """The JSON body of each view object answered, kept while that object lives.
+
+    An idle session answers every read with the one immutable `UserState` it published
+    (`actors.Snapshot`) until the user changes, so its body is rendered once rather than per
+    request. Entries are keyed by identity, checked through a weak reference (a new object
+    never gets an old body), and leave when their view is collected. Thread-safe: plain dict
+    operations, each atomic.
+    """
+
+    def __init__(self) -> None:
+        self._bodies: dict[int, tuple[weakref.ref[Any], bytes]] = {}
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(self, view: object) -> bytes | None:
+        entry = self._bodies.get(id(view))
+        if entry is not None and entry[0]() is view:
+            return entry[1]
+        return None
+
+    def put(self, view: object, body: bytes) -> None:
+        key = id(view)
+        bodies = self._bodies
+        # The callback runs when the view dies, before its id can be reused.
+        bodies[key] = (weakref.ref(view, lambda _dead: bodies.pop(key, None)), body)
+
+
 class UserStateResource:
     """``GET /user/{user_id}/state``: the user's merged state (`GetState`)."""
 
@@ -103,10 +135,20 @@ class UserStateResource:
 
     def __init__(self, bridge: ApiBridge) -> None:
         self._bridge = bridge
+        self.rendered = RenderedViews()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        state = self._bridge.user_state(parse_user_id(user_id))
+        uid = parse_user_id(user_id)
+        state = prefetched_state(req.env, uid) or self._bridge.user_state(uid)
+        body = self.rendered.get(state)
+        if body is not None:
+            resp.content_type = falcon.MEDIA_JSON
+            resp.data = body
+            return
         resp.media = UserStateResponse.of(state).model_dump(mode="json")
+        body = resp.render_body()
+        if body is not None:
+            self.rendered.put(state, body)
 
 
 class PreferencesResource:

@@ -44,6 +44,16 @@ class Subscription(BaseModel):
         return self.status is SubscriptionStatus.ACTIVE and self.starts_at <= moment < self.ends_at
 
 
+def next_change(subscription: Subscription | None, moment: datetime) -> datetime | None:
+    """The first instant after ``moment`` at which what ``subscription`` means (VIP or not,
+    expired or not) may change: its start or its end, whichever is still ahead; None when
+    both are past (or there is none), so what it means at ``moment`` holds for good."""
+    if subscription is None:
+        return None
+    ahead = [at for at in (subscription.starts_at, subscription.ends_at) if at > moment]
+    return min(ahead, default=None)
+
+
 def status_at(subscription: Subscription, moment: datetime) -> SubscriptionStatus:
     """The status ``subscription`` has at ``moment``: an active one whose end has passed is
     expired, whether or not anything has marked it so."""

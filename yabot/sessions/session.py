@@ -9,12 +9,12 @@ from typing import Any
 
 import structlog
 
-from actors import Actor, Message
+from actors import Actor, Message, Snapshot
 from yabot.coordinator.client import Coordination, InlineCoordination
 from yabot.coordinator.messages import ProcessTransaction, ProcessUserInteraction
 from yabot.domain.payments import StarOffer
-from yabot.domain.subscriptions import Subscription, SubscriptionStatus
-from yabot.domain.users import Language, UserDocument
+from yabot.domain.subscriptions import Subscription, SubscriptionStatus, next_change
+from yabot.domain.users import Language, UserDocument, utcnow
 from yabot.errors import StaleChoice, TimedOut, UserNotFound
 from yabot.events import drafts as draft
 from yabot.events.counters import event_counters
@@ -194,9 +194,30 @@ class UserSession(Actor):
         self._profile_checked = False
         self._context: UserContext | None = None
         self._context_read_at = 0.0
+        self._replies: tuple[UserContext, dict[Message, Any]] | None = None  # see `snapshot`
 
     def _progress(self) -> UserProgress:
         return self._services.stores.documents.progress
+
+    def snapshot(self) -> Snapshot | None:
+        """`GetState`'s reply, for as long as this session would serve it from the context it
+        holds (see above): then the registry answers readers of an idle session without a
+        trip through its mailbox (`actors.Snapshot`). Anything that drops the context (a
+        change, `Relinquish`, the read growing old, the subscription starting or ending)
+        ends it: the next `GetState` is handled here again."""
+        context = self._context
+        if context is None:
+            return None
+        fresh_for = self._context_read_at + self._services.state_max_age - time.monotonic()
+        now = utcnow()
+        change = next_change(context.subscription, now)
+        if change is not None:
+            fresh_for = min(fresh_for, (change - now).total_seconds())
+        if fresh_for <= 0:
+            return None
+        if self._replies is None or self._replies[0] is not context:
+            self._replies = (context, {GetState(): state_from_context(context)})
+        return Snapshot(self._replies[1], fresh_for)
 
     def handle(self, message: Any) -> Any:
         if not isinstance(message, _READS_ONLY):
