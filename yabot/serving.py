@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import importlib
 import mmap
 import os
 import signal
@@ -284,11 +283,6 @@ def on_starting(server: Any) -> None:
     settings = _master_settings or load_settings()
     if _workers_need_redis(int(getattr(server.cfg, "workers", 1) or 1), settings):
         raise SystemExit(int(ExitCode.CONFIGURATION))
-    if settings.bot.token is not None:
-        # The bot's modules (aiogram builds hundreds of models: seconds of CPU) imported once,
-        # here, before any worker forks: every worker, and every one gunicorn forks again after
-        # one died, starts with them built instead of building them while it holds partitions.
-        importlib.import_module("yabot.bot.runner")
 
 
 # A worker exiting with gunicorn's WORKER_BOOT_ERROR makes the arbiter halt with that code
