@@ -4,10 +4,10 @@ port and waited for until ready, while updates keep arriving at all three. After
 update answered 200 was handled exactly once, and each chat's replies are in the order its
 updates were sent.
 
-The load pauses only while a restarted master imports the application and the bot (from the
-old master's exit until the new one listens): nothing of the cluster's ownership changes then —
+The load pauses only while a restarted master imports the application (from the old
+master's exit until the new one listens): nothing of the cluster's ownership changes then —
 the old owner's partitions were already taken over under load, and the new master has no
-worker yet — while the load, as fast as the cluster answers, would starve those imports of the
+worker yet — while the load, as fast as the cluster answers, would starve that import of the
 CPU for tens of seconds on two cores. The stop, the takeover, the rebalance onto the new
 worker and its bot's start all happen under load."""
 
