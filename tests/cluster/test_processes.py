@@ -26,7 +26,7 @@ from tests.support.postgres import postgres_schema
 from tests.support.processes import clean_env
 from tests.support.redis_server import redis_prefix
 from tests.support.settings import TEST_JWT_SECRET
-from tests.support.waiting import eventually, scaled
+from tests.support.waiting import START_CEILING, eventually, scaled
 from yabot.api.auth import mint_token
 from yabot.intake import partition_of
 from yabot.settings import JwtSettings, load_settings
@@ -131,7 +131,7 @@ def test_gunicorn_with_three_workers_shares_the_partitions_among_them(
     node = Node({**cluster.env, "TELEGRAM_API_URL": fake_telegram.url}, cluster.tmp_path,
                 "workers", gunicorn=True, webhook_secret=WEBHOOK_SECRET, args=("-w", "3"))
     cluster.nodes.append(node)
-    eventually(node.ready, "gunicorn -w 3 serves", 90)
+    eventually(node.ready, "gunicorn -w 3 serves", START_CEILING)
 
     def three_owners() -> bool:
         owners = cluster.owners()

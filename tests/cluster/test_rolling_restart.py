@@ -2,7 +2,14 @@
 webhook load: each master in turn is stopped with SIGTERM, waited for, started again on its
 port and waited for until ready, while updates keep arriving at all three. Afterwards every
 update answered 200 was handled exactly once, and each chat's replies are in the order its
-updates were sent."""
+updates were sent.
+
+The load pauses only while a restarted master imports the application (from the old
+master's exit until the new one listens): nothing of the cluster's ownership changes then —
+the old owner's partitions were already taken over under load, and the new master has no
+worker yet — while the load, as fast as the cluster answers, would starve that import of the
+CPU for tens of seconds on two cores. The stop, the takeover, the rebalance onto the new
+worker and its bot's start all happen under load."""
 
 from __future__ import annotations
 
@@ -16,7 +23,8 @@ import pytest
 from tests.bot.updates import message
 from tests.support.cluster import Cluster, replied_to
 from tests.support.fake_telegram import FakeTelegram
-from tests.support.waiting import eventually
+from tests.support.nodes import Node
+from tests.support.waiting import START_CEILING, eventually, wait_for_event
 
 #: Three masters start, and each restarts, on a 2-core machine.
 pytestmark = pytest.mark.timeout(900)
@@ -40,6 +48,8 @@ def test_a_rolling_restart_loses_nothing_and_keeps_every_chat_in_order(
     accepted: dict[int, list[int]] = {user: [] for user in USERS}
     refused = {"count": 0}
     finished = threading.Event()
+    loading = threading.Event()  # clear while a restarted master imports the application
+    loading.set()
 
     def deliver(update: dict[str, Any], first: int) -> bool:
         """One round over the masters, starting at ``first`` (round-robin, as a load
@@ -65,6 +75,8 @@ def test_a_rolling_restart_loses_nothing_and_keeps_every_chat_in_order(
         for n in range(MOST):
             update = message(user, f"note {n}", update_id=user * 10_000 + n,
                              message_id=user * 10_000 + n)
+            wait_for_event(loading, "the load resumes after a master's start",
+                           START_CEILING)
             if finished.is_set():
                 return
             assert fake_telegram.wait_for(partial(caught_up, user, n - IN_FLIGHT)), \
@@ -77,12 +89,23 @@ def test_a_rolling_restart_loses_nothing_and_keeps_every_chat_in_order(
     def replies() -> int:
         return sum(fake_telegram.sent_count(user) for user in USERS)
 
+    def importing(node: Node) -> None:
+        """The load pauses until ``node``'s master has imported the application and listens
+        (see the module's docstring); its worker, which takes partitions over, starts under
+        load."""
+        loading.clear()
+        try:
+            eventually(lambda: "Listening at" in node.log() or node.process.poll() is not None,
+                       f"{node.name} starts", START_CEILING)
+        finally:
+            loading.set()
+
     with ThreadPoolExecutor(max_workers=len(USERS)) as pool:
         sending = [pool.submit(send, user) for user in USERS]
         try:
             eventually(lambda: replies() >= PROGRESS, "the load is handled", 120)
             for index in range(3):
-                cluster.restart(cluster.nodes[index], fake_telegram)
+                cluster.restart(cluster.nodes[index], fake_telegram, importing)
                 mark = replies()
                 eventually(lambda: cluster.settled(list(cluster.nodes)),
                            f"fair shares again after restarting node{index}", 120)
@@ -90,6 +113,7 @@ def test_a_rolling_restart_loses_nothing_and_keeps_every_chat_in_order(
                            f"the load goes on after restarting node{index}", 120)
         finally:
             finished.set()
+            loading.set()
         for future in sending:
             future.result()
 

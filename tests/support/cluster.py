@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.nodes import Node
 from tests.support.settings import TEST_JWT_SECRET
-from tests.support.waiting import STOP_CEILING, eventually, scaled
+from tests.support.waiting import START_CEILING, STOP_CEILING, eventually, scaled
 
 PARTITIONS = 8
 LEASE_TTL, LEASE_RENEW, LEASE_MARGIN = 3.0, 0.5, 0.5
@@ -54,13 +55,15 @@ class Cluster:
                       webhook_secret=WEBHOOK_SECRET) for n, fake in enumerate(fakes)]
         self.nodes += nodes
         for node in nodes:
-            eventually(node.ready, f"{node.name} serves", 90)
+            eventually(node.ready, f"{node.name} serves", START_CEILING)
         return nodes
 
-    def restart(self, node: Node, fake: FakeTelegram) -> Node:
+    def restart(self, node: Node, fake: FakeTelegram,
+                while_starting: Callable[[Node], object] = lambda _node: None) -> Node:
         """A rolling restart's step for one host: SIGTERM to the gunicorn master (as a
         process manager stops it), wait for it to exit by itself, start it again on the same
-        port, wait until it is ready. The new `Node` replaces ``node`` in `nodes`."""
+        port, call ``while_starting`` with the new `Node`, wait until it is ready. The new
+        `Node` replaces ``node`` in `nodes`."""
         node.process.send_signal(signal.SIGTERM)
         exit_code = node.process.wait(scaled(STOP_CEILING))
         assert exit_code == 0, f"{node.name} exited with {exit_code}:\n{node.log()}"
@@ -68,7 +71,8 @@ class Cluster:
                      f"{node.name}r", gunicorn=True, webhook_secret=WEBHOOK_SECRET,
                      port=node.port)
         self.nodes[self.nodes.index(node)] = again
-        eventually(again.ready, f"{again.name} serves again", 90)
+        while_starting(again)
+        eventually(again.ready, f"{again.name} serves again", START_CEILING)
         return again
 
     def owners(self) -> dict[int, str]:

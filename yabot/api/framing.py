@@ -73,6 +73,27 @@ def answer_after_half_close(protocol: Any) -> bool | None:
     return True
 
 
+def close_transport(protocol: Any) -> None:
+    """``_close_transport`` for gunicorn's ``asgi`` protocol that always closes the transport.
+
+    gunicorn's own calls ``write_eof()`` and ``close()`` in one ``try``: when the peer has
+    already reset the connection (a client that sent its request and closed at once, answered
+    thanks to `answer_after_half_close`), ``shutdown(SHUT_WR)`` fails with ENOTCONN, ``close()``
+    is skipped and asyncio never reports the connection lost. The worker then counts it as
+    open for ever: its graceful stop waits the whole ``graceful_timeout`` for it and the master
+    SIGKILLs it, so the actor tree never stops cleanly."""
+    transport = protocol.transport
+    if transport is None or protocol._closed:
+        return
+    protocol._closed = True
+    try:
+        if transport.can_write_eof():
+            transport.write_eof()
+    except OSError:
+        pass  # the peer is gone: nothing more can be sent, and close() below still runs
+    transport.close()
+
+
 def _time_out_headers(protocol: Any) -> None:
     """The first request's head is still incomplete at its deadline: 408, then close. (Later
     requests on a kept-alive connection have gunicorn's keep-alive timer.)"""
@@ -84,7 +105,8 @@ def _time_out_headers(protocol: Any) -> None:
 
 def install(header_timeout: float | None = None) -> None:
     """Make this process's gunicorn answer its own errors with `write_problem` (sync workers)
-    and `send_problem` (the ``asgi`` worker). With ``header_timeout``, the ``asgi`` worker
+    and `send_problem` (the ``asgi`` worker), answer half-closed clients and always close a
+    finished connection (`close_transport`). With ``header_timeout``, the ``asgi`` worker
     answers 408 and closes a connection whose first request's head has not arrived within
     that many seconds (gunicorn has no such deadline of its own). Call it in the worker
     (gunicorn looks these up at each connection and each error)."""
@@ -95,6 +117,7 @@ def install(header_timeout: float | None = None) -> None:
     util.write_error = patched
     ASGIProtocol._send_error_response = send_problem
     ASGIProtocol.eof_received = answer_after_half_close
+    ASGIProtocol._close_transport = close_transport
     if header_timeout is not None:
         original = getattr(ASGIProtocol.connection_made, "__wrapped__",
                            ASGIProtocol.connection_made)
