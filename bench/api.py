@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.report import Check, Measurement, Report
+from bench.report import Check, Measurement, Report, cpu_seconds, thread_cpu_seconds
 from yabot.api.policy import PUBLIC
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,8 +112,12 @@ async def _connection(
 
 
 async def _load(
-    port: int, path: str, token: str, seconds: float, warmup: float, users: int
+    port: int, path: str, token: str, seconds: float, warmup: float, users: int,
+    watch: list[int] | None = None,
 ) -> dict[str, Any]:
+    """Closed-loop load for ``seconds`` after ``warmup`` (``seconds`` 0: a sweep, every user
+    once); the CPU used meanwhile by this process and the processes of ``watch``."""
+    watch = watch or []
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
     if "{user_id}" in path:
         def next_request() -> bytes:
@@ -139,18 +143,43 @@ async def _load(
     started = time.perf_counter()
     warm_until = started + warmup
     stop_at = warm_until + seconds if seconds else float("inf")
-    await asyncio.gather(*(
+    connections = asyncio.gather(*(
         _connection(port, next_request, stop_at, warm_until, samples, errors)
         for _ in range(CONNECTIONS)
     ))
+    cpu: dict[str, Any] = {}
+    if seconds:
+        await asyncio.gather(connections, _sample_cpu(watch, warmup, seconds, cpu))
+    else:
+        await connections
     return {"seconds": seconds or time.perf_counter() - started, "latencies": samples,
-            "errors": errors}
+            "errors": errors, "cpu": cpu}
+
+
+async def _sample_cpu(watch: list[int], warmup: float, seconds: float,
+                      into: dict[str, Any]) -> None:
+    """CPU seconds used during the measured window (after the warm-up) by this process
+    (``client``) and by each process of ``watch`` (``servers``: pid -> seconds; ``threads``:
+    pid -> each thread's seconds, busiest first)."""
+    await asyncio.sleep(warmup)
+    client = time.process_time()
+    servers = {pid: (cpu_seconds(pid), thread_cpu_seconds(pid)) for pid in watch}
+    await asyncio.sleep(seconds)
+    into["client"] = time.process_time() - client
+    into["servers"], into["threads"] = {}, {}
+    for pid, (total, threads) in servers.items():
+        # The process's own total counts threads that ended meanwhile; the threads' do not.
+        into["servers"][pid] = round(cpu_seconds(pid) - total, 3)
+        after = thread_cpu_seconds(pid)
+        used = sorted((after[t] - threads.get(t, 0.0) for t in after), reverse=True)
+        into["threads"][pid] = [round(u, 3) for u in used if u > 0]
 
 
 def load(argv: list[str]) -> None:
     port, path, token = int(argv[0]), argv[1], argv[2]
     seconds, warmup, users = float(argv[3]), float(argv[4]), int(argv[5])
-    result = asyncio.run(_load(port, path, token, seconds, warmup, users))
+    watch = [int(pid) for pid in argv[6].split(",") if pid] if len(argv) > 6 else []
+    result = asyncio.run(_load(port, path, token, seconds, warmup, users, watch))
     json.dump(result, sys.stdout)
 
 
@@ -225,10 +254,12 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def _run_load(env: dict[str, str], port: int, path: str, token: str, seconds: float,
-              warmup: float, users: int) -> dict[str, Any]:
+              warmup: float, users: int, watch: list[int] | None = None) -> dict[str, Any]:
+    """The load generator in a process of its own; ``watch``: the pids whose CPU time it
+    reads at the start and end of the measured window (after the warm-up)."""
     output = subprocess.run(
         [sys.executable, "-m", "bench.api", "load", str(port), path, token, str(seconds),
-         str(warmup), str(users)],
+         str(warmup), str(users), ",".join(str(pid) for pid in watch or [])],
         env=env, cwd=REPO, capture_output=True, check=True,
         timeout=seconds + warmup + 60 if seconds else 60 + users / 50,  # a sweep: >= 50/s
     )

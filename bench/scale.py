@@ -38,7 +38,15 @@ import redis
 
 from actors import Ask
 from bench import api
-from bench.report import Check, Measurement, Report, interleaved, latencies_us, summarise
+from bench.report import (
+    Check,
+    Measurement,
+    Report,
+    children_of,
+    interleaved,
+    latencies_us,
+    summarise,
+)
 from tests.support.postgres import postgres_schema
 from yabot.cluster.forwarding import AskForwarder, AskServer
 from yabot.intake import IntakeEntry
@@ -203,7 +211,10 @@ def _state_route(database_url: str, workers: int, users: int, seconds: float,
                 ).stdout.strip()
                 path = "/user/{user_id}/state"
                 api._run_load(env, port, path, token, 0, 0, users)  # every session live
-                result = api._run_load(env, port, path, token, seconds, warmup, users)
+                gunicorn = [server.pid, *children_of(server.pid)]
+                redis_pid = _local_redis_pid(client)
+                result = api._run_load(env, port, path, token, seconds, warmup, users,
+                                       gunicorn + ([redis_pid] if redis_pid else []))
             finally:
                 server.terminate()
                 server.wait(60)
@@ -213,7 +224,40 @@ def _state_route(database_url: str, workers: int, users: int, seconds: float,
             client.delete(key)
         client.close()
     noun = "worker" if workers == 1 else "workers"
-    return api._measurement(f"GET /user/{{id}}/state, {workers} gunicorn {noun}", result)
+    measurement = api._measurement(f"GET /user/{{id}}/state, {workers} gunicorn {noun}",
+                                   result)
+    measurement.extra.update(_cpu_per_request(result, gunicorn, redis_pid))
+    return measurement
+
+
+def _cpu_per_request(result: dict[str, Any], gunicorn: list[int],
+                     redis_pid: int | None) -> dict[str, Any]:
+    """CPU per request in the measured window: the gunicorn master and workers together
+    (``server``), the load generator (``client``), Redis (every request counts its rate limit
+    there; shared with whatever else uses that Redis); the cores the server kept busy; each
+    process's busiest threads (seconds)."""
+    cpu, requests = result["cpu"], max(1, len(result["latencies"]))
+    used = {int(pid): seconds for pid, seconds in cpu["servers"].items()}
+    server = sum(used.get(pid, 0.0) for pid in gunicorn)
+    figures: dict[str, Any] = {
+        "server_cpu_us_per_request": round(server / requests * 1e6, 1),
+        "client_cpu_us_per_request": round(cpu["client"] / requests * 1e6, 1),
+        "server_cores_busy": round(server / result["seconds"], 2),
+        "client_cores_busy": round(cpu["client"] / result["seconds"], 2),
+    }
+    if redis_pid is not None and redis_pid in used:
+        figures["redis_cpu_us_per_request"] = round(used[redis_pid] / requests * 1e6, 1)
+    figures["busiest_threads_s"] = {
+        ("master" if int(pid) == gunicorn[0] else "redis" if int(pid) == redis_pid
+         else f"worker {pid}"): threads[:4]
+        for pid, threads in cpu["threads"].items()}
+    return figures
+
+
+def _local_redis_pid(client: redis.Redis) -> int | None:
+    """The Redis server's pid when it runs on this machine and its /proc is readable."""
+    pid = int(client.info("server").get("process_id", 0))
+    return pid if pid and os.path.exists(f"/proc/{pid}/stat") else None
 
 
 def _wait_owners(client: redis.Redis, prefix: str, workers: int,
