@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -68,3 +69,49 @@ def interleaved(cases: dict[str, Callable[[], object]], rounds: int, per_round: 
         for name, operation in cases.items():
             samples[name] += latencies_us(operation, per_round, warmup=20)
     return samples
+
+
+# ---- CPU time of processes, from /proc (Linux) ----------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_cpu_seconds(path: str) -> float:
+    """utime + stime of a /proc ``stat`` file, in seconds (0 when it is gone)."""
+    try:
+        with open(path) as stat:
+            # The command name (field 2) may hold spaces: split after its closing paren.
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # fields 14 and 15 of proc(5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds ``pid`` has used so far, every thread of it (user + system)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/stat")
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds each thread of ``pid`` has used so far, by thread id."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except FileNotFoundError:
+        return {}
+    return {tid: _stat_cpu_seconds(f"/proc/{pid}/task/{tid}/stat") for tid in tids}
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (gunicorn's workers, of its master)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            found.append(int(entry))
+    return sorted(found)

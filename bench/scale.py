@@ -15,7 +15,11 @@
   generator in its own process. With 2 workers half the requests reach the worker that
   does not own the user and are forwarded. Target: ≥ 1.6x req/s — on a machine with 2
   cores that the load generator (and whatever else runs) shares, so read the ratio with
-  the machine's load next to it.
+  the machine's load next to it. Alternating rounds; each case's figures are the medians
+  of its rounds: req/s, p50/p99, CPU µs per request of the gunicorn master and workers
+  (``server``), of the load generator (``client``) and of Redis, read from /proc over the
+  measured window, the cores each kept busy, and the ceilings those costs put on the
+  ratio on two cores (`_ceilings`), with the load average after each run.
   Skipped (reported) when PostgreSQL or Redis does not answer.
 """
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +43,15 @@ import redis
 
 from actors import Ask
 from bench import api
-from bench.report import Check, Measurement, Report, interleaved, latencies_us, summarise
+from bench.report import (
+    Check,
+    Measurement,
+    Report,
+    children_of,
+    interleaved,
+    latencies_us,
+    summarise,
+)
 from tests.support.postgres import postgres_schema
 from yabot.cluster.forwarding import AskForwarder, AskServer
 from yabot.intake import IntakeEntry
@@ -137,35 +150,93 @@ def _forwarding(report: Report, count: int) -> list[Measurement]:
 
 def _workers(report: Report, quick: bool) -> list[Measurement]:
     """``GET /user/{id}/state``, gunicorn with 2 workers against 1 (module docstring), in
-    alternating rounds (1, 2, 1, 2) so that the load others put on the machine drifts over
-    both alike; the ratio is of the rates summed over the rounds."""
+    alternating rounds (1, 2, 1, 2, ...) so that the load others put on the machine drifts
+    over both alike; each case's figures are the median of its rounds, and the ratio is of
+    the median rates. With them, what the machine allows (`_ceilings`)."""
     seconds, warmup, users = (4.0, 1.0, 500) if quick else (10.0, 3.0, 2_000)
-    rounds = 1 if quick else 2
+    rounds = 1 if quick else 3
     runs: dict[int, list[Measurement]] = {1: [], 2: []}
-    loads: list[float] = []
     try:
         for _ in range(rounds):
             for workers in (1, 2):
                 with postgres_schema("yabot_bench") as database_url:
-                    runs[workers].append(_state_route(database_url, workers, users, seconds,
-                                                      warmup))
-                loads.append(round(os.getloadavg()[0], 2))
+                    measured = _state_route(database_url, workers, users, seconds, warmup)
+                measured.extra["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+                runs[workers].append(measured)
     except (BenchSkipped, pytest.skip.Exception, redis.exceptions.ConnectionError) as exc:
         return [Measurement(f"state route, 2 workers vs 1: skipped ({exc})")]
-    rates = {w: [m.per_second or 0.0 for m in ms] for w, ms in runs.items()}
-    ratio = round(sum(rates[2]) / sum(rates[1]), 3)
-    last = runs[2][-1]
-    last.extra["ratio_vs_1_worker"] = ratio
-    last.extra["ratio_per_round"] = [round(b / a, 3) for a, b in zip(rates[1], rates[2],
-                                                                     strict=True)]
-    last.extra["load_average_1min_after_each_run"] = loads
-    last.extra["cpus"] = os.cpu_count()
+    one, two = _median_run(runs[1]), _median_run(runs[2])
+    ratio = round((two["per_second"] or 0.0) / (one["per_second"] or 1.0), 3)
+    summary = Measurement(
+        f"state route, 2 workers vs 1 (median of {rounds})", per_second=two["per_second"],
+        extra={
+            "req_per_s": {"1 worker": one["per_second"], "2 workers": two["per_second"]},
+            "ratio": ratio,
+            "ratio_per_round": [round((b.per_second or 0.0) / (a.per_second or 1.0), 3)
+                                for a, b in zip(runs[1], runs[2], strict=True)],
+            "p50_us": {"1 worker": one["median_us"], "2 workers": two["median_us"]},
+            "p99_us": {"1 worker": one["p99_us"], "2 workers": two["p99_us"]},
+            **{key: {"1 worker": one[key], "2 workers": two[key]} for key in _CPU_FIGURES
+               if one[key] is not None},
+            **_ceilings(one, two),
+            "cpus": os.cpu_count(),
+            "load_average_1_5_15_after_each_run": [
+                m.extra["load_average_after"] for pair in zip(runs[1], runs[2], strict=True)
+                for m in pair],
+        })
     report.checks.append(Check("state req/s, 2 workers / 1 worker", ratio, ">= 1.6",
                                ratio >= 1.6))
     failed = sum(m.extra["non_200"] for ms in runs.values() for m in ms)
     report.checks.append(Check("state requests answered 200 (1 and 2 workers)",
                                float(not failed), "== 1", not failed))
-    return [m for pair in zip(runs[1], runs[2], strict=True) for m in pair]
+    return [m for pair in zip(runs[1], runs[2], strict=True) for m in pair] + [summary]
+
+
+_CPU_FIGURES = ("server_cpu_us_per_request", "client_cpu_us_per_request",
+                "redis_cpu_us_per_request", "server_cores_busy", "client_cores_busy")
+
+
+def _median_run(runs: list[Measurement]) -> dict[str, float | None]:
+    """Each figure of a case's rounds, their median (figures a round lacks left out)."""
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return round(statistics.median(known), 2) if known else None
+
+    figures: dict[str, float | None] = {
+        "per_second": median([m.per_second for m in runs]),
+        "median_us": median([m.median_us for m in runs]),
+        "p99_us": median([m.p99_us for m in runs]),
+    }
+    for key in _CPU_FIGURES:
+        figures[key] = median([m.extra.get(key) for m in runs])
+    return figures
+
+
+def _ceilings(one: dict[str, float | None], two: dict[str, float | None]) -> dict[str, Any]:
+    """What two cores allow, from the CPU each request cost (µs; medians of the rounds).
+
+    - ``ceiling_2s_over_s_plus_c``: 2·s/(s+c) for server CPU s and load-generator CPU c per
+      request in the 1-worker case — the ratio if the 1-worker server is bound to one core
+      and two workers could have both cores, less the client's share, at the 1-worker cost.
+    - ``ceiling_with_redis``: the same with Redis's CPU per request r beside the client's:
+      2·s/(s+c+r).
+    - ``ceiling_at_2_worker_cost``: 2·s/(s2+c2+r2), with what the 2-worker case spent per
+      request (s2: both workers, the forwarding hop included): the same bound once the
+      hop's cost counts.
+    A machine shared with other work gives less than two cores: the cores each case kept
+    busy (``server_cores_busy``) say how much it got.
+    """
+    s, c = one["server_cpu_us_per_request"], one["client_cpu_us_per_request"]
+    r = one["redis_cpu_us_per_request"] or 0.0
+    s2, c2 = two["server_cpu_us_per_request"], two["client_cpu_us_per_request"]
+    r2 = two["redis_cpu_us_per_request"] or 0.0
+    if not (s and c and s2 and c2):
+        return {}
+    return {
+        "ceiling_2s_over_s_plus_c": round(2 * s / (s + c), 3),
+        "ceiling_with_redis": round(2 * s / (s + c + r), 3),
+        "ceiling_at_2_worker_cost": round(2 * s / (s2 + c2 + r2), 3),
+    }
 
 
 class BenchSkipped(Exception):
@@ -203,7 +274,10 @@ def _state_route(database_url: str, workers: int, users: int, seconds: float,
                 ).stdout.strip()
                 path = "/user/{user_id}/state"
                 api._run_load(env, port, path, token, 0, 0, users)  # every session live
-                result = api._run_load(env, port, path, token, seconds, warmup, users)
+                gunicorn = [server.pid, *children_of(server.pid)]
+                redis_pid = _local_redis_pid(client)
+                result = api._run_load(env, port, path, token, seconds, warmup, users,
+                                       gunicorn + ([redis_pid] if redis_pid else []))
             finally:
                 server.terminate()
                 server.wait(60)
@@ -213,7 +287,40 @@ def _state_route(database_url: str, workers: int, users: int, seconds: float,
             client.delete(key)
         client.close()
     noun = "worker" if workers == 1 else "workers"
-    return api._measurement(f"GET /user/{{id}}/state, {workers} gunicorn {noun}", result)
+    measurement = api._measurement(f"GET /user/{{id}}/state, {workers} gunicorn {noun}",
+                                   result)
+    measurement.extra.update(_cpu_per_request(result, gunicorn, redis_pid))
+    return measurement
+
+
+def _cpu_per_request(result: dict[str, Any], gunicorn: list[int],
+                     redis_pid: int | None) -> dict[str, Any]:
+    """CPU per request in the measured window: the gunicorn master and workers together
+    (``server``), the load generator (``client``), Redis (every request counts its rate limit
+    there; shared with whatever else uses that Redis); the cores the server kept busy; each
+    process's busiest threads (seconds)."""
+    cpu, requests = result["cpu"], max(1, len(result["latencies"]))
+    used = {int(pid): seconds for pid, seconds in cpu["servers"].items()}
+    server = sum(used.get(pid, 0.0) for pid in gunicorn)
+    figures: dict[str, Any] = {
+        "server_cpu_us_per_request": round(server / requests * 1e6, 1),
+        "client_cpu_us_per_request": round(cpu["client"] / requests * 1e6, 1),
+        "server_cores_busy": round(server / result["seconds"], 2),
+        "client_cores_busy": round(cpu["client"] / result["seconds"], 2),
+    }
+    if redis_pid is not None and redis_pid in used:
+        figures["redis_cpu_us_per_request"] = round(used[redis_pid] / requests * 1e6, 1)
+    figures["busiest_threads_s"] = {
+        ("master" if int(pid) == gunicorn[0] else "redis" if int(pid) == redis_pid
+         else f"worker {pid}"): threads[:4]
+        for pid, threads in cpu["threads"].items()}
+    return figures
+
+
+def _local_redis_pid(client: redis.Redis) -> int | None:
+    """The Redis server's pid when it runs on this machine and its /proc is readable."""
+    pid = int(client.info("server").get("process_id", 0))
+    return pid if pid and os.path.exists(f"/proc/{pid}/stat") else None
 
 
 def _wait_owners(client: redis.Redis, prefix: str, workers: int,

@@ -241,7 +241,8 @@ class Runtime:
         )
         server.start()
         ownership.address = server.address
-        self.router = AskRouter(ownership, count, AskForwarder(key))
+        self.router = AskRouter(ownership, count, AskForwarder(key),
+                                remember_for=self.settings.scale.lease_renew_interval)
 
     def _ownership(self) -> Ownership:
         scale, url = self.settings.scale, self.settings.redis.url

@@ -1,22 +1,32 @@
 """The forwarding listener in one process: signed asks answered, problems carried unchanged,
-hostile input refused, an owner that does not answer in time is a 504, an unreachable one
-a 503."""
+the correlation id carried, hostile input refused, an owner that does not answer in time is a
+504, an unreachable one a 503."""
 
 from __future__ import annotations
 
-import http.client
 import json
+import socket
+import struct
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from actors import Ask, AskTimeout
 from yabot.api.problems import Problem
-from yabot.cluster.forwarding import FORWARD_PATH, SIGNATURE_HEADER, AskForwarder, AskServer, sign
+from yabot.cluster.forwarding import (
+    MAX_FORWARD_BODY,
+    AskForwarder,
+    AskServer,
+    OwnerMoved,
+    OwnerUnreachable,
+    sign,
+)
 from yabot.domain.besitos import LedgerEntry
-from yabot.errors import Unavailable, Unprocessable, UserNotFound
+from yabot.errors import Unprocessable, UserNotFound
+from yabot.logs import bind_correlation_id
 from yabot.sessions.messages import (
     Credited,
     GetLedger,
@@ -35,6 +45,7 @@ class Owner:
 
     def __init__(self) -> None:
         self.asked: list[tuple[int, Ask[Any]]] = []
+        self.correlation_ids: list[object] = []
         self.told: list[tuple[int, Any]] = []
         self.owns = True
         self.raise_: Exception | None = None
@@ -44,6 +55,8 @@ class Owner:
     def ask(self, user_id: int, message: Ask[Any]) -> Any:
         self.release.wait(10)
         self.asked.append((user_id, message))
+        self.correlation_ids.append(
+            structlog.contextvars.get_contextvars().get("correlation_id"))
         if self.raise_ is not None:
             raise self.raise_
         if isinstance(message, GetLedger):
@@ -62,12 +75,25 @@ def owner() -> Iterator[tuple[Owner, AskServer]]:
     server.stop()
 
 
-def post_raw(server: AskServer, body: bytes, signature: str) -> tuple[int, dict[str, Any]]:
+def exchange_raw(server: AskServer, data: bytes) -> dict[str, Any] | None:
+    """Send ``data`` as it is; the listener's reply frame, or None when it closed without
+    one."""
     host, port = server.address.rsplit(":", 1)
-    connection = http.client.HTTPConnection(host, int(port), timeout=5)
-    connection.request("POST", FORWARD_PATH, body=body, headers={SIGNATURE_HEADER: signature})
-    response = connection.getresponse()
-    return response.status, json.loads(response.read())
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65_536):
+            received += chunk
+            if len(received) >= 4 and len(received) >= 4 + struct.unpack("!I", received[:4])[0]:
+                break
+    if not received:
+        return None
+    answer: dict[str, Any] = json.loads(received[4:])
+    return answer
+
+
+def signed_frame(body: bytes, signature: str) -> bytes:
+    return struct.pack("!I", len(signature) + len(body)) + signature.encode() + body
 
 
 def test_a_forwarded_ask_is_answered_with_the_owners_reply(owner: tuple[Owner, AskServer]
@@ -106,10 +132,41 @@ def test_a_process_that_no_longer_owns_the_user_answers_503_and_runs_nothing(
 ) -> None:
     recorded, server = owner
     recorded.owns = False
-    with pytest.raises(Problem) as raised:
+    with pytest.raises(OwnerMoved) as raised:
         AskForwarder(KEY).ask(server.address, 5, GetWallet(), timeout=5)
     assert raised.value.status_code == 503
     assert recorded.asked == []
+
+
+def test_the_correlation_id_reaches_the_owner(owner: tuple[Owner, AskServer]) -> None:
+    recorded, server = owner
+    structlog.contextvars.clear_contextvars()
+    bind_correlation_id("req-42")
+    try:
+        AskForwarder(KEY).ask(server.address, 5, GetWallet(), timeout=5)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    AskForwarder(KEY).ask(server.address, 5, GetWallet(), timeout=5)
+    assert recorded.correlation_ids[0] == "req-42"
+    assert recorded.correlation_ids[1] != "req-42"
+
+
+def test_asks_from_one_thread_share_one_connection_and_survive_its_close(
+    owner: tuple[Owner, AskServer]
+) -> None:
+    """The connection is kept alive between asks; one the listener closed (here: a restart
+    of the listener's side, as `stop` does to open connections) is replaced at the next ask
+    without an error."""
+    recorded, server = owner
+    forwarder = AskForwarder(KEY)
+    for _ in range(3):
+        forwarder.ask(server.address, 5, GetWallet(), timeout=5)
+    assert len(server._connections) == 1
+    for connection in list(server._connections):
+        connection.shutdown(socket.SHUT_RDWR)
+    assert forwarder.ask(server.address, 5, GetWallet(), timeout=5) == Wallet(balance=7,
+                                                                               entries=())
+    assert len(recorded.asked) == 4
 
 
 def test_a_tell_is_delivered_to_the_owners_session(owner: tuple[Owner, AskServer]) -> None:
@@ -130,10 +187,25 @@ def test_hostile_forwarded_asks_are_refused_and_run_nothing(
     owner: tuple[Owner, AskServer], body: bytes, signature: str | None
 ) -> None:
     recorded, server = owner
-    status, _ = post_raw(server, body, sign(KEY, body) if signature is None else signature)
-    assert status in (400, 401)
+    answer = exchange_raw(server, signed_frame(
+        body, sign(KEY, body) if signature is None else signature))
+    assert answer is not None
+    assert "error" in answer
     assert recorded.asked == []
     assert recorded.told == []
+
+
+@pytest.mark.parametrize("data", [
+    b"POST /internal/ask HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",  # not a frame
+    struct.pack("!I", MAX_FORWARD_BODY + 65) + b"x" * 100,  # longer than any ask
+    struct.pack("!I", 0),
+])
+def test_bytes_that_are_not_a_forwarded_ask_are_refused(
+    owner: tuple[Owner, AskServer], data: bytes
+) -> None:
+    recorded, server = owner
+    assert exchange_raw(server, data) == {"error": "not a forwarded ask"}
+    assert recorded.asked == []
 
 
 def test_an_owner_that_does_not_answer_in_time_is_a_timeout(owner: tuple[Owner, AskServer]
@@ -145,6 +217,6 @@ def test_an_owner_that_does_not_answer_in_time_is_a_timeout(owner: tuple[Owner, 
 
 
 def test_an_unreachable_owner_is_unavailable() -> None:
-    with pytest.raises(Unavailable):
+    with pytest.raises(OwnerUnreachable):
         AskForwarder(KEY).ask("127.0.0.1:9", 5, SetPreferences.model_validate(
             {"preferences": {"language": "en"}}), timeout=1)
