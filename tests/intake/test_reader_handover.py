@@ -1,6 +1,8 @@
 """A partition given back while the reader is reading it: the reader says so (`reading`),
 so the lease is released only once that read ended and what it returned is pending in the
-log for the next owner's resume — never left for its stale sweep, after later entries."""
+log for the next owner's resume — never left for its stale sweep, after later entries.
+The same holds for the resume of a newly owned partition, and a partition lost while it was
+being resumed is resumed again when it comes back."""
 
 from __future__ import annotations
 
@@ -91,3 +93,61 @@ def test_a_partition_given_back_before_the_read_is_not_read() -> None:
     finally:
         intake.close()
         reader.stop()
+
+
+class BlockingResume(BlockingIntake):
+    """An intake whose first resume waits until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumes: list[int] = []
+        self.resuming = threading.Event()
+        self.resumed = threading.Event()
+
+    def resume(self, partition: int) -> list[Delivery]:
+        self.resumes.append(partition)
+        if len(self.resumes) == 1:
+            self.resuming.set()
+            self.resumed.wait(ASK)
+        return []
+
+    def read(self, partitions: Sequence[int], count: int, block: float) -> list[Delivery]:
+        self.reads.append(list(partitions))
+        self.closed.wait(block)
+        return []
+
+
+def test_a_partition_being_resumed_is_reported_until_the_resume_ended() -> None:
+    intake = BlockingResume()
+    reader = IntakeReader(intake, lambda: [3], lambda delivery: None, read_block=0.01,
+                          stale_after=3600)
+    reader.start()
+    try:
+        assert intake.resuming.wait(ASK)
+        # A give-back now waits: released, the next owner's resume could run before this
+        # one and leave what this one claims to its stale sweep.
+        assert reader.reading(3)
+        assert intake.reads == []  # nothing new is read before the pending entries
+        intake.resumed.set()
+        eventually(lambda: bool(intake.reads), "the read after the resume")
+    finally:
+        intake.close()
+        intake.resumed.set()
+        reader.stop()
+
+
+def test_a_partition_lost_during_its_resume_is_resumed_again_when_it_comes_back() -> None:
+    intake = BlockingResume()
+    reader = IntakeReader(intake, lambda: [3], lambda delivery: None, read_block=0.01,
+                          stale_after=3600)
+    reader.start()
+    try:
+        assert intake.resuming.wait(ASK)
+        reader.forget([3])  # lost (and taken back) while the first resume ran
+        intake.resumed.set()
+        eventually(lambda: len(intake.resumes) >= 2, "partition 3 resumed again")
+    finally:
+        intake.close()
+        intake.resumed.set()
+        reader.stop()
+    assert intake.resumes[:2] == [3, 3]

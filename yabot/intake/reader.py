@@ -64,7 +64,11 @@ class IntakeReader:
         self._room = threading.Condition()
         self._acks: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
         self._stopping = threading.Event()
+        #: Partitions resumed since they were last taken, and how often each was lost
+        #: (`forget`), under one lock: the ownership thread forgets while this one resumes.
         self._resumed: set[int] = set()
+        self._losses: dict[int, int] = {}
+        self._resumed_lock = threading.Lock()
         #: The partitions of the read in progress (see `reading`).
         self._reading: frozenset[int] = frozenset()
         self._backoff = RetryPolicy(base_delay=0.05, max_delay=2.0)
@@ -109,11 +113,15 @@ class IntakeReader:
 
     def forget(self, partitions: Sequence[int]) -> None:
         """These partitions were lost: take them over afresh (resume) if they come back."""
-        self._resumed.difference_update(partitions)
+        with self._resumed_lock:
+            self._resumed.difference_update(partitions)
+            for partition in partitions:
+                self._losses[partition] = self._losses.get(partition, 0) + 1
 
     def reading(self, partition: int) -> bool:
-        """Whether a read of ``partition`` is in progress: entries it returns are handed out
-        (and, if the partition left meanwhile, abandoned: pending in this reader's name).
+        """Whether a pass over ``partition`` (resume, stale sweep, read) is in progress:
+        entries it returns are handed out (and, if the partition left meanwhile, abandoned:
+        pending in this reader's name).
         A partition given back must not be released before such a read ended, or its next
         owner could claim the pending entries before these join them, and meet these only
         at its stale sweep — after entries appended later (out of order)."""
@@ -141,43 +149,62 @@ class IntakeReader:
                 self._stopping.wait(delay)
 
     def _read_once(self) -> None:
-        owned = list(self._owned())
-        for partition in owned:
-            if partition not in self._resumed:
-                pending = self._intake.resume(partition)
-                if pending:
-                    log.info("resuming pending intake entries", partition=partition,
-                             entries=len(pending))
-                self._hand_out(pending)
-                self._resumed.add(partition)
-        if self._clock() >= self._next_sweep:
-            self._next_sweep = self._clock() + self._stale_after
-            for partition in owned:
-                stale = self._intake.claim_stale(partition, self._stale_after)
-                if stale:
-                    # A reader that lost the partition read these after its owner took it
-                    # over; whatever of them was handled already is skipped downstream.
-                    log.warning("claimed stale intake entries", partition=partition,
-                                entries=len(stale))
-                    self._hand_out(stale)
         with self._room:
             while self._in_flight >= self._max_in_flight and not self._stopping.is_set():
                 self._room.wait(self._read_block)
-            room = self._max_in_flight - self._in_flight
         if self._stopping.is_set():
             return
-        # Announce the read, then look again at what is owned: a partition given back after
-        # that look is seen as being read (`reading`), one given back before it is not read.
-        self._reading = frozenset(owned)
+        # Announce the pass, then look again at what is owned: a partition given back after
+        # that look is seen as being read (`reading`) until the pass ends, one given back
+        # before it is not touched. The whole pass — resume, stale sweep, read — is covered:
+        # a resume or a sweep run for a partition already given back would claim its pending
+        # entries after the next owner resumed them, and leave them to its stale sweep.
+        self._reading = frozenset(self._owned())
         try:
-            reading = [p for p in self._owned() if p in self._reading]
-            if not reading:
+            owned = [p for p in self._owned() if p in self._reading]
+            if not owned:
                 self._stopping.wait(self._read_block)
                 return
-            found = self._intake.read(reading, min(room, self._read_count), self._read_block)
-            self._hand_out(found)
+            self._resume(owned)
+            self._sweep(owned)
+            room = self._max_in_flight - self._in_flight
+            if room > 0:
+                found = self._intake.read(owned, min(room, self._read_count),
+                                          self._read_block)
+                self._hand_out(found)
         finally:
             self._reading = frozenset()
+
+    def _resume(self, owned: Sequence[int]) -> None:
+        """Hand out what each newly owned partition left pending, before anything new."""
+        for partition in owned:
+            with self._resumed_lock:
+                if partition in self._resumed:
+                    continue
+                losses = self._losses.get(partition, 0)
+            pending = self._intake.resume(partition)
+            if pending:
+                log.info("resuming pending intake entries", partition=partition,
+                         entries=len(pending))
+            self._hand_out(pending)
+            with self._resumed_lock:
+                # Lost (`forget`) during the resume: it must be resumed afresh if it comes
+                # back, or what its interim owner left pending waits for the stale sweep.
+                if self._losses.get(partition, 0) == losses:
+                    self._resumed.add(partition)
+
+    def _sweep(self, owned: Sequence[int]) -> None:
+        if self._clock() < self._next_sweep:
+            return
+        self._next_sweep = self._clock() + self._stale_after
+        for partition in owned:
+            stale = self._intake.claim_stale(partition, self._stale_after)
+            if stale:
+                # A reader that lost the partition read these after its owner took it
+                # over; whatever of them was handled already is skipped downstream.
+                log.warning("claimed stale intake entries", partition=partition,
+                            entries=len(stale))
+                self._hand_out(stale)
 
     def _hand_out(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
