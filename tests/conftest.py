@@ -38,6 +38,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 LONG_MODULES = (
     "tests/cluster/test_rolling_restart.py",
     "tests/cluster/test_processes.py",
+    "tests/intake/test_crash_once.py",
     "tests/bot/test_console.py",
     "tests/events/test_crash_points.py",
     "tests/intake/test_crash.py",
