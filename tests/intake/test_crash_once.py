@@ -63,6 +63,22 @@ def crash_env(request: pytest.FixtureRequest, tmp_path: Path, fake_telegram: Fak
     return env
 
 
+def restarted(crash_env: dict[str, str], tmp_path: Path) -> Node:
+    """The process started again after the crash, once it serves and the intake has handed
+    it the user's pending entry (handled, or skipped) — the caller stops it."""
+    second = Node(crash_env, tmp_path, "second", webhook_secret=WEBHOOK_SECRET)
+    eventually(second.ready, "the restarted process serves", 120)
+    partition = partition_of(USER, PARTITIONS)
+    eventually(lambda: intake_lag(second, partition) == 0,
+               "the redelivered entry taken off the intake", 120)
+    return second
+
+
+def token_for(scope: str) -> dict[str, str]:
+    settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
+    return bearer(mint_token(settings, "tests", [scope]))
+
+
 def intake_lag(node: Node, partition: int) -> int | None:
     """The partition's entries not yet handled, as ``node`` reports them; None while the node
     does not own it (yet)."""
@@ -95,19 +111,14 @@ def test_an_update_whose_change_was_committed_before_a_crash_is_not_applied_agai
         first.stop()
     assert fake.sent(chat_id=USER) == []  # it died before replying
 
-    second = Node(crash_env, tmp_path, "second", webhook_secret=WEBHOOK_SECRET)
+    # The intake hands the update over again (a pending entry): handled, or skipped.
+    second = restarted(crash_env, tmp_path)
     try:
-        eventually(second.ready, "the restarted process serves", 120)
-        partition = partition_of(USER, PARTITIONS)
-        # The intake hands the update over again (a pending entry): handled, or skipped.
-        eventually(lambda: intake_lag(second, partition) == 0,
-                   "the redelivered update taken off the intake", 120)
         # A barrier: an API change of the same user, after anything the redelivery did
         # (one session, one order); once its event is counted, so is every earlier one.
-        settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
-        token = bearer(mint_token(settings, "tests", ["besitos:write"]))
         earned = request("POST", f"{second.url}/user/{USER}/besitos", headers={
-            **token, "Content-Type": "application/json", "Idempotency-Key": "barrier"},
+            **token_for("besitos:write"), "Content-Type": "application/json",
+            "Idempotency-Key": "barrier"},
             body=json.dumps({"kind": "earn", "amount": EARNED}).encode())
         assert earned.status == 200, earned.body
         engine = make_engine(crash_env["DATABASE_URL"])
@@ -166,15 +177,10 @@ def test_a_choice_paid_for_before_a_crash_is_moved_by_the_redelivery_and_paid_on
         first.stop()
     assert len(fake.calls_of("answerCallbackQuery")) == 1  # the toll's press: no answer
 
-    second = Node(crash_env, tmp_path, "second", webhook_secret=WEBHOOK_SECRET)
+    second = restarted(crash_env, tmp_path)
     try:
-        eventually(second.ready, "the restarted process serves", 120)
-        partition = partition_of(USER, PARTITIONS)
-        eventually(lambda: intake_lag(second, partition) == 0,
-                   "the redelivered press taken off the intake", 120)
-        settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
-        token = bearer(mint_token(settings, "tests", ["users:read"]))
-        state = request("GET", f"{second.url}/user/{USER}/state", headers=token)
+        state = request("GET", f"{second.url}/user/{USER}/state",
+                        headers=token_for("users:read"))
         assert state.status == 200, state.body
         assert (state.json()["current_fragment"], state.json()["besitos"]) == ("hall", 2)
         engine = make_engine(crash_env["DATABASE_URL"])

@@ -7,7 +7,8 @@ being resumed is resumed again when it comes back."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from tests.support.waiting import ASK, eventually
 from yabot.intake import Delivery, IntakeEntry, IntakeReader
@@ -117,12 +118,23 @@ class BlockingResume(BlockingIntake):
         return []
 
 
-def test_a_partition_being_resumed_is_reported_until_the_resume_ended() -> None:
+@contextmanager
+def resuming_partition_3() -> Iterator[tuple[BlockingResume, IntakeReader]]:
+    """A reader owning partition 3, its first resume held until ``intake.resumed`` is set."""
     intake = BlockingResume()
     reader = IntakeReader(intake, lambda: [3], lambda delivery: None, read_block=0.01,
                           stale_after=3600)
     reader.start()
     try:
+        yield intake, reader
+    finally:
+        intake.close()
+        intake.resumed.set()
+        reader.stop()
+
+
+def test_a_partition_being_resumed_is_reported_until_the_resume_ended() -> None:
+    with resuming_partition_3() as (intake, reader):
         assert intake.resuming.wait(ASK)
         # A give-back now waits: released, the next owner's resume could run before this
         # one and leave what this one claims to its stale sweep.
@@ -130,24 +142,12 @@ def test_a_partition_being_resumed_is_reported_until_the_resume_ended() -> None:
         assert intake.reads == []  # nothing new is read before the pending entries
         intake.resumed.set()
         eventually(lambda: bool(intake.reads), "the read after the resume")
-    finally:
-        intake.close()
-        intake.resumed.set()
-        reader.stop()
 
 
 def test_a_partition_lost_during_its_resume_is_resumed_again_when_it_comes_back() -> None:
-    intake = BlockingResume()
-    reader = IntakeReader(intake, lambda: [3], lambda delivery: None, read_block=0.01,
-                          stale_after=3600)
-    reader.start()
-    try:
+    with resuming_partition_3() as (intake, reader):
         assert intake.resuming.wait(ASK)
         reader.forget([3])  # lost (and taken back) while the first resume ran
         intake.resumed.set()
         eventually(lambda: len(intake.resumes) >= 2, "partition 3 resumed again")
-    finally:
-        intake.close()
-        intake.resumed.set()
-        reader.stop()
     assert intake.resumes[:2] == [3, 3]
