@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -83,12 +84,24 @@ def web(request: pytest.FixtureRequest, installed: Path, released: Path,
     with log_path.open("wb") as log:
         process = subprocess.Popen(_procfile()["web"], shell=True, cwd=cwd,  # noqa: S602
                                    env=_env(installed, released, PORT=str(port)),
-                                   stdout=log, stderr=subprocess.STDOUT)
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
         try:
             yield process, port, log_path
         finally:
-            process.terminate()
+            # The whole group: dash (/bin/sh here) runs the Procfile line as its child, not
+            # in its own place, so terminating the shell alone left gunicorn serving on.
+            os.killpg(process.pid, signal.SIGTERM)
             process.wait(scaled(60))
+            eventually(lambda: not _group_alive(process.pid), "gunicorn stopped", 60)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _answers(url: str) -> bool:
