@@ -175,7 +175,7 @@ def test_a_request_refused_by_one_limit_spends_nothing_of_the_others(
 ) -> None:
     clock = ManualClock(1_000.0)
     settings = make_settings(JWT_KEY_ID="k2", RATE_LIMIT_PER_SUBJECT="3/hour;2/minute")
-    limit = RateLimit(settings, WindowCounts(clock), clock)
+    limit = RateLimit(settings, WindowCounts(clock))
     client = falcon.testing.TestClient(
         create_app(settings, FailingBridge(UserNotFound(USER)), rate_limit=limit))
 
