@@ -100,3 +100,27 @@ def test_every_line_of_production_gunicorn_is_json_with_correlation_ids(
     [request_line] = [r for r in records if r.get("event") == "request"]  # /healthz: none
     assert request_line["path"] == "/user/1/state"
     assert request_line["correlation_id"] == "trace-me-42"
+
+
+@pytest.mark.parametrize(("env", "accesslog", "builds"), [
+    ("production", None, False),  # access logger at WARNING: its lines would be dropped
+    ("development", None, False),  # gunicorn's own default: no access log
+    ("production", "-", False),  # still WARNING through our logconfig
+    ("development", "-", True),  # asked for, and the access logger emits INFO
+])
+def test_gunicorn_builds_access_lines_only_where_they_are_written(
+    make_settings: SettingsFactory, env: str, accesslog: str | None, builds: bool,
+) -> None:
+    from gunicorn.config import Config  # type: ignore[import-untyped]
+
+    from yabot.gunicorn_logger import Logger
+    from yabot.serving import gunicorn_config
+
+    config = Config()
+    options = gunicorn_config(make_settings(YABOT_ENV=env, JWT_SECRET="s" * 40))
+    for name in ("logconfig_dict", "accesslog", "logger_class"):
+        if name in options:
+            config.set(name, options[name])
+    config.set("accesslog", accesslog)
+    assert config.logger_class is Logger
+    assert Logger(config).access_log_enabled is builds

@@ -343,6 +343,7 @@ def gunicorn_config(settings: Settings | None = None) -> dict[str, Any]:
         "preload_app": False,
         "control_socket_disable": True,  # gunicorn >= 25.1 shares one socket path per user
         "accesslog": None,
+        "logger_class": "yabot.gunicorn_logger.Logger",
         "on_starting": on_starting,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
