@@ -148,6 +148,17 @@ def test_a_rate_limit_that_does_not_parse_is_a_config_error(make_settings: Setti
     (b"GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
      "invalid-request"),
     (b"GET /<script> HTTP/9.9\r\n\r\n", 400, "invalid-request"),
+    # Framings a proxy in front may read differently (request smuggling): refused, whichever
+    # HTTP parser gunicorn runs (`yabot.serving` picks gunicorn_h1c's).
+    (b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n{}", 400,
+     "invalid-request"),
+    (b"POST /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+     b"2\r\n{}\r\n0\r\n\r\n", 400, "invalid-request"),
+    (b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "invalid-request"),
+    (b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 3\r\n"
+     b"\r\n{}", 400, "invalid-request"),
+    (b"GET /healthz HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n", 400, "invalid-request"),
 ])
 def test_gunicorns_own_refusals_are_problem_json_that_echo_nothing(
     api: ServedApi, data: bytes, status: int, code: str,
