@@ -132,10 +132,15 @@ def test_twice_as_many_slow_clients_as_threads_do_not_stall_healthz_or_a_route(
         assert _reading(api) == SLOW
 
 
-def _answer(sock: socket.socket) -> bytes:
+def _answer(sock: socket.socket, api: ServedApi) -> bytes:
+    """Everything the server sends until it closes the connection."""
     answer = b""
-    while chunk := sock.recv(65536):
-        answer += chunk
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except TimeoutError:  # seen once under a loaded suite: what did the server do?
+        raise AssertionError(f"no close within {ASK:.0f} s after {answer!r}; the server's "
+                             f"log:\n{api.gunicorn.log()[-6000:]}") from None
     return answer
 
 
@@ -143,7 +148,7 @@ def test_a_body_slower_than_the_read_deadline_is_408_and_closed(tmp_path: Path) 
     with served_api(tmp_path, API_READ_TIMEOUT="1") as api, \
             _slow_clients(api, heads=0, bodies=1) as slow:
         (sock,) = slow.pending
-        answer = _answer(sock)  # returns once the server closes the connection
+        answer = _answer(sock, api)  # returns once the server closes the connection
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408"), answer
         assert json.loads(body)["type"] == "/problems/request-timeout"
@@ -155,7 +160,7 @@ def test_a_head_slower_than_the_read_deadline_is_408_and_closed(tmp_path: Path) 
     with served_api(tmp_path, API_READ_TIMEOUT="1") as api, \
             _slow_clients(api, heads=1, bodies=0) as slow:
         (sock,) = slow.pending
-        answer = _answer(sock)
+        answer = _answer(sock, api)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408"), answer
         assert json.loads(body[:body.index(b"}") + 1])["type"] == "/problems/request-timeout"
@@ -182,7 +187,7 @@ def test_a_body_larger_than_any_route_takes_is_refused_without_being_read(
             f"PUT /user/{USERS[0]}/preferences HTTP/1.1\r\nHost: t\r\n"
             f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {2 * 1048576}\r\n\r\n".encode() + b'{"language": "')
-        answer = _answer(sock)  # the rest of the body is never sent
+        answer = _answer(sock, api)  # the rest of the body is never sent
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 413"), answer
         assert json.loads(body)["type"] == "/problems/payload-too-large"
