@@ -4,6 +4,7 @@ when the body is not read at all. (Served by gunicorn: tests/api/test_slow_clien
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -101,6 +102,32 @@ def test_a_body_that_stops_arriving_is_408_and_the_app_never_called() -> None:
     assert sent[0]["status"] == 408
     assert (b"connection", b"close") in sent[0]["headers"]
     assert b"request-timeout" in sent[1]["body"]
+    assert echo.environ == {}
+    assert (app.reading, app.timed_out) == (0, 1)
+
+
+def test_a_body_still_trickling_at_the_deadline_is_408_though_a_read_kept_its_chunk() -> None:
+    """gunicorn's ``receive`` waits in Python 3.11's ``asyncio.wait_for``, which returns a
+    chunk that arrives together with a cancellation instead of raising it: the read
+    deadline's cancellation is then lost. Each read here does that."""
+    echo = Echo()
+    app = _app(echo, read_timeout=0.05)
+    sent: list[Message] = []
+
+    async def trickle() -> Message:
+        # The chunk arrives as the deadline's cancellation does, and wins.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.01)
+        return {"type": "http.request", "body": b"a", "more_body": True}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    try:
+        asyncio.run(app(_scope("POST", headers=[(b"content-length", b"16")]), trickle, send))
+    finally:
+        app.close()
+    assert sent[0]["status"] == 408
     assert echo.environ == {}
     assert (app.reading, app.timed_out) == (0, 1)
 
