@@ -80,6 +80,7 @@ def _migrate(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     import asyncio
     import logging
+    import signal
 
     from yabot.settings import BotSettings
 
@@ -109,13 +110,16 @@ def _chat(args: argparse.Namespace) -> int:
                   "Ctrl-D or Ctrl-C ends.")
         session = loop.create_task(console.run(lines.read_line,
                                                prompt="you> " if interactive else ""))
+        # Ctrl-C ends like Ctrl-D, at once and without a traceback, through the loop's own
+        # signal handling (a wake-up fd). The kernel may hand SIGINT to any of the actors'
+        # threads; Python runs the handler in the main thread only once that runs again, and
+        # an idle loop sleeps in select(). With KeyboardInterrupt, `chat` was seen (its
+        # stacks, in a test) still asleep there 30 s after a Ctrl-C.
+        loop.add_signal_handler(signal.SIGINT, session.cancel)
         try:
             loop.run_until_complete(session)
-        except KeyboardInterrupt:  # Ctrl-C: end like Ctrl-D, at once and without a traceback
+        except asyncio.CancelledError:
             print()
-            lines.close()
-            session.cancel()
-            loop.run_until_complete(asyncio.gather(session, return_exceptions=True))
     finally:
         lines.close()
         loop.run_until_complete(loop.shutdown_default_executor())
