@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import clean_env, exit_code_or_stacks
+from tests.support.processes import clean_env
 from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, exited
 from yabot.cli import main
 from yabot.seed import read_story
 
@@ -51,7 +51,7 @@ def test_chat_ends_at_once_with_exit_0_on_ctrl_c(
     process, _, out_path = chat_on_a_terminal
     process.send_signal(signal.SIGINT)  # what the terminal sends for Ctrl-C
     # A ceiling: it used to wait for Enter forever.
-    assert exit_code_or_stacks(process, 30, out_path.read_text) == 0
+    assert exited(process, 30, out_path.read_text) == 0
     assert "Traceback" not in out_path.read_text()
 
 
@@ -60,7 +60,7 @@ def test_chat_ends_at_once_with_exit_0_on_ctrl_d(
 ) -> None:
     process, master, out_path = chat_on_a_terminal
     os.write(master, b"\x04")  # Ctrl-D at the start of a line: end of input
-    assert exit_code_or_stacks(process, 30, out_path.read_text) == 0
+    assert exited(process, 30, out_path.read_text) == 0
     assert "Traceback" not in out_path.read_text()
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.support.waiting import START_CEILING, STOP_CEILING, scaled
@@ -45,25 +45,10 @@ def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
              for name in env_names(section).values()}
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env.update(BUSY_MACHINE_ENV)
-    # A hung subprocess that `exit_code_or_stacks` aborts prints every thread's stack.
+    # A hung subprocess that `waiting.exited` aborts prints every thread's stack.
     env["PYTHONFAULTHANDLER"] = "1"
     env.update(extra)
     return env
-
-
-def exit_code_or_stacks(process: subprocess.Popen[bytes], ceiling: float,
-                        output: Callable[[], str]) -> int:
-    """``process``'s exit code once it exits within ``scaled(ceiling)`` s. Otherwise it is
-    aborted (SIGABRT: Python's fault handler, which `clean_env` turns on, writes every
-    thread's stack to its stderr) and the test fails showing the end of ``output()``, stacks
-    included: a hang seen once under load is then a stack to read, not a guess."""
-    try:
-        return process.wait(scaled(ceiling))
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)
-        process.wait()
-        raise AssertionError(f"{process.args!r} did not exit within {scaled(ceiling):.0f} s; "
-                             f"its stacks:\n{output()[-8000:]}") from None
 
 
 def answers_healthz(base_url: str, process: subprocess.Popen[bytes],

@@ -15,6 +15,7 @@ something happened *fast*; speed belongs in `make bench`.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -84,12 +85,21 @@ def joined(thread: threading.Thread, what: str, ceiling: float = DEFAULT_CEILING
 
 
 def exited(process: subprocess.Popen[bytes] | subprocess.Popen[str],
-           ceiling: float = STOP_CEILING) -> int:
-    """``process``'s exit code, waiting up to ``scaled(ceiling)`` s (then it is killed and
-    `subprocess.TimeoutExpired` raised, so a hung process never outlives its test)."""
+           ceiling: float = STOP_CEILING, output: Callable[[], str] | None = None) -> int:
+    """``process``'s exit code, waiting up to ``scaled(ceiling)`` s; a process still running
+    then never outlives its test. Without ``output`` it is killed and
+    `subprocess.TimeoutExpired` raised. With it (a Python process started with
+    `processes.clean_env`, whose fault handler is on) it is aborted, writing every thread's
+    stack, and the test fails showing the end of ``output()``: a hang seen once under load is
+    then a stack to read, not a guess."""
     try:
         return process.wait(scaled(ceiling))
     except subprocess.TimeoutExpired:
-        process.kill()
+        if output is None:
+            process.kill()
+            process.wait()
+            raise
+        process.send_signal(signal.SIGABRT)
         process.wait()
-        raise
+        raise AssertionError(f"{process.args!r} did not exit within {scaled(ceiling):.0f} s; "
+                             f"its stacks:\n{output()[-8000:]}") from None
