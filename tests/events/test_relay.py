@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from tests.support.processes import free_port
 from tests.support.redis_server import RedisServer, no_retry, stream_entries
 from yabot.events.counters import EventCounters
 from yabot.events.models import UserInteraction, parse_event
-from yabot.events.outbox import SqlOutbox
+from yabot.events.outbox import OutboxEntry, SqlOutbox
 from yabot.events.publisher import connect_redis, stream_health
 from yabot.events.relay import DiscardSink, OutboxRelay, RedisStreamSink
 from yabot.health import HealthStatus
@@ -137,6 +138,39 @@ def test_without_redis_rows_are_discarded_and_counted(engine: Engine) -> None:
     assert relay.drain() == 4
     assert counters.get("dropped_no_redis") == 4
     assert SqlOutbox(lambda: engine).count() == 0
+
+
+class RecordingSink:
+    """Takes every batch and remembers its events' seqs; ``then`` runs after each batch."""
+
+    name = "recording"
+
+    def __init__(self, then: Callable[[], object] = lambda: None) -> None:
+        self.batches: list[list[int]] = []
+        self._then = then
+
+    def deliver(self, entries: Sequence[OutboxEntry]) -> None:
+        self.batches.append([parse_event(entry.body).seq for entry in entries])
+        self._then()
+
+
+def test_a_stop_lets_the_batch_being_sent_finish_and_leaves_the_rest_to_the_next_relay(
+    engine: Engine
+) -> None:
+    store(engine, "events", 1, 21)  # three batches of `replay_batch` (7)
+    settings = event_settings("events")
+    outbox = SqlOutbox(lambda: engine)
+    stopping = RecordingSink(then=lambda: relay.stop())  # asked to stop while it sends
+    relay = OutboxRelay(outbox, stopping, settings, counters=EventCounters())
+
+    assert relay.drain() == 7
+    assert stopping.batches == [list(range(1, 8))]
+    assert outbox.count() == 14
+
+    after_restart = RecordingSink()
+    assert OutboxRelay(outbox, after_restart, settings, counters=EventCounters()).drain() == 14
+    assert after_restart.batches == [list(range(8, 15)), list(range(15, 22))]
+    assert outbox.count() == 0
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 5, 30])

@@ -184,8 +184,12 @@ class OutboxRelay:
         return False
 
     def _drain_batches(self, exclusive: DrainLock | None) -> int:
+        """Batch after batch until the outbox is empty, the sink fails or `stop` is called:
+        a stop lets the batch being sent finish and leaves the rest in the outbox for the
+        next relay. Draining a backlog to the end would outlast the supervisor's stop
+        deadline (10,000 new users' events took longer), and the stores stop after it."""
         sent = 0
-        while True:
+        while not self._stopping.is_set():
             batch = self._outbox.oldest(self._settings.replay_batch)
             if not batch:
                 return sent
@@ -206,6 +210,7 @@ class OutboxRelay:
                 self._failures = 0
             sent += len(batch)
             self._counters.incr("published", len(batch))
+        return sent
 
     def _failed(self, exc: Exception) -> None:
         self._failures += 1
