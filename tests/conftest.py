@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 #: machine. Tune it from `make test`'s output: a long module handed out last keeps one worker
 #: busy alone at the end.
 LONG_MODULES = (
-    "tests/cluster/test_rolling_restart.py",
+    "tests/cluster/test_three_masters.py",
     "tests/cluster/test_processes.py",
     "tests/intake/test_crash_once.py",
     "tests/bot/test_console.py",
