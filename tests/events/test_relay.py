@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,11 +9,12 @@ import redis
 from sqlalchemy import Engine
 
 from tests.support.clock import ManualClock
+from tests.support.events import RecordingSink
 from tests.support.processes import free_port
 from tests.support.redis_server import RedisServer, no_retry, stream_entries
 from yabot.events.counters import EventCounters
-from yabot.events.models import UserInteraction, parse_event
-from yabot.events.outbox import OutboxEntry, SqlOutbox
+from yabot.events.models import BaseEvent, UserInteraction, parse_event
+from yabot.events.outbox import SqlOutbox
 from yabot.events.publisher import connect_redis, stream_health
 from yabot.events.relay import DiscardSink, OutboxRelay, RedisStreamSink
 from yabot.health import HealthStatus
@@ -140,36 +140,29 @@ def test_without_redis_rows_are_discarded_and_counted(engine: Engine) -> None:
     assert SqlOutbox(lambda: engine).count() == 0
 
 
-class RecordingSink:
-    """Takes every batch and remembers its events' seqs; ``then`` runs after each batch."""
-
-    name = "recording"
-
-    def __init__(self, then: Callable[[], object] = lambda: None) -> None:
-        self.batches: list[list[int]] = []
-        self._then = then
-
-    def deliver(self, entries: Sequence[OutboxEntry]) -> None:
-        self.batches.append([parse_event(entry.body).seq for entry in entries])
-        self._then()
-
-
 def test_a_stop_lets_the_batch_being_sent_finish_and_leaves_the_rest_to_the_next_relay(
     engine: Engine
 ) -> None:
     store(engine, "events", 1, 21)  # three batches of `replay_batch` (7)
     settings = event_settings("events")
     outbox = SqlOutbox(lambda: engine)
-    stopping = RecordingSink(then=lambda: relay.stop())  # asked to stop while it sends
-    relay = OutboxRelay(outbox, stopping, settings, counters=EventCounters())
+    sent: list[int] = []
+
+    def record_then_stop(event: BaseEvent) -> None:  # asked to stop while it sends
+        sent.append(event.seq)
+        relay.stop()
+
+    relay = OutboxRelay(outbox, RecordingSink(record_then_stop), settings,
+                        counters=EventCounters())
 
     assert relay.drain() == 7
-    assert stopping.batches == [list(range(1, 8))]
+    assert sent == list(range(1, 8))
     assert outbox.count() == 14
 
-    after_restart = RecordingSink()
-    assert OutboxRelay(outbox, after_restart, settings, counters=EventCounters()).drain() == 14
-    assert after_restart.batches == [list(range(8, 15)), list(range(15, 22))]
+    after_restart: list[int] = []
+    assert OutboxRelay(outbox, RecordingSink(lambda event: after_restart.append(event.seq)),
+                       settings, counters=EventCounters()).drain() == 14
+    assert after_restart == list(range(8, 22))
     assert outbox.count() == 0
 
 
