@@ -20,13 +20,18 @@ from pydantic import SecretStr
 
 from tests.bot.updates import message
 from tests.support.bot import WEBHOOK_SECRET
-from tests.support.cluster import PARTITIONS, TAKEOVER_BOUND, Cluster, notes, replied_to
+from tests.support.cluster import (
+    PARTITIONS,
+    TAKEOVER_BOUND,
+    Cluster,
+    fresh_cluster,
+    notes,
+    replied_to,
+)
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.http import bearer, request
 from tests.support.nodes import Node
-from tests.support.postgres import postgres_schema
 from tests.support.processes import clean_env
-from tests.support.redis_server import redis_prefix
 from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import START_CEILING, eventually, scaled
 from yabot.api.auth import mint_token
@@ -60,15 +65,8 @@ class Pair:
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """Two processes shared by the tests below that need no more than two (each with users of
     its own; the one that pauses ``b`` runs last): two process starts instead of six."""
-    with postgres_schema("yabot_fresh") as url, redis_prefix() as (redis_url, prefix):
-        fakes = FakeTelegram().start(), FakeTelegram().start()
-        cluster = Cluster(tmp_path_factory.mktemp("pair"), url, redis_url, prefix)
-        try:
-            yield Pair(cluster, fakes)
-        finally:
-            cluster.stop()
-            for fake in fakes:
-                fake.stop()
+    with fresh_cluster(tmp_path_factory.mktemp("pair"), fakes=2) as (cluster, (a, b)):
+        yield Pair(cluster, (a, b))
 
 
 def test_gunicorn_with_three_workers_shares_the_partitions_and_the_connections_among_them(

@@ -26,11 +26,9 @@ from typing import Any
 import pytest
 
 from tests.bot.updates import message
-from tests.support.cluster import TAKEOVER_BOUND, Cluster, notes, replied_to
+from tests.support.cluster import TAKEOVER_BOUND, Cluster, fresh_cluster, notes, replied_to
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.nodes import Node
-from tests.support.postgres import postgres_schema
-from tests.support.redis_server import redis_prefix
 from tests.support.waiting import START_CEILING, eventually, wait_for_event
 
 #: Three masters start, and each restarts, on a 2-core machine.
@@ -52,17 +50,10 @@ PROGRESS = 60
 
 @pytest.fixture(scope="module")
 def masters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, FakeTelegram]]:
-    """Three masters on a schema and a Redis prefix of their own, migrating it from empty,
-    all on one fake Telegram; started once, for every test of the module."""
-    with postgres_schema("yabot_fresh") as url, redis_prefix() as (redis_url, prefix):
-        fake = FakeTelegram().start()
-        cluster = Cluster(tmp_path_factory.mktemp("masters"), url, redis_url, prefix)
-        try:
-            cluster.start(fake, fake, fake)
-            yield cluster, fake
-        finally:
-            cluster.stop()
-            fake.stop()
+    """Three masters on one fake Telegram, started once, for every test of the module."""
+    with fresh_cluster(tmp_path_factory.mktemp("masters"), fakes=1) as (cluster, (fake,)):
+        cluster.start(fake, fake, fake)
+        yield cluster, fake
 
 
 @pytest.mark.parametrize("restarted", [

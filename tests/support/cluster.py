@@ -4,9 +4,10 @@ who owns what from Redis and from each process's ``/readyz``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from tests.bot.updates import message
 from tests.support.bot import BOT_TOKEN, WEBHOOK_SECRET, WEBHOOK_URL
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.nodes import Node
+from tests.support.postgres import postgres_schema
+from tests.support.redis_server import redis_prefix
 from tests.support.settings import TEST_JWT_SECRET
 from tests.support.waiting import START_CEILING, STOP_CEILING, eventually, scaled
 
@@ -134,6 +137,22 @@ class Cluster:
             node.stop()
         self.redis.close()
 
+
+
+@contextlib.contextmanager
+def fresh_cluster(tmp_path: Path, fakes: int) -> Iterator[tuple[Cluster, list[FakeTelegram]]]:
+    """A `Cluster` on a PostgreSQL schema and a Redis prefix of its own (its processes migrate
+    the schema from empty) and ``fakes`` fake Telegrams, each started; all of it stopped and
+    dropped afterwards. A module fixture's: processes started once serve several tests."""
+    with postgres_schema("yabot_fresh") as url, redis_prefix() as (redis_url, prefix):
+        started = [FakeTelegram().start() for _ in range(fakes)]
+        cluster = Cluster(tmp_path, url, redis_url, prefix)
+        try:
+            yield cluster, started
+        finally:
+            cluster.stop()
+            for fake in started:
+                fake.stop()
 
 def notes(user: int, count: int) -> list[dict[str, Any]]:
     """``count`` notes of ``user``; update ids and message ids say who sent which one."""
