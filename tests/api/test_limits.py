@@ -105,8 +105,12 @@ def test_rate_limit_counts_in_redis_when_configured(
     tmp_path: Path, local_redis: tuple[str, str]
 ) -> None:
     url, prefix = local_redis
+    # The longest Redis wait the setting allows: at the default 0.1 s a loaded machine made a
+    # count time out, and the limiter (fail-open) counted in memory, as it should — but then
+    # this test could not see the count in Redis.
     with served_api(tmp_path, RATE_LIMIT_PER_SUBJECT="3/minute", REDIS_URL=url,
-                    RATE_LIMIT_KEY_PREFIX=prefix, EVENTS_STREAM=f"{prefix}events") as api:
+                    RATE_LIMIT_KEY_PREFIX=prefix, RATE_LIMIT_REDIS_TIMEOUT="10",
+                    EVENTS_STREAM=f"{prefix}events") as api:
         _assert_limited_after(api, 3, "redis-svc")
     client = redis.Redis.from_url(url, socket_timeout=ASK, retry=no_retry())
     try:
