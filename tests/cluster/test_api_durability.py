@@ -32,7 +32,6 @@ EARNS = 40
 def test_kill_9_after_a_2xx_loses_no_api_command_and_retries_apply_once(
     cluster: Cluster, fake_telegram: FakeTelegram
 ) -> None:
-    cluster.env["RATE_LIMIT_PER_SUBJECT"] = "1000000/minute"  # one client, many commands
     a, b = cluster.start(fake_telegram, fake_telegram)
     eventually(lambda: cluster.settled([a, b]), "two fair shares", 60)
     settings = load_settings(jwt=JwtSettings(secret=SecretStr(TEST_JWT_SECRET)))
