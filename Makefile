@@ -34,7 +34,8 @@ lint: $(VENV)/.installed-dev
 # Modules are handed out in collection order (--no-loadscope-reorder), which puts
 # tests/conftest.py's LONG_MODULES first: by default xdist hands out the modules with the
 # fewest tests last, and those are the longest ones.
-PYTEST_WORKERS ?= auto  # one more than the CPUs (tests/conftest.py)
+# auto: one worker more than the CPUs (tests/conftest.py says why).
+PYTEST_WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder \
 	--durations=15
 
