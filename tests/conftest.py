@@ -26,10 +26,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto`` (`make test`) runs one worker more than the machine has CPUs: about a third
-    of a 2-workers run's CPU time was idle (tests wait for leases to pass, processes to start,
-    a fake Telegram's replies). Measured on the 2-core reference machine, quiet, one run each:
-    2 workers 4:25, 3 workers 3:43, 4 workers 3:35 for more CPU."""
+    """``-n auto`` (`make test`) runs one worker more than the machine has CPUs: with one per
+    CPU about a third of the CPU time was idle while tests waited for leases to pass,
+    processes to start, a fake Telegram's replies (figures: README, Tests)."""
     return (os.cpu_count() or 1) + 1
 
 
