@@ -1,14 +1,15 @@
 """Stores: repositories vs raw SQLAlchemy / pymongo doing the same work, in the same run.
 
-- reading a user context (document + profile + active subscription): through
-  `read_user_context` (what `UserService` calls) vs the same three reads as raw calls on one
-  connection, on SQLite; a user document on mongomock through its repository vs raw pymongo;
+- reading a user context (document + profile + newest subscription): through
+  `read_user_context` (what `UserService` calls: one joined statement) vs the same join
+  written as SQL text and run on the driver, on SQLite; a user document on mongomock through
+  its repository vs raw pymongo;
 - a besitos debit (conditional UPDATE … RETURNING + ledger INSERT in one transaction) through
   `SqlBesitosLedger` vs the same statements written by hand.
 
 The raw baselines are written as well as we know how (statements built once, bound
-parameters, one connection for the three reads), so a ratio is the repositories' real cost:
-the guard and pydantic validation.
+parameters, the context's three parts joined in one statement), so a ratio is the
+repositories' real cost: the guard and pydantic validation.
 
 Targets (issue 4): repository throughput ≥ 0.8 of raw (raw median / repository median).
 """
@@ -16,12 +17,13 @@ Targets (issue 4): repository throughput ≥ 0.8 of raw (raw median / repository
 from __future__ import annotations
 
 import itertools
+import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, update
 
 from bench.report import Check, Report, interleaved, summarise
 from tests.support import mongomock_gaps
@@ -34,7 +36,7 @@ from yabot.stores.migrate import sql_upgrade
 from yabot.stores.mongo import mongo_documents
 from yabot.stores.mongo_migrations import mongo_upgrade
 from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents, sql_guard
-from yabot.stores.tables import besitos_ledger, subscriptions, user_documents, user_profiles
+from yabot.stores.tables import besitos_ledger, user_documents
 
 USER = 42
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -52,16 +54,18 @@ def _seed(engine: Engine) -> tuple[Any, SqlUserProfiles, SqlSubscriptions]:
     return documents, profiles, subs
 
 
-# The raw baselines at their best: statements built once with bound parameters, one
-# connection for the three reads, rows turned into the same pydantic models.
-_DOCUMENT = select(user_documents.c.document, user_documents.c.besitos).where(
-    user_documents.c.user_id == bindparam("uid"))
-_PROFILE = select(user_profiles).where(user_profiles.c.user_id == bindparam("uid"))
-_SUBSCRIPTION = (
-    select(subscriptions)
-    .where(subscriptions.c.user_id == bindparam("uid"), subscriptions.c.status == "active")
-    .order_by(subscriptions.c.id.desc()).limit(1)
-)
+# The raw baselines at their best: the user's context as one statement written by hand and
+# run on the driver (as `read_user_context` reads it: document, profile and newest
+# subscription joined), rows turned into the same pydantic models.
+_CONTEXT = """
+SELECT d.document, d.besitos, p.user_id, p.first_name, p.username, p.language_code,
+       p.created_at, s.id, s.plan, s.status, s.starts_at, s.ends_at, s.updated_at
+FROM user_documents d
+LEFT JOIN user_profiles p ON p.user_id = d.user_id
+LEFT JOIN subscriptions s ON s.id = (SELECT id FROM subscriptions
+                                     WHERE user_id = d.user_id ORDER BY id DESC LIMIT 1)
+WHERE d.user_id = ?
+"""
 _DEBIT = (
     update(user_documents)
     .where(user_documents.c.user_id == bindparam("uid"),
@@ -73,16 +77,19 @@ _RECORD = insert(besitos_ledger)
 
 
 def _raw_sql_context(engine: Engine) -> tuple[Any, ...]:
-    parameters = {"uid": USER}
     with engine.connect() as conn:
-        document = conn.execute(_DOCUMENT, parameters).first()
-        profile = conn.execute(_PROFILE, parameters).mappings().first()
-        subscription = conn.execute(_SUBSCRIPTION, parameters).mappings().first()
-    assert document is not None
+        row = conn.exec_driver_sql(_CONTEXT, (USER,)).first()
+    assert row is not None
+    (document, besitos, user_id, first_name, username, language_code, created_at,
+     subscription_id, plan, status, starts_at, ends_at, updated_at) = row
     return (
-        UserDocument.model_validate({**document.document, "besitos": document.besitos}),
-        UserProfile.model_validate(dict(profile or {})),
-        Subscription.model_validate(dict(subscription or {})),
+        UserDocument.model_validate({**json.loads(document), "besitos": besitos}),
+        UserProfile.model_validate({"user_id": user_id, "first_name": first_name,
+                                    "username": username, "language_code": language_code,
+                                    "created_at": created_at}),
+        Subscription.model_validate({"id": subscription_id, "user_id": user_id, "plan": plan,
+                                     "status": status, "starts_at": starts_at,
+                                     "ends_at": ends_at, "updated_at": updated_at}),
     )
 
 

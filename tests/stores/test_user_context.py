@@ -1,4 +1,5 @@
-"""`read_user_context`: one read of document + profile + active subscription, on every backend."""
+"""`read_user_context`: one read of document + profile + newest subscription, on every
+backend."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import event
 
 from tests.support.stores import DOCUMENT_BACKENDS, mongo_database, sql_engine
-from yabot.domain.subscriptions import Plan, Subscription
+from yabot.domain.subscriptions import Plan, Subscription, SubscriptionStatus
 from yabot.domain.users import UserDocument, UserProfile, utcnow
 from yabot.stores.context import read_user_context
 from yabot.stores.handles import RelationalRepositories, Stores
@@ -52,6 +53,30 @@ def test_reads_every_part_of_a_user(stores: Stores) -> None:
     assert context.document == document
     assert context.profile == profile
     assert context.subscription == subscription
+
+
+def test_the_subscription_read_is_the_newest_whatever_its_status_and_only_this_users(
+    stores: Stores,
+) -> None:
+    now = utcnow()
+    subscriptions = stores.relational.subscriptions
+    for user_id in (8, 9):
+        stores.documents.users.create_if_absent(UserDocument(user_id=user_id))
+        stores.relational.profiles.create_if_absent(UserProfile(user_id=user_id,
+                                                                first_name="Ana"))
+    first = subscriptions.start(Subscription(user_id=8, plan=Plan.VIP, starts_at=now,
+                                             ends_at=now + timedelta(days=30)))
+    newest = subscriptions.start(Subscription(user_id=8, plan=Plan.VIP, starts_at=now,
+                                              ends_at=now + timedelta(days=60)))
+    cancelled = subscriptions.set_status(newest.id or 0, SubscriptionStatus.CANCELLED)
+    subscriptions.start(Subscription(user_id=9, plan=Plan.VIP, starts_at=now,
+                                     ends_at=now + timedelta(days=90)))  # a later id, user 9's
+
+    context = read_user_context(stores, 8)
+
+    assert cancelled is not None
+    assert (newest.id or 0) > (first.id or 0)
+    assert context.subscription == cancelled
 
 
 def test_a_user_with_only_a_document_reads_without_the_rest(stores: Stores) -> None:

@@ -3,7 +3,11 @@
 This is the read behind every session reply, so it is the hottest path to the stores. Through
 three repositories it cost three pool checkouts and three guarded calls (0.66 of the same reads
 written by hand on one connection). Here the relational reads share one connection, and when
-the documents live on the same SQL engine (the embedded default) the document read joins them.
+the documents live on the same SQL engine (the embedded default, or PostgreSQL without
+MongoDB) the three parts are one statement (`read_document_context`). Measured in one process,
+interleaved, against the three statements on one connection: on SQLite (2,000 users) 108 to
+123 µs of CPU a read against 162 to 198; on the local PostgreSQL (500 users) 889 to 974 µs
+a read against 1,391 to 1,556, at about half the CPU (465 to 554 µs against 833 to 933).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from yabot.domain.subscriptions import Subscription
 from yabot.domain.users import UserDocument, UserProfile
 from yabot.stores.handles import Stores
-from yabot.stores.sql import read_document, read_latest_subscription, read_profile
+from yabot.stores.sql import read_document_context, read_latest_subscription, read_profile
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,10 @@ def read_user_context(stores: Stores, user_id: int) -> UserContext:
 
     def read() -> UserContext:
         with engine.connect() as conn:
-            return UserContext(
-                document=read_document(conn, user_id) if same_engine else None,
-                profile=read_profile(conn, user_id),
-                subscription=read_latest_subscription(conn, user_id),
-            )
+            if same_engine:
+                return UserContext(*read_document_context(conn, user_id))
+            return UserContext(None, read_profile(conn, user_id),
+                               read_latest_subscription(conn, user_id))
 
     context = relational.guard.run(read, "read user context")
     if same_engine:

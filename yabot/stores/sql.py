@@ -219,6 +219,27 @@ _LATEST_SUBSCRIPTION = (
     .where(subscriptions.c.user_id == bindparam("uid"))
     .order_by(subscriptions.c.id.desc()).limit(1)
 )
+_OLDER = subscriptions.alias("older")
+_PROFILE_LABELS = [(f"profile_{c.name}", c.name) for c in user_profiles.c]
+_SUBSCRIPTION_LABELS = [(f"subscription_{c.name}", c.name) for c in subscriptions.c]
+# A user's document, profile and newest subscription as one row (a document always exists
+# where the other two do): one statement, one round trip, instead of three.
+_DOCUMENT_CONTEXT = (
+    select(user_documents.c.document, user_documents.c.besitos,
+           *[c.label(label) for (label, _), c in zip(_PROFILE_LABELS, user_profiles.c,
+                                                     strict=True)],
+           *[c.label(label) for (label, _), c in zip(_SUBSCRIPTION_LABELS, subscriptions.c,
+                                                     strict=True)])
+    .select_from(
+        user_documents
+        .outerjoin(user_profiles, user_profiles.c.user_id == user_documents.c.user_id)
+        .outerjoin(subscriptions, subscriptions.c.id == (
+            select(_OLDER.c.id).where(_OLDER.c.user_id == user_documents.c.user_id)
+            .order_by(_OLDER.c.id.desc()).limit(1).correlate(user_documents).scalar_subquery()
+        ))
+    )
+    .where(user_documents.c.user_id == bindparam("uid"))
+)
 
 
 def read_profile(conn: Connection, user_id: int) -> UserProfile | None:
@@ -231,6 +252,24 @@ def read_document(conn: Connection, user_id: int) -> UserDocument | None:
     if row is None:
         return None
     return UserDocument.model_validate({**row.document, "besitos": row.besitos})
+
+
+def read_document_context(
+    conn: Connection, user_id: int,
+) -> tuple[UserDocument | None, UserProfile | None, Subscription | None]:
+    """The user's document, profile and newest subscription in one statement, for documents
+    kept on this engine; all None when there is no document."""
+    row = conn.execute(_DOCUMENT_CONTEXT, {"uid": user_id}).first()
+    if row is None:
+        return None, None, None
+    fields = row._mapping
+    document = UserDocument.model_validate({**row.document, "besitos": row.besitos})
+    profile = (UserProfile.model_validate({name: fields[label] for label, name in _PROFILE_LABELS})
+               if fields["profile_user_id"] is not None else None)
+    subscription = (Subscription.model_validate(
+        {name: fields[label] for label, name in _SUBSCRIPTION_LABELS})
+        if fields["subscription_id"] is not None else None)
+    return document, profile, subscription
 
 
 def read_current_subscription(conn: Connection, user_id: int) -> Subscription | None:
