@@ -220,16 +220,12 @@ _LATEST_SUBSCRIPTION = (
     .order_by(subscriptions.c.id.desc()).limit(1)
 )
 _OLDER = subscriptions.alias("older")
-_PROFILE_LABELS = [(f"profile_{c.name}", c.name) for c in user_profiles.c]
-_SUBSCRIPTION_LABELS = [(f"subscription_{c.name}", c.name) for c in subscriptions.c]
 # A user's document, profile and newest subscription as one row (a document always exists
 # where the other two do): one statement, one round trip, instead of three.
 _DOCUMENT_CONTEXT = (
     select(user_documents.c.document, user_documents.c.besitos,
-           *[c.label(label) for (label, _), c in zip(_PROFILE_LABELS, user_profiles.c,
-                                                     strict=True)],
-           *[c.label(label) for (label, _), c in zip(_SUBSCRIPTION_LABELS, subscriptions.c,
-                                                     strict=True)])
+           *[c.label(f"profile_{c.name}") for c in user_profiles.c],
+           *[c.label(f"subscription_{c.name}") for c in subscriptions.c])
     .select_from(
         user_documents
         .outerjoin(user_profiles, user_profiles.c.user_id == user_documents.c.user_id)
@@ -240,6 +236,9 @@ _DOCUMENT_CONTEXT = (
     )
     .where(user_documents.c.user_id == bindparam("uid"))
 )
+# (label in that row, model field)
+_PROFILE_LABELS = [(f"profile_{c.name}", c.name) for c in user_profiles.c]
+_SUBSCRIPTION_LABELS = [(f"subscription_{c.name}", c.name) for c in subscriptions.c]
 
 
 def read_profile(conn: Connection, user_id: int) -> UserProfile | None:
