@@ -219,9 +219,9 @@ _LATEST_SUBSCRIPTION = (
     .where(subscriptions.c.user_id == bindparam("uid"))
     .order_by(subscriptions.c.id.desc()).limit(1)
 )
-_OLDER = subscriptions.alias("older")
 # A user's document, profile and newest subscription as one row (a document always exists
 # where the other two do): one statement, one round trip, instead of three.
+_OLDER = subscriptions.alias("older")
 _DOCUMENT_CONTEXT = (
     select(user_documents.c.document, user_documents.c.besitos,
            *[c.label(f"profile_{c.name}") for c in user_profiles.c],
@@ -241,6 +241,12 @@ _PROFILE_LABELS = [(f"profile_{c.name}", c.name) for c in user_profiles.c]
 _SUBSCRIPTION_LABELS = [(f"subscription_{c.name}", c.name) for c in subscriptions.c]
 
 
+def _stored_document(body: dict[str, Any], besitos: int) -> UserDocument:
+    """A user document as stored: the JSON body, and the balance from its own column (where
+    conditional updates change it)."""
+    return UserDocument.model_validate({**body, "besitos": besitos})
+
+
 def read_profile(conn: Connection, user_id: int) -> UserProfile | None:
     row = conn.execute(_PROFILE, {"uid": user_id}).mappings().first()
     return UserProfile.model_validate(dict(row)) if row is not None else None
@@ -250,7 +256,7 @@ def read_document(conn: Connection, user_id: int) -> UserDocument | None:
     row = conn.execute(_DOCUMENT, {"uid": user_id}).first()
     if row is None:
         return None
-    return UserDocument.model_validate({**row.document, "besitos": row.besitos})
+    return _stored_document(row.document, row.besitos)
 
 
 def read_document_context(
@@ -262,7 +268,7 @@ def read_document_context(
     if row is None:
         return None, None, None
     fields = row._mapping
-    document = UserDocument.model_validate({**row.document, "besitos": row.besitos})
+    document = _stored_document(row.document, row.besitos)
     profile = (UserProfile.model_validate({name: fields[label] for label, name in _PROFILE_LABELS})
                if fields["profile_user_id"] is not None else None)
     subscription = (Subscription.model_validate(
@@ -359,7 +365,7 @@ class SqlUserDocuments:
                                  .where(pending_transfers.c.key == settles))
                 crash_point("store-before-commit")
             crash_point("store-after-commit")
-            return UserDocument.model_validate({**body, "besitos": row.besitos})
+            return _stored_document(body, row.besitos)
 
         found: UserDocument | None = guarded_write(self._guard, write, what)
         if found is None:
