@@ -88,18 +88,26 @@ class BufferedWsgi:
             return
         if scope["type"] != "http":  # websockets: none served
             return
-        self.reading += 1
-        deadline = asyncio.get_running_loop().time() + self._read_timeout
-        try:
-            body = await asyncio.wait_for(self._read_body(scope, receive, deadline),
-                                          self._read_timeout)
-        except (TimeoutError, BodyTimedOut):
-            self.timed_out += 1
-            await _send_whole(send, 408, [(b"content-type", PROBLEM_JSON.encode()),
-                                          (b"connection", b"close")], _TIMED_OUT)
-            return
-        finally:
-            self.reading -= 1
+        length = _content_length(scope)
+        if length is None or length == 0 or length > self._max_body:
+            # Nothing to read: the app answers from the head alone (a refusal when a body is
+            # too large or not framed by a length). No task and no timer: measured
+            # in-process, the ``wait_for`` below was more than half of what a state read
+            # answered on the loop cost (84-114 us of CPU with it, 38-41 without).
+            body = b""
+        else:
+            self.reading += 1
+            deadline = asyncio.get_running_loop().time() + self._read_timeout
+            try:
+                body = await asyncio.wait_for(self._read_body(receive, length, deadline),
+                                              self._read_timeout)
+            except (TimeoutError, BodyTimedOut):
+                self.timed_out += 1
+                await _send_whole(send, 408, [(b"content-type", PROBLEM_JSON.encode()),
+                                              (b"connection", b"close")], _TIMED_OUT)
+                return
+            finally:
+                self.reading -= 1
         pool = self._pool
         if pool is None:  # not configured yet, or shutting down
             raise RuntimeError("BufferedWsgi.configure was not called in this worker")
@@ -113,9 +121,8 @@ class BufferedWsgi:
             status, headers, content = await loop.run_in_executor(pool, self._respond, environ)
         await _send_whole(send, status, headers, content)
 
-    async def _read_body(self, scope: Scope, receive: Receive, deadline: float) -> bytes:
-        """The whole body, or nothing when the app will refuse it by its headers alone (no
-        ``Content-Length``, or one over the largest body it accepts).
+    async def _read_body(self, receive: Receive, length: int, deadline: float) -> bytes:
+        """The whole body of ``length`` bytes.
 
         `BodyTimedOut` once a chunk arrives past ``deadline`` with more to come. The caller's
         ``wait_for`` cancels a read still waiting then, but a cancellation that lands as a
@@ -123,9 +130,6 @@ class BufferedWsgi:
         ``asyncio.wait_for``, which then returns the chunk instead of raising. A client
         trickling a byte at a time was seen holding its connection unanswered past the
         deadline that way (in the suite: one run in ten)."""
-        length = _content_length(scope)
-        if length is None or length == 0 or length > self._max_body:
-            return b""
         loop = asyncio.get_running_loop()
         chunks: list[bytes] = []
         received = 0
