@@ -416,6 +416,7 @@ def profile_state_route(env: dict[str, str], users: int, requests: int,
         runtime = Runtime(settings)
         runtime.start()
         app = WorkerApp()
+        app.extra_routes[HELLO] = HelloWorld()  # for `asgi_layer_costs`
         try:
             app.bind(settings, runtime)
             with ThreadPoolExecutor(8) as pool:  # every user's session live, as in the run
@@ -430,6 +431,7 @@ def profile_state_route(env: dict[str, str], users: int, requests: int,
             def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
                 statuses.append(status)
 
+            layers = asgi_layer_costs(app, runtime, token, users, 4 * requests)
             for environ in environs[:200]:  # warm-up, not profiled
                 b"".join(app(dict(environ), start_response))
             profiler = cProfile.Profile()
@@ -453,9 +455,84 @@ def profile_state_route(env: dict[str, str], users: int, requests: int,
         f"in-process WSGI GET /user/{{id}}/state ({users:,} live, profiled)",
         median_us=wall / requests * 1e6, per_second=requests / wall,
         extra={"cpu_us_per_request": round(cpu / requests * 1e6, 1),
-               "non_200": sum(not s.startswith("200") for s in statuses[200:])},
+               "non_200": sum(not s.startswith("200") for s in statuses[200:]),
+               "asgi_layers_cpu_us_per_request": layers},
     )
     return measurement, lines[header:]
+
+
+def asgi_layer_costs(app: Any, runtime: Any, token: str, users: int,
+                     requests: int) -> dict[str, float]:
+    """CPU per request through the ASGI entry, called straight on an event loop in this
+    thread (no gunicorn, no sockets, no profiler; every request answered in this thread, so
+    its CPU time leaves out the other threads'), layer by layer: the faster server's hello-world
+    (`bench.servers.asgi_app`), the same resource in a bare Falcon WSGI app under
+    `BufferedWsgi` (the WSGI adaptation), the hello-world in YABOT's app (every middleware
+    of a public route), and ``GET /user/{id}/state`` answered on the loop from a snapshot
+    (the token, the rate limit, the resource). What separates the state route from the
+    faster hello-world, without what gunicorn adds to both."""
+    from bench import servers
+    from yabot.api.asgi import BufferedWsgi
+    from yabot.api.snapshot_reads import StateReadsInline
+
+    def scope(path: str, authorized: bool) -> dict[str, Any]:
+        headers = [(b"host", b"b")]
+        if authorized:
+            headers.append((b"authorization", f"Bearer {token}".encode()))
+        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+                "query_string": b"", "root_path": "", "headers": headers,
+                "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    def inline_on_loop(wsgi: Any, inline: Callable[[dict[str, Any]], bool]) -> BufferedWsgi:
+        buffered = BufferedWsgi(wsgi)
+        buffered.configure(1, 0, 30.0)
+        buffered.inline = inline
+        return buffered
+
+    state_reads = StateReadsInline(runtime.sessions, runtime.router)
+    hellos = [scope(HELLO, False)] * requests
+    # Warmed up on every user once: each session's state is then rendered (`RenderedViews`).
+    every_user = [scope(f"/user/{user}/state", True) for user in range(1, users + 1)]
+    cases = {
+        "falcon.asgi hello": (servers.asgi_app, hellos, hellos[:200]),
+        "BufferedWsgi + bare Falcon hello": (
+            inline_on_loop(servers.wsgi_app, lambda environ: True), hellos, hellos[:200]),
+        "YABOT app hello (public)": (
+            inline_on_loop(app, lambda environ: True), hellos, hellos[:200]),
+        "YABOT state, on the loop": (
+            inline_on_loop(app, state_reads),
+            [scope(f"/user/{random.randint(1, users)}/state", True) for _ in range(requests)],
+            every_user),
+    }
+
+    async def drive(asgi: Any, scopes: list[dict[str, Any]]) -> None:
+        for each in scopes:
+            await asgi(dict(each), receive, send)
+
+    costs: dict[str, float] = {}
+    loop = asyncio.new_event_loop()
+    try:
+        for name, (asgi, scopes, warm_up) in cases.items():
+            loop.run_until_complete(drive(asgi, warm_up))
+            statuses.clear()
+            cpu = time.thread_time()
+            loop.run_until_complete(drive(asgi, scopes))
+            costs[name] = round((time.thread_time() - cpu) / len(scopes) * 1e6, 1)
+            if any(status != 200 for status in statuses):
+                raise RuntimeError(f"{name}: answers other than 200 in the layer costs")
+    finally:
+        loop.close()
+    return costs
 
 
 def run(quick: bool = False) -> Report:
