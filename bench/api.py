@@ -493,10 +493,13 @@ def asgi_layer_costs(app: Any, runtime: Any, token: str, users: int,
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
+    buffered_apps: list[BufferedWsgi] = []
+
     def inline_on_loop(wsgi: Any, inline: Callable[[dict[str, Any]], bool]) -> BufferedWsgi:
         buffered = BufferedWsgi(wsgi)
         buffered.configure(1, 0, 30.0)
         buffered.inline = inline
+        buffered_apps.append(buffered)
         return buffered
 
     state_reads = StateReadsInline(runtime.sessions, runtime.router)
@@ -525,13 +528,20 @@ def asgi_layer_costs(app: Any, runtime: Any, token: str, users: int,
         for name, (asgi, scopes, warm_up) in cases.items():
             loop.run_until_complete(drive(asgi, warm_up))
             statuses.clear()
+            inline_before = getattr(asgi, "inline_answered", 0)
             cpu = time.thread_time()
             loop.run_until_complete(drive(asgi, scopes))
             costs[name] = round((time.thread_time() - cpu) / len(scopes) * 1e6, 1)
             if any(status != 200 for status in statuses):
                 raise RuntimeError(f"{name}: answers other than 200 in the layer costs")
+            on_threads = isinstance(asgi, BufferedWsgi) and (
+                asgi.inline_answered - inline_before != len(scopes))
+            if on_threads:  # their CPU would be left out of this thread's
+                raise RuntimeError(f"{name}: requests ran on a request thread")
     finally:
         loop.close()
+        for buffered in buffered_apps:
+            buffered.close()
     return costs
 
 
