@@ -5,13 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+import falcon
+import falcon.testing
 import pytest
 import redis
 
 from tests.support.clock import ManualClock
 from tests.support.redis_server import no_retry
+from tests.support.settings import SettingsFactory
 from tests.support.waiting import ASK, eventually
-from yabot.api.ratelimit import Counts, FailOpenCounts, RedisCounts, Window, WindowCounts
+from yabot.api.ratelimit import (
+    MAX_SUBJECTS,
+    Counts,
+    FailOpenCounts,
+    RateLimit,
+    RedisCounts,
+    Window,
+    WindowCounts,
+)
+from yabot.errors import RateLimited
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -128,3 +140,28 @@ def test_expired_counts_are_dropped_once_the_table_doubles() -> None:
         counts.take([Window(f"new-{n}", 5, 60)])
     assert len(counts._counts) == 100  # the 1,000 expired ones went at the 1,024th key
     assert [counts.take([Window("new-1", 2, 60)]) for _ in range(2)] == [None, 60.0]
+
+
+def test_windows_are_made_once_per_subject_and_their_table_stays_bounded(
+    make_settings: SettingsFactory,
+) -> None:
+    """`RateLimit` keeps each subject's windows made; past `MAX_SUBJECTS` subjects it starts
+    over, and the counts (kept apart) still hold every subject to its limit."""
+    clock = ManualClock(1_000.0)
+    limit = RateLimit(make_settings(RATE_LIMIT_PER_SUBJECT="1/minute"), WindowCounts(clock))
+
+    def request(subject: str) -> falcon.Request:
+        req = falcon.testing.create_req()
+        req.context.subject = subject
+        return req
+
+    resource = object()
+    limit.process_resource(request("first"), falcon.Response(), resource, {})
+    for n in range(MAX_SUBJECTS + 10):
+        limit.process_resource(request(f"svc-{n}"), falcon.Response(), resource, {})
+        assert len(limit._windows) <= MAX_SUBJECTS
+    with pytest.raises(RateLimited):  # its windows were made again; its count was kept
+        limit.process_resource(request("first"), falcon.Response(), resource, {})
+    with pytest.raises(RateLimited):
+        limit.process_resource(request(f"svc-{MAX_SUBJECTS + 9}"), falcon.Response(),
+                               resource, {})
