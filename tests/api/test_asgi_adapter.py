@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
+from yabot.api import asgi
 from yabot.api.asgi import BufferedWsgi, wsgi_environ
 
 Message = MutableMapping[str, Any]
@@ -160,3 +161,28 @@ def test_the_environ_is_pep_3333() -> None:
     assert environ["REMOTE_ADDR"] == "127.0.0.1"
     assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
     assert "HTTP_CONTENT_TYPE" not in environ
+
+
+def test_header_names_any_client_sends_translate_and_what_is_kept_stays_bounded() -> None:
+    """Header names are translated once and kept, but only up to a bound: a client sending
+    ever new names gets them all translated and cannot grow the table."""
+    names = [f"X-Made-Up-{n}".encode() for n in range(3 * asgi._MAX_KEPT_NAMES)]
+
+    class ManyHeaders(Echo):
+        def __call__(self, environ: dict[str, Any],
+                     start_response: Callable[..., Any]) -> Iterable[bytes]:
+            self.environ = environ
+            start_response("200 OK", [(f"X-Answer-{n}", "v") for n in range(len(names))])
+            return [b""]
+
+    echo = ManyHeaders()
+    app = _app(echo)
+    try:
+        sent, _ = _serve(app, _scope(headers=[(name, b"v") for name in names]), [])
+    finally:
+        app.close()
+    assert all(echo.environ[f"HTTP_X_MADE_UP_{n}"] == "v" for n in range(len(names)))
+    answered = {name for name, _ in sent[0]["headers"]}
+    assert {f"x-answer-{n}".encode() for n in range(len(names))} <= answered
+    assert len(asgi._ENVIRON_KEYS) <= asgi._MAX_KEPT_NAMES
+    assert len(asgi._HEADER_NAMES) <= asgi._MAX_KEPT_NAMES

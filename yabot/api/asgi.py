@@ -40,6 +40,12 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: blocking, and so on the event loop.
 Inline = Callable[[dict[str, Any]], bool]
 
+#: Header names translated once (`_environ_key`, `_header_name`); plain dict operations, each
+#: atomic, so request threads and the loop share them safely.
+_MAX_KEPT_NAMES = 256
+_ENVIRON_KEYS: dict[bytes, str] = {}
+_HEADER_NAMES: dict[str, bytes] = {}
+
 _TIMED_OUT = json.dumps({"type": "/problems/request-timeout", "title": "Request Timeout",
                          "status": 408}).encode()
 
@@ -182,8 +188,7 @@ class BufferedWsgi:
                 close()
         status, headers = started
         return (int(status[:3]),
-                [(name.lower().encode("latin-1"), value.encode("latin-1"))
-                 for name, value in headers],
+                [(_header_name(name), value.encode("latin-1")) for name, value in headers],
                 content)
 
 
@@ -220,12 +225,32 @@ def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
         "wsgi.run_once": False,
     }
     for raw_name, raw_value in scope["headers"]:
-        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        key = _ENVIRON_KEYS.get(raw_name) or _environ_key(raw_name)
         value = raw_value.decode("latin-1")
-        key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
         # Repeated fields are one comma-separated value (RFC 9110 section 5.3).
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     return environ
+
+
+def _environ_key(raw_name: bytes) -> str:
+    """The environ key of a header field name (``HTTP_X_REQUEST_ID``); the first names seen
+    are kept (most requests repeat a few), up to a bound a client cannot grow past."""
+    name = raw_name.decode("latin-1").upper().replace("-", "_")
+    key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+    if len(_ENVIRON_KEYS) < _MAX_KEPT_NAMES:
+        _ENVIRON_KEYS[raw_name] = key
+    return key
+
+
+def _header_name(name: str) -> bytes:
+    """A response header name as the ASGI server takes it (lower case, bytes); kept like
+    `_environ_key`'s (the app answers with a few names)."""
+    raw = _HEADER_NAMES.get(name)
+    if raw is None:
+        raw = name.lower().encode("latin-1")
+        if len(_HEADER_NAMES) < _MAX_KEPT_NAMES:
+            _HEADER_NAMES[name] = raw
+    return raw
 
 
 async def _send_whole(send: Send, status: int, headers: list[tuple[bytes, bytes]],
