@@ -14,6 +14,8 @@ from yabot.errors import LengthRequired, PayloadTooLarge, UnsupportedMediaType
 
 JSON = "application/json"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: The WSGI environ keys that frame a body.
+_FRAMING_FIELDS = frozenset({"CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING"})
 
 
 class BodyLimits:
@@ -28,8 +30,8 @@ class BodyLimits:
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict[str, Any]
     ) -> None:
-        if resource is None:
-            return
+        if resource is None or not _FRAMING_FIELDS & req.env.keys():
+            return  # no body, and nothing claims one: most requests (every GET)
         length = req.content_length
         if length is None and req.get_header("Transfer-Encoding"):
             raise LengthRequired("a request body needs a Content-Length header")
