@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from actors import Ask, KeyedActors
 from yabot.cluster.routing import AskRouter
-from yabot.sessions.messages import GetState, UserState
+from yabot.sessions.messages import GET_STATE, UserState
 
 R = TypeVar("R")
 
@@ -38,4 +38,4 @@ class ApiBridge:
         return self._sessions.ask(user_id, message, timeout=self._timeout)
 
     def user_state(self, user_id: int) -> UserState:
-        return self.ask(user_id, GetState())
+        return self.ask(user_id, GET_STATE)

@@ -21,12 +21,11 @@ from typing import Any
 
 from actors import KeyedActors
 from yabot.cluster.routing import AskRouter
-from yabot.sessions.messages import GetState, UserState
+from yabot.sessions.messages import GET_STATE, UserState
 
 #: The environ key of the prefetched reply: ``(user_id, UserState)``.
 PREFETCHED_STATE = "yabot.prefetched_state"
 _STATE_PATH = re.compile(r"^/user/([1-9][0-9]{0,15})/state$")
-_GET_STATE = GetState()
 
 
 class StateReadsInline:
@@ -46,7 +45,7 @@ class StateReadsInline:
         router = self._router
         if router is not None and not router.owns(user_id):
             return False  # forwarded to the owner: a network round trip, on a thread
-        state = self._sessions.published(user_id, _GET_STATE)
+        state = self._sessions.published(user_id, GET_STATE)
         if state is None:
             return False
         environ[PREFETCHED_STATE] = (user_id, state)

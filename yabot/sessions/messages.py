@@ -90,6 +90,12 @@ class GetState(Ask[UserState]):
     """The user's merged state. Raises `UserNotFound`."""
 
 
+#: The one `GetState` the hot paths send and a session's snapshot answers: it carries nothing,
+#: and a snapshot's reply is then found by identity (another instance costs pydantic's
+#: ``__eq__`` on every lookup, 0.4 µs of a 0.5 µs lookup).
+GET_STATE = GetState()
+
+
 class SetPreferences(Ask[UserState]):
     """Replace the user's preferences. Raises `UserNotFound`."""
 

@@ -27,6 +27,7 @@ from yabot.services.shop import ShopService
 from yabot.services.subscriptions import SubscriptionService
 from yabot.services.users import UserService, state_from_context
 from yabot.sessions.messages import (
+    GET_STATE,
     BuyItem,
     ChangeSubscription,
     CheckoutVerdict,
@@ -216,7 +217,7 @@ class UserSession(Actor):
         if fresh_for <= 0:
             return None
         if self._replies is None or self._replies[0] is not context:
-            self._replies = (context, {GetState(): state_from_context(context)})
+            self._replies = (context, {GET_STATE: state_from_context(context)})
         return Snapshot(self._replies[1], fresh_for)
 
     def handle(self, message: Any) -> Any:
