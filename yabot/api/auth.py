@@ -9,6 +9,7 @@ stays valid under its own id; an unknown ``kid`` is refused.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -127,7 +128,13 @@ class TokenVerifier:
 def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     """The ``scope`` claim (space-separated, as in RFC 8693) as a set."""
     scope = claims.get("scope")
-    return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+    return _scope_set(scope) if isinstance(scope, str) else frozenset()
+
+
+@functools.lru_cache(maxsize=256)
+def _scope_set(scope: str) -> frozenset[str]:
+    # Every request with a token asks; the deployment's tokens carry a few distinct claims.
+    return frozenset(scope.split())
 
 
 def mint_token(
