@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import falcon.testing
@@ -209,3 +210,21 @@ def test_retry_after_is_the_breakers_remaining_cool_down(
     result = client.simulate_get(f"/user/{USER}/state", headers=auth())
     assert (result.status_code, code_of(result)) == (503, "store-unavailable")
     assert result.headers["retry-after"] == "18"
+
+
+@pytest.mark.parametrize(("sent", "echoed"), [
+    ("trace-me-42", True),
+    ("x" * 64, True),
+    ("x" * 65, False),  # too long for a log field: replaced
+    ("bad\x7fid", False),  # not printable: replaced
+])
+def test_a_callers_request_id_is_echoed_only_if_it_is_short_and_printable(
+    client: falcon.testing.TestClient, sent: str, echoed: bool,
+) -> None:
+    answer = client.simulate_get("/healthz", headers={"X-Request-Id": sent})
+    got = answer.headers["x-request-id"]
+    if echoed:
+        assert got == sent
+    else:
+        assert got != sent
+        assert re.fullmatch(r"[0-9a-f]{32}", got), got
