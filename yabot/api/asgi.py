@@ -255,7 +255,10 @@ def _header_name(name: str) -> bytes:
 
 async def _send_whole(send: Send, status: int, headers: list[tuple[bytes, bytes]],
                       body: bytes) -> None:
-    if not any(name == b"content-length" for name, _ in headers):
+    for name, _ in headers:  # a loop, not any(): no generator on every request
+        if name == b"content-length":
+            break
+    else:
         headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

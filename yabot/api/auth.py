@@ -188,7 +188,8 @@ class RequireToken:
             raise Forbidden("this route declares no access policy") from exc
         if policy.public:
             return
-        scheme, _, token = (req.auth or "").partition(" ")
+        # The environ's own key: `req.auth` spells the header name out on every request.
+        scheme, _, token = (req.env.get("HTTP_AUTHORIZATION") or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("a bearer token is required")
         claims = self._verifier.verify(token.strip())
