@@ -22,6 +22,7 @@ the app refuses it from its ``Content-Length`` (413), or a chunked one (411), as
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import sys
@@ -40,11 +41,9 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 #: blocking, and so on the event loop.
 Inline = Callable[[dict[str, Any]], bool]
 
-#: Header names translated once (`_environ_key`, `_header_name`); plain dict operations, each
-#: atomic, so request threads and the loop share them safely.
+#: Header names translated and kept (`_environ_key`, `_header_name`): most requests repeat a
+#: few, and a client sending ever new names cannot grow the tables past this.
 _MAX_KEPT_NAMES = 256
-_ENVIRON_KEYS: dict[bytes, str] = {}
-_HEADER_NAMES: dict[str, bytes] = {}
 
 _TIMED_OUT = json.dumps({"type": "/problems/request-timeout", "title": "Request Timeout",
                          "status": 408}).encode()
@@ -225,32 +224,24 @@ def wsgi_environ(scope: Scope, body: bytes) -> dict[str, Any]:
         "wsgi.run_once": False,
     }
     for raw_name, raw_value in scope["headers"]:
-        key = _ENVIRON_KEYS.get(raw_name) or _environ_key(raw_name)
+        key = _environ_key(raw_name)
         value = raw_value.decode("latin-1")
         # Repeated fields are one comma-separated value (RFC 9110 section 5.3).
         environ[key] = f"{environ[key]},{value}" if key in environ else value
     return environ
 
 
+@functools.lru_cache(maxsize=_MAX_KEPT_NAMES)
 def _environ_key(raw_name: bytes) -> str:
-    """The environ key of a header field name (``HTTP_X_REQUEST_ID``); the first names seen
-    are kept (most requests repeat a few), up to a bound a client cannot grow past."""
+    """The environ key of a header field name (``HTTP_X_REQUEST_ID``)."""
     name = raw_name.decode("latin-1").upper().replace("-", "_")
-    key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
-    if len(_ENVIRON_KEYS) < _MAX_KEPT_NAMES:
-        _ENVIRON_KEYS[raw_name] = key
-    return key
+    return name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
 
 
+@functools.lru_cache(maxsize=_MAX_KEPT_NAMES)
 def _header_name(name: str) -> bytes:
-    """A response header name as the ASGI server takes it (lower case, bytes); kept like
-    `_environ_key`'s (the app answers with a few names)."""
-    raw = _HEADER_NAMES.get(name)
-    if raw is None:
-        raw = name.lower().encode("latin-1")
-        if len(_HEADER_NAMES) < _MAX_KEPT_NAMES:
-            _HEADER_NAMES[name] = raw
-    return raw
+    """A response header name as the ASGI server takes it (lower case, bytes)."""
+    return name.lower().encode("latin-1")
 
 
 async def _send_whole(send: Send, status: int, headers: list[tuple[bytes, bytes]],
