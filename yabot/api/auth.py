@@ -189,10 +189,11 @@ class RequireToken:
         if policy.public:
             return
         # The environ's own key: `req.auth` spells the header name out on every request.
-        scheme, _, token = (req.env.get("HTTP_AUTHORIZATION") or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        scheme, _, rest = (req.env.get("HTTP_AUTHORIZATION") or "").partition(" ")
+        token = rest.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("a bearer token is required")
-        claims = self._verifier.verify(token.strip())
+        claims = self._verifier.verify(token)
         req.context.claims = claims
         req.context.subject = claims["sub"]
         answered = self._responders.get(type(resource))
