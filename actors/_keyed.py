@@ -99,7 +99,8 @@ class _Cell:
     """
 
     __slots__ = ("actor", "failures", "fresh_until", "key", "last_handled", "last_sent",
-                 "mailbox", "poison", "restarting", "scheduled", "snapshot", "stopping")
+                 "mailbox", "poison", "renewable_until", "restarting", "scheduled", "snapshot",
+                 "stopping")
 
     def __init__(self, key: Any, now: float) -> None:
         self.key = key
@@ -114,6 +115,7 @@ class _Cell:
         self.restarting = False  # the last incarnation failed: the next one is a restart
         self.snapshot: Snapshot | None = None  # what the actor published after its last message
         self.fresh_until = float("-inf")  # registry clock
+        self.renewable_until = float("-inf")  # registry clock: `renew` stops here
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,9 @@ class KeyedActors(Generic[K, A]):
       equal ask for a live key that is idle — empty mailbox, no message being handled — and
       whose snapshot is fresh is answered from it in the asker's thread; any other ask takes
       the mailbox as usual. So an ask still sees every message sent before it, and every
-      reply released before it; passivation, failure and stop drop the snapshot.
+      reply released before it; passivation, failure and stop drop the snapshot. A
+      snapshot with a ``basis`` may be renewed from outside (`expiring`, `renew`) by whoever
+      can check that basis against its source, without a message to the actor.
     - Systemic failure: more than ``max_failures`` *distinct keys* failing within ``period``
       seconds is reported to ``on_intensity_exceeded`` (the keeper actor then fails and its
       supervisor decides), as OTP's restart intensity. One key failing in a loop counts once,
@@ -326,6 +330,35 @@ class KeyedActors(Generic[K, A]):
                             from_snapshot=True)
         result: R = reply
         return result
+
+    def now(self) -> float:
+        """The registry's clock (what `renew`'s ``checked_at`` is measured on)."""
+        return self._clock()
+
+    def expiring(self, within: float) -> list[tuple[K, Snapshot]]:
+        """The live keys whose snapshot has a `Snapshot.basis` and stops being fresh within
+        ``within`` seconds (or already has, unreplaced), with that snapshot: what a renewer
+        should check against the snapshots' source. Keys being handled are left out (their
+        actor publishes again when it is done)."""
+        with self._cond:
+            until = self._clock() + within
+            return [(key, cell.snapshot) for key, cell in self._cells.items()
+                    if cell.snapshot is not None and cell.snapshot.basis is not None
+                    and not cell.scheduled and cell.fresh_until <= until]
+
+    def renew(self, key: K, snapshot: Snapshot, checked_at: float, fresh_for: float) -> bool:
+        """Keep ``snapshot`` fresh until ``checked_at + fresh_for`` (registry clock; never past
+        its `Snapshot.renewable_for`), for a caller that found its basis still true at
+        ``checked_at``: only if it is still the key's latest publication and the key is idle
+        (then no message has been handled since it was published). Not a use of the key: a
+        renewed key still passivates when nothing else uses it. True if renewed."""
+        with self._cond:
+            cell = self._cells.get(key)
+            if cell is None or cell.snapshot is not snapshot or cell.scheduled:
+                return False
+            cell.fresh_until = max(cell.fresh_until,
+                                   min(checked_at + fresh_for, cell.renewable_until))
+            return True
 
     def tell(self, key: K, message: Message) -> None:
         """Send to ``key``'s actor without waiting. Raises `ActorDead` when the registry is
@@ -655,7 +688,9 @@ class KeyedActors(Generic[K, A]):
             log.exception("keyed actor's snapshot failed", registry=self.name, key=cell.key)
             snapshot = None
         if snapshot is not None:
-            cell.fresh_until = self._clock() + snapshot.fresh_for
+            now = self._clock()
+            cell.fresh_until = now + snapshot.fresh_for
+            cell.renewable_until = now + snapshot.renewable_for
         cell.snapshot = snapshot
 
     def _activate(self, cell: _Cell) -> Actor:

@@ -23,7 +23,15 @@ class Snapshot:
 
     The values are shared by every reader: they must be immutable (frozen models, tuples).
     An actor that cannot say how long a reply stays true publishes nothing (None).
+
+    ``basis`` is what the replies were computed from (None: nothing to check them against).
+    Someone who can tell that the basis is still true — its source unchanged — may renew the
+    snapshot (`KeyedActors.expiring`, `KeyedActors.renew`) without a message to the actor,
+    but never past ``renewable_for`` seconds after the publication (a reply that changes with
+    time alone, whatever the source says).
     """
 
     replies: Mapping[Message, Any]
     fresh_for: float = float("inf")
+    basis: object = None
+    renewable_for: float = float("inf")

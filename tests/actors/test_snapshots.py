@@ -52,11 +52,13 @@ class Gate:
 
 
 class Counter(Actor):
-    """Publishes its total as `Total`'s reply, fresh for ``fresh_for`` seconds."""
+    """Publishes its total as `Total`'s reply, fresh for ``fresh_for`` seconds, with the total
+    as its basis (renewable up to ``renewable_for`` seconds after it is published)."""
 
-    def __init__(self, fresh_for: float, gate: Gate) -> None:
+    def __init__(self, fresh_for: float, gate: Gate, renewable_for: float = 25.0) -> None:
         super().__init__()
         self._fresh_for = fresh_for
+        self._renewable_for = renewable_for
         self._gate = gate
         self._total = 0
         self._publishing = True
@@ -64,7 +66,8 @@ class Counter(Actor):
     def snapshot(self) -> Snapshot | None:
         if not self._publishing:
             return None
-        return Snapshot({Total(): (self._total, PUBLISHED)}, self._fresh_for)
+        return Snapshot({Total(): (self._total, PUBLISHED)}, self._fresh_for,
+                        basis=self._total, renewable_for=self._renewable_for)
 
     def handle(self, message: Any) -> Any:
         match message:
@@ -277,3 +280,99 @@ def test_published_gives_the_snapshot_reply_only_when_ask_would_and_never_blocks
     assert counters.status().mailbox_depth == 0
     gate.release.set()
     joined(holder, "the hold answered")
+
+
+# -- renewal from outside: `expiring` and `renew` ------------------------------------------------
+
+
+def _renew_expiring(keyed: KeyedActors[int, Counter], within: float, fresh_for: float,
+                    source: int) -> list[int]:
+    """What a renewer does: check each expiring snapshot's basis against ``source`` (the
+    total the store would hold) and renew those that still match; the keys renewed."""
+    checked_at = keyed.now()
+    return [key for key, snapshot in keyed.expiring(within)
+            if snapshot.basis == source and keyed.renew(key, snapshot, checked_at, fresh_for)]
+
+
+def test_a_renewed_snapshot_is_served_past_its_first_expiry_up_to_its_limit(
+    counters: KeyedActors[int, Counter], clock: ManualClock,
+) -> None:
+    counters.ask(1, Add(), timeout=ASK)  # published at 1000: fresh until 1010, renewable 1025
+    clock.now += 4
+    assert _renew_expiring(counters, within=5, fresh_for=10, source=1) == []  # not yet
+    clock.now += 4
+    assert _renew_expiring(counters, within=5, fresh_for=10, source=1) == [1]  # to 1018
+    clock.now += 9
+    assert _total(counters) == (1, PUBLISHED)
+    assert _renew_expiring(counters, within=5, fresh_for=10, source=1) == [1]  # 1025, the cap
+    clock.now += 7.5
+    assert _total(counters) == (1, PUBLISHED)
+    clock.now += 0.5
+    assert _total(counters) == (1, HANDLED)  # ... which published again, from 1025
+
+
+def test_a_snapshot_whose_basis_changed_is_not_renewed_and_expires(
+    counters: KeyedActors[int, Counter], clock: ManualClock,
+) -> None:
+    counters.ask(1, Add(), timeout=ASK)
+    clock.now += 8
+    assert _renew_expiring(counters, within=5, fresh_for=10, source=2) == []  # source moved on
+    clock.now += 2
+    assert _total(counters) == (1, HANDLED)
+
+
+def test_an_expired_snapshot_still_the_latest_can_be_renewed(
+    counters: KeyedActors[int, Counter], clock: ManualClock,
+) -> None:
+    counters.ask(1, Add(), timeout=ASK)
+    clock.now += 12  # expired at 1010; nothing asked since, so nothing replaced it
+    assert _renew_expiring(counters, within=0, fresh_for=10, source=1) == [1]
+    assert _total(counters) == (1, PUBLISHED)
+
+
+def test_only_the_latest_snapshot_of_an_idle_key_is_renewed(
+    counters: KeyedActors[int, Counter], clock: ManualClock, gate: Gate,
+) -> None:
+    counters.ask(1, Add(), timeout=ASK)
+    clock.now += 8
+    [(key, first)] = counters.expiring(5)
+    counters.ask(1, Add(), timeout=ASK)  # handled: published again
+    assert not counters.renew(key, first, counters.now(), 10)
+    clock.now += 8
+    [(_, second)] = counters.expiring(5)
+    holder = threading.Thread(target=lambda: counters.ask(1, Hold(), timeout=ASK))
+    holder.start()
+    assert gate.held.wait(scaled(DEFAULT_CEILING)), "the key is handling Hold"
+    assert counters.expiring(5) == []  # busy: its actor publishes again when done
+    assert not counters.renew(1, second, counters.now(), 10)
+    gate.release.set()
+    joined(holder, "the hold answered")
+    assert not counters.renew(2, second, counters.now(), 10)  # no such key
+
+
+def test_a_snapshot_without_a_basis_is_never_offered_for_renewal(
+    clock: ManualClock, gate: Gate,
+) -> None:
+    class Unsourced(Counter):
+        def snapshot(self) -> Snapshot | None:
+            return Snapshot({Total(): (0, PUBLISHED)}, 10.0)
+
+    keyed: KeyedActors[int, Counter] = KeyedActors(
+        "unsourced", lambda key: Unsourced(10.0, gate), clock=clock)
+    try:
+        keyed.ask(1, Add(), timeout=ASK)
+        clock.now += 20
+        assert keyed.expiring(60) == []
+    finally:
+        keyed.stop_all()
+
+
+def test_renewal_is_not_a_use_of_the_key(
+    counters: KeyedActors[int, Counter], clock: ManualClock,
+) -> None:
+    counters.ask(1, Add(), timeout=ASK)
+    for _ in range(3):  # renewed every 8 s, never read: idle for 32 s by the end
+        clock.now += 8
+        assert _renew_expiring(counters, within=5, fresh_for=10, source=1) == [1]
+    clock.now += 8
+    assert counters.passivate_idle() == 1
