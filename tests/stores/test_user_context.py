@@ -1,5 +1,5 @@
 """`read_user_context`: one read of document + profile + newest subscription, on every
-backend."""
+backend; `read_user_contexts`: the same for many users at once."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import event
 from tests.support.stores import DOCUMENT_BACKENDS, mongo_database, sql_engine
 from yabot.domain.subscriptions import Plan, Subscription, SubscriptionStatus
 from yabot.domain.users import UserDocument, UserProfile, utcnow
-from yabot.stores.context import read_user_context
+from yabot.stores.context import read_user_context, read_user_contexts
 from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.mongo import ensure_indexes, mongo_documents
 from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents, sql_guard
@@ -108,3 +108,40 @@ def test_the_relational_reads_share_one_connection(stores: Stores) -> None:
     finally:
         event.remove(engine, "checkout", on_checkout)
     assert len(checkouts) == 1
+
+
+def test_many_users_read_at_once_read_as_each_does_alone(stores: Stores) -> None:
+    now = utcnow()
+    subscriptions = stores.relational.subscriptions
+    for user_id in (1, 2, 3):
+        stores.documents.users.create_if_absent(UserDocument(user_id=user_id, besitos=user_id))
+    for user_id in (1, 2):  # user 3: a document only
+        stores.relational.profiles.create_if_absent(UserProfile(user_id=user_id,
+                                                                first_name="Ana"))
+    subscriptions.start(Subscription(user_id=1, plan=Plan.VIP, starts_at=now,
+                                     ends_at=now + timedelta(days=30)))
+    later = subscriptions.start(Subscription(user_id=1, plan=Plan.VIP, starts_at=now,
+                                             ends_at=now + timedelta(days=60)))
+
+    contexts = read_user_contexts(stores, [1, 2, 3, 404])
+
+    assert set(contexts) == {1, 2, 3}  # no document, no context
+    assert contexts == {user_id: read_user_context(stores, user_id) for user_id in (1, 2, 3)}
+    assert contexts[1].subscription == later
+    assert (contexts[3].profile, contexts[3].subscription) == (None, None)
+    assert read_user_contexts(stores, []) == {}
+
+
+def test_a_context_read_at_once_differs_after_any_part_of_it_changes(stores: Stores) -> None:
+    """What renewing a held context relies on: equal contexts mean nothing changed."""
+    stores.documents.users.create_if_absent(UserDocument(user_id=1))
+    stores.relational.profiles.create_if_absent(UserProfile(user_id=1, first_name="Ana"))
+    held = read_user_context(stores, 1)
+    assert read_user_contexts(stores, [1]) == {1: held}
+
+    stores.documents.ledger.credit(1, 5, "gift-1", "gift")  # the balance: its own column
+    assert read_user_contexts(stores, [1])[1] != held
+    held = read_user_context(stores, 1)
+    stores.relational.subscriptions.start(Subscription(
+        user_id=1, plan=Plan.VIP, starts_at=utcnow(), ends_at=utcnow() + timedelta(days=1)))
+    assert read_user_contexts(stores, [1])[1] != held

@@ -6,7 +6,7 @@ whole on transient errors, so a retry never applies half of anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -222,19 +222,28 @@ _LATEST_SUBSCRIPTION = (
 # A user's document, profile and newest subscription as one row (a document always exists
 # where the other two do): one statement, one round trip, instead of three.
 _OLDER = subscriptions.alias("older")
+_CONTEXT_COLUMNS = (
+    user_documents.c.document, user_documents.c.besitos,
+    *[c.label(f"profile_{c.name}") for c in user_profiles.c],
+    *[c.label(f"subscription_{c.name}") for c in subscriptions.c],
+)
+_CONTEXT_FROM = (
+    user_documents
+    .outerjoin(user_profiles, user_profiles.c.user_id == user_documents.c.user_id)
+    .outerjoin(subscriptions, subscriptions.c.id == (
+        select(_OLDER.c.id).where(_OLDER.c.user_id == user_documents.c.user_id)
+        .order_by(_OLDER.c.id.desc()).limit(1).correlate(user_documents).scalar_subquery()
+    ))
+)
 _DOCUMENT_CONTEXT = (
-    select(user_documents.c.document, user_documents.c.besitos,
-           *[c.label(f"profile_{c.name}") for c in user_profiles.c],
-           *[c.label(f"subscription_{c.name}") for c in subscriptions.c])
-    .select_from(
-        user_documents
-        .outerjoin(user_profiles, user_profiles.c.user_id == user_documents.c.user_id)
-        .outerjoin(subscriptions, subscriptions.c.id == (
-            select(_OLDER.c.id).where(_OLDER.c.user_id == user_documents.c.user_id)
-            .order_by(_OLDER.c.id.desc()).limit(1).correlate(user_documents).scalar_subquery()
-        ))
-    )
+    select(*_CONTEXT_COLUMNS).select_from(_CONTEXT_FROM)
     .where(user_documents.c.user_id == bindparam("uid"))
+)
+# The same row for many users at once (`read_document_contexts`), each led by its user id.
+_DOCUMENT_CONTEXTS = (
+    select(user_documents.c.user_id.label("context_user_id"), *_CONTEXT_COLUMNS)
+    .select_from(_CONTEXT_FROM)
+    .where(user_documents.c.user_id.in_(bindparam("uids", expanding=True)))
 )
 # (label in that row, model field)
 _PROFILE_LABELS = [(f"profile_{c.name}", c.name) for c in user_profiles.c]
@@ -265,10 +274,22 @@ def read_document_context(
     """The user's document, profile and newest subscription in one statement, for documents
     kept on this engine; all None when there is no document."""
     row = conn.execute(_DOCUMENT_CONTEXT, {"uid": user_id}).first()
-    if row is None:
-        return None, None, None
-    fields = row._mapping
-    document = _stored_document(row.document, row.besitos)
+    return _context_parts(row._mapping) if row is not None else (None, None, None)
+
+
+def read_document_contexts(
+    conn: Connection, user_ids: Sequence[int],
+) -> dict[int, tuple[UserDocument, UserProfile | None, Subscription | None]]:
+    """`read_document_context` for each of ``user_ids`` that has a document, in one
+    statement (a few hundred ids at a time: every id is a bound parameter)."""
+    rows = conn.execute(_DOCUMENT_CONTEXTS, {"uids": list(user_ids)})
+    return {row.context_user_id: _context_parts(row._mapping) for row in rows}
+
+
+def _context_parts(
+    fields: Mapping[Any, Any],
+) -> tuple[UserDocument, UserProfile | None, Subscription | None]:
+    document = _stored_document(fields["document"], fields["besitos"])
     profile = (UserProfile.model_validate({name: fields[label] for label, name in _PROFILE_LABELS})
                if fields["profile_user_id"] is not None else None)
     subscription = (Subscription.model_validate(
