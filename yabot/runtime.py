@@ -60,6 +60,7 @@ from yabot.scheduler.vip import VIP_EXPIRY, VIP_WARNING, expire_vip, vip_jobs
 from yabot.seed import DEFAULT_SEED_PATH, seed_at_start
 from yabot.services.payments import read_offers
 from yabot.sessions.messages import GetSubscription, Relinquish, SeenUpdate
+from yabot.sessions.renewal import ContextRenewal
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.settings import Environment, Settings
 from yabot.stores.actors import MongoClientFactory, stores_supervisor
@@ -153,6 +154,8 @@ class Runtime:
             poison_after=settings.actors.session_poison_after,
             is_failure=session_failure,
         )
+        self.renewal = ContextRenewal(self.sessions, self.stores,
+                                      settings.actors.session_state_max_age)
         self._mongo_client_factory = mongo_client_factory
         self._on_fatal = on_fatal
         self._root: pykka.ActorRef[Supervisor] | None = None
@@ -197,6 +200,7 @@ class Runtime:
         log.info("actor tree started")
         ownership = self.ownership = self._ownership()
         self.notifier.start()  # after the ownership: its share of the rate is what it owns
+        self.renewal.start()
         if isinstance(ownership, RedisOwnership):
             self._serve_forwarded_asks(ownership)
         if self.settings.bot.token is not None:
@@ -374,6 +378,7 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop the bot, then the tree (children in reverse start order). Idempotent."""
+        self.renewal.stop()
         self.notifier.stop()
         if self._bot is not None:
             self._bot.stop()

@@ -128,6 +128,8 @@ class SessionServices:
     state_max_age: float = 0.0
     #: How many handled update ids each user remembers (`SeenUpdate`).
     handled_updates_window: int = 256
+    #: What the context's age is measured on: the session registry's clock.
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.own_wallet = InlineCoordination(self.stores, self.drafts)
@@ -139,7 +141,8 @@ class SessionServices:
               forget: Callable[[int], object] = forget_nobody,
               drafts: Drafts | None = None, state_max_age: float = 0.0,
               offers: dict[str, StarOffer] | None = None,
-              handled_updates_window: int = 256) -> SessionServices:
+              handled_updates_window: int = 256,
+              clock: Callable[[], float] = time.monotonic) -> SessionServices:
         drafts = drafts or Drafts(window=handled_updates_window)
         return cls(
             stores=stores, users=UserService(stores),
@@ -150,7 +153,7 @@ class SessionServices:
             payments=PaymentService(stores, offers or {}),
             coordination=coordination or InlineCoordination(stores, drafts), drafts=drafts,
             notify=notify, relay=relay, forget=forget, state_max_age=state_max_age,
-            handled_updates_window=handled_updates_window,
+            handled_updates_window=handled_updates_window, clock=clock,
         )
 
 
@@ -209,16 +212,22 @@ class UserSession(Actor):
         context = self._context
         if context is None:
             return None
-        fresh_for = self._context_read_at + self._services.state_max_age - time.monotonic()
+        fresh_for = self._context_read_at + self._services.state_max_age - self._services.clock()
+        renewable_for = float("inf")
         now = utcnow()
         change = next_change(context.subscription, now)
         if change is not None:
-            fresh_for = min(fresh_for, (change - now).total_seconds())
+            renewable_for = (change - now).total_seconds()
+            fresh_for = min(fresh_for, renewable_for)
         if fresh_for <= 0:
             return None
         if self._replies is None or self._replies[0] is not context:
             self._replies = (context, {GET_STATE: state_from_context(context)})
-        return Snapshot(self._replies[1], fresh_for)
+        # The context is the basis: while the stores still read as it, the reply holds, so
+        # `yabot.sessions.renewal` may keep it fresh without a message (up to the
+        # subscription's next start or end, which changes the reply by itself).
+        return Snapshot(self._replies[1], fresh_for, basis=context,
+                        renewable_for=renewable_for)
 
     def handle(self, message: Any) -> Any:
         if not isinstance(message, _READS_ONLY):
@@ -462,7 +471,7 @@ class UserSession(Actor):
 
     def _current_context(self) -> UserContext:
         """The context last read, or a new read (one unit of work, repairing the profile)."""
-        now = time.monotonic()
+        now = self._services.clock()
         max_age = self._services.state_max_age
         if self._context is None or now - self._context_read_at >= max_age:
             self._context = self._users.read_context(self.user_id)
