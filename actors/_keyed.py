@@ -223,7 +223,10 @@ class KeyedActors(Generic[K, A]):
         self._poison_after = poison_after
         self._is_failure = is_failure
         self._dispatcher: Dispatcher[_Cell] = Dispatcher(name, self._run, workers)
-        self._cond = threading.Condition()
+        # Held directly (``with self._lock``): `Condition.__enter__` is a Python call on every
+        # ask and snapshot read; waits and notifications go through ``_cond``.
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._cells: OrderedDict[K, _Cell] = OrderedDict()  # least recently sent to first
         self._stopping: dict[K, _Cell] = {}
         self._quarantined: dict[K, float] = {}  # key -> refused until (registry clock)
@@ -243,17 +246,17 @@ class KeyedActors(Generic[K, A]):
 
     def __len__(self) -> int:
         """Live keys, including those still passivating."""
-        with self._cond:
+        with self._lock:
             return len(self._cells) + len(self._stopping)
 
     def live_keys(self) -> list[K]:
         """Keys with a live cell, least recently used (sent to) first."""
-        with self._cond:
+        with self._lock:
             return list(self._cells)
 
     def live_refs(self) -> list[object]:
         """Opaque handles of the live keys (not pykka refs: a keyed actor has no thread)."""
-        with self._cond:
+        with self._lock:
             return list(self._cells.values())
 
     @property
@@ -340,7 +343,7 @@ class KeyedActors(Generic[K, A]):
         ``within`` seconds (or already has, unreplaced), with that snapshot: what a renewer
         should check against the snapshots' source. Keys being handled are left out (their
         actor publishes again when it is done)."""
-        with self._cond:
+        with self._lock:
             until = self._clock() + within
             return [(key, cell.snapshot) for key, cell in self._cells.items()
                     if cell.snapshot is not None and cell.snapshot.basis is not None
@@ -352,7 +355,7 @@ class KeyedActors(Generic[K, A]):
         ``checked_at``: only if it is still the key's latest publication and the key is idle
         (then no message has been handled since it was published). Not a use of the key: a
         renewed key still passivates when nothing else uses it. True if renewed."""
-        with self._cond:
+        with self._lock:
             cell = self._cells.get(key)
             if cell is None or cell.snapshot is not snapshot or cell.scheduled:
                 return False
@@ -375,7 +378,7 @@ class KeyedActors(Generic[K, A]):
         is the actor's state either before or after any message sent concurrently, and the
         read counts as use (it keeps the key from passivation and eviction, as an ask would).
         """
-        with self._cond:
+        with self._lock:
             cell = self._cells.get(key)
             # ``scheduled`` is set with the first message in the mailbox and cleared only
             # once the mailbox is empty and no worker runs the cell: not scheduled = idle.
@@ -394,7 +397,7 @@ class KeyedActors(Generic[K, A]):
               context: contextvars.Context, *, wait: bool) -> bool:
         """Append to the key's mailbox and schedule it. False when ``wait`` is off and the
         registry is at its cap (nothing was sent)."""
-        with self._cond:
+        with self._lock:
             cell = self._cell_for(key, wait)
             if cell is None:
                 return False
@@ -415,7 +418,7 @@ class KeyedActors(Generic[K, A]):
             return 0
         now = self._clock()
         cutoff = now - self._idle_timeout
-        with self._cond:
+        with self._lock:
             idle = []
             for key, cell in self._cells.items():
                 if cell.last_sent > cutoff:
@@ -432,7 +435,7 @@ class KeyedActors(Generic[K, A]):
         """Stop ``key``'s actor once the messages already in its mailbox are handled (callable
         from that actor's own handler); a later message starts a new one. False if ``key`` had
         no live actor."""
-        with self._cond:
+        with self._lock:
             if key not in self._cells:
                 return False
             self._passivate(key)
@@ -444,7 +447,7 @@ class KeyedActors(Generic[K, A]):
         self._ticker_stop.set()
         deadline = time.monotonic() + timeout
         dropped: dict[str, int] = {}
-        with self._cond:
+        with self._lock:
             self._closed = True
             cells, self._cells = self._cells, OrderedDict()
             for key, cell in cells.items():
@@ -474,7 +477,7 @@ class KeyedActors(Generic[K, A]):
             ticker.join(timeout)
 
     def reopen(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = False
             self._failing_keys.clear()
             self._ticker_stop.clear()
@@ -488,17 +491,17 @@ class KeyedActors(Generic[K, A]):
     def quarantined(self) -> dict[K, float]:
         """Keys refused now, with the seconds until each is accepted again."""
         now = self._clock()
-        with self._cond:
+        with self._lock:
             return {key: until - now for key, until in self._quarantined.items() if until > now}
 
     def parked(self) -> list[ParkedMessage]:
         """The most recent poison messages set aside (at most 100), oldest first."""
-        with self._cond:
+        with self._lock:
             return list(self._parked)
 
     def status(self) -> KeyedStatus:
         """Counts for a health check; takes the lock once and walks the live keys."""
-        with self._cond:
+        with self._lock:
             depth = self._depth()
             parked = self._parked_total
             live = len(self._cells) + len(self._stopping)
@@ -507,7 +510,7 @@ class KeyedActors(Generic[K, A]):
 
     def gauges(self) -> dict[str, dict[str, int]]:
         """For `actors.metrics`: mailbox depth and quarantined keys, under the actors' class."""
-        with self._cond:
+        with self._lock:
             depth = self._depth()
         return {self._class_name or self.name: {"mailbox_depth": depth,
                                                 "quarantined": len(self.quarantined())}}
@@ -627,7 +630,7 @@ class KeyedActors(Generic[K, A]):
                     return  # quarantined: the cell is out of the registry
         finally:
             _running.registry = None
-        with self._cond:
+        with self._lock:
             if cell.mailbox:
                 self._dispatcher.submit(cell)  # to the back of the queue: other keys first
                 return
@@ -749,7 +752,7 @@ class KeyedActors(Generic[K, A]):
         failures.append(now)
         quarantine = len(failures) > self._key_max_failures
         pending: list[object] = []
-        with self._cond:
+        with self._lock:
             exceeded = self._count_failing_key(cell.key, now)
             if quarantine:
                 pending = list(cell.mailbox)
@@ -830,7 +833,7 @@ class KeyedActors(Generic[K, A]):
         returns False when it got the key quarantined."""
         name = self._class_name or self.name
         metrics.parked(name)
-        with self._cond:
+        with self._lock:
             self._parked.append(ParkedMessage(cell.key, type(message).__name__, self._clock()))
             self._parked_total += 1
         log.error("poison message parked", registry=self.name, key=cell.key,
