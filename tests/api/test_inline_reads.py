@@ -69,7 +69,7 @@ def test_only_a_state_read_with_a_fresh_snapshot_is_taken_inline(runtime: Runtim
     state = runtime.sessions.ask(1, GetState(), timeout=ASK)
     environ = _environ("GET", "/user/1/state")
     assert inline(environ)
-    assert environ[PREFETCHED_STATE] == (1, state)
+    assert environ[PREFETCHED_STATE] == ("1", state)
 
     assert not inline(_environ("PUT", "/user/1/state"))
     assert not inline(_environ("GET", "/user/1/wallet"))

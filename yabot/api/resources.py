@@ -138,8 +138,8 @@ class UserStateResource:
         self.rendered = RenderedViews()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        uid = parse_user_id(user_id)
-        state = prefetched_state(req.env, uid) or self._bridge.user_state(uid)
+        state = (prefetched_state(req.env, user_id)
+                 or self._bridge.user_state(parse_user_id(user_id)))
         body = self.rendered.get(state)
         if body is not None:
             resp.content_type = falcon.MEDIA_JSON

@@ -23,7 +23,7 @@ from actors import KeyedActors
 from yabot.cluster.routing import AskRouter
 from yabot.sessions.messages import GET_STATE, UserState
 
-#: The environ key of the prefetched reply: ``(user_id, UserState)``.
+#: The environ key of the prefetched reply: ``(user id as in the path, UserState)``.
 PREFETCHED_STATE = "yabot.prefetched_state"
 _STATE_PATH = re.compile(r"^/user/([1-9][0-9]{0,15})/state$")
 
@@ -48,12 +48,13 @@ class StateReadsInline:
         state = self._sessions.published(user_id, GET_STATE)
         if state is None:
             return False
-        environ[PREFETCHED_STATE] = (user_id, state)
+        environ[PREFETCHED_STATE] = (match[1], state)
         return True
 
 
-def prefetched_state(environ: dict[str, Any], user_id: int) -> UserState | None:
-    """The reply `StateReadsInline` took for ``user_id``'s request, if it took one."""
+def prefetched_state(environ: dict[str, Any], user_id: str) -> UserState | None:
+    """The reply `StateReadsInline` took for the request of ``user_id`` (the path's segment,
+    so that the resource need not parse it again), if it took one."""
     prefetched = environ.get(PREFETCHED_STATE)
     if prefetched is None or prefetched[0] != user_id:
         return None
