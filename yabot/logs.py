@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -73,7 +74,7 @@ def _probes_at_debug(_: Any, method: str, event: MutableMapping[str, Any]
 
 def _shared_processors() -> list[structlog.types.Processor]:
     return [
-        structlog.contextvars.merge_contextvars,
+        merge_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -161,11 +162,35 @@ def new_correlation_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+#: The correlation id of what this context handles (an HTTP request, a Telegram update, a
+#: forwarded ask): every log line carries it (`merge_context`), and so does every event
+#: stored meanwhile (`yabot.events.drafts`). A variable of its own, not one of structlog's
+#: contextvars: it is set on every request's path, where `bind_contextvars` cost 0.45 µs
+#: and this 0.05.
+_CORRELATION_ID: ContextVar[str | None] = ContextVar("yabot_correlation_id", default=None)
+
+
 def bind_correlation_id(correlation_id: str | None = None) -> str:
-    """Bind a correlation id to this context (a fresh one if none is given) and return it."""
+    """Make ``correlation_id`` (a fresh one if none is given) this context's, and return it."""
     cid = correlation_id or new_correlation_id()
-    structlog.contextvars.bind_contextvars(correlation_id=cid)
+    _CORRELATION_ID.set(cid)
     return cid
+
+
+def current_correlation_id() -> str | None:
+    """This context's correlation id, if one was bound."""
+    return _CORRELATION_ID.get()
+
+
+def merge_context(logger: Any, method: str, event: MutableMapping[str, Any]
+                  ) -> MutableMapping[str, Any]:
+    """The processor that adds what the context bound: structlog's contextvars and the
+    correlation id."""
+    event = structlog.contextvars.merge_contextvars(logger, method, event)
+    correlation_id = _CORRELATION_ID.get()
+    if correlation_id is not None:
+        event.setdefault("correlation_id", correlation_id)
+    return event
 
 
 class LogThrottle:

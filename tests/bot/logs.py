@@ -9,13 +9,15 @@ from typing import Any
 import structlog
 from structlog.testing import LogCapture
 
+from yabot.logs import merge_context
+
 
 @contextmanager
 def captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """Every log event while inside, context variables (update_id, correlation_id) merged."""
     previous = structlog.get_config()
     capture = LogCapture()
-    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture],
+    structlog.configure(processors=[merge_context, capture],
                         cache_logger_on_first_use=False)
     try:
         yield capture.entries

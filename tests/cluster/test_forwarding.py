@@ -4,6 +4,7 @@ the correlation id carried, hostile input refused, an owner that does not answer
 
 from __future__ import annotations
 
+import contextvars
 import json
 import socket
 import struct
@@ -12,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import structlog
 
 from actors import Ask, AskTimeout
 from yabot.api.problems import Problem
@@ -26,7 +26,7 @@ from yabot.cluster.forwarding import (
 )
 from yabot.domain.besitos import LedgerEntry
 from yabot.errors import Unprocessable, UserNotFound
-from yabot.logs import bind_correlation_id
+from yabot.logs import bind_correlation_id, current_correlation_id
 from yabot.sessions.messages import (
     Credited,
     GetLedger,
@@ -55,8 +55,7 @@ class Owner:
     def ask(self, user_id: int, message: Ask[Any]) -> Any:
         self.release.wait(10)
         self.asked.append((user_id, message))
-        self.correlation_ids.append(
-            structlog.contextvars.get_contextvars().get("correlation_id"))
+        self.correlation_ids.append(current_correlation_id())
         if self.raise_ is not None:
             raise self.raise_
         if isinstance(message, GetLedger):
@@ -140,13 +139,14 @@ def test_a_process_that_no_longer_owns_the_user_answers_503_and_runs_nothing(
 
 def test_the_correlation_id_reaches_the_owner(owner: tuple[Owner, AskServer]) -> None:
     recorded, server = owner
-    structlog.contextvars.clear_contextvars()
-    bind_correlation_id("req-42")
-    try:
+
+    def ask(correlation_id: str | None) -> None:
+        if correlation_id is not None:
+            bind_correlation_id(correlation_id)
         AskForwarder(KEY).ask(server.address, 5, GetWallet(), timeout=5)
-    finally:
-        structlog.contextvars.clear_contextvars()
-    AskForwarder(KEY).ask(server.address, 5, GetWallet(), timeout=5)
+
+    contextvars.Context().run(ask, "req-42")
+    contextvars.Context().run(ask, None)  # a caller with none: the owner binds its own
     assert recorded.correlation_ids[0] == "req-42"
     assert recorded.correlation_ids[1] != "req-42"
 

@@ -41,7 +41,7 @@ from pydantic import TypeAdapter
 from actors import Ask, AskTimeout, Message
 from yabot.api.problems import Problem, to_http_error
 from yabot.errors import Unavailable
-from yabot.logs import bind_correlation_id
+from yabot.logs import bind_correlation_id, current_correlation_id
 from yabot.sessions import messages
 from yabot.sessions.messages import Credited, Gifted
 
@@ -318,11 +318,11 @@ class AskForwarder:
 
     def _send(self, address: str, user_id: int, message: Message, timeout: float
               ) -> dict[str, Any]:
-        correlation_id = structlog.contextvars.get_contextvars().get("correlation_id")
+        correlation_id = current_correlation_id()
         body = json.dumps({
             "user_id": user_id, "message": type(message).__name__,
             "payload": message.model_dump_json(),
-            "correlation_id": correlation_id if isinstance(correlation_id, str) else None,
+            "correlation_id": correlation_id,
         }).encode()
         self.forwarded += 1
         try:

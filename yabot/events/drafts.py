@@ -22,9 +22,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from yabot.events.models import BaseEvent, BesitosTransferred, UserInteraction
+from yabot.logs import current_correlation_id
 from yabot.stores.outbox import EventDrafts, HandledUpdate, OutboxRecord
 
 DEFAULT_STREAM = "yabot:events"  # `EventSettings.stream`'s default
@@ -64,9 +63,9 @@ def current_update() -> Handling | None:
 
 
 def correlation_id() -> str | None:
-    """The request's correlation id, bound in the caller's structlog context (if any)."""
-    value = structlog.contextvars.get_contextvars().get("correlation_id")
-    return value[:128] if isinstance(value, str) else None
+    """The correlation id bound in the caller's context (`yabot.logs.bind_correlation_id`)."""
+    value = current_correlation_id()
+    return value[:128] if value is not None else None
 
 
 def event(kind: type[BaseEvent], user_id: int, **fields: Any) -> Builder:
