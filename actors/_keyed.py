@@ -342,12 +342,19 @@ class KeyedActors(Generic[K, A]):
         """The live keys whose snapshot has a `Snapshot.basis` and stops being fresh within
         ``within`` seconds (or already has, unreplaced), with that snapshot: what a renewer
         should check against the snapshots' source. Keys being handled are left out (their
-        actor publishes again when it is done)."""
+        actor publishes again when it is done). Advisory: `renew` checks again under the
+        lock, so the cells are looked at outside it (a registry of 100,000 keys is held only
+        for the copy of its table)."""
         with self._lock:
-            until = self._clock() + within
-            return [(key, cell.snapshot) for key, cell in self._cells.items()
-                    if cell.snapshot is not None and cell.snapshot.basis is not None
-                    and not cell.scheduled and cell.fresh_until <= until]
+            cells = list(self._cells.items())
+        until = self._clock() + within
+        found = []
+        for key, cell in cells:
+            snapshot = cell.snapshot
+            if (snapshot is not None and snapshot.basis is not None and not cell.scheduled
+                    and cell.fresh_until <= until):
+                found.append((key, snapshot))
+        return found
 
     def renew(self, key: K, snapshot: Snapshot, checked_at: float, fresh_for: float) -> bool:
         """Keep ``snapshot`` fresh until ``checked_at + fresh_for`` (registry clock; never past
