@@ -17,8 +17,8 @@ the user's session, JSON. Cases, in this order on one server:
 - state with every user's session live (a sweep first asks for each user once), as during a
   day of traffic, when sessions stay up for ``ACTORS_SESSION_IDLE_TIMEOUT``: the target case.
 - state of one user only: every read is answered from its session's snapshot, so this is the
-  request path alone, without the re-reads the context max age causes (its ratio to the
-  faster hello-world is printed).
+  request path alone, without the bulk checks that renew the live case's contexts as they
+  near the max age (its ratio to the faster hello-world is printed).
 
 Both hello-worlds and the live-sessions state case run interleaved, in rounds. Then the state route
 is profiled in this process (cProfile of the request path through the same app, with every
@@ -600,7 +600,7 @@ def run(quick: bool = False) -> Report:
     state_m.extra["round_ratios_to_shipped_hello"] = [
         round(_rate(s) / _rate(h), 3) for h, s in zip(hellos, states, strict=True)]
     # One user's reads are all answered from its snapshot: the request path alone, without
-    # the re-reads the context max age causes (the live case's rounds show where they land).
+    # the renewal's bulk checks of the live case's contexts (`yabot.sessions.renewal`).
     one_m = _measurement("GET /user/1/state (one user)", one)
     one_m.extra["req/s ratio to faster hello"] = round(
         (one_m.per_second or 0.0) / max(hello_m.per_second or 0.0, fast_m.per_second or 0.0,
