@@ -4,6 +4,7 @@ the max age."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -16,6 +17,7 @@ from actors import Ask, KeyedActors
 from tests.support.clock import ManualClock
 from tests.support.settings import SettingsFactory
 from tests.support.stores import stores_on
+from tests.support.threads import race
 from tests.support.users import start_user
 from tests.support.waiting import ASK
 from yabot.domain.subscriptions import Plan
@@ -23,7 +25,13 @@ from yabot.domain.users import TelegramIdentity, UserChanges, utcnow
 from yabot.errors import StoreUnavailable
 from yabot.runtime import Runtime
 from yabot.sessions import renewal as renewal_module
-from yabot.sessions.messages import GET_STATE, ChangeSubscription, GetState, Start
+from yabot.sessions.messages import (
+    GET_STATE,
+    ChangeSubscription,
+    GetState,
+    Start,
+    Transact,
+)
 from yabot.sessions.renewal import ContextRenewal
 from yabot.sessions.session import SessionServices, UserSession
 from yabot.stores.context import read_user_contexts
@@ -170,6 +178,39 @@ def test_many_sessions_are_checked_a_batch_at_a_time(
     assert renewing.renewal.renew() == (5, 5)
     assert [len(batch) for batch in batches] == [2, 2, 1]
     assert sorted(user for batch in batches for user in batch) == [1, 2, 3, 4, 5]
+
+
+def test_renewing_all_the_time_never_lets_a_read_miss_a_change_answered_before_it(
+    renewing: Renewing,
+) -> None:
+    """One thread earns and reads back, another renews every snapshot as fast as it can
+    (whatever its age): no read may show a balance below one already answered."""
+    _started(renewing, 1)
+    earns = 150
+    stale: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def earn_and_read() -> None:
+        for n in range(1, earns + 1):
+            answered = renewing.ask(1, Transact(kind="earn", amount=1, idempotency_key=f"e{n}"))
+            seen = renewing.sessions.ask(1, GetState(), timeout=ASK).document.besitos
+            if seen < answered.balance:
+                stale.append((seen, answered.balance))
+        done.set()
+
+    def renew_everything() -> None:
+        sessions = renewing.sessions
+        while not done.is_set():
+            checked_at = sessions.now()
+            for user_id, snapshot in sessions.expiring(float("inf")):
+                stored = read_user_contexts(renewing.stores, [user_id]).get(user_id)
+                if stored == snapshot.basis:
+                    sessions.renew(user_id, snapshot, checked_at, MAX_AGE)
+
+    race(2, lambda index: earn_and_read() if index == 0 else renew_everything())
+
+    assert stale == []
+    assert renewing.sessions.ask(1, GetState(), timeout=ASK).document.besitos == earns
 
 
 @pytest.mark.parametrize(("max_age", "running"), [("60", True), ("0", False)])
