@@ -359,9 +359,9 @@ class KeyedActors(Generic[K, A]):
     def renew(self, key: K, snapshot: Snapshot, checked_at: float, fresh_for: float) -> bool:
         """Keep ``snapshot`` fresh until ``checked_at + fresh_for`` (registry clock; never past
         its `Snapshot.renewable_for`), for a caller that found its basis still true at
-        ``checked_at``: only if it is still the key's latest publication and the key is idle
-        (then no message has been handled since it was published). Not a use of the key: a
-        renewed key still passivates when nothing else uses it. True if renewed."""
+        ``checked_at``: only while it is still the key's latest publication (a message
+        handled since has replaced it) and the key is idle. Not a use of the key: a renewed
+        key still passivates when nothing else uses it. True if renewed."""
         with self._lock:
             cell = self._cells.get(key)
             if cell is None or cell.snapshot is not snapshot or cell.scheduled:
