@@ -17,7 +17,15 @@ from yabot.domain.users import UserDocument, UserProfile, utcnow
 from yabot.stores.context import read_user_context, read_user_contexts
 from yabot.stores.handles import RelationalRepositories, Stores
 from yabot.stores.mongo import ensure_indexes, mongo_documents
-from yabot.stores.sql import SqlSubscriptions, SqlUserProfiles, sql_documents, sql_guard
+from yabot.stores.sql import (
+    SqlSubscriptions,
+    SqlUserProfiles,
+    read_latest_subscription,
+    read_latest_subscriptions,
+    read_profiles,
+    sql_documents,
+    sql_guard,
+)
 
 
 @pytest.fixture(params=DOCUMENT_BACKENDS)
@@ -110,7 +118,9 @@ def test_the_relational_reads_share_one_connection(stores: Stores) -> None:
     assert len(checkouts) == 1
 
 
-def test_many_users_read_at_once_read_as_each_does_alone(stores: Stores) -> None:
+def test_many_users_read_at_once_read_as_each_does_alone(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     now = utcnow()
     subscriptions = stores.relational.subscriptions
     for user_id in (1, 2, 3):
@@ -123,10 +133,13 @@ def test_many_users_read_at_once_read_as_each_does_alone(stores: Stores) -> None
     later = subscriptions.start(Subscription(user_id=1, plan=Plan.VIP, starts_at=now,
                                              ends_at=now + timedelta(days=60)))
 
-    contexts = read_user_contexts(stores, [1, 2, 3, 404])
+    alone = {user_id: read_user_context(stores, user_id) for user_id in (1, 2, 3)}
+    with monkeypatch.context() as patched:  # in bulk: never a read per user
+        patched.setattr(stores.documents.users, "get", None)
+        contexts = read_user_contexts(stores, [1, 2, 3, 404])
 
     assert set(contexts) == {1, 2, 3}  # no document, no context
-    assert contexts == {user_id: read_user_context(stores, user_id) for user_id in (1, 2, 3)}
+    assert contexts == alone
     assert contexts[1].subscription == later
     assert (contexts[3].profile, contexts[3].subscription) == (None, None)
     assert read_user_contexts(stores, []) == {}
@@ -145,3 +158,27 @@ def test_a_context_read_at_once_differs_after_any_part_of_it_changes(stores: Sto
     stores.relational.subscriptions.start(Subscription(
         user_id=1, plan=Plan.VIP, starts_at=utcnow(), ends_at=utcnow() + timedelta(days=1)))
     assert read_user_contexts(stores, [1])[1] != held
+
+
+def test_the_relational_parts_of_many_users_read_at_once(stores: Stores) -> None:
+    """What the bulk read takes from SQL when the documents live elsewhere (MongoDB)."""
+    now = utcnow()
+    subscriptions = stores.relational.subscriptions
+    for user_id in (1, 2, 3):  # user 4: nothing
+        stores.relational.profiles.create_if_absent(UserProfile(user_id=user_id,
+                                                                first_name=f"u{user_id}"))
+    for days in (30, 60):
+        subscriptions.start(Subscription(user_id=1, plan=Plan.VIP, starts_at=now,
+                                         ends_at=now + timedelta(days=days)))
+    subscriptions.start(Subscription(user_id=3, plan=Plan.VIP, starts_at=now,
+                                     ends_at=now + timedelta(days=90)))
+
+    with stores.relational.engine.connect() as conn:
+        profiles = read_profiles(conn, [1, 2, 3, 4])
+        latest = read_latest_subscriptions(conn, [1, 2, 3, 4])
+        expected = {user_id: read_latest_subscription(conn, user_id) for user_id in (1, 3)}
+
+    assert profiles == {user_id: stores.relational.profiles.get(user_id)
+                        for user_id in (1, 2, 3)}
+    assert latest == expected
+    assert latest[1].ends_at == now + timedelta(days=60)

@@ -34,6 +34,15 @@ def test_created_document_reads_back_equal(documents: UserDocuments) -> None:
     assert documents.get(7) == document
 
 
+def test_many_documents_read_at_once_read_as_each_does_alone(documents: UserDocuments) -> None:
+    for user_id in (1, 2, 3):
+        documents.create_if_absent(UserDocument(user_id=user_id, besitos=user_id,
+                                                inventory=("rose",) * (user_id == 2)))
+    many = documents.get_many([3, 1, 404, 2])
+    assert many == {user_id: documents.get(user_id) for user_id in (1, 2, 3)}
+    assert documents.get_many([]) == {}
+
+
 def test_second_create_keeps_the_first_document(documents: UserDocuments) -> None:
     first = UserDocument(user_id=8, language="es")
     documents.create_if_absent(first)

@@ -22,7 +22,9 @@ from yabot.stores.sql import (
     read_document_context,
     read_document_contexts,
     read_latest_subscription,
+    read_latest_subscriptions,
     read_profile,
+    read_profiles,
 )
 
 
@@ -56,19 +58,27 @@ def read_user_context(stores: Stores, user_id: int) -> UserContext:
 
 def read_user_contexts(stores: Stores, user_ids: Sequence[int]) -> dict[int, UserContext]:
     """`read_user_context` for each of ``user_ids`` that has a document (the others are left
-    out): one statement for all when the documents live on the SQL engine, else one read per
-    user. For checking many contexts held in memory against the stores at once
-    (`yabot.sessions.renewal`): keep ``user_ids`` to a few hundred."""
+    out): one statement for all when the documents live on the SQL engine, else one query of
+    the documents and two relational statements on one connection. For checking many contexts held
+    in memory against the stores at once (`yabot.sessions.renewal`): keep ``user_ids`` to a
+    few hundred."""
     relational, documents = stores.relational, stores.documents
     engine = relational.engine
-    if documents.engine is not engine:
-        contexts = {user_id: read_user_context(stores, user_id) for user_id in user_ids}
-        return {user_id: context for user_id, context in contexts.items()
-                if context.document is not None}
+    if documents.engine is engine:
+        def read_all() -> dict[int, UserContext]:
+            with engine.connect() as conn:
+                return {user_id: UserContext(*parts)
+                        for user_id, parts in read_document_contexts(conn, user_ids).items()}
 
-    def read() -> dict[int, UserContext]:
+        return relational.guard.run(read_all, "read user contexts")
+    found = documents.users.get_many(user_ids)
+    if not found:
+        return {}
+
+    def read_relational() -> tuple[dict[int, UserProfile], dict[int, Subscription]]:
         with engine.connect() as conn:
-            return {user_id: UserContext(*parts)
-                    for user_id, parts in read_document_contexts(conn, user_ids).items()}
+            return read_profiles(conn, list(found)), read_latest_subscriptions(conn, list(found))
 
-    return relational.guard.run(read, "read user contexts")
+    profiles, subscriptions = relational.guard.run(read_relational, "read user contexts")
+    return {user_id: UserContext(document, profiles.get(user_id), subscriptions.get(user_id))
+            for user_id, document in found.items()}

@@ -167,6 +167,15 @@ class MongoUserDocuments(_Repository):
         )
         return UserDocument.model_validate(found) if found is not None else None
 
+    def get_many(self, user_ids: Sequence[int]) -> dict[int, UserDocument]:
+        found = self._guard.run(
+            lambda: list(self._users.find({"user_id": {"$in": list(user_ids)}},
+                                          projection=USER_FIELDS)),
+            "get users",
+        )
+        return {document["user_id"]: UserDocument.model_validate(document)
+                for document in found}
+
     def create_if_absent(self, document: UserDocument) -> tuple[UserDocument, bool]:
         def create() -> Document | None:
             try:

@@ -10,6 +10,7 @@ the circuit breaker open) and `InvalidRecord` when the store refuses a write.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -27,6 +28,10 @@ class UserDocuments(Protocol):
 
     def get(self, user_id: int) -> UserDocument | None:
         """The user's document, or None."""
+
+    def get_many(self, user_ids: Sequence[int]) -> dict[int, UserDocument]:
+        """The documents of those of ``user_ids`` that have one, in one round trip (keep it
+        to a few hundred ids)."""
 
     def create_if_absent(self, document: UserDocument) -> tuple[UserDocument, bool]:
         """Store ``document`` unless one exists for its user; return the stored one and

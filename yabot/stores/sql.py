@@ -205,6 +205,13 @@ _PROFILE = select(user_profiles).where(user_profiles.c.user_id == bindparam("uid
 _DOCUMENT = select(user_documents.c.document, user_documents.c.besitos).where(
     user_documents.c.user_id == bindparam("uid")
 )
+_DOCUMENTS = select(user_documents.c.user_id, user_documents.c.document,
+                    user_documents.c.besitos).where(
+    user_documents.c.user_id.in_(bindparam("uids", expanding=True))
+)
+_PROFILES = select(user_profiles).where(
+    user_profiles.c.user_id.in_(bindparam("uids", expanding=True))
+)
 _CURRENT_SUBSCRIPTION = (
     select(subscriptions)
     .where(subscriptions.c.user_id == bindparam("uid"),
@@ -218,6 +225,16 @@ _LATEST_SUBSCRIPTION = (
     select(subscriptions)
     .where(subscriptions.c.user_id == bindparam("uid"))
     .order_by(subscriptions.c.id.desc()).limit(1)
+)
+# The newest subscription of each of many users (the subquery as in `_DOCUMENT_CONTEXT`).
+_NEWER = subscriptions.alias("newer")
+_LATEST_SUBSCRIPTIONS = (
+    select(subscriptions)
+    .where(subscriptions.c.user_id.in_(bindparam("uids", expanding=True)),
+           subscriptions.c.id == (
+               select(_NEWER.c.id).where(_NEWER.c.user_id == subscriptions.c.user_id)
+               .order_by(_NEWER.c.id.desc()).limit(1)
+               .correlate(subscriptions).scalar_subquery()))
 )
 # A user's document, profile and newest subscription as one row (a document always exists
 # where the other two do): one statement, one round trip, instead of three.
@@ -308,6 +325,19 @@ def read_latest_subscription(conn: Connection, user_id: int) -> Subscription | N
     return Subscription.model_validate(dict(row)) if row is not None else None
 
 
+def read_profiles(conn: Connection, user_ids: Sequence[int]) -> dict[int, UserProfile]:
+    """`read_profile` for each of ``user_ids`` that has a profile, in one statement."""
+    rows = conn.execute(_PROFILES, {"uids": list(user_ids)}).mappings()
+    return {row["user_id"]: UserProfile.model_validate(dict(row)) for row in rows}
+
+
+def read_latest_subscriptions(conn: Connection, user_ids: Sequence[int]
+                              ) -> dict[int, Subscription]:
+    """`read_latest_subscription` for each of ``user_ids`` that has one, in one statement."""
+    rows = conn.execute(_LATEST_SUBSCRIPTIONS, {"uids": list(user_ids)}).mappings()
+    return {row["user_id"]: Subscription.model_validate(dict(row)) for row in rows}
+
+
 class SqlUserProfiles:
     """`UserProfiles` on the ``user_profiles`` table."""
 
@@ -343,6 +373,15 @@ class SqlUserDocuments:
                 return read_document(conn, user_id)
 
         return self._guard.run(read, "get user")
+
+    def get_many(self, user_ids: Sequence[int]) -> dict[int, UserDocument]:
+        def read() -> dict[int, UserDocument]:
+            with self._engine.connect() as conn:
+                rows = conn.execute(_DOCUMENTS, {"uids": list(user_ids)})
+                return {row.user_id: _stored_document(row.document, row.besitos)
+                        for row in rows}
+
+        return self._guard.run(read, "get users")
 
     def create_if_absent(self, document: UserDocument) -> tuple[UserDocument, bool]:
         def write() -> bool:
