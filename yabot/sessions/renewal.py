@@ -12,11 +12,11 @@ together.
 `ContextRenewal` runs every quarter of the max age on a thread of its own. It takes the
 snapshots that expire before its next pass but one (`KeyedActors.expiring`), reads their
 users' contexts again a few hundred at a time (`read_user_contexts`: one statement on the
-embedded SQL stores), and renews each whose context still reads the same, until its check
-plus the max age (`KeyedActors.renew`). So a change behind a session's back is still seen
-within the max age of being made; a context that differs is left to expire and be read
-again by its session. Only idle sessions' latest snapshots are renewed, and renewing is not
-a use: a session nobody reads still passivates.
+SQL stores; with MongoDB one query and two statements), and renews each whose context still
+reads the same, until its check plus the max age (`KeyedActors.renew`). So a change behind a
+session's back is still seen within the max age of being made; a context that differs is
+left to expire and be read again by its session. Only idle sessions' latest snapshots are
+renewed, and renewing is not a use: a session nobody reads still passivates.
 """
 
 from __future__ import annotations

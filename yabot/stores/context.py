@@ -59,9 +59,9 @@ def read_user_context(stores: Stores, user_id: int) -> UserContext:
 def read_user_contexts(stores: Stores, user_ids: Sequence[int]) -> dict[int, UserContext]:
     """`read_user_context` for each of ``user_ids`` that has a document (the others are left
     out): one statement for all when the documents live on the SQL engine, else one query of
-    the documents and two relational statements on one connection. For checking many contexts held
-    in memory against the stores at once (`yabot.sessions.renewal`): keep ``user_ids`` to a
-    few hundred."""
+    the documents and two relational statements on one connection. For checking many
+    contexts held in memory against the stores at once (`yabot.sessions.renewal`): keep
+    ``user_ids`` to a few hundred."""
     relational, documents = stores.relational, stores.documents
     engine = relational.engine
     if documents.engine is engine:

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from yabot.crashpoints import crash_point
 from yabot.domain.besitos import (
@@ -226,19 +228,17 @@ _LATEST_SUBSCRIPTION = (
     .where(subscriptions.c.user_id == bindparam("uid"))
     .order_by(subscriptions.c.id.desc()).limit(1)
 )
-# The newest subscription of each of many users (the subquery as in `_DOCUMENT_CONTEXT`).
-_NEWER = subscriptions.alias("newer")
-_LATEST_SUBSCRIPTIONS = (
-    select(subscriptions)
-    .where(subscriptions.c.user_id.in_(bindparam("uids", expanding=True)),
-           subscriptions.c.id == (
-               select(_NEWER.c.id).where(_NEWER.c.user_id == subscriptions.c.user_id)
-               .order_by(_NEWER.c.id.desc()).limit(1)
-               .correlate(subscriptions).scalar_subquery()))
-)
 # A user's document, profile and newest subscription as one row (a document always exists
 # where the other two do): one statement, one round trip, instead of three.
 _OLDER = subscriptions.alias("older")
+
+
+def _newest_subscription_id(user_id: ColumnElement[int], table: Table) -> ScalarSelect[int]:
+    """The id of the newest subscription of the user ``user_id`` (a column of ``table``)."""
+    return (select(_OLDER.c.id).where(_OLDER.c.user_id == user_id)
+            .order_by(_OLDER.c.id.desc()).limit(1).correlate(table).scalar_subquery())
+
+
 _CONTEXT_COLUMNS = (
     user_documents.c.document, user_documents.c.besitos,
     *[c.label(f"profile_{c.name}") for c in user_profiles.c],
@@ -247,10 +247,8 @@ _CONTEXT_COLUMNS = (
 _CONTEXT_FROM = (
     user_documents
     .outerjoin(user_profiles, user_profiles.c.user_id == user_documents.c.user_id)
-    .outerjoin(subscriptions, subscriptions.c.id == (
-        select(_OLDER.c.id).where(_OLDER.c.user_id == user_documents.c.user_id)
-        .order_by(_OLDER.c.id.desc()).limit(1).correlate(user_documents).scalar_subquery()
-    ))
+    .outerjoin(subscriptions, subscriptions.c.id == _newest_subscription_id(
+        user_documents.c.user_id, user_documents))
 )
 _DOCUMENT_CONTEXT = (
     select(*_CONTEXT_COLUMNS).select_from(_CONTEXT_FROM)
@@ -261,6 +259,11 @@ _DOCUMENT_CONTEXTS = (
     select(user_documents.c.user_id.label("context_user_id"), *_CONTEXT_COLUMNS)
     .select_from(_CONTEXT_FROM)
     .where(user_documents.c.user_id.in_(bindparam("uids", expanding=True)))
+)
+# The newest subscription of each of many users (`read_latest_subscriptions`).
+_LATEST_SUBSCRIPTIONS = select(subscriptions).where(
+    subscriptions.c.user_id.in_(bindparam("uids", expanding=True)),
+    subscriptions.c.id == _newest_subscription_id(subscriptions.c.user_id, subscriptions),
 )
 # (label in that row, model field)
 _PROFILE_LABELS = [(f"profile_{c.name}", c.name) for c in user_profiles.c]
