@@ -74,10 +74,12 @@ def read_user_contexts(stores: Stores, user_ids: Sequence[int]) -> dict[int, Use
     found = documents.users.get_many(user_ids)
     if not found:
         return {}
+    with_documents = list(found)
 
     def read_relational() -> tuple[dict[int, UserProfile], dict[int, Subscription]]:
         with engine.connect() as conn:
-            return read_profiles(conn, list(found)), read_latest_subscriptions(conn, list(found))
+            return (read_profiles(conn, with_documents),
+                    read_latest_subscriptions(conn, with_documents))
 
     profiles, subscriptions = relational.guard.run(read_relational, "read user contexts")
     return {user_id: UserContext(document, profiles.get(user_id), subscriptions.get(user_id))
