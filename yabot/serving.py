@@ -29,9 +29,13 @@ from actors import metrics as actor_metrics
 from yabot.api import framing
 from yabot.api.app import create_app
 from yabot.api.asgi import BufferedWsgi
+from yabot.api.auth import TokenVerifier
 from yabot.api.bridge import ApiBridge
+from yabot.api.metrics import HttpMetrics
 from yabot.api.problems import PROBLEM_JSON
-from yabot.api.snapshot_reads import StateReadsInline
+from yabot.api.ratelimit import RateLimit
+from yabot.api.resources import RenderedViews
+from yabot.api.snapshot_reads import SnapshotStateReads
 from yabot.bot.counters import telegram_counters
 from yabot.events.counters import event_counters
 from yabot.health import ComponentHealth, HealthStatus
@@ -59,6 +63,7 @@ class WorkerApp:
     def __init__(self) -> None:
         self._app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None
         self.runtime: Runtime | None = None
+        self.state_reads: SnapshotStateReads | None = None
         self.draining = threading.Event()
         #: Routes added to the API besides the runtime's (the benchmark's hello-world).
         self.extra_routes: dict[str, object] = {}
@@ -70,9 +75,12 @@ class WorkerApp:
         self.draining.clear()
         runtime.health.register("actors", lambda: _actor_tree_health(runtime))
         bridge = ApiBridge(runtime.sessions, settings.actors.ask_timeout, runtime.router)
+        metrics, verifier, rendered = HttpMetrics(), TokenVerifier(settings), RenderedViews()
+        rate_limit = RateLimit(settings) if settings.rate_limit.enabled else None
         self._app = create_app(
             settings, bridge, {**runtime.http_routes(), **self.extra_routes},
-            health=runtime.health, draining=self.draining,
+            health=runtime.health, draining=self.draining, metrics=metrics,
+            rate_limit=rate_limit, verifier=verifier, rendered_states=rendered,
             metrics_sources=[actor_metrics.prometheus_text, event_counters.prometheus_text,
                              telegram_counters.prometheus_text,
                              scheduler_metrics.prometheus_text,
@@ -80,6 +88,11 @@ class WorkerApp:
                              *self.extra_metrics],
             daily_stats=runtime.daily_stats,
         )
+        #: What `BufferedWsgi` may answer without the app: only with the rate limit in this
+        #: process, as the shared one is a Redis round trip, which must not run on the loop.
+        self.state_reads = (
+            SnapshotStateReads(runtime.sessions, runtime.router, verifier, rate_limit, metrics,
+                               rendered) if settings.redis.url is None else None)
 
     def begin_shutdown(self) -> None:
         """Readiness fails from now on; requests keep being answered."""
@@ -90,6 +103,7 @@ class WorkerApp:
     def shutdown(self) -> None:
         self.begin_shutdown()
         runtime, self.runtime, self._app = self.runtime, None, None
+        self.state_reads = None
         if runtime is not None:
             runtime.stop()
 
@@ -211,8 +225,7 @@ def post_worker_init(worker: Any) -> None:
     application.bind(settings, runtime)
     asgi_application.configure(settings.api.threads, _largest_body(settings),
                                settings.api.read_timeout)
-    if settings.redis.url is None:  # the rate limit is in this process: nothing blocks
-        asgi_application.inline = StateReadsInline(runtime.sessions, runtime.router)
+    asgi_application.shortcut = application.state_reads
     # gunicorn installed its own handlers in init_signals, before this hook runs.
     loop = getattr(worker, "loop", None)
     if isinstance(loop, asyncio.AbstractEventLoop):  # the asgi worker: its loop's handler

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import falcon
-import structlog
 
 from yabot.api.auth import RequireToken, TokenVerifier
 from yabot.api.bodies import BodyLimits
@@ -20,6 +17,7 @@ from yabot.api.openapi import OpenApiResource, extra_path_items
 from yabot.api.policy import check_route_policy
 from yabot.api.problems import PROBLEM_JSON, handle_error, serialize_problem
 from yabot.api.ratelimit import RateLimit
+from yabot.api.request_context import RequestContext
 from yabot.api.resources import (
     BesitosResource,
     FragmentResource,
@@ -27,6 +25,7 @@ from yabot.api.resources import (
     Liveness,
     PreferencesResource,
     PurchasesResource,
+    RenderedViews,
     SubscriptionResource,
     UserResource,
     UserStateResource,
@@ -34,48 +33,7 @@ from yabot.api.resources import (
 from yabot.api.stats import DailyFiguresSource, DailyStatsResource
 from yabot.api.strict import RefuseRepeatedParameters
 from yabot.health import HealthRegistry
-from yabot.logs import bind_correlation_id
 from yabot.settings import Settings
-
-log = structlog.get_logger("yabot.api")
-
-REQUEST_ID_HEADER = "X-Request-Id"
-_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"  # how WSGI spells that header
-
-
-class RequestContext:
-    """Binds a correlation id (the caller's ``X-Request-Id`` or a new one) to every log line
-    the request causes, echoes it back, and logs one line per request.
-
-    Every request passes here twice, so it reads its header from the environ directly and
-    keeps the logger structlog resolves on first use (through the module's lazy proxy each
-    call cost 0.65 µs even below the level, bound 0.15)."""
-
-    def __init__(self) -> None:
-        self._log: Any = None
-
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        structlog.contextvars.clear_contextvars()
-        incoming = req.env.get(_REQUEST_ID_ENVIRON)
-        valid = incoming if incoming and len(incoming) <= 64 and incoming.isprintable() else None
-        req.context.correlation_id = bind_correlation_id(valid)
-        req.context.started = time.perf_counter()
-
-    def process_response(
-        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
-    ) -> None:
-        # Runs even when an earlier middleware raised: nothing here may assume it ran.
-        correlation_id = getattr(req.context, "correlation_id", None)
-        if correlation_id is not None:
-            resp.set_header(REQUEST_ID_HEADER, correlation_id)
-        if self._log is None:
-            self._log = log.bind()
-        if not self._log.is_enabled_for(logging.INFO):
-            return  # the line's fields are not even gathered (0.3 µs a request)
-        started = getattr(req.context, "started", None)
-        elapsed_ms = (time.perf_counter() - started) * 1000 if started is not None else None
-        self._log.info("request", method=req.method, path=req.path, status=resp.status,
-                       ms=elapsed_ms)
 
 
 def create_app(
@@ -88,6 +46,8 @@ def create_app(
     metrics: HttpMetrics | None = None,
     metrics_sources: Sequence[Callable[[], str]] = (),
     rate_limit: RateLimit | None = None,
+    verifier: TokenVerifier | None = None,
+    rendered_states: RenderedViews | None = None,
     daily_stats: DailyFiguresSource | None = None,
 ) -> falcon.App[Any, Any]:
     """The API; ``extra_routes`` are resources other parts add (the Telegram webhook),
@@ -97,14 +57,15 @@ def create_app(
     ``health`` feeds ``/readyz`` (no checks: ready), ``draining`` makes it fail (set at the
     start of shutdown), ``metrics_sources`` add Prometheus text to ``/metrics`` after the
     HTTP metrics (the actors' and the events' counters). ``rate_limit`` replaces the one
-    the settings describe (tests give one on a manual clock); ``daily_stats`` serves
-    ``/stats/daily``.
+    the settings describe (tests give one on a manual clock); ``verifier`` and
+    ``rendered_states`` are shared with `yabot.api.snapshot_reads` when given (the token
+    cache, the state route's bodies); ``daily_stats`` serves ``/stats/daily``.
     """
     http_metrics = metrics or HttpMetrics()
     middleware: list[Any] = [
         RequestContext(),
         MeasureRequests(http_metrics),
-        RequireToken(TokenVerifier(settings)),
+        RequireToken(verifier or TokenVerifier(settings)),
         rate_limit or (RateLimit(settings) if settings.rate_limit.enabled else None),
         BodyLimits(settings.api.max_body_bytes),
         RefuseRepeatedParameters(),
@@ -128,7 +89,7 @@ def create_app(
         "/metrics": MetricsResource([http_metrics.prometheus_text, *metrics_sources]),
         "/openapi.json": OpenApiResource(extra_path_items(extras)),
         "/user/{user_id}": UserResource(bridge),
-        "/user/{user_id}/state": UserStateResource(bridge),
+        "/user/{user_id}/state": UserStateResource(bridge, rendered_states),
         "/user/{user_id}/purchases": PurchasesResource(bridge),
         "/user/{user_id}/gifts": GiftsResource(bridge),
         "/user/{user_id}/preferences": PreferencesResource(bridge),

@@ -9,10 +9,9 @@ on one of ``API_THREADS`` threads. A slow client costs a coroutine and a socket,
 thread. The app itself, its middleware and its synchronous asks are unchanged (README
 "Serving").
 
-A request that `inline` accepts runs on the event loop itself instead, without the two thread
-hand-offs: only requests the app answers without blocking (a state read a session's snapshot
-already answered, `yabot.api.snapshot_reads`); measured, the hop is about half of the cost
-of a small request here.
+A request that the ``shortcut`` answers is answered on the event loop itself, without the
+thread hand-offs or the app: only answers that never block (a state read a session's
+snapshot already answered, `yabot.api.snapshot_reads`).
 
 A body that has not arrived within ``API_READ_TIMEOUT`` seconds of its headers is answered
 408 and the connection closed. A body larger than the largest the app accepts is not read:
@@ -37,9 +36,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-#: Says whether a request (its WSGI environ, which it may add to) can be answered without
-#: blocking, and so on the event loop.
-Inline = Callable[[dict[str, Any]], bool]
+#: A whole answer: status, headers (lower-case names) and body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
+#: Answers a request from its head alone, without blocking, or says None (the app answers).
+Shortcut = Callable[[Scope], Answer | None]
 
 #: Header names translated and kept (`_environ_key`, `_header_name`): most requests repeat a
 #: few, and a client sending ever new names cannot grow the tables past this.
@@ -68,11 +68,10 @@ class BufferedWsgi:
         #: Requests whose body is still arriving (touched on the event loop only).
         self.reading = 0
         self.timed_out = 0
-        #: Requests answered on the event loop (`inline`), for /metrics.
+        #: Requests the shortcut answered, for /metrics.
         self.inline_answered = 0
-        #: Set in the worker once the app can say which requests never block; None runs
-        #: every request on a thread.
-        self.inline: Inline | None = None
+        #: Set in the worker once the app's pieces exist; None runs every request in the app.
+        self.shortcut: Shortcut | None = None
 
     def configure(self, threads: int, max_body_bytes: int, read_timeout: float) -> None:
         self.close()
@@ -83,7 +82,7 @@ class BufferedWsgi:
     def close(self) -> None:
         """Stop the request threads (requests already running finish on their own)."""
         pool, self._pool = self._pool, None
-        self.inline = None
+        self.shortcut = None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
@@ -93,6 +92,13 @@ class BufferedWsgi:
             return
         if scope["type"] != "http":  # websockets: none served
             return
+        shortcut = self.shortcut
+        if shortcut is not None:
+            answer = shortcut(scope)
+            if answer is not None:
+                self.inline_answered += 1
+                await _send_whole(send, *answer)
+                return
         length = _content_length(scope)
         if length is None or length == 0 or length > self._max_body:
             # Nothing to read: the app answers from the head alone (a refusal when a body is
@@ -117,14 +123,9 @@ class BufferedWsgi:
         if pool is None:  # not configured yet, or shutting down
             raise RuntimeError("BufferedWsgi.configure was not called in this worker")
         environ = wsgi_environ(scope, body)
-        inline = self.inline
-        if inline is not None and inline(environ):
-            self.inline_answered += 1
-            status, headers, content = self._respond(environ)
-        else:
-            loop = asyncio.get_running_loop()
-            status, headers, content = await loop.run_in_executor(pool, self._respond, environ)
-        await _send_whole(send, status, headers, content)
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(pool, self._respond, environ)
+        await _send_whole(send, *answer)
 
     async def _read_body(self, receive: Receive, length: int, deadline: float) -> bytes:
         """The whole body of ``length`` bytes.
@@ -162,12 +163,12 @@ class BufferedWsgi:
             "# TYPE yabot_http_read_timeouts_total counter\n"
             f"yabot_http_read_timeouts_total {self.timed_out}\n"
             "# HELP yabot_http_inline_requests_total Requests answered on the event loop, "
-            "without a request thread.\n"
+            "without the app (state reads from a snapshot).\n"
             "# TYPE yabot_http_inline_requests_total counter\n"
             f"yabot_http_inline_requests_total {self.inline_answered}\n"
         )
 
-    def _respond(self, environ: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    def _respond(self, environ: dict[str, Any]) -> Answer:
         """Run the WSGI app in a request thread; the whole answer, buffered (every answer of
         the API is small JSON or text)."""
         started: list[Any] = []

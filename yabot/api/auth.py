@@ -84,10 +84,10 @@ class TokenVerifier:
 
     def verify(self, token: str) -> dict[str, Any]:
         """The token's claims; `Unauthorized` (never quoting the token) otherwise."""
-        cached = self._verified.get(token)
+        cached = self.remembered(token)
         if cached is not None:
-            if time.time() <= cached["exp"] + self._leeway:
-                return cached
+            return cached
+        if token in self._verified:
             raise Unauthorized("token expired")
         claims = self._verify(token)
         if isinstance(claims["exp"], int | float):
@@ -96,6 +96,14 @@ class TokenVerifier:
                     self._verified.clear()
                 self._verified[token] = claims
         return claims
+
+    def remembered(self, token: str) -> dict[str, Any] | None:
+        """The claims of ``token`` if it verified before and has not expired since; None for
+        any other token (never verified here, refused, or expired). No signature check."""
+        cached = self._verified.get(token)
+        if cached is not None and time.time() <= cached["exp"] + self._leeway:
+            return cached
+        return None
 
     def _verify(self, token: str) -> dict[str, Any]:
         try:
@@ -123,6 +131,13 @@ class TokenVerifier:
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise Unauthorized("invalid token: sub must be a non-empty string")
         return claims
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header value; None for any other value."""
+    scheme, _, rest = (authorization or "").partition(" ")
+    token = rest.strip()
+    return token if token and scheme.lower() == "bearer" else None
 
 
 def token_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
@@ -189,9 +204,8 @@ class RequireToken:
         if policy.public:
             return
         # The environ's own key: `req.auth` spells the header name out on every request.
-        scheme, _, rest = (req.env.get("HTTP_AUTHORIZATION") or "").partition(" ")
-        token = rest.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(req.env.get("HTTP_AUTHORIZATION"))
+        if token is None:
             raise Unauthorized("a bearer token is required")
         claims = self._verifier.verify(token)
         req.context.claims = claims

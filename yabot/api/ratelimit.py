@@ -212,9 +212,14 @@ class RateLimit:
         subject = getattr(req.context, "subject", None)
         if resource is None or subject is None:
             return
-        refused = self._counts.take(self._windows_of(subject))
+        refused = self.take(subject)
         if refused is not None:
             raise RateLimited(max(1, math.ceil(refused)))
+
+    def take(self, subject: str) -> float | None:
+        """Count one request of ``subject`` in each of its windows and return None, or count
+        nothing and return the seconds until the first full window resets."""
+        return self._counts.take(self._windows_of(subject))
 
     def _windows_of(self, subject: str) -> tuple[Window, ...]:
         windows = self._windows.get(subject)

@@ -32,7 +32,6 @@ from yabot.api.schemas import (
     Transfer,
     parse_body,
 )
-from yabot.api.snapshot_reads import prefetched_state
 from yabot.api.strict import single
 from yabot.domain.ledger_pages import (
     DEFAULT_LEDGER_PAGE,
@@ -56,6 +55,7 @@ from yabot.sessions.messages import (
     Start,
     Transact,
 )
+from yabot.views import UserState
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")  # visible ASCII, as LedgerKey allows
@@ -64,6 +64,8 @@ _FRAGMENT_ID: TypeAdapter[str] = TypeAdapter(FragmentId)
 _USER_ID = re.compile(r"^[1-9][0-9]{0,15}$")
 MAX_USER_ID = 2**53 - 1
 _LIMIT = re.compile(r"^[1-9][0-9]{0,2}$")
+#: What the app answers ``application/json`` with (Falcon's default handler).
+_JSON = falcon.media.JSONHandler()
 
 
 def parse_user_id(raw: str | None, name: str = "user id") -> int:
@@ -127,28 +129,29 @@ class RenderedViews:
         # The callback runs when the view dies, before its id can be reused.
         bodies[key] = (weakref.ref(view, lambda _dead: bodies.pop(key, None)), body)
 
+    def state_body(self, state: UserState) -> bytes:
+        """The JSON body answering ``GET /user/{id}/state`` with ``state``, rendered once."""
+        body = self.get(state)
+        if body is None:
+            media = UserStateResponse.of(state).model_dump(mode="json")
+            body = _JSON.serialize(media, falcon.MEDIA_JSON)
+            self.put(state, body)
+        return body
+
 
 class UserStateResource:
     """``GET /user/{user_id}/state``: the user's merged state (`GetState`)."""
 
     policy = requires(GET="users:read")
 
-    def __init__(self, bridge: ApiBridge) -> None:
+    def __init__(self, bridge: ApiBridge, rendered: RenderedViews | None = None) -> None:
         self._bridge = bridge
-        self.rendered = RenderedViews()
+        self.rendered = rendered or RenderedViews()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
-        state = (prefetched_state(req.env, user_id)
-                 or self._bridge.user_state(parse_user_id(user_id)))
-        body = self.rendered.get(state)
-        if body is not None:
-            resp.content_type = falcon.MEDIA_JSON
-            resp.data = body
-            return
-        resp.media = UserStateResponse.of(state).model_dump(mode="json")
-        body = resp.render_body()
-        if body is not None:
-            self.rendered.put(state, body)
+        state = self._bridge.user_state(parse_user_id(user_id))
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self.rendered.state_body(state)
 
 
 class PreferencesResource:
