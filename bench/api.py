@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -406,16 +406,16 @@ def _rate(result: dict[str, Any]) -> float:
 
 def profile_state_route(env: dict[str, str], users: int, requests: int,
                         top: int = 18) -> tuple[Measurement, list[str]]:
-    """``GET /user/{id}/state`` in this process, through the app exactly as gunicorn's worker
-    serves it (`yabot.serving.WorkerApp`, every middleware) but called straight as WSGI, with
-    ``users`` sessions live: the process CPU per request, and cProfile's top entries of the
-    request thread (the sessions' own work runs on their threads: it shows as the wait in
-    ``ask``, and counts in the CPU per request)."""
+    """``GET /user/{id}/state`` in this process, through the ASGI entry exactly as gunicorn's
+    worker serves it (`BufferedWsgi` over `yabot.serving.WorkerApp`, with its snapshot
+    shortcut), driven on an event loop in this thread with ``users`` sessions live: the
+    process CPU per request, and cProfile's top entries. Any read the shortcut leaves to the
+    app would run on a request thread, as served: it shows as the wait in the executor."""
     import cProfile
     import io
     import pstats
 
-    import falcon.testing
+    from yabot.api.asgi import BufferedWsgi
 
     saved = dict(os.environ)
     os.environ.clear()
@@ -440,24 +440,32 @@ def profile_state_route(env: dict[str, str], users: int, requests: int,
                 list(pool.map(lambda uid: runtime.sessions.ask(uid, GetState(), timeout=60),
                               range(1, users + 1)))
             token = mint_token(settings, "bench", ["users:read"])
-            environs = [falcon.testing.create_environ(
-                path=f"/user/{random.randint(1, users)}/state",
-                headers={"Authorization": f"Bearer {token}"}) for _ in range(requests)]
-            statuses: list[str] = []
-
-            def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
-                statuses.append(status)
-
             layers = asgi_layer_costs(app, runtime, token, users, 4 * requests)
-            for environ in environs[:200]:  # warm-up, not profiled
-                b"".join(app(dict(environ), start_response))
+            served = BufferedWsgi(app)
+            served.configure(settings.api.threads, settings.api.max_body_bytes, 30.0)
+            served.shortcut = app.state_reads
+            scopes = [_scope(f"/user/{random.randint(1, users)}/state", token)
+                      for _ in range(requests)]
+            statuses: list[int] = []
+
+            async def send(message: MutableMapping[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            async def drive(each: list[dict[str, Any]]) -> None:
+                for one in each:
+                    await served(dict(one), _no_body, send)
+
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(drive(scopes[:200]))  # warm-up, not profiled
             profiler = cProfile.Profile()
             cpu, wall = time.process_time(), time.perf_counter()
             profiler.enable()
-            for environ in environs:
-                b"".join(app(environ, start_response))
+            loop.run_until_complete(drive(scopes))
             profiler.disable()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            loop.close()
+            served.close()
         finally:
             app.shutdown()
     finally:
@@ -469,13 +477,28 @@ def profile_state_route(env: dict[str, str], users: int, requests: int,
     lines = [line for line in text.getvalue().splitlines() if line.strip()]
     header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
     measurement = Measurement(
-        f"in-process WSGI GET /user/{{id}}/state ({users:,} live, profiled)",
+        f"in-process GET /user/{{id}}/state as served ({users:,} live, profiled)",
         median_us=wall / requests * 1e6, per_second=requests / wall,
         extra={"cpu_us_per_request": round(cpu / requests * 1e6, 1),
-               "non_200": sum(not s.startswith("200") for s in statuses[200:]),
+               "non_200": sum(status != 200 for status in statuses[200:]),
                "asgi_layers_cpu_us_per_request": layers},
     )
     return measurement, lines[header:]
+
+
+def _scope(path: str, token: str = "") -> dict[str, Any]:
+    """The ASGI scope of ``GET path`` (with ``token`` as a bearer token, if any)."""
+    headers = [(b"host", b"b")]
+    if token:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+            "query_string": b"", "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
+
+
+async def _no_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def asgi_layer_costs(app: Any, runtime: Any, token: str, users: int,
@@ -485,24 +508,12 @@ def asgi_layer_costs(app: Any, runtime: Any, token: str, users: int,
     its CPU time leaves out the other threads'), layer by layer: the faster server's hello-world
     (`bench.servers.asgi_app`), the same resource in a bare Falcon WSGI app under
     `BufferedWsgi` (the WSGI adaptation), the hello-world in YABOT's app (every middleware
-    of a public route), and ``GET /user/{id}/state`` answered on the loop from a snapshot
-    (the token, the rate limit, the resource). What separates the state route from the
-    faster hello-world, without what gunicorn adds to both."""
+    of a public route), and ``GET /user/{id}/state`` through the app (token, rate limit,
+    resource) and as served (`yabot.api.snapshot_reads`, from the session's snapshot). What
+    separates the state route from the faster hello-world, without what gunicorn adds to
+    both."""
     from bench import servers
-    from yabot.api.asgi import BufferedWsgi
-    from yabot.api.snapshot_reads import StateReadsInline
-
-    def scope(path: str, authorized: bool) -> dict[str, Any]:
-        headers = [(b"host", b"b")]
-        if authorized:
-            headers.append((b"authorization", f"Bearer {token}".encode()))
-        return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-                "query_string": b"", "root_path": "", "headers": headers,
-                "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000)}
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+    from yabot.api.asgi import BufferedWsgi, Shortcut, wsgi_environ
 
     statuses: list[int] = []
 
@@ -512,32 +523,33 @@ def asgi_layer_costs(app: Any, runtime: Any, token: str, users: int,
 
     buffered_apps: list[BufferedWsgi] = []
 
-    def inline_on_loop(wsgi: Any, inline: Callable[[dict[str, Any]], bool]) -> BufferedWsgi:
+    def on_loop(wsgi: Any, shortcut: Shortcut | None = None) -> BufferedWsgi:
+        """``wsgi`` under `BufferedWsgi`, each request answered on the loop: by ``shortcut``,
+        or by the WSGI app itself (so that this thread's CPU time is all of it)."""
         buffered = BufferedWsgi(wsgi)
         buffered.configure(1, 0, 30.0)
-        buffered.inline = inline
+        buffered.shortcut = shortcut or (
+            lambda scope: buffered._respond(wsgi_environ(scope, b"")))
         buffered_apps.append(buffered)
         return buffered
 
-    state_reads = StateReadsInline(runtime.sessions, runtime.router)
-    hellos = [scope(HELLO, False)] * requests
+    hellos = [_scope(HELLO)] * requests
     # Warmed up on every user once: each session's state is then rendered (`RenderedViews`).
-    every_user = [scope(f"/user/{user}/state", True) for user in range(1, users + 1)]
+    every_user = [_scope(f"/user/{user}/state", token) for user in range(1, users + 1)]
+    state_reads = [_scope(f"/user/{random.randint(1, users)}/state", token)
+                   for _ in range(requests)]
     cases = {
         "falcon.asgi hello": (servers.asgi_app, hellos, hellos[:200]),
-        "BufferedWsgi + bare Falcon hello": (
-            inline_on_loop(servers.wsgi_app, lambda environ: True), hellos, hellos[:200]),
-        "YABOT app hello (public)": (
-            inline_on_loop(app, lambda environ: True), hellos, hellos[:200]),
-        "YABOT state, on the loop": (
-            inline_on_loop(app, state_reads),
-            [scope(f"/user/{random.randint(1, users)}/state", True) for _ in range(requests)],
-            every_user),
+        "BufferedWsgi + bare Falcon hello": (on_loop(servers.wsgi_app), hellos, hellos[:200]),
+        "YABOT app hello (public)": (on_loop(app), hellos, hellos[:200]),
+        "YABOT state through the app": (on_loop(app), state_reads, every_user),
+        "YABOT state, as served (snapshot shortcut)": (
+            on_loop(app, app.state_reads), state_reads, every_user),
     }
 
     async def drive(asgi: Any, scopes: list[dict[str, Any]]) -> None:
         for each in scopes:
-            await asgi(dict(each), receive, send)
+            await asgi(dict(each), _no_body, send)
 
     costs: dict[str, float] = {}
     loop = asyncio.new_event_loop()
