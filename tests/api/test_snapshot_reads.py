@@ -117,7 +117,8 @@ def test_a_plain_read_of_a_published_state_is_answered_as_the_app_would(
     assert "yabot_http_requests_in_flight 0" in metrics
 
     fresh = dict(reads("/user/1/state", token)[1])[b"x-request-id"]
-    assert len(fresh) == 32 and fresh != b"trace-7"  # a new id when the caller sent none
+    assert len(fresh) == 32  # a new id when the caller sent none
+    assert fresh != b"trace-7"
 
     runtime.sessions.ask(1, SetPreferences(preferences=Preferences(language="es")),
                          timeout=ASK)  # a change drops the snapshot: the app asks
