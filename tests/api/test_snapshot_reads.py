@@ -95,6 +95,16 @@ def reads(make_settings: Any, runtime: Runtime) -> Reads:
     return Reads(make_settings(RATE_LIMIT_PER_SUBJECT="3/minute"), runtime, [1000.0])
 
 
+@pytest.fixture
+def token(settings: Settings, runtime: Runtime, reads: Reads) -> str:
+    """A ``users:read`` token the verifier has seen, and user 1's state published."""
+    token = mint_token(settings, "svc", ["users:read"])
+    reads.verifier.verify(token)
+    start_user(runtime, 1)
+    runtime.sessions.ask(1, GetState(), timeout=ASK)
+    return token
+
+
 def test_a_plain_read_of_a_published_state_is_answered_as_the_app_would(
     settings: Settings, runtime: Runtime, reads: Reads,
 ) -> None:
@@ -166,12 +176,8 @@ def test_anything_but_the_plain_case_is_left_to_the_app(
 
 
 def test_a_read_the_rate_limit_refuses_is_left_to_the_app_and_counts_nothing(
-    settings: Settings, runtime: Runtime, reads: Reads,
+    reads: Reads, token: str,
 ) -> None:
-    token = mint_token(settings, "svc", ["users:read"])
-    reads.verifier.verify(token)
-    start_user(runtime, 1)
-    runtime.sessions.ask(1, GetState(), timeout=ASK)
     answers = [reads("/user/1/state", token) for _ in range(4)]  # the limit is 3/minute
     assert [a is not None for a in answers] == [True, True, True, False]
     # The refusal counted nothing: the app's own take refuses the same way (429).
@@ -181,12 +187,8 @@ def test_a_read_the_rate_limit_refuses_is_left_to_the_app_and_counts_nothing(
 
 
 def test_the_request_line_is_logged_with_the_callers_correlation_id(
-    settings: Settings, runtime: Runtime, reads: Reads,
+    reads: Reads, token: str,
 ) -> None:
-    token = mint_token(settings, "svc", ["users:read"])
-    reads.verifier.verify(token)
-    start_user(runtime, 1)
-    runtime.sessions.ask(1, GetState(), timeout=ASK)
     with captured_logs() as logs:
         assert reads("/user/1/state", token, extra=[(b"x-request-id", b"trace-9")])
     [line] = [entry for entry in logs if entry["event"] == "request"]
