@@ -23,6 +23,7 @@ from tests.support.settings import TEST_JWT_SECRET, SettingsFactory
 from tests.support.waiting import START_CEILING, eventually, scaled
 from yabot.errors import BackupUnavailable
 from yabot.settings import Settings
+from yabot.stores import migrate
 from yabot.stores.connect import sql_engine
 from yabot.stores.migrate import ensure_sql_schema, sql_current, sql_head
 from yabot.stores.migration_lock import migration_lock
@@ -118,6 +119,33 @@ def test_concurrent_starts_migrate_once(sql_settings: Settings) -> None:  # noqa
     assert {sql_current(engine) for engine in engines} == {sql_head()}
     for engine in engines:
         engine.dispose()
+
+
+def test_a_start_racing_a_migration_waits_for_it_instead_of_refusing(
+    sql_settings: Settings, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+) -> None:
+    """The crash window of several workers starting on an empty database: one reads no
+    revision, another finishes migrating (tables and revision committed together), and only
+    then does the first look at the tables. It must not take them for a database made
+    without migrations (it did: a worker refused to boot, once in CI)."""
+    engine, other = sql_engine(sql_settings), sql_engine(sql_settings)
+    backups = sql_settings.data_dir / "backups"
+    real_current = migrate.sql_current
+    raced: list[str | None] = []
+
+    def current_then_the_other_migrates(each: sqlalchemy.Engine) -> str | None:
+        revision = real_current(each)
+        if not raced:
+            raced.append(revision)
+            migrate.sql_upgrade(other, backups=backups)  # the other process, start to end
+        return revision
+
+    monkeypatch.setattr(migrate, "sql_current", current_then_the_other_migrates)
+    ensure_sql_schema(engine, auto_migrate=True, backups=backups)
+    assert raced == [None]
+    assert real_current(engine) == sql_head()
+    engine.dispose()
+    other.dispose()
 
 
 def test_the_lock_excludes_a_second_holder(sql_settings: Settings) -> None:  # noqa: F811

@@ -93,14 +93,20 @@ def sql_upgrade(engine: Engine, to: str = "head", *, backups: Path | None = None
     backed up first (PostgreSQL into ``backups``; an empty one needs none); `BackupUnavailable`
     when that cannot be done, and nothing is changed."""
     with migration_lock(engine):
-        pending = sql_pending(engine, to)
-        if not pending:
-            return []
-        current = sql_current(engine)
-        if backup and (current is not None or engine.dialect.name != "postgresql"):
-            backup_database(engine, f"before-{current or 'base'}", backups)
-        with engine.begin() as conn:
-            command.upgrade(alembic_config(conn), to)
+        return _upgrade_locked(engine, to, backups=backups, backup=backup)
+
+
+def _upgrade_locked(engine: Engine, to: str = "head", *, backups: Path | None = None,
+                    backup: bool = True) -> list[str]:
+    """`sql_upgrade` for a caller that holds the migration lock."""
+    pending = sql_pending(engine, to)
+    if not pending:
+        return []
+    current = sql_current(engine)
+    if backup and (current is not None or engine.dialect.name != "postgresql"):
+        backup_database(engine, f"before-{current or 'base'}", backups)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), to)
     log.info("sql schema upgraded", applied=pending, revision=sql_current(engine))
     return pending
 
@@ -175,6 +181,44 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool, backups: Path | Non
     revision this code does not ship is always refused, and so is a PostgreSQL database with
     data when no backup can be taken first (``backups`` is the dump folder)."""
     current = sql_current(engine)
+    _refuse_unknown(current)
+    if current is not None and not sql_pending(engine):
+        return  # at head: the common start, without waiting for the lock
+    # Another process may be migrating right now: what it has half done (its tables, before
+    # its revision is visible) must not read as a database made without migrations. So
+    # everything is read again under the lock, which that process holds until it is done.
+    with migration_lock(engine):
+        current = sql_current(engine)
+        _refuse_unknown(current)
+        if current is None:
+            unmanaged = sorted(set(inspect(engine).get_table_names()) & set(metadata.tables))
+            if unmanaged:
+                raise SchemaMismatch(
+                    f"the SQL database has yabot tables ({', '.join(unmanaged)}) but no "
+                    "Alembic revision: it was created without migrations; move it away (for "
+                    "SQLite, the file) and start again, or migrate its data by hand",
+                    store="sql",
+                )
+        pending = sql_pending(engine)
+        if not pending:
+            return
+        if not auto_migrate:
+            raise SchemaMismatch(
+                f"the SQL database is at revision {current or 'base'}, this code needs "
+                f"{sql_head()} (pending: {', '.join(pending)}): run `yabot migrate`",
+                store="sql",
+            )
+        try:
+            _upgrade_locked(engine, backups=backups)
+        except BackupUnavailable as exc:
+            raise SchemaMismatch(
+                f"the SQL database is at revision {current}, this code needs {sql_head()}, "
+                f"and it cannot be backed up before migrating ({exc}): run `yabot migrate`",
+                store="sql",
+            ) from exc
+
+
+def _refuse_unknown(current: str | None) -> None:
     if not sql_is_known(current):
         raise SchemaMismatch(
             f"the SQL database is at revision {current}, unknown to this version of yabot "
@@ -182,32 +226,6 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool, backups: Path | Non
             "`yabot migrate --to REV` with the newer code first",
             store="sql",
         )
-    if current is None:
-        unmanaged = sorted(set(inspect(engine).get_table_names()) & set(metadata.tables))
-        if unmanaged:
-            raise SchemaMismatch(
-                f"the SQL database has yabot tables ({', '.join(unmanaged)}) but no Alembic "
-                "revision: it was created without migrations; move it away (for SQLite, the "
-                "file) and start again, or migrate its data by hand",
-                store="sql",
-            )
-    pending = sql_pending(engine)
-    if not pending:
-        return
-    if not auto_migrate:
-        raise SchemaMismatch(
-            f"the SQL database is at revision {current or 'base'}, this code needs "
-            f"{sql_head()} (pending: {', '.join(pending)}): run `yabot migrate`",
-            store="sql",
-        )
-    try:
-        sql_upgrade(engine, backups=backups)
-    except BackupUnavailable as exc:
-        raise SchemaMismatch(
-            f"the SQL database is at revision {current}, this code needs {sql_head()}, and "
-            f"it cannot be backed up before migrating ({exc}): run `yabot migrate`",
-            store="sql",
-        ) from exc
 
 
 def ensure_mongo_schema(db: Database[Document], *, auto_migrate: bool) -> None:
