@@ -231,8 +231,10 @@ class KeyedActors(Generic[K, A]):
         self._stopping: dict[K, _Cell] = {}
         self._quarantined: dict[K, float] = {}  # key -> refused until (registry clock)
         self._failing_keys: OrderedDict[K, float] = OrderedDict()  # key -> last failure
+        #: A released key's failures, poison list, and whether its next start is a restart.
         self._troubled: OrderedDict[
-            K, tuple[deque[float] | None, dict[str, tuple[int, float]] | None]] = OrderedDict()
+            K, tuple[deque[float] | None, dict[str, tuple[int, float]] | None, bool]
+        ] = OrderedDict()
         self._parked: deque[ParkedMessage] = deque(maxlen=100)
         self._parked_total = 0
         self._room_waiters = 0  # callers waiting for a live key to go
@@ -552,7 +554,7 @@ class KeyedActors(Generic[K, A]):
                 cell = _Cell(key, self._clock())
                 history = self._troubled.pop(key, None)
                 if history is not None:
-                    cell.failures, cell.poison = history
+                    cell.failures, cell.poison, cell.restarting = history
                 self._cells[key] = cell
                 self._start_ticker()
                 return cell
@@ -802,8 +804,9 @@ class KeyedActors(Generic[K, A]):
                   tells_dropped=told)
 
     def _remember(self, cell: _Cell) -> None:
-        """Keep a released key's failures and poison list for its next cell (lock held)."""
-        self._troubled[cell.key] = (cell.failures, cell.poison)
+        """Keep a released key's failures and poison list for its next cell, and whether
+        that cell's first start is a restart (the last incarnation failed) (lock held)."""
+        self._troubled[cell.key] = (cell.failures, cell.poison, cell.restarting)
         self._troubled.move_to_end(cell.key)
         while len(self._troubled) > _TROUBLED_MEMORY:
             del self._troubled[next(iter(self._troubled))]

@@ -129,6 +129,22 @@ def test_a_key_failing_in_a_loop_is_quarantined_alone_and_the_registry_keeps_run
         assert keyed.quarantined() == {}
 
 
+def test_a_key_started_again_after_its_failed_cell_was_released_counts_a_restart(
+    registries: list[KeyedActors[Any, Any]], table: Table,
+) -> None:
+    """A failed key with nothing queued is released; its next message makes a new cell.
+    That start is still a restart (it was not counted when the next message came only
+    after the release: the quarantine test above then saw 0 restarts, once in a busy run)."""
+    keyed = fragile(registries, table, key_max_failures=100, poison_after=100)
+    restarts_before = metrics.snapshot().get("Fragile", {}).get("restarts", 0)
+    keyed.tell(1, Boom(tag=1))
+    eventually(lambda: table.starts.get(1) == 1 and 1 not in keyed.live_keys(),
+               what="the failed key released")
+    assert keyed.ask(1, Count(), timeout=ASK) == 1  # a new incarnation
+    assert table.starts[1] == 2
+    assert metrics.snapshot()["Fragile"]["restarts"] == restarts_before + 1
+
+
 def test_asks_waiting_behind_the_failure_that_quarantines_a_key_are_answered(
     registries: list[KeyedActors[Any, Any]], table: Table,
 ) -> None:
