@@ -184,9 +184,10 @@ def ensure_sql_schema(engine: Engine, *, auto_migrate: bool, backups: Path | Non
     _refuse_unknown(current)
     if current is not None and not sql_pending(engine):
         return  # at head: the common start, without waiting for the lock
-    # Another process may be migrating right now: what it has half done (its tables, before
-    # its revision is visible) must not read as a database made without migrations. So
-    # everything is read again under the lock, which that process holds until it is done.
+    # Another process may be migrating right now: read outside the lock, its tables could be
+    # committed between our reading no revision and our looking at the tables, and read as a
+    # database made without migrations. So everything is read again under the lock, which
+    # that process holds until it is done.
     with migration_lock(engine):
         current = sql_current(engine)
         _refuse_unknown(current)
