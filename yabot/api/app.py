@@ -19,6 +19,7 @@ from yabot.api.problems import PROBLEM_JSON, handle_error, serialize_problem
 from yabot.api.ratelimit import RateLimit
 from yabot.api.request_context import RequestContext
 from yabot.api.resources import (
+    STATE_ROUTE,
     BesitosResource,
     FragmentResource,
     GiftsResource,
@@ -89,7 +90,7 @@ def create_app(
         "/metrics": MetricsResource([http_metrics.prometheus_text, *metrics_sources]),
         "/openapi.json": OpenApiResource(extra_path_items(extras)),
         "/user/{user_id}": UserResource(bridge),
-        "/user/{user_id}/state": UserStateResource(bridge, rendered_states),
+        STATE_ROUTE: UserStateResource(bridge, rendered_states),
         "/user/{user_id}/purchases": PurchasesResource(bridge),
         "/user/{user_id}/gifts": GiftsResource(bridge),
         "/user/{user_id}/preferences": PreferencesResource(bridge),

@@ -139,6 +139,11 @@ class RenderedViews:
         return body
 
 
+#: The state route's template: the app routes it, `yabot.api.snapshot_reads` labels its
+#: metrics with it.
+STATE_ROUTE = "/user/{user_id}/state"
+
+
 class UserStateResource:
     """``GET /user/{user_id}/state``: the user's merged state (`GetState`)."""
 

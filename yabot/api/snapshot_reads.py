@@ -32,11 +32,10 @@ from yabot.api.auth import TokenVerifier, bearer_token, token_scopes
 from yabot.api.metrics import HttpMetrics
 from yabot.api.ratelimit import RateLimit
 from yabot.api.request_context import REQUEST_ID_HEADER, RequestLog, begin_request
-from yabot.api.resources import MAX_USER_ID, RenderedViews, UserStateResource
+from yabot.api.resources import MAX_USER_ID, STATE_ROUTE, RenderedViews, UserStateResource
 from yabot.cluster.routing import AskRouter
 from yabot.sessions.messages import GET_STATE
 
-ROUTE = "/user/{user_id}/state"
 _PATH = re.compile(r"/user/([1-9][0-9]{0,15})/state")
 _SCOPE = UserStateResource.policy.scopes["GET"]
 _STATUS = "200 OK"
@@ -96,6 +95,6 @@ class SnapshotStateReads:
         self._metrics.started()
         correlation_id = begin_request(request_id.decode("latin-1") if request_id else None)
         body = self._rendered.state_body(state)
-        self._metrics.finished("GET", ROUTE, 200, time.perf_counter() - started)
+        self._metrics.finished("GET", STATE_ROUTE, 200, time.perf_counter() - started)
         self._request_log.line("GET", scope["path"], _STATUS, started)
         return 200, [_CONTENT_TYPE, (_REQUEST_ID, correlation_id.encode("latin-1"))], body
